@@ -1,0 +1,231 @@
+//! The `Rollout` custom resource: the spec a user commits to Git.
+//!
+//! Field docs become the CRD's schema descriptions; CEL rules enforce at
+//! admission what the API server can check on its own.
+
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+use super::status::RolloutStatus;
+
+/// Pattern accepted for durations such as `30s`, `5m`, `1h30m`, `250ms`.
+pub const DURATION_PATTERN: &str = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h|d))+$";
+
+/// A Rollout moves a new pod template into production in stages, judging
+/// the canary on metrics before every increase of its traffic share.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "sluice.dev",
+    version = "v1alpha1",
+    kind = "Rollout",
+    namespaced,
+    status = "RolloutStatus",
+    shortname = "ro",
+    category = "sluice",
+    derive = "PartialEq",
+    doc = "Progressive delivery of a pod template: staged traffic shifting judged on metrics",
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Step", type_ = "string", json_path = ".status.stepLabel"),
+    printcolumn(
+        name = "Weight",
+        type_ = "integer",
+        json_path = ".status.currentWeight"
+    ),
+    printcolumn(
+        name = "Stable",
+        type_ = "string",
+        json_path = ".status.stableRevision",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Canary",
+        type_ = "string",
+        json_path = ".status.canaryRevision",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    ),
+    scale(
+        spec_replicas_path = ".spec.replicas",
+        status_replicas_path = ".status.replicas",
+        label_selector_path = ".status.selector"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutSpec {
+    /// Desired number of pods of the stable version. Defaults to 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 0").message("replicas must not be negative"))]
+    pub replicas: Option<i32>,
+
+    /// Label selector for the Rollout's pods; must match the template's labels.
+    pub selector: LabelSelector,
+
+    /// Pod template of the version to run. Changing it starts a new rollout.
+    pub template: PodTemplateSpec,
+
+    /// Old ReplicaSets kept (scaled to zero) for history and quick rollback. Defaults to 10.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 0").message("revisionHistoryLimit must not be negative"))]
+    pub revision_history_limit: Option<i32>,
+
+    /// Seconds a rollout may go without progress before it is reported Degraded. Defaults to 600.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self > 0").message("progressDeadlineSeconds must be positive"))]
+    pub progress_deadline_seconds: Option<i32>,
+
+    /// How the new version is brought in. Exactly one strategy must be set.
+    pub strategy: RolloutStrategy,
+}
+
+/// The delivery strategy; exactly one member is set.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("[has(self.canary)].filter(x, x).size() == 1").message("exactly one strategy must be set (supported: canary)"))]
+pub struct RolloutStrategy {
+    /// Shift traffic to the new version in steps, judging it at each one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<CanaryStrategy>,
+}
+
+/// Canary strategy: a list of steps run in order, then full promotion.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.trafficRouting) || (has(self.stableService) && has(self.canaryService))").message("trafficRouting needs both stableService and canaryService"))]
+#[x_kube(validation = Rule::new("!has(self.stableService) || !has(self.canaryService) || self.stableService != self.canaryService").message("stableService and canaryService must differ"))]
+pub struct CanaryStrategy {
+    /// Steps of the rollout. When omitted: 10% → 25% → 50% → 100% with a one-minute pause between weights.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.size() <= 64").message("at most 64 steps"))]
+    pub steps: Option<Vec<CanaryStep>>,
+
+    /// Service whose selector Sluice points at the stable pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable_service: Option<String>,
+
+    /// Service whose selector Sluice points at the canary pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_service: Option<String>,
+
+    /// Traffic router that splits requests by weight. Without one, the canary's
+    /// share is approximated by the ratio of canary to stable replicas.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic_routing: Option<TrafficRouting>,
+
+    /// Extra pods allowed above `replicas` while scaling (number or percent). Defaults to 25%.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_surge: Option<IntOrString>,
+
+    /// Pods that may be unavailable below `replicas` while scaling (number or percent). Defaults to 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_unavailable: Option<IntOrString>,
+
+    /// Seconds an old stable ReplicaSet keeps its pods after promotion, for instant rollback. Defaults to 30.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 0").message("scaleDownDelaySeconds must not be negative"))]
+    pub scale_down_delay_seconds: Option<i32>,
+
+    /// Seconds an aborted canary keeps its pods (without traffic) before scale-down. Defaults to 30.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 0").message("abortScaleDownDelaySeconds must not be negative"))]
+    pub abort_scale_down_delay_seconds: Option<i32>,
+}
+
+/// One canary step; exactly one of its members is set.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("[has(self.setWeight), has(self.pause), has(self.analysis)].filter(x, x).size() == 1").message("each step sets exactly one of setWeight, pause, analysis"))]
+pub struct CanaryStep {
+    /// Send this percentage of traffic (0-100) to the canary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 0 && self <= 100").message("setWeight must be between 0 and 100"))]
+    pub set_weight: Option<i32>,
+
+    /// Wait: for a duration, or until promoted when no duration is given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause: Option<PauseStep>,
+
+    /// Run an analysis and wait for its verdict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<AnalysisStep>,
+}
+
+/// A pause step. `{}` waits for `sluice rollout promote`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PauseStep {
+    /// How long to wait, e.g. `30s`, `5m`, `1h30m`. Omit to wait until promoted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.matches('^([0-9]+(\\\\.[0-9]+)?(ms|s|m|h|d))+$')").message("duration must look like 30s, 5m or 1h30m"))]
+    pub duration: Option<String>,
+}
+
+/// An analysis step: the rollout waits on the verdict of an `AnalysisRun`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalysisStep {
+    /// Templates whose metrics make up the analysis.
+    #[x_kube(validation = Rule::new("self.size() > 0").message("analysis needs at least one template"))]
+    pub templates: Vec<AnalysisTemplateRef>,
+
+    /// Values for the templates' arguments.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<AnalysisArg>,
+}
+
+/// Reference to an `AnalysisTemplate` (or a `ClusterAnalysisTemplate`).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalysisTemplateRef {
+    /// Name of the template.
+    pub template_name: String,
+    /// Look the name up among ClusterAnalysisTemplates instead of the namespace's templates.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cluster_scope: bool,
+}
+
+/// A named argument passed to analysis templates.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalysisArg {
+    /// Argument name, as declared by the template.
+    pub name: String,
+    /// Literal value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+}
+
+/// Traffic routers Sluice can drive.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("[has(self.gatewayAPI)].filter(x, x).size() == 1").message("exactly one traffic router must be set (supported: gatewayAPI)"))]
+pub struct TrafficRouting {
+    /// Gateway API: Sluice sets the weights of the stable and canary backendRefs of an HTTPRoute.
+    #[serde(
+        default,
+        rename = "gatewayAPI",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub gateway_api: Option<GatewayApiRouting>,
+}
+
+/// Gateway API routing through an `HTTPRoute`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayApiRouting {
+    /// Name of the HTTPRoute whose backendRefs carry the stable and canary Services.
+    #[x_kube(validation = Rule::new("self != ''").message("httpRoute must not be empty"))]
+    pub http_route: String,
+    /// Namespace of the HTTPRoute. Defaults to the Rollout's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Indexes of the rules to manage. Defaults to every rule that references the stable Service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule_indexes: Option<Vec<u32>>,
+}

@@ -1,0 +1,186 @@
+//! `Rollout.status`: the persisted state machine and what users read.
+//!
+//! The phase plus `currentStepIndex`, `stableRevision` and `canaryRevision`
+//! are the whole memory of the engine: a restarted controller resumes from
+//! here without repeating a step.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Where a rollout stands.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RolloutPhase {
+    /// Pods or traffic are moving towards the desired state.
+    Progressing,
+    /// Waiting for a human (a `pause: {}` step, an inconclusive analysis, or `sluice rollout pause`).
+    Paused,
+    /// The stable version serves all traffic at full size; nothing is in flight.
+    Healthy,
+    /// The spec is invalid or the rollout stopped making progress.
+    Degraded,
+    /// The canary was aborted; traffic is back on stable.
+    Aborted,
+}
+
+impl RolloutPhase {
+    /// Every phase, for metrics that report a count per phase.
+    pub const ALL: [RolloutPhase; 5] = [
+        RolloutPhase::Progressing,
+        RolloutPhase::Paused,
+        RolloutPhase::Healthy,
+        RolloutPhase::Degraded,
+        RolloutPhase::Aborted,
+    ];
+
+    /// The name used in status, metrics and the CLI.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RolloutPhase::Progressing => "Progressing",
+            RolloutPhase::Paused => "Paused",
+            RolloutPhase::Healthy => "Healthy",
+            RolloutPhase::Degraded => "Degraded",
+            RolloutPhase::Aborted => "Aborted",
+        }
+    }
+}
+
+impl std::fmt::Display for RolloutPhase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Observed state of a Rollout.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutStatus {
+    /// Current phase: Progressing, Paused, Healthy, Degraded or Aborted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<RolloutPhase>,
+    /// Human-readable summary of the current state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Pod-template hash of the version that serves production traffic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable_revision: Option<String>,
+    /// Pod-template hash of the version being rolled out, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_revision: Option<String>,
+    /// Index of the canary step being executed (equal to the number of steps once all are done).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_step_index: Option<i32>,
+    /// `index/total` for display, e.g. `2/7`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_label: Option<String>,
+    /// When the current step started (pause durations count from here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_started_at: Option<Time>,
+    /// Canary traffic share in percent that is in effect now.
+    #[serde(default)]
+    pub current_weight: i32,
+    /// Canary traffic share in percent that the current step asks for.
+    #[serde(default)]
+    pub desired_weight: i32,
+    /// How traffic is split: `GatewayAPI` (exact weights) or `ReplicaRatio` (approximated by pod counts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic_routing: Option<String>,
+    /// Last time the rollout made progress, for `progressDeadlineSeconds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_progress_at: Option<Time>,
+    /// Set while the canary is aborted; cleared by `retry` or a new template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abort: Option<AbortStatus>,
+    /// Why the rollout waits for a human, when it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause_reason: Option<String>,
+    /// Operator requests (annotation tokens) already handled, so each acts once.
+    #[serde(default, skip_serializing_if = "ControlTokens::is_empty")]
+    pub handled_controls: ControlTokens,
+    /// Name and verdict of the analysis run of the current step, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_analysis: Option<AnalysisRunRef>,
+    /// Total pods of all revisions (for the scale subresource).
+    #[serde(default)]
+    pub replicas: i32,
+    /// Ready pods of all revisions.
+    #[serde(default)]
+    pub ready_replicas: i32,
+    /// Pods of the revision the template asks for.
+    #[serde(default)]
+    pub updated_replicas: i32,
+    /// Ready pods of the stable revision.
+    #[serde(default)]
+    pub stable_ready_replicas: i32,
+    /// Ready pods of the canary revision.
+    #[serde(default)]
+    pub canary_ready_replicas: i32,
+    /// Label selector in string form (for the scale subresource and `kubectl`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
+    /// Standard conditions: `Ready`, `Progressing`, `Degraded`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
+
+/// Details of an abort.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AbortStatus {
+    /// The canary revision that was aborted.
+    pub revision: String,
+    /// Machine-readable reason, e.g. `AbortedByUser`, `AnalysisFailed`.
+    pub reason: String,
+    /// What happened, for humans.
+    pub message: String,
+    /// When the abort happened.
+    pub at: Time,
+    /// Step index at the moment of the abort.
+    #[serde(default)]
+    pub step_index: i32,
+    /// Canary weight at the moment of the abort.
+    #[serde(default)]
+    pub weight: i32,
+}
+
+/// The last token of each operator request that the controller has acted on.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ControlTokens {
+    /// Last handled `sluice.dev/promote` token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promote: Option<String>,
+    /// Last handled `sluice.dev/promote-full` token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promote_full: Option<String>,
+    /// Last handled `sluice.dev/abort` token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abort: Option<String>,
+    /// Last handled `sluice.dev/retry` token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<String>,
+}
+
+impl ControlTokens {
+    /// True when no request was ever handled.
+    pub fn is_empty(&self) -> bool {
+        self == &ControlTokens::default()
+    }
+}
+
+/// The AnalysisRun a step waits on.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalysisRunRef {
+    /// AnalysisRun name.
+    pub name: String,
+    /// Its phase as last seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// Its one-line summary as last seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}

@@ -1,0 +1,15 @@
+//! The rollout engine: a pure `plan` over a Rollout and what was observed.
+
+mod canary;
+pub mod conditions;
+pub mod controls;
+pub mod hash;
+pub mod observed;
+pub mod plan;
+pub mod revisions;
+pub mod route;
+pub mod spec;
+
+pub use canary::{canary_replicas, weight_at};
+pub use observed::{Lookup, Observed, RouteState, ServiceState};
+pub use plan::{Plan, PlannedEvent, Write, plan};

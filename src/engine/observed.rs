@@ -1,0 +1,47 @@
+//! What the engine sees of the cluster, gathered before planning.
+//!
+//! Plain data, so `plan` can be tested with fixtures and no API server.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::ReplicaSet;
+
+use crate::crd::AnalysisRun;
+
+/// A looked-up object: found, absent, or not readable right now.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Lookup<T> {
+    /// The object exists.
+    Found(T),
+    /// The API server says it does not exist.
+    Missing,
+}
+
+/// A Service as far as the engine cares: its selector.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ServiceState {
+    /// `spec.selector`.
+    pub selector: BTreeMap<String, String>,
+}
+
+/// An HTTPRoute as far as the engine cares.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RouteState {
+    /// `metadata.resourceVersion`, sent back as a precondition on writes.
+    pub resource_version: Option<String>,
+    /// `spec.rules`, kept as JSON so unknown fields survive a write.
+    pub rules: serde_json::Value,
+}
+
+/// The cluster state that belongs to one Rollout.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Observed {
+    /// ReplicaSets labelled with the Rollout's name and owned by it.
+    pub replica_sets: Vec<ReplicaSet>,
+    /// The stable and canary Services named in the spec, by name.
+    pub services: BTreeMap<String, Lookup<ServiceState>>,
+    /// The HTTPRoute named in the spec, when Gateway API routing is used.
+    pub http_route: Option<Lookup<RouteState>>,
+    /// AnalysisRuns owned by the Rollout.
+    pub analysis_runs: Vec<AnalysisRun>,
+}

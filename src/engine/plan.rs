@@ -1,0 +1,599 @@
+//! The pure core: `plan(rollout, observed, now) -> Plan`.
+//!
+//! No I/O here. The plan lists the writes to make (in order), the new
+//! status, the Events to emit and when to look again. Every decision is a
+//! function of the spec, the persisted status, the observed cluster and the
+//! clock passed in, which is what makes it testable with fixed fixtures.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use super::conditions::{self, Outcome};
+use super::controls::{self, Requests};
+use super::hash::pod_template_hash;
+use super::observed::{Lookup, Observed};
+use super::revisions::{self, DesiredReplicaSet, Revision};
+use super::route;
+use super::spec::{self, Routing, Settings};
+use crate::crd::{AbortStatus, AnalysisRunSpec, Rollout, RolloutPhase, RolloutStatus};
+
+/// How often a settled rollout is looked at again without any event.
+pub const SETTLED_RESYNC: Duration = Duration::from_secs(300);
+/// How often an in-flight rollout is looked at again without any event.
+pub const IN_FLIGHT_RESYNC: Duration = Duration::from_secs(15);
+/// How often an invalid rollout is looked at again (references may appear).
+pub const INVALID_RESYNC: Duration = Duration::from_secs(60);
+
+/// One write to the cluster, in the order the plan lists them.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Write {
+    /// Server-side apply this ReplicaSet (created if absent).
+    ApplyReplicaSet(DesiredReplicaSet),
+    /// Delete an old ReplicaSet beyond the history limit.
+    DeleteReplicaSet {
+        /// ReplicaSet name.
+        name: String,
+    },
+    /// Point a Service's selector at a revision.
+    SelectRevision {
+        /// Service name.
+        service: String,
+        /// Pod-template hash to select.
+        revision: String,
+    },
+    /// Set the canary share on the managed rules of an HTTPRoute.
+    SetRouteWeights {
+        /// HTTPRoute namespace.
+        namespace: String,
+        /// HTTPRoute name.
+        name: String,
+        /// The resourceVersion that was read, as a precondition.
+        resource_version: Option<String>,
+        /// Complete `spec.rules` to apply.
+        rules: serde_json::Value,
+        /// Canary share in percent, for logs.
+        canary_weight: i32,
+    },
+    /// Create the AnalysisRun a step waits on.
+    CreateAnalysisRun {
+        /// AnalysisRun name.
+        name: String,
+        /// Its spec.
+        spec: AnalysisRunSpec,
+    },
+}
+
+/// A Kubernetes Event to emit on the Rollout.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlannedEvent {
+    /// Warning rather than Normal.
+    pub warning: bool,
+    /// CamelCase reason.
+    pub reason: String,
+    /// Human note.
+    pub note: String,
+}
+
+/// Everything one reconcile decided.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    /// Writes, in order.
+    pub writes: Vec<Write>,
+    /// The status to persist.
+    pub status: RolloutStatus,
+    /// Events to emit.
+    pub events: Vec<PlannedEvent>,
+    /// When to reconcile again at the latest.
+    pub requeue_after: Duration,
+    /// Set when this plan aborts the canary: the hook point for Git revert and alerts.
+    pub newly_aborted: Option<AbortStatus>,
+}
+
+/// Decide what to do for `rollout` given what was `observed` at `now`.
+pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
+    let old = rollout.status.clone().unwrap_or_default();
+    let settings = match spec::settings(rollout)
+        .and_then(|s| check_references(rollout, &s, observed).map(|()| s))
+    {
+        Ok(settings) => settings,
+        Err(problems) => return invalid(rollout, &old, &problems, now),
+    };
+    let mut planner = Planner::new(rollout, observed, now, settings, old);
+    planner.run();
+    planner.finish()
+}
+
+/// Problems with objects the spec names (Services, HTTPRoute) or with its own name.
+fn check_references(
+    rollout: &Rollout,
+    settings: &Settings,
+    observed: &Observed,
+) -> Result<(), Vec<String>> {
+    let mut problems = Vec::new();
+    let name = rollout.metadata.name.as_deref().unwrap_or_default();
+    if name.len() > 63 {
+        problems.push(format!(
+            "name {name:?} is longer than 63 characters, too long for a label value"
+        ));
+    }
+    for service in [&settings.stable_service, &settings.canary_service]
+        .into_iter()
+        .flatten()
+    {
+        if !matches!(observed.services.get(service), Some(Lookup::Found(_))) {
+            problems.push(format!("Service {service:?} not found"));
+        }
+    }
+    if let Routing::GatewayApi {
+        namespace,
+        name,
+        rule_indexes,
+    } = &settings.routing
+    {
+        match &observed.http_route {
+            Some(Lookup::Found(state)) => {
+                let stable = settings.stable_service.as_deref().unwrap_or_default();
+                let canary = settings.canary_service.as_deref().unwrap_or_default();
+                if let Err(problem) =
+                    route::managed_rules(state, rule_indexes.as_deref(), stable, canary)
+                {
+                    problems.push(format!("HTTPRoute {namespace}/{name}: {problem}"));
+                }
+            }
+            _ => problems.push(format!("HTTPRoute {namespace}/{name} not found")),
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
+}
+
+/// Plan for a spec that cannot be acted on: report it, touch nothing, do not hot-loop.
+fn invalid(rollout: &Rollout, old: &RolloutStatus, problems: &[String], now: Timestamp) -> Plan {
+    let message = format!("invalid spec: {}", problems.join("; "));
+    let outcome = Outcome {
+        phase: RolloutPhase::Degraded,
+        reason: "InvalidSpec".into(),
+        message: message.clone(),
+    };
+    let mut status = old.clone();
+    status.observed_generation = rollout.metadata.generation;
+    status.phase = Some(RolloutPhase::Degraded);
+    status.message = Some(message.clone());
+    status.conditions =
+        conditions::conditions(&outcome, rollout.metadata.generation, &old.conditions, now);
+    let events = if old.message.as_deref() == Some(message.as_str()) {
+        Vec::new()
+    } else {
+        vec![PlannedEvent {
+            warning: true,
+            reason: "InvalidSpec".into(),
+            note: message,
+        }]
+    };
+    Plan {
+        writes: Vec::new(),
+        status,
+        events,
+        requeue_after: INVALID_RESYNC,
+        newly_aborted: None,
+    }
+}
+
+/// Working state of one planning pass.
+pub(super) struct Planner<'a> {
+    pub(super) rollout: &'a Rollout,
+    pub(super) observed: &'a Observed,
+    pub(super) now: Timestamp,
+    pub(super) settings: Settings,
+    pub(super) old: RolloutStatus,
+    pub(super) status: RolloutStatus,
+    pub(super) revisions: BTreeMap<String, Revision>,
+    pub(super) writes: Vec<Write>,
+    pub(super) events: Vec<PlannedEvent>,
+    pub(super) wake: Vec<Timestamp>,
+    pub(super) outcome: Outcome,
+    pub(super) newly_aborted: Option<AbortStatus>,
+    /// Revisions given their final shape already; the rest are old.
+    pub(super) kept: Vec<String>,
+    /// True while waiting by design (pause, analysis), which does not count against the deadline.
+    pub(super) waiting_by_design: bool,
+}
+
+impl<'a> Planner<'a> {
+    fn new(
+        rollout: &'a Rollout,
+        observed: &'a Observed,
+        now: Timestamp,
+        settings: Settings,
+        old: RolloutStatus,
+    ) -> Self {
+        let mut status = old.clone();
+        status.observed_generation = rollout.metadata.generation;
+        status.traffic_routing = Some(settings.routing.label());
+        Planner {
+            rollout,
+            observed,
+            now,
+            settings,
+            status,
+            old,
+            revisions: revisions::index(&observed.replica_sets),
+            writes: Vec::new(),
+            events: Vec::new(),
+            wake: Vec::new(),
+            outcome: Outcome {
+                phase: RolloutPhase::Progressing,
+                reason: "Reconciling".into(),
+                message: String::new(),
+            },
+            newly_aborted: None,
+            kept: Vec::new(),
+            waiting_by_design: false,
+        }
+    }
+
+    fn run(&mut self) {
+        let requests = controls::read(
+            self.rollout.metadata.annotations.as_ref(),
+            &self.old.handled_controls,
+        );
+        self.status.handled_controls = requests.tokens.clone();
+        let desired = pod_template_hash(&self.rollout.spec.template);
+        let stable = self
+            .old
+            .stable_revision
+            .clone()
+            .unwrap_or_else(|| desired.clone());
+        self.status.stable_revision = Some(stable.clone());
+        if desired == stable {
+            self.steady(&stable);
+        } else {
+            self.canary(&stable, &desired, &requests);
+        }
+        self.retire_old_revisions();
+    }
+
+    /// Nothing in flight: the stable revision at full size with all traffic.
+    fn steady(&mut self, stable: &str) {
+        if let Some(dropped) = self.old.canary_revision.clone().filter(|c| c != stable) {
+            let note = match &self.old.abort {
+                Some(_) => format!(
+                    "template is back on stable revision {stable}; aborted canary {dropped} is retired"
+                ),
+                None => format!(
+                    "template is back on stable revision {stable}: instant rollback, canary {dropped} dropped without steps"
+                ),
+            };
+            self.event(false, "RolledBack", note);
+        }
+        self.status.canary_revision = None;
+        self.status.current_step_index = None;
+        self.status.step_label = None;
+        self.status.step_started_at = None;
+        self.status.abort = None;
+        self.status.pause_reason = None;
+        self.status.current_analysis = None;
+        self.status.desired_weight = 0;
+        let replicas = self.settings.replicas;
+        self.ensure_revision(stable, replicas);
+        self.route_weight_down_to(0);
+        self.point_services(stable, stable);
+        self.status.current_weight = 0;
+        let rev = self.revisions.get(stable);
+        let available = rev.map(|r| r.available).unwrap_or(0);
+        if available >= replicas && rev.is_some_and(|r| !r.stale && r.current == replicas) {
+            let message = format!(
+                "stable revision {stable} serves all traffic with {available}/{replicas} pods available"
+            );
+            self.set_outcome(RolloutPhase::Healthy, "RolloutHealthy", message);
+        } else {
+            let message =
+                format!("scaling stable revision {stable}: {available}/{replicas} pods available");
+            self.set_outcome(RolloutPhase::Progressing, "ScalingStable", message);
+        }
+    }
+
+    /// Apply the ReplicaSet for `hash` at `replicas` (creating it from the template if new).
+    pub(super) fn ensure_revision(&mut self, hash: &str, replicas: i32) {
+        self.kept.push(hash.to_string());
+        let (template, number) = match self.revisions.get(hash) {
+            Some(rev) => (rev.template.clone(), rev.number),
+            None => {
+                let next = self.revisions.values().map(|r| r.number).max().unwrap_or(0) + 1;
+                (self.rollout.spec.template.clone(), next)
+            }
+        };
+        let unchanged = self
+            .revisions
+            .get(hash)
+            .is_some_and(|r| r.desired == replicas && r.scale_down_at.is_none() && r.number > 0);
+        if !unchanged {
+            let desired = DesiredReplicaSet {
+                hash: hash.into(),
+                template,
+                replicas,
+                number,
+                scale_down_at: None,
+            };
+            self.writes.push(Write::ApplyReplicaSet(desired));
+        }
+    }
+
+    /// Point the stable and canary Services (those configured) at the given revisions.
+    pub(super) fn point_services(&mut self, stable: &str, canary: &str) {
+        let targets = [
+            (self.settings.stable_service.clone(), stable),
+            (self.settings.canary_service.clone(), canary),
+        ];
+        for (service, revision) in targets {
+            let Some(service) = service else { continue };
+            if self.service_selects(&service) != Some(revision) {
+                self.writes.push(Write::SelectRevision {
+                    service,
+                    revision: revision.into(),
+                });
+            }
+        }
+    }
+
+    /// The revision a Service selects now, as observed.
+    pub(super) fn service_selects(&self, service: &str) -> Option<&str> {
+        match self.observed.services.get(service) {
+            Some(Lookup::Found(state)) => state
+                .selector
+                .get(super::hash::POD_TEMPLATE_HASH_LABEL)
+                .map(String::as_str),
+            _ => None,
+        }
+    }
+
+    /// Observed canary share on the HTTPRoute, when routing through one.
+    pub(super) fn route_weight(&self) -> Option<i32> {
+        let (state, rules, stable, canary) = self.route_parts()?;
+        Some(route::canary_weight(state, &rules, stable, canary))
+    }
+
+    /// Write the route's canary share if it differs from what is observed.
+    pub(super) fn set_route_weight(&mut self, percent: i32) {
+        let Routing::GatewayApi {
+            namespace, name, ..
+        } = self.settings.routing.clone()
+        else {
+            return;
+        };
+        let Some((state, rules, stable, canary)) = self.route_parts() else {
+            return;
+        };
+        if route::canary_weight(state, &rules, stable, canary) == percent {
+            return;
+        }
+        let write = Write::SetRouteWeights {
+            namespace,
+            name,
+            resource_version: state.resource_version.clone(),
+            rules: route::rules_with_weight(state, &rules, stable, canary, percent),
+            canary_weight: percent,
+        };
+        self.writes.push(write);
+    }
+
+    /// Lower the canary share to at most `percent`; never raises it.
+    pub(super) fn route_weight_down_to(&mut self, percent: i32) {
+        if self.route_weight().is_some_and(|w| w > percent) {
+            self.set_route_weight(percent);
+        }
+    }
+
+    fn route_parts(&self) -> Option<(&'a super::observed::RouteState, Vec<usize>, &str, &str)> {
+        let Routing::GatewayApi { rule_indexes, .. } = &self.settings.routing else {
+            return None;
+        };
+        let Some(Lookup::Found(state)) = self.observed.http_route.as_ref() else {
+            return None;
+        };
+        let stable = self.settings.stable_service.as_deref()?;
+        let canary = self.settings.canary_service.as_deref()?;
+        let rules = route::managed_rules(state, rule_indexes.as_deref(), stable, canary).ok()?;
+        Some((state, rules, stable, canary))
+    }
+
+    /// Scale down revisions that are neither stable nor canary once their delay is over; prune history.
+    fn retire_old_revisions(&mut self) {
+        let mut old: Vec<Revision> = self
+            .revisions
+            .values()
+            .filter(|r| !self.kept.contains(&r.hash))
+            .cloned()
+            .collect();
+        old.sort_by_key(|r| std::cmp::Reverse(r.number));
+        let mut idle = 0usize;
+        for rev in old {
+            if rev.desired > 0 {
+                let delay = self.retire_delay(&rev.hash);
+                let due = rev.scale_down_at.unwrap_or_else(|| self.now + delay);
+                let replicas = if due <= self.now { 0 } else { rev.desired };
+                if replicas != rev.desired || rev.scale_down_at.is_none() {
+                    let scale_down_at = (replicas > 0).then_some(due);
+                    let desired = DesiredReplicaSet {
+                        hash: rev.hash.clone(),
+                        template: rev.template.clone(),
+                        replicas,
+                        number: rev.number,
+                        scale_down_at,
+                    };
+                    self.writes.push(Write::ApplyReplicaSet(desired));
+                }
+                if replicas > 0 {
+                    self.wake.push(due);
+                }
+            } else if rev.current == 0 {
+                idle += 1;
+                if idle > self.settings.revision_history_limit {
+                    self.writes.push(Write::DeleteReplicaSet {
+                        name: rev.name.clone(),
+                    });
+                }
+            }
+        }
+    }
+
+    /// How long an old revision keeps its pods once it stops being stable or canary.
+    fn retire_delay(&self, hash: &str) -> Duration {
+        let was_stable = self.old.stable_revision.as_deref() == Some(hash);
+        match self.settings.routing {
+            // Without a router, live pods of an old revision still take a share of traffic.
+            Routing::ReplicaRatio => Duration::ZERO,
+            Routing::GatewayApi { .. } if was_stable => self.settings.scale_down_delay,
+            Routing::GatewayApi { .. } => self.settings.abort_scale_down_delay,
+        }
+    }
+
+    pub(super) fn set_outcome(&mut self, phase: RolloutPhase, reason: &str, message: String) {
+        self.outcome = Outcome {
+            phase,
+            reason: reason.into(),
+            message,
+        };
+    }
+
+    pub(super) fn event(&mut self, warning: bool, reason: &str, note: String) {
+        self.events.push(PlannedEvent {
+            warning,
+            reason: reason.into(),
+            note,
+        });
+    }
+
+    /// Record an abort of the canary `revision` now.
+    pub(super) fn abort(&mut self, revision: &str, reason: &str, message: String) {
+        let abort = AbortStatus {
+            revision: revision.into(),
+            reason: reason.into(),
+            message: message.clone(),
+            at: Time(self.now),
+            step_index: self.status.current_step_index.unwrap_or(0),
+            weight: self.status.current_weight,
+        };
+        self.event(
+            true,
+            reason,
+            format!("canary {revision} aborted: {message}"),
+        );
+        self.status.abort = Some(abort.clone());
+        self.newly_aborted = Some(abort);
+    }
+
+    fn finish(mut self) -> Plan {
+        self.count_replicas();
+        self.check_deadline();
+        let phase = self.outcome.phase;
+        if self.old.phase != Some(phase) && self.events.is_empty() {
+            let warning = matches!(phase, RolloutPhase::Degraded | RolloutPhase::Aborted);
+            let note = self.outcome.message.clone();
+            self.event(warning, &self.outcome.reason.clone(), note);
+        }
+        self.status.phase = Some(phase);
+        self.status.message = Some(self.outcome.message.clone());
+        self.status.conditions = conditions::conditions(
+            &self.outcome,
+            self.rollout.metadata.generation,
+            &self.old.conditions,
+            self.now,
+        );
+        let fallback = if phase == RolloutPhase::Healthy {
+            SETTLED_RESYNC
+        } else {
+            IN_FLIGHT_RESYNC
+        };
+        let requeue_after = self
+            .wake
+            .iter()
+            .filter_map(|at| at.duration_since(self.now).try_into().ok())
+            .map(|d: Duration| d + Duration::from_millis(500))
+            .chain([fallback])
+            .min()
+            .unwrap_or(fallback);
+        Plan {
+            writes: self.writes,
+            status: self.status,
+            events: self.events,
+            requeue_after,
+            newly_aborted: self.newly_aborted,
+        }
+    }
+
+    fn count_replicas(&mut self) {
+        let revs = self.revisions.values();
+        self.status.replicas = revs.clone().map(|r| r.current).sum();
+        self.status.ready_replicas = revs.map(|r| r.ready).sum();
+        let ready_of = |hash: &Option<String>| {
+            hash.as_ref()
+                .and_then(|h| self.revisions.get(h))
+                .map(|r| r.ready)
+                .unwrap_or(0)
+        };
+        self.status.stable_ready_replicas = ready_of(&self.status.stable_revision);
+        self.status.canary_ready_replicas = ready_of(&self.status.canary_revision);
+        let updated = self
+            .status
+            .canary_revision
+            .clone()
+            .or_else(|| self.status.stable_revision.clone());
+        self.status.updated_replicas = updated
+            .as_ref()
+            .and_then(|h| self.revisions.get(h))
+            .map(|r| r.current)
+            .unwrap_or(0);
+        let selector = self
+            .rollout
+            .spec
+            .selector
+            .match_labels
+            .clone()
+            .unwrap_or_default();
+        self.status.selector = Some(
+            selector
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+    }
+
+    /// Progress is any change in step or ready pods; none for too long while progressing is Degraded.
+    fn check_deadline(&mut self) {
+        let progressed = self.status.current_step_index != self.old.current_step_index
+            || self.status.canary_revision != self.old.canary_revision
+            || self.status.stable_revision != self.old.stable_revision
+            || self.status.ready_replicas != self.old.ready_replicas
+            || self.status.current_weight != self.old.current_weight
+            || self.old.last_progress_at.is_none();
+        if progressed || self.outcome.phase != RolloutPhase::Progressing || self.waiting_by_design {
+            self.status.last_progress_at = Some(Time(self.now));
+            return;
+        }
+        let since = self
+            .old
+            .last_progress_at
+            .as_ref()
+            .map(|t| t.0)
+            .unwrap_or(self.now);
+        let deadline = since + self.settings.progress_deadline;
+        if self.now >= deadline {
+            let seconds = self.settings.progress_deadline.as_secs();
+            let message = format!("no progress for {seconds}s: {}", self.outcome.message);
+            self.set_outcome(RolloutPhase::Degraded, "ProgressDeadlineExceeded", message);
+        } else {
+            self.wake.push(deadline);
+        }
+    }
+}
+
+/// `requests` is used by the canary path; re-exported for its signature.
+pub(super) type ControlRequests = Requests;

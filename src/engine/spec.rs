@@ -1,0 +1,344 @@
+//! Reading a Rollout spec into the engine's terms, with validation.
+//!
+//! Everything the API server cannot check at admission (selector against
+//! template labels, weight order, duration syntax, scaling bounds) is checked
+//! here and reported as an `InvalidSpec` condition, never a panic.
+
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use crate::crd::{AnalysisStep, CanaryStrategy, Rollout};
+
+/// Default replicas when `spec.replicas` is omitted.
+pub const DEFAULT_REPLICAS: i32 = 1;
+/// Default `revisionHistoryLimit`.
+pub const DEFAULT_REVISION_HISTORY_LIMIT: i32 = 10;
+/// Default `progressDeadlineSeconds`.
+pub const DEFAULT_PROGRESS_DEADLINE_SECONDS: i32 = 600;
+/// Default delay before an old stable ReplicaSet is scaled down.
+pub const DEFAULT_SCALE_DOWN_DELAY_SECONDS: i32 = 30;
+/// Default pause between weights in the default steps.
+pub const DEFAULT_STEP_PAUSE: Duration = Duration::from_secs(60);
+
+/// One canary step, validated.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Step {
+    /// Send this share of traffic (percent) to the canary.
+    SetWeight(i32),
+    /// Wait for the duration, or for a promote when `None`.
+    Pause(Option<Duration>),
+    /// Wait for the verdict of an analysis run.
+    Analysis(AnalysisStep),
+}
+
+/// How traffic is split between stable and canary.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Routing {
+    /// Pod counts approximate the weight.
+    ReplicaRatio,
+    /// Exact weights on the backendRefs of a Gateway API HTTPRoute.
+    GatewayApi {
+        /// Namespace of the HTTPRoute.
+        namespace: String,
+        /// Name of the HTTPRoute.
+        name: String,
+        /// Rules to manage; `None` means every rule that references the stable Service.
+        rule_indexes: Option<Vec<u32>>,
+    },
+}
+
+impl Routing {
+    /// Name shown in `status.trafficRouting`.
+    pub fn label(&self) -> String {
+        match self {
+            Routing::ReplicaRatio => "ReplicaRatio".into(),
+            Routing::GatewayApi {
+                namespace, name, ..
+            } => format!("GatewayAPI HTTPRoute {namespace}/{name}"),
+        }
+    }
+}
+
+/// The parts of a Rollout spec the engine works with, defaults applied.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settings {
+    /// Desired pods at full size.
+    pub replicas: i32,
+    /// Canary steps, defaults applied.
+    pub steps: Vec<Step>,
+    /// Stable Service to re-point, if any.
+    pub stable_service: Option<String>,
+    /// Canary Service to re-point, if any.
+    pub canary_service: Option<String>,
+    /// How traffic is split.
+    pub routing: Routing,
+    /// Extra pods allowed above `replicas`.
+    pub max_surge: i32,
+    /// Pods that may be missing below `replicas`.
+    pub max_unavailable: i32,
+    /// Old ReplicaSets kept at zero.
+    pub revision_history_limit: usize,
+    /// Time without progress before the rollout is Degraded.
+    pub progress_deadline: Duration,
+    /// Delay before the old stable is scaled down after a promotion.
+    pub scale_down_delay: Duration,
+    /// Delay before an aborted canary is scaled down.
+    pub abort_scale_down_delay: Duration,
+}
+
+/// The default steps: 10% → 25% → 50% → 100% with a pause between weights.
+pub fn default_steps() -> Vec<Step> {
+    vec![
+        Step::SetWeight(10),
+        Step::Pause(Some(DEFAULT_STEP_PAUSE)),
+        Step::SetWeight(25),
+        Step::Pause(Some(DEFAULT_STEP_PAUSE)),
+        Step::SetWeight(50),
+        Step::Pause(Some(DEFAULT_STEP_PAUSE)),
+        Step::SetWeight(100),
+    ]
+}
+
+/// Validate a Rollout and read its settings; every problem found is listed.
+pub fn settings(rollout: &Rollout) -> Result<Settings, Vec<String>> {
+    let mut problems = Vec::new();
+    let spec = &rollout.spec;
+    let replicas = spec.replicas.unwrap_or(DEFAULT_REPLICAS);
+    if replicas < 0 {
+        problems.push(format!("spec.replicas is {replicas}, must not be negative"));
+    }
+    check_selector(rollout, &mut problems);
+    let Some(canary) = spec.strategy.canary.as_ref() else {
+        problems
+            .push("spec.strategy.canary is required (no other strategy is supported yet)".into());
+        return Err(problems);
+    };
+    let steps = canary_steps(canary, &mut problems);
+    let routing = routing(rollout, canary, &mut problems);
+    let max_surge = scaled_int(
+        canary.max_surge.as_ref(),
+        replicas,
+        true,
+        "maxSurge",
+        &mut problems,
+    )
+    .unwrap_or(0);
+    let max_unavailable = scaled_int(
+        canary.max_unavailable.as_ref(),
+        replicas,
+        false,
+        "maxUnavailable",
+        &mut problems,
+    )
+    .unwrap_or(0);
+    let max_surge = match canary.max_surge {
+        None => ((replicas + 3) / 4).max(1),
+        Some(_) => max_surge,
+    };
+    if max_surge == 0 && max_unavailable == 0 && replicas > 0 {
+        problems.push("maxSurge and maxUnavailable cannot both be 0".into());
+    }
+    let non_negative =
+        |value: Option<i32>, default: i32, field: &str, problems: &mut Vec<String>| {
+            let value = value.unwrap_or(default);
+            if value < 0 {
+                problems.push(format!("{field} is {value}, must not be negative"));
+            }
+            u64::try_from(value).unwrap_or(0)
+        };
+    let history = non_negative(
+        spec.revision_history_limit,
+        DEFAULT_REVISION_HISTORY_LIMIT,
+        "revisionHistoryLimit",
+        &mut problems,
+    );
+    let deadline = non_negative(
+        spec.progress_deadline_seconds,
+        DEFAULT_PROGRESS_DEADLINE_SECONDS,
+        "progressDeadlineSeconds",
+        &mut problems,
+    );
+    let delay = non_negative(
+        canary.scale_down_delay_seconds,
+        DEFAULT_SCALE_DOWN_DELAY_SECONDS,
+        "scaleDownDelaySeconds",
+        &mut problems,
+    );
+    let abort_delay = non_negative(
+        canary.abort_scale_down_delay_seconds,
+        DEFAULT_SCALE_DOWN_DELAY_SECONDS,
+        "abortScaleDownDelaySeconds",
+        &mut problems,
+    );
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok(Settings {
+        replicas,
+        steps,
+        stable_service: canary.stable_service.clone(),
+        canary_service: canary.canary_service.clone(),
+        routing,
+        max_surge,
+        max_unavailable,
+        revision_history_limit: usize::try_from(history).unwrap_or(usize::MAX),
+        progress_deadline: Duration::from_secs(deadline),
+        scale_down_delay: Duration::from_secs(delay),
+        abort_scale_down_delay: Duration::from_secs(abort_delay),
+    })
+}
+
+fn check_selector(rollout: &Rollout, problems: &mut Vec<String>) {
+    let selector = rollout
+        .spec
+        .selector
+        .match_labels
+        .clone()
+        .unwrap_or_default();
+    if selector.is_empty() {
+        problems.push("spec.selector.matchLabels must not be empty".into());
+    }
+    if rollout
+        .spec
+        .selector
+        .match_expressions
+        .as_ref()
+        .is_some_and(|e| !e.is_empty())
+    {
+        problems.push("spec.selector.matchExpressions is not supported; use matchLabels".into());
+    }
+    let labels = rollout
+        .spec
+        .template
+        .metadata
+        .as_ref()
+        .and_then(|m| m.labels.clone())
+        .unwrap_or_default();
+    for (key, value) in &selector {
+        if labels.get(key) != Some(value) {
+            problems.push(format!(
+                "spec.selector {key}={value} does not match the template labels"
+            ));
+        }
+    }
+}
+
+fn canary_steps(canary: &CanaryStrategy, problems: &mut Vec<String>) -> Vec<Step> {
+    let Some(raw) = canary.steps.as_ref() else {
+        return default_steps();
+    };
+    let mut steps = Vec::with_capacity(raw.len());
+    let mut last_weight = 0;
+    for (index, step) in raw.iter().enumerate() {
+        let set = [
+            step.set_weight.is_some(),
+            step.pause.is_some(),
+            step.analysis.is_some(),
+        ];
+        if set.iter().filter(|x| **x).count() != 1 {
+            problems.push(format!(
+                "steps[{index}] must set exactly one of setWeight, pause, analysis"
+            ));
+            continue;
+        }
+        if let Some(weight) = step.set_weight {
+            if !(0..=100).contains(&weight) {
+                problems.push(format!(
+                    "steps[{index}].setWeight is {weight}, must be between 0 and 100"
+                ));
+            } else if weight < last_weight {
+                problems.push(format!(
+                    "steps[{index}].setWeight {weight} is lower than the earlier {last_weight}; weights must not decrease"
+                ));
+            }
+            last_weight = last_weight.max(weight);
+            steps.push(Step::SetWeight(weight));
+        } else if let Some(pause) = &step.pause {
+            match pause
+                .duration
+                .as_deref()
+                .map(humantime::parse_duration)
+                .transpose()
+            {
+                Ok(duration) => steps.push(Step::Pause(duration)),
+                Err(err) => problems.push(format!("steps[{index}].pause.duration: {err}")),
+            }
+        } else if let Some(analysis) = &step.analysis {
+            if analysis.templates.is_empty() {
+                problems.push(format!(
+                    "steps[{index}].analysis needs at least one template"
+                ));
+            }
+            steps.push(Step::Analysis(analysis.clone()));
+        }
+    }
+    steps
+}
+
+fn routing(rollout: &Rollout, canary: &CanaryStrategy, problems: &mut Vec<String>) -> Routing {
+    let Some(gateway) = canary
+        .traffic_routing
+        .as_ref()
+        .and_then(|t| t.gateway_api.as_ref())
+    else {
+        if canary.traffic_routing.is_some() {
+            problems.push("trafficRouting must set gatewayAPI".into());
+        }
+        return Routing::ReplicaRatio;
+    };
+    if canary.stable_service.is_none() || canary.canary_service.is_none() {
+        problems.push("trafficRouting needs both stableService and canaryService".into());
+    }
+    if canary.stable_service.is_some() && canary.stable_service == canary.canary_service {
+        problems.push("stableService and canaryService must differ".into());
+    }
+    if gateway.http_route.is_empty() {
+        problems.push("trafficRouting.gatewayAPI.httpRoute must not be empty".into());
+    }
+    let own_namespace = rollout.metadata.namespace.clone().unwrap_or_default();
+    Routing::GatewayApi {
+        namespace: gateway.namespace.clone().unwrap_or(own_namespace),
+        name: gateway.http_route.clone(),
+        rule_indexes: gateway.rule_indexes.clone(),
+    }
+}
+
+/// Resolve an int-or-percent against `total`; percentages round up for surge, down for unavailability.
+fn scaled_int(
+    value: Option<&IntOrString>,
+    total: i32,
+    round_up: bool,
+    field: &str,
+    problems: &mut Vec<String>,
+) -> Option<i32> {
+    match value? {
+        IntOrString::Int(n) if *n >= 0 => Some(*n),
+        IntOrString::Int(n) => {
+            problems.push(format!("{field} is {n}, must not be negative"));
+            None
+        }
+        IntOrString::String(text) => {
+            let parsed = text
+                .strip_suffix('%')
+                .and_then(|p| p.trim().parse::<i64>().ok());
+            match parsed {
+                Some(percent) if (0..=100).contains(&percent) => {
+                    let scaled = i64::from(total) * percent;
+                    let value = if round_up {
+                        (scaled + 99) / 100
+                    } else {
+                        scaled / 100
+                    };
+                    i32::try_from(value).ok()
+                }
+                _ => {
+                    problems.push(format!(
+                        "{field} is {text:?}, must be a number or a percentage like 25%"
+                    ));
+                    None
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! Sluice: progressive delivery for Kubernetes.
+//!
+//! The crate is a library with thin binaries: `crd` holds the API types,
+//! `engine` the pure planning core, and the rest is I/O around it.
+#![forbid(unsafe_code)]
+
+pub mod crd;
+pub mod engine;
