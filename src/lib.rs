@@ -4,5 +4,11 @@
 //! `engine` the pure planning core, and the rest is I/O around it.
 #![forbid(unsafe_code)]
 
+pub mod cli;
+pub mod controller;
 pub mod crd;
 pub mod engine;
+pub mod metrics;
+pub mod reconcile;
+pub mod server;
+pub mod telemetry;

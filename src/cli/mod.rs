@@ -1,0 +1,59 @@
+//! Command-line interface of the `sluice` binary.
+
+pub mod rollout;
+pub mod show;
+
+use std::net::SocketAddr;
+
+use clap::{Parser, Subcommand};
+
+use crate::telemetry::LogFormat;
+
+/// Sluice: progressive delivery for Kubernetes.
+#[derive(Debug, Parser)]
+#[command(name = "sluice", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the controller (inside the cluster, or locally against your kubeconfig).
+    Controller(ControllerArgs),
+    /// Inspect and steer Rollouts.
+    Rollout(rollout::RolloutArgs),
+    /// Print the CustomResourceDefinitions (apply with `kubectl apply --server-side -f -`).
+    Crds,
+}
+
+/// Flags of `sluice controller`.
+#[derive(Debug, clap::Args)]
+pub struct ControllerArgs {
+    /// Address for /metrics, /healthz and /readyz.
+    #[arg(long, env = "SLUICE_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, env = "SLUICE_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Do not take part in leader election (run exactly one replica then).
+    #[arg(long, env = "SLUICE_NO_LEADER_ELECTION")]
+    pub no_leader_election: bool,
+    /// Namespace of the leader-election Lease.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "sluice-system")]
+    pub lease_namespace: String,
+    /// Name of the leader-election Lease.
+    #[arg(long, default_value = "sluice-controller")]
+    pub lease_name: String,
+    /// Identity of this replica in the Lease (default: pod name or hostname).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+    /// Rollouts reconciled concurrently.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: u16,
+    /// Log format.
+    #[arg(long, env = "SLUICE_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}

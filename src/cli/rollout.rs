@@ -1,0 +1,198 @@
+//! `sluice rollout …`: status and the operator controls.
+//!
+//! Each control is one merge patch of an annotation on the Rollout (see
+//! `engine::controls`), so the same thing can be done with `kubectl annotate`.
+
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+use kube::api::{Patch, PatchParams};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client};
+use serde_json::json;
+
+use super::show;
+use crate::crd::{Rollout, RolloutPhase};
+use crate::engine::controls;
+
+/// Flags of `sluice rollout`.
+#[derive(Debug, clap::Args)]
+pub struct RolloutArgs {
+    /// Namespace of the Rollout (default: the kubeconfig's).
+    #[arg(short, long, global = true)]
+    pub namespace: Option<String>,
+    /// The verb.
+    #[command(subcommand)]
+    pub verb: Verb,
+}
+
+/// Verbs on one Rollout.
+#[derive(Debug, clap::Subcommand)]
+pub enum Verb {
+    /// Show phase, step, weights, revisions and conditions.
+    Status {
+        /// Rollout name.
+        name: String,
+        /// Keep printing changes until the rollout settles (Healthy, Aborted or Degraded).
+        #[arg(short, long)]
+        watch: bool,
+        /// With --watch: give up after this long (e.g. 10m).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        timeout: Option<Duration>,
+    },
+    /// Move past the current step (a pause, an analysis, a wait), or all the way with --full.
+    Promote {
+        /// Rollout name.
+        name: String,
+        /// Skip all remaining steps and go to 100%.
+        #[arg(long)]
+        full: bool,
+    },
+    /// Send all traffic back to stable now; the canary scales down after its delay.
+    Abort {
+        /// Rollout name.
+        name: String,
+    },
+    /// Restart an aborted canary from its first step.
+    Retry {
+        /// Rollout name.
+        name: String,
+    },
+    /// Hold the rollout where it is.
+    Pause {
+        /// Rollout name.
+        name: String,
+    },
+    /// Release a hold made with `pause`.
+    Resume {
+        /// Rollout name.
+        name: String,
+    },
+}
+
+/// Errors of the rollout commands.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No kubeconfig.
+    #[error("cannot create a Kubernetes client: {0}")]
+    Client(#[source] kube::Error),
+    /// The API call failed.
+    #[error("{0}")]
+    Api(#[from] kube::Error),
+    /// Watching failed.
+    #[error("watch failed: {0}")]
+    Watch(#[from] watcher::Error),
+    /// The rollout ended badly while watching.
+    #[error("rollout {0} ended {1}")]
+    Unhealthy(String, RolloutPhase),
+    /// The rollout did not settle in time.
+    #[error("rollout {0} did not settle within {1}")]
+    Timeout(String, String),
+    /// The Rollout does not exist.
+    #[error("rollout {0} not found")]
+    NotFound(String),
+}
+
+/// Run a `sluice rollout` command.
+pub async fn run(args: RolloutArgs) -> Result<(), Error> {
+    let client = Client::try_default().await.map_err(Error::Client)?;
+    let namespace = args
+        .namespace
+        .unwrap_or_else(|| client.default_namespace().to_string());
+    let api: Api<Rollout> = Api::namespaced(client, &namespace);
+    match args.verb {
+        Verb::Status {
+            name, watch: false, ..
+        } => {
+            let rollout = api
+                .get_opt(&name)
+                .await?
+                .ok_or_else(|| Error::NotFound(name.clone()))?;
+            print!("{}", show::render(&rollout));
+            Ok(())
+        }
+        Verb::Status {
+            name,
+            watch: true,
+            timeout,
+        } => {
+            let watching = watch_status(&api, &name);
+            match timeout {
+                Some(limit) => tokio::time::timeout(limit, watching)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(Error::Timeout(
+                            name,
+                            humantime::format_duration(limit).to_string(),
+                        ))
+                    }),
+                None => watching.await,
+            }
+        }
+        Verb::Promote { name, full } => {
+            let key = if full {
+                controls::PROMOTE_FULL
+            } else {
+                controls::PROMOTE
+            };
+            request(&api, &name, key, json!(token())).await
+        }
+        Verb::Abort { name } => request(&api, &name, controls::ABORT, json!(token())).await,
+        Verb::Retry { name } => request(&api, &name, controls::RETRY, json!(token())).await,
+        Verb::Pause { name } => request(&api, &name, controls::PAUSED, json!("true")).await,
+        Verb::Resume { name } => {
+            request(&api, &name, controls::PAUSED, serde_json::Value::Null).await
+        }
+    }
+}
+
+/// A fresh token: any value that differs from the last one works.
+fn token() -> String {
+    jiff::Timestamp::now().to_string()
+}
+
+async fn request(
+    api: &Api<Rollout>,
+    name: &str,
+    key: &str,
+    value: serde_json::Value,
+) -> Result<(), Error> {
+    let patch = json!({ "metadata": { "annotations": { key: value } } });
+    match api
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        Ok(_) => {
+            println!("rollout {name}: set {key}={value}");
+            Ok(())
+        }
+        Err(kube::Error::Api(status)) if status.code == 404 => Err(Error::NotFound(name.into())),
+        Err(err) => Err(err.into()),
+    }
+}
+
+async fn watch_status(api: &Api<Rollout>, name: &str) -> Result<(), Error> {
+    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let mut stream = watcher(api.clone(), config).applied_objects().boxed();
+    let mut last = String::new();
+    while let Some(rollout) = stream.try_next().await? {
+        let text = show::render(&rollout);
+        if text != last {
+            println!(
+                "{}\n{text}",
+                jiff::Timestamp::now().strftime("── %H:%M:%S ──")
+            );
+            last = text;
+        }
+        let status = rollout.status.as_ref();
+        let current = status.and_then(|s| s.observed_generation) == rollout.metadata.generation;
+        match status.and_then(|s| s.phase) {
+            Some(RolloutPhase::Healthy) if current => return Ok(()),
+            Some(phase @ (RolloutPhase::Aborted | RolloutPhase::Degraded)) if current => {
+                return Err(Error::Unhealthy(name.into(), phase));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,215 @@
+//! The `sluice controller` process: leader election, watches, HTTP endpoints, shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use kube::runtime::events::Recorder;
+use kube::runtime::events::Reporter;
+use kube::runtime::{Controller, watcher};
+use kube::{Api, Client};
+use kube_lease_manager::LeaseManagerBuilder;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::crd::{AnalysisRun, Rollout};
+use crate::engine::revisions::ROLLOUT_LABEL;
+use crate::metrics::Metrics;
+use crate::reconcile::{self, Context};
+use crate::server::{self, Readiness, ServerState};
+
+/// Settings of the controller process.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Address of `/metrics`, `/healthz`, `/readyz`.
+    pub listen: SocketAddr,
+    /// Only watch this namespace (all namespaces when `None`).
+    pub namespace: Option<String>,
+    /// Take part in leader election on a Lease (off: act at once).
+    pub leader_election: bool,
+    /// Namespace of the Lease.
+    pub lease_namespace: String,
+    /// Name of the Lease.
+    pub lease_name: String,
+    /// This replica's identity (pod name).
+    pub identity: String,
+    /// Rollouts reconciled at the same time.
+    pub concurrency: u16,
+}
+
+/// Errors that stop the controller process.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No usable kubeconfig or in-cluster config.
+    #[error("cannot create a Kubernetes client: {0}")]
+    Client(#[source] kube::Error),
+    /// Leader election failed.
+    #[error("leader election failed: {0}")]
+    Lease(String),
+    /// The HTTP endpoints could not be served.
+    #[error("cannot serve HTTP on {0}: {1}")]
+    Serve(SocketAddr, #[source] std::io::Error),
+    /// Another replica took the lease; exit so this one restarts as a standby.
+    #[error("lost the leader lease")]
+    LostLease,
+}
+
+/// Run until SIGINT/SIGTERM.
+pub async fn run(options: Options) -> Result<(), Error> {
+    let client = Client::try_default().await.map_err(Error::Client)?;
+    let metrics = Arc::new(Metrics::default());
+    let state = Arc::new(ServerState::new(metrics.clone()));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        info!("shutdown requested");
+        let _ = stop_tx.send(true);
+    });
+    let server = tokio::spawn(server::serve(
+        options.listen,
+        state.clone(),
+        stopped(stop_rx.clone()),
+    ));
+
+    let mut leader = None;
+    if options.leader_election {
+        let manager = LeaseManagerBuilder::new(client.clone(), &options.lease_name)
+            .with_namespace(&options.lease_namespace)
+            .with_identity(&options.identity)
+            .with_duration(15)
+            .with_grace(5)
+            .build()
+            .await
+            .map_err(|e| Error::Lease(e.to_string()))?;
+        let (mut is_leader, task) = manager.watch().await;
+        state.set(Readiness::Standby);
+        info!(lease = %options.lease_name, identity = %options.identity, "waiting for the leader lease");
+        let mut stop = stop_rx.clone();
+        while !*is_leader.borrow_and_update() {
+            tokio::select! {
+                changed = is_leader.changed() => if changed.is_err() { return Err(Error::Lease("lease task ended".into())) },
+                _ = stop.changed() => { drop(is_leader); let _ = task.await; return finish(server).await; }
+            }
+        }
+        info!("acquired the leader lease");
+        leader = Some((is_leader, task));
+    }
+
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        metrics,
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "sluice".into(),
+                instance: Some(options.identity.clone()),
+            },
+        ),
+        abort_hooks: Vec::new(),
+    });
+    let (rollouts, replica_sets, runs) = match &options.namespace {
+        Some(ns) => (
+            Api::<Rollout>::namespaced(client.clone(), ns),
+            Api::<ReplicaSet>::namespaced(client.clone(), ns),
+            Api::<AnalysisRun>::namespaced(client.clone(), ns),
+        ),
+        None => (
+            Api::all(client.clone()),
+            Api::all(client.clone()),
+            Api::all(client.clone()),
+        ),
+    };
+    let owned = watcher::Config::default().labels(ROLLOUT_LABEL);
+    let controller = Controller::new(rollouts, watcher::Config::default())
+        .owns(replica_sets, owned.clone())
+        .owns(runs, owned)
+        .with_config(
+            kube::runtime::Config::default()
+                .concurrency(options.concurrency)
+                .debounce(Duration::from_millis(200)),
+        );
+    let store = controller.store();
+    let ready_state = state.clone();
+    tokio::spawn(async move {
+        if store.wait_until_ready().await.is_ok() {
+            info!("watches synced");
+            ready_state.set(Readiness::Ready);
+        }
+    });
+
+    let mut stop = stop_rx.clone();
+    let lost_lease = async move {
+        match leader {
+            Some((mut is_leader, _task)) => loop {
+                if is_leader.changed().await.is_err() || !*is_leader.borrow_and_update() {
+                    return true;
+                }
+            },
+            None => std::future::pending().await,
+        }
+    };
+    let (lost_tx, mut lost_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        if lost_lease.await {
+            let _ = lost_tx.send(true);
+        }
+    });
+    let mut lost_for_shutdown = lost_rx.clone();
+    let shutdown = async move {
+        tokio::select! {
+            _ = stop.changed() => {}
+            _ = lost_for_shutdown.changed() => {}
+        }
+    };
+    controller
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile::reconcile, reconcile::error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(err) = result {
+                warn!(error = %err, "controller stream error");
+            }
+        })
+        .await;
+    if *lost_rx.borrow_and_update() {
+        return Err(Error::LostLease);
+    }
+    finish(server).await
+}
+
+async fn finish(server: tokio::task::JoinHandle<std::io::Result<()>>) -> Result<(), Error> {
+    match server.await {
+        Ok(Ok(())) | Err(_) => Ok(()),
+        Ok(Err(err)) => Err(Error::Serve(SocketAddr::from(([0, 0, 0, 0], 0)), err)),
+    }
+}
+
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    while !*rx.borrow_and_update() {
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

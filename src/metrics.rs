@@ -1,0 +1,169 @@
+//! Prometheus metrics of the controller, served on `/metrics`.
+//!
+//! - `sluice_reconciles_total{result}`: reconciles by `ok` / `error`.
+//! - `sluice_reconcile_failures_total{reason}`: failures by error kind.
+//! - `sluice_reconcile_duration_seconds`: histogram of reconcile time.
+//! - `sluice_rollouts{phase}`: Rollouts currently in each phase.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::crd::RolloutPhase;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PhaseLabels {
+    phase: &'static str,
+}
+
+/// The controller's metrics and the registry that renders them.
+pub struct Metrics {
+    registry: Registry,
+    reconciles: Family<ResultLabels, Counter>,
+    failures: Family<ReasonLabels, Counter>,
+    duration: Histogram,
+    rollouts: Family<PhaseLabels, Gauge>,
+    phases: Mutex<HashMap<String, RolloutPhase>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("sluice");
+        let reconciles = Family::<ResultLabels, Counter>::default();
+        let failures = Family::<ReasonLabels, Counter>::default();
+        let buckets = [
+            0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ];
+        let duration = Histogram::new(buckets);
+        let rollouts = Family::<PhaseLabels, Gauge>::default();
+        registry.register("reconciles", "Reconciles by result", reconciles.clone());
+        registry.register(
+            "reconcile_failures",
+            "Failed reconciles by reason",
+            failures.clone(),
+        );
+        registry.register(
+            "reconcile_duration_seconds",
+            "Time spent in one reconcile",
+            duration.clone(),
+        );
+        registry.register("rollouts", "Rollouts by phase", rollouts.clone());
+        for phase in RolloutPhase::ALL {
+            rollouts
+                .get_or_create(&PhaseLabels {
+                    phase: phase.as_str(),
+                })
+                .set(0);
+        }
+        Metrics {
+            registry,
+            reconciles,
+            failures,
+            duration,
+            rollouts,
+            phases: Mutex::default(),
+        }
+    }
+}
+
+impl Metrics {
+    /// Count a successful reconcile that took `elapsed`.
+    pub fn reconciled(&self, elapsed: Duration) {
+        self.reconciles
+            .get_or_create(&ResultLabels { result: "ok" })
+            .inc();
+        self.duration.observe(elapsed.as_secs_f64());
+    }
+
+    /// Count a failed reconcile.
+    pub fn failed(&self, reason: &str, elapsed: Duration) {
+        self.reconciles
+            .get_or_create(&ResultLabels { result: "error" })
+            .inc();
+        self.failures
+            .get_or_create(&ReasonLabels {
+                reason: reason.to_string(),
+            })
+            .inc();
+        self.duration.observe(elapsed.as_secs_f64());
+    }
+
+    /// Record the phase of one Rollout (`None` once it is deleted).
+    pub fn set_phase(&self, key: &str, phase: Option<RolloutPhase>) {
+        let Ok(mut phases) = self.phases.lock() else {
+            return;
+        };
+        match phase {
+            Some(phase) => phases.insert(key.to_string(), phase),
+            None => phases.remove(key),
+        };
+        for each in RolloutPhase::ALL {
+            let count = phases.values().filter(|p| **p == each).count();
+            self.rollouts
+                .get_or_create(&PhaseLabels {
+                    phase: each.as_str(),
+                })
+                .set(i64::try_from(count).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// Render in the Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phases_are_counted_per_rollout() {
+        let metrics = Metrics::default();
+        metrics.set_phase("a/one", Some(RolloutPhase::Progressing));
+        metrics.set_phase("a/two", Some(RolloutPhase::Progressing));
+        metrics.set_phase("a/one", Some(RolloutPhase::Healthy));
+        metrics.reconciled(Duration::from_millis(3));
+        metrics.failed("ReadReplicaSets", Duration::from_millis(3));
+        let text = metrics.render();
+        assert!(
+            text.contains("sluice_rollouts{phase=\"Progressing\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("sluice_rollouts{phase=\"Healthy\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("sluice_reconcile_failures_total{reason=\"ReadReplicaSets\"} 1"),
+            "{text}"
+        );
+        metrics.set_phase("a/two", None);
+        assert!(
+            metrics
+                .render()
+                .contains("sluice_rollouts{phase=\"Progressing\"} 0")
+        );
+    }
+}

@@ -1,0 +1,131 @@
+//! Apply: carry out a plan's writes with server-side apply.
+//!
+//! One field manager (`sluice`) owns exactly the fields Sluice sets: whole
+//! ReplicaSets and AnalysisRuns it creates, one selector key on each
+//! Service, the `rules` of a managed HTTPRoute, and the Rollout's status.
+
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::Service;
+use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams, PostParams, PropagationPolicy};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde_json::json;
+
+use super::Error;
+use super::observe::http_route_resource;
+use crate::crd::{AnalysisRun, Rollout, RolloutStatus};
+use crate::engine::Write;
+use crate::engine::hash::POD_TEMPLATE_HASH_LABEL;
+use crate::engine::revisions::{self, ROLLOUT_LABEL};
+
+/// The field manager of every write Sluice makes.
+pub const FIELD_MANAGER: &str = "sluice";
+
+fn apply_params() -> PatchParams {
+    PatchParams::apply(FIELD_MANAGER).force()
+}
+
+/// Carry out one write.
+pub async fn apply(client: &Client, rollout: &Rollout, write: &Write) -> Result<(), Error> {
+    let namespace = rollout.namespace().unwrap_or_else(|| "default".into());
+    match write {
+        Write::ApplyReplicaSet(desired) => {
+            let rs = revisions::build(rollout, desired);
+            let name = rs.name_any();
+            let api: Api<ReplicaSet> = Api::namespaced(client.clone(), &namespace);
+            api.patch(&name, &apply_params(), &Patch::Apply(&rs))
+                .await
+                .map_err(|e| Error::Write("ReplicaSet", name, e))?;
+        }
+        Write::DeleteReplicaSet { name } => {
+            let api: Api<ReplicaSet> = Api::namespaced(client.clone(), &namespace);
+            let params = DeleteParams {
+                propagation_policy: Some(PropagationPolicy::Background),
+                ..DeleteParams::default()
+            };
+            match api.delete(name, &params).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(status)) if status.code == 404 => {}
+                Err(e) => return Err(Error::Write("ReplicaSet", name.clone(), e)),
+            }
+        }
+        Write::SelectRevision { service, revision } => {
+            let api: Api<Service> = Api::namespaced(client.clone(), &namespace);
+            let patch = json!({
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": { "name": service },
+                "spec": { "selector": { POD_TEMPLATE_HASH_LABEL: revision } },
+            });
+            api.patch(service, &apply_params(), &Patch::Apply(&patch))
+                .await
+                .map_err(|e| Error::Write("Service", service.clone(), e))?;
+        }
+        Write::SetRouteWeights {
+            namespace,
+            name,
+            resource_version,
+            rules,
+            ..
+        } => {
+            let api: Api<DynamicObject> =
+                Api::namespaced_with(client.clone(), namespace, &http_route_resource());
+            let mut metadata = json!({ "name": name, "namespace": namespace });
+            if let Some(version) = resource_version {
+                // Precondition: fail instead of overwriting a route changed since it was read.
+                metadata["resourceVersion"] = json!(version);
+            }
+            let patch = json!({
+                "apiVersion": "gateway.networking.k8s.io/v1",
+                "kind": "HTTPRoute",
+                "metadata": metadata,
+                "spec": { "rules": rules },
+            });
+            api.patch(name, &apply_params(), &Patch::Apply(&patch))
+                .await
+                .map_err(|e| Error::Write("HTTPRoute", name.clone(), e))?;
+        }
+        Write::CreateAnalysisRun { name, spec } => {
+            let api: Api<AnalysisRun> = Api::namespaced(client.clone(), &namespace);
+            let mut run = AnalysisRun::new(name, spec.clone());
+            run.metadata.namespace = Some(namespace.clone());
+            run.metadata.labels = Some([(ROLLOUT_LABEL.to_string(), rollout.name_any())].into());
+            run.metadata.owner_references = rollout.controller_owner_ref(&()).map(|o| vec![o]);
+            match api
+                .create(
+                    &PostParams {
+                        field_manager: Some(FIELD_MANAGER.into()),
+                        ..PostParams::default()
+                    },
+                    &run,
+                )
+                .await
+            {
+                Ok(_) => {}
+                Err(kube::Error::Api(status)) if status.code == 409 => {}
+                Err(e) => return Err(Error::Write("AnalysisRun", name.clone(), e)),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Persist the Rollout's status (the whole of it, owned by this field manager).
+pub async fn write_status(
+    client: &Client,
+    rollout: &Rollout,
+    status: &RolloutStatus,
+) -> Result<(), Error> {
+    let namespace = rollout.namespace().unwrap_or_else(|| "default".into());
+    let name = rollout.name_any();
+    let api: Api<Rollout> = Api::namespaced(client.clone(), &namespace);
+    let patch = json!({
+        "apiVersion": "sluice.dev/v1alpha1",
+        "kind": "Rollout",
+        "metadata": { "name": name },
+        "status": status,
+    });
+    api.patch_status(&name, &apply_params(), &Patch::Apply(&patch))
+        .await
+        .map_err(|e| Error::Write("Rollout status", name, e))?;
+    Ok(())
+}

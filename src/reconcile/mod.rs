@@ -1,0 +1,174 @@
+//! One reconcile: observe → plan → apply → status → events.
+//!
+//! The only place where the pure engine meets the API server. Errors are
+//! typed per cause so that `/metrics` and logs say what failed, and a failed
+//! reconcile is retried with a delay rather than in a hot loop.
+
+pub mod apply;
+pub mod observe;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use jiff::Timestamp;
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::{Client, Resource, ResourceExt};
+use tracing::{info, warn};
+
+use crate::crd::{AbortStatus, Rollout};
+use crate::engine::{self, Write};
+use crate::metrics::Metrics;
+
+/// Delay before a failed reconcile is retried.
+pub const ERROR_RETRY: Duration = Duration::from_secs(10);
+/// After writing, look again soon to observe the effect.
+pub const AFTER_WRITE: Duration = Duration::from_secs(2);
+
+/// Why a reconcile failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Reading a kind of object failed.
+    #[error("cannot read {0}: {1}")]
+    Read(&'static str, #[source] kube::Error),
+    /// Writing an object failed.
+    #[error("cannot write {0} {1}: {2}")]
+    Write(&'static str, String, #[source] kube::Error),
+}
+
+impl Error {
+    /// Short label for metrics.
+    pub fn metric_label(&self) -> String {
+        match self {
+            Error::Read(kind, _) => format!("Read{}", kind.replace(' ', "")),
+            Error::Write(kind, _, _) => format!("Write{}", kind.replace(' ', "")),
+        }
+    }
+}
+
+/// Called when a plan aborts a canary; the Git revert and alert hooks plug in here.
+pub trait AbortHook: Send + Sync {
+    /// React to `abort` of `rollout`. Must not block the reconcile: spawn long work.
+    fn aborted(&self, rollout: &Rollout, abort: &AbortStatus) -> BoxFuture<'static, ()>;
+}
+
+/// Shared state of the controller.
+pub struct Context {
+    /// API client.
+    pub client: Client,
+    /// Metrics registry.
+    pub metrics: Arc<Metrics>,
+    /// Publishes Events (and folds repeats into series).
+    pub recorder: Recorder,
+    /// Hooks run on every new abort.
+    pub abort_hooks: Vec<Arc<dyn AbortHook>>,
+}
+
+/// Reconcile one Rollout.
+pub async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    let key = format!(
+        "{}/{}",
+        rollout.namespace().unwrap_or_default(),
+        rollout.name_any()
+    );
+    if rollout.meta().deletion_timestamp.is_some() {
+        ctx.metrics.set_phase(&key, None);
+        return Ok(Action::await_change());
+    }
+    let result = reconcile_inner(&rollout, &ctx).await;
+    match &result {
+        Ok(_) => ctx.metrics.reconciled(started.elapsed()),
+        Err(err) => ctx.metrics.failed(&err.metric_label(), started.elapsed()),
+    }
+    result
+}
+
+async fn reconcile_inner(rollout: &Rollout, ctx: &Context) -> Result<Action, Error> {
+    let key = format!(
+        "{}/{}",
+        rollout.namespace().unwrap_or_default(),
+        rollout.name_any()
+    );
+    let observed = observe::observe(&ctx.client, rollout).await?;
+    let plan = engine::plan(rollout, &observed, Timestamp::now());
+    for write in &plan.writes {
+        log_write(&key, write);
+        if let Err(err) = apply::apply(&ctx.client, rollout, write).await {
+            publish(ctx, rollout, true, "WriteFailed", &err.to_string()).await;
+            return Err(err);
+        }
+    }
+    let status_changed = rollout.status.as_ref() != Some(&plan.status);
+    if status_changed {
+        apply::write_status(&ctx.client, rollout, &plan.status).await?;
+    }
+    for event in &plan.events {
+        publish(ctx, rollout, event.warning, &event.reason, &event.note).await;
+    }
+    if let Some(abort) = &plan.newly_aborted {
+        for hook in &ctx.abort_hooks {
+            tokio::spawn(hook.aborted(rollout, abort));
+        }
+    }
+    ctx.metrics.set_phase(&key, plan.status.phase);
+    let requeue = if plan.writes.is_empty() {
+        plan.requeue_after
+    } else {
+        plan.requeue_after.min(AFTER_WRITE)
+    };
+    Ok(Action::requeue(requeue))
+}
+
+fn log_write(key: &str, write: &Write) {
+    match write {
+        Write::ApplyReplicaSet(rs) => {
+            info!(rollout = key, revision = %rs.hash, replicas = rs.replicas, "scale ReplicaSet")
+        }
+        Write::DeleteReplicaSet { name } => {
+            info!(rollout = key, replicaset = %name, "prune ReplicaSet")
+        }
+        Write::SelectRevision { service, revision } => {
+            info!(rollout = key, %service, %revision, "point Service")
+        }
+        Write::SetRouteWeights {
+            name,
+            canary_weight,
+            ..
+        } => {
+            info!(rollout = key, httproute = %name, canary_weight, "set HTTPRoute weights")
+        }
+        Write::CreateAnalysisRun { name, .. } => {
+            info!(rollout = key, analysisrun = %name, "create AnalysisRun")
+        }
+    }
+}
+
+async fn publish(ctx: &Context, rollout: &Rollout, warning: bool, reason: &str, note: &str) {
+    if warning {
+        warn!(rollout = %rollout.name_any(), reason, "{note}");
+    } else {
+        info!(rollout = %rollout.name_any(), reason, "{note}");
+    }
+    let event = Event {
+        type_: if warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: reason.into(),
+        note: Some(note.chars().take(1000).collect()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(err) = ctx.recorder.publish(&event, &rollout.object_ref(&())).await {
+        warn!(rollout = %rollout.name_any(), error = %err, "cannot publish Event");
+    }
+}
+
+/// What to do after a failed reconcile: log it and retry later, never hot-loop.
+pub fn error_policy(rollout: Arc<Rollout>, error: &Error, _ctx: Arc<Context>) -> Action {
+    warn!(rollout = %rollout.name_any(), error = %error, "reconcile failed");
+    Action::requeue(ERROR_RETRY)
+}

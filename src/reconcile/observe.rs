@@ -1,0 +1,109 @@
+//! Observe: read the cluster state that belongs to one Rollout.
+//!
+//! Missing objects are data (`Lookup::Missing`) for the planner to judge;
+//! only transport and permission failures are errors.
+
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::Service;
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams};
+use kube::{Api, Client, Resource, ResourceExt};
+
+use super::Error;
+use crate::crd::{AnalysisRun, Rollout};
+use crate::engine::revisions::ROLLOUT_LABEL;
+use crate::engine::spec::{self, Routing};
+use crate::engine::{Lookup, Observed, RouteState, ServiceState};
+
+/// The Gateway API HTTPRoute resource (v1).
+pub fn http_route_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute"),
+        "httproutes",
+    )
+}
+
+/// Gather everything `plan` needs for `rollout`.
+pub async fn observe(client: &Client, rollout: &Rollout) -> Result<Observed, Error> {
+    let namespace = rollout.namespace().unwrap_or_else(|| "default".into());
+    let name = rollout.name_any();
+    let selector = format!("{ROLLOUT_LABEL}={name}");
+    let owned = |refs: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference]| {
+        refs.iter()
+            .any(|o| Some(&o.uid) == rollout.meta().uid.as_ref())
+    };
+    let rs_api: Api<ReplicaSet> = Api::namespaced(client.clone(), &namespace);
+    let replica_sets = rs_api
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(|e| Error::Read("ReplicaSets", e))?
+        .items
+        .into_iter()
+        .filter(|rs| owned(rs.owner_references()))
+        .collect();
+    let run_api: Api<AnalysisRun> = Api::namespaced(client.clone(), &namespace);
+    let analysis_runs = run_api
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(|e| Error::Read("AnalysisRuns", e))?
+        .items
+        .into_iter()
+        .filter(|r| owned(r.owner_references()))
+        .collect();
+    let mut observed = Observed {
+        replica_sets,
+        analysis_runs,
+        ..Observed::default()
+    };
+    let canary = rollout.spec.strategy.canary.as_ref();
+    let mut services: Vec<String> = Vec::new();
+    if let Some(canary) = canary {
+        services.extend(
+            canary
+                .stable_service
+                .iter()
+                .chain(canary.canary_service.iter())
+                .cloned(),
+        );
+    }
+    let svc_api: Api<Service> = Api::namespaced(client.clone(), &namespace);
+    for service in services {
+        let found = svc_api
+            .get_opt(&service)
+            .await
+            .map_err(|e| Error::Read("Services", e))?;
+        let state = match found {
+            Some(svc) => Lookup::Found(ServiceState {
+                selector: svc.spec.and_then(|s| s.selector).unwrap_or_default(),
+            }),
+            None => Lookup::Missing,
+        };
+        observed.services.insert(service, state);
+    }
+    if let Ok(settings) = spec::settings(rollout)
+        && let Routing::GatewayApi {
+            namespace, name, ..
+        } = settings.routing
+    {
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(client.clone(), &namespace, &http_route_resource());
+        let found = match api.get_opt(&name).await {
+            Ok(found) => found,
+            // Gateway API CRDs not installed: the route cannot exist.
+            Err(kube::Error::Api(status)) if status.code == 404 => None,
+            Err(e) => return Err(Error::Read("HTTPRoutes", e)),
+        };
+        observed.http_route = Some(match found {
+            Some(route) => Lookup::Found(RouteState {
+                resource_version: route.resource_version(),
+                rules: route
+                    .data
+                    .get("spec")
+                    .and_then(|s| s.get("rules"))
+                    .cloned()
+                    .unwrap_or_default(),
+            }),
+            None => Lookup::Missing,
+        });
+    }
+    Ok(observed)
+}
