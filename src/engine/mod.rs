@@ -13,3 +13,8 @@ pub mod spec;
 pub use canary::{canary_replicas, weight_at};
 pub use observed::{Lookup, Observed, RouteState, ServiceState};
 pub use plan::{Plan, PlannedEvent, Write, plan};
+
+#[cfg(test)]
+mod plan_tests;
+#[cfg(test)]
+mod testkit;

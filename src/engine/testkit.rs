@@ -1,0 +1,325 @@
+//! Test fixtures for the engine: Rollout builders and a tiny in-memory cluster.
+//!
+//! `Sim` applies a plan's writes to `Observed` the way the API server and the
+//! ReplicaSet controller would (pods become ready at once unless held), so
+//! whole rollouts can be replayed step by step with a fixed clock.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetStatus};
+use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use serde_json::json;
+
+use super::observed::{Lookup, Observed, RouteState, ServiceState};
+use super::plan::{Plan, Write, plan};
+use super::revisions;
+use crate::crd::{
+    AnalysisPhase, AnalysisRun, AnalysisRunStatus, CanaryStep, CanaryStrategy, GatewayApiRouting,
+    PauseStep, Rollout, RolloutSpec, RolloutStrategy, TrafficRouting,
+};
+
+pub fn weight(w: i32) -> CanaryStep {
+    CanaryStep {
+        set_weight: Some(w),
+        ..CanaryStep::default()
+    }
+}
+
+pub fn pause(duration: Option<&str>) -> CanaryStep {
+    CanaryStep {
+        pause: Some(PauseStep {
+            duration: duration.map(Into::into),
+        }),
+        ..CanaryStep::default()
+    }
+}
+
+pub fn analysis(template: &str) -> CanaryStep {
+    CanaryStep {
+        analysis: Some(crate::crd::AnalysisStep {
+            templates: vec![crate::crd::AnalysisTemplateRef {
+                template_name: template.into(),
+                cluster_scope: false,
+            }],
+            args: Vec::new(),
+        }),
+        ..CanaryStep::default()
+    }
+}
+
+pub fn template(image: &str) -> PodTemplateSpec {
+    PodTemplateSpec {
+        metadata: Some(ObjectMeta {
+            labels: Some([("app".to_string(), "web".to_string())].into()),
+            ..ObjectMeta::default()
+        }),
+        spec: Some(PodSpec {
+            containers: vec![Container {
+                name: "web".into(),
+                image: Some(image.into()),
+                ..Container::default()
+            }],
+            ..PodSpec::default()
+        }),
+    }
+}
+
+/// A Rollout `web` in namespace `demo`; `gateway` selects HTTPRoute routing.
+pub fn rollout(replicas: i32, steps: Option<Vec<CanaryStep>>, gateway: bool) -> Rollout {
+    let canary = CanaryStrategy {
+        steps,
+        stable_service: Some("web-stable".into()),
+        canary_service: Some("web-canary".into()),
+        traffic_routing: gateway.then(|| TrafficRouting {
+            gateway_api: Some(GatewayApiRouting {
+                http_route: "web".into(),
+                namespace: None,
+                rule_indexes: None,
+            }),
+        }),
+        ..CanaryStrategy::default()
+    };
+    let mut rollout = Rollout::new(
+        "web",
+        RolloutSpec {
+            replicas: Some(replicas),
+            selector: LabelSelector {
+                match_labels: Some([("app".to_string(), "web".to_string())].into()),
+                match_expressions: None,
+            },
+            template: template("web:1"),
+            revision_history_limit: None,
+            progress_deadline_seconds: None,
+            strategy: RolloutStrategy {
+                canary: Some(canary),
+            },
+        },
+    );
+    rollout.metadata.namespace = Some("demo".into());
+    rollout.metadata.uid = Some("uid-web".into());
+    rollout.metadata.generation = Some(1);
+    rollout
+}
+
+/// An in-memory cluster that carries out plans.
+pub struct Sim {
+    pub rollout: Rollout,
+    pub observed: Observed,
+    pub now: Timestamp,
+    /// Pods of these revisions never become ready.
+    pub broken: Vec<String>,
+    pub plans: Vec<Plan>,
+}
+
+impl Sim {
+    pub fn new(rollout: Rollout) -> Sim {
+        let gateway = rollout
+            .spec
+            .strategy
+            .canary
+            .as_ref()
+            .is_some_and(|c| c.traffic_routing.is_some());
+        let mut observed = Observed::default();
+        for service in ["web-stable", "web-canary"] {
+            observed.services.insert(
+                service.into(),
+                Lookup::Found(ServiceState {
+                    selector: [("app".to_string(), "web".to_string())].into(),
+                }),
+            );
+        }
+        if gateway {
+            observed.http_route = Some(Lookup::Found(RouteState {
+                resource_version: Some("1".into()),
+                rules: json!([{ "backendRefs": [
+                    {"name": "web-stable", "port": 80, "weight": 100},
+                    {"name": "web-canary", "port": 80, "weight": 0}]}]),
+            }));
+        }
+        Sim {
+            rollout,
+            observed,
+            now: Timestamp::from_second(1_800_000_000).unwrap_or(Timestamp::UNIX_EPOCH),
+            broken: Vec::new(),
+            plans: Vec::new(),
+        }
+    }
+
+    /// Plan once, carry out the writes, persist the status, advance the clock by `tick`.
+    pub fn tick(&mut self, tick: Duration) -> Plan {
+        let plan = plan(&self.rollout, &self.observed, self.now);
+        for write in &plan.writes {
+            self.carry_out(write);
+        }
+        self.rollout.status = Some(plan.status.clone());
+        self.now += tick;
+        self.settle_pods();
+        self.plans.push(plan.clone());
+        plan
+    }
+
+    /// Tick until `done` holds or `limit` ticks pass; returns the number of ticks.
+    pub fn run_until(
+        &mut self,
+        tick: Duration,
+        limit: usize,
+        done: impl Fn(&Sim) -> bool,
+    ) -> usize {
+        for n in 0..limit {
+            if done(self) {
+                return n;
+            }
+            self.tick(tick);
+        }
+        panic!(
+            "condition not reached in {limit} ticks; status: {:#?}",
+            self.rollout.status
+        );
+    }
+
+    pub fn set_image(&mut self, image: &str) {
+        self.rollout.spec.template = template(image);
+        self.rollout.metadata.generation = self.rollout.metadata.generation.map(|g| g + 1);
+    }
+
+    pub fn annotate(&mut self, key: &str, value: &str) {
+        self.rollout
+            .metadata
+            .annotations
+            .get_or_insert_with(BTreeMap::new)
+            .insert(key.into(), value.into());
+    }
+
+    pub fn phase(&self) -> Option<crate::crd::RolloutPhase> {
+        self.rollout.status.as_ref().and_then(|s| s.phase)
+    }
+
+    pub fn route_weight(&self) -> i64 {
+        match &self.observed.http_route {
+            Some(Lookup::Found(r)) => r.rules[0]["backendRefs"][1]["weight"]
+                .as_i64()
+                .unwrap_or(-1),
+            _ => -1,
+        }
+    }
+
+    pub fn replicas_of(&self, hash: &str) -> Option<i32> {
+        revisions::index(&self.observed.replica_sets)
+            .get(hash)
+            .map(|r| r.desired)
+    }
+
+    pub fn selector_of(&self, service: &str) -> Option<String> {
+        match self.observed.services.get(service) {
+            Some(Lookup::Found(s)) => s
+                .selector
+                .get(super::hash::POD_TEMPLATE_HASH_LABEL)
+                .cloned(),
+            _ => None,
+        }
+    }
+
+    pub fn set_analysis(&mut self, phase: AnalysisPhase, message: &str) {
+        for run in &mut self.observed.analysis_runs {
+            run.status = Some(AnalysisRunStatus {
+                phase: Some(phase),
+                message: Some(message.into()),
+            });
+        }
+    }
+
+    fn carry_out(&mut self, write: &Write) {
+        match write {
+            Write::ApplyReplicaSet(desired) => {
+                let mut rs = revisions::build(&self.rollout, desired);
+                let name = rs.metadata.name.clone();
+                let old = self
+                    .observed
+                    .replica_sets
+                    .iter()
+                    .position(|r| r.metadata.name == name);
+                let previous = old.map(|i| self.observed.replica_sets.remove(i));
+                rs.status = previous.and_then(|p| p.status);
+                rs.metadata.generation = Some(1);
+                self.observed.replica_sets.push(rs);
+            }
+            Write::DeleteReplicaSet { name } => self
+                .observed
+                .replica_sets
+                .retain(|r| r.metadata.name.as_ref() != Some(name)),
+            Write::SelectRevision { service, revision } => {
+                if let Some(Lookup::Found(state)) = self.observed.services.get_mut(service) {
+                    state.selector.insert(
+                        super::hash::POD_TEMPLATE_HASH_LABEL.into(),
+                        revision.clone(),
+                    );
+                }
+            }
+            Write::SetRouteWeights { rules, .. } => {
+                if let Some(Lookup::Found(state)) = self.observed.http_route.as_mut() {
+                    state.rules = rules.clone();
+                }
+            }
+            Write::CreateAnalysisRun { name, spec } => {
+                let mut run = AnalysisRun::new(name, spec.clone());
+                run.status = Some(AnalysisRunStatus {
+                    phase: Some(AnalysisPhase::Running),
+                    message: None,
+                });
+                self.observed.analysis_runs.push(run);
+            }
+        }
+    }
+
+    /// The ReplicaSet controller: pods exist and are ready as asked (broken revisions never ready).
+    fn settle_pods(&mut self) {
+        for rs in &mut self.observed.replica_sets {
+            let wanted = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
+            let hash = rs
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(super::hash::POD_TEMPLATE_HASH_LABEL))
+                .cloned()
+                .unwrap_or_default();
+            let ready = if self.broken.contains(&hash) {
+                0
+            } else {
+                wanted
+            };
+            rs.status = Some(ReplicaSetStatus {
+                replicas: wanted,
+                ready_replicas: Some(ready),
+                available_replicas: Some(ready),
+                observed_generation: Some(1),
+                ..ReplicaSetStatus::default()
+            });
+        }
+    }
+}
+
+/// A ReplicaSet fixture for hand-built observations.
+pub fn replica_set(rollout: &Rollout, image: &str, replicas: i32, number: i64) -> ReplicaSet {
+    let template = template(image);
+    let hash = super::hash::pod_template_hash(&template);
+    let mut rs = revisions::build(
+        rollout,
+        &revisions::DesiredReplicaSet {
+            hash,
+            template,
+            replicas,
+            number,
+            scale_down_at: None,
+        },
+    );
+    rs.status = Some(ReplicaSetStatus {
+        replicas,
+        ready_replicas: Some(replicas),
+        available_replicas: Some(replicas),
+        ..ReplicaSetStatus::default()
+    });
+    rs
+}
