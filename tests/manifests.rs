@@ -1,0 +1,188 @@
+//! Every manifest we ship parses and validates: examples, deploy, CRDs.
+//!
+//! Rollouts must survive a round trip through the Rust types unchanged (a
+//! misspelled field would otherwise be pruned silently by the API server) and
+//! pass the engine's own validation.
+
+use std::path::{Path, PathBuf};
+
+use serde_yaml_ng::Value;
+use sluice::crd::Rollout;
+
+fn yaml_files(dir: &str) -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+    let mut found = Vec::new();
+    let mut stack = vec![root];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+fn documents(path: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_yaml_ng::Deserializer::from_str(&text)
+        .map(|doc| {
+            serde::Deserialize::deserialize(doc)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        })
+        .filter(|v: &Value| !v.is_null())
+        .collect()
+}
+
+/// Drop nulls so that a round trip compares what was written.
+fn without_nulls(value: serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Object(map) => serde_json::Value::Object(
+            map.into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k, without_nulls(v)))
+                .collect(),
+        ),
+        serde_json::Value::Array(items) => {
+            serde_json::Value::Array(items.into_iter().map(without_nulls).collect())
+        }
+        other => other,
+    }
+}
+
+fn check_rollout(path: &Path, doc: &Value) {
+    let as_json: serde_json::Value = serde_json::to_value(doc).unwrap_or_default();
+    let mut rollout: Rollout = serde_json::from_value(as_json.clone())
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let back = without_nulls(serde_json::to_value(&rollout).unwrap_or_default());
+    assert_eq!(
+        back,
+        without_nulls(as_json),
+        "{}: fields lost in a round trip (misspelled?)",
+        path.display()
+    );
+    rollout.metadata.namespace = Some("demo".into());
+    if let Err(problems) = sluice::engine::spec::settings(&rollout) {
+        panic!("{}: invalid Rollout: {problems:?}", path.display());
+    }
+}
+
+#[test]
+fn examples_parse_and_rollouts_are_valid() {
+    let files = yaml_files("examples");
+    assert!(files.len() >= 5, "examples missing: {files:?}");
+    let mut rollouts = 0;
+    for path in &files {
+        for doc in documents(path) {
+            assert!(
+                doc.get("apiVersion").is_some() && doc.get("kind").is_some(),
+                "{}: not a Kubernetes object",
+                path.display()
+            );
+            if doc.get("kind").and_then(Value::as_str) == Some("Rollout") {
+                check_rollout(path, &doc);
+                rollouts += 1;
+            }
+        }
+    }
+    assert!(
+        rollouts >= 2,
+        "expected a gateway and a replica-ratio Rollout"
+    );
+}
+
+#[test]
+fn gateway_example_routes_reference_the_rollout_services() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/gateway-canary");
+    let route = documents(&dir.join("httproute.yaml")).remove(0);
+    let names: Vec<&str> = route["spec"]["rules"][0]["backendRefs"]
+        .as_sequence()
+        .map(|refs| refs.iter().filter_map(|r| r["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(names, vec!["web-stable", "web-canary"]);
+}
+
+#[test]
+fn deploy_manifests_parse_and_run_hardened() {
+    let files = yaml_files("deploy");
+    let mut kinds = Vec::new();
+    for path in &files {
+        for doc in documents(path) {
+            let kind = doc
+                .get("kind")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            if kind == "Deployment" {
+                let json = serde_json::to_value(&doc).unwrap_or_default();
+                let deployment: k8s_openapi::api::apps::v1::Deployment =
+                    serde_json::from_value(json)
+                        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                let pod = deployment
+                    .spec
+                    .and_then(|s| s.template.spec)
+                    .expect("pod spec");
+                assert_eq!(
+                    pod.security_context.and_then(|s| s.run_as_non_root),
+                    Some(true)
+                );
+                let container = &pod.containers[0];
+                let security = container
+                    .security_context
+                    .clone()
+                    .expect("container securityContext");
+                assert_eq!(security.read_only_root_filesystem, Some(true));
+                assert_eq!(security.allow_privilege_escalation, Some(false));
+            }
+            kinds.push(kind);
+        }
+    }
+    for wanted in [
+        "Namespace",
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Role",
+        "RoleBinding",
+        "Deployment",
+        "Kustomization",
+    ] {
+        assert!(
+            kinds.iter().any(|k| k == wanted),
+            "deploy/ lacks a {wanted}: {kinds:?}"
+        );
+    }
+}
+
+#[test]
+fn checked_in_crds_match_the_rust_types() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("crds");
+    for (file, crd) in sluice::crd::all_crds() {
+        let expected = sluice::crd::render_crd(&crd).expect("render");
+        let actual = std::fs::read_to_string(dir.join(file)).unwrap_or_default();
+        assert!(
+            actual == expected,
+            "crds/{file} drifted from the Rust types: run `cargo run --bin crdgen`"
+        );
+    }
+}
+
+#[test]
+fn rollout_crd_carries_admission_rules() {
+    let crd = serde_json::to_string(&sluice::crd::all_crds()[0].1).unwrap_or_default();
+    for rule in [
+        "setWeight must be between 0 and 100",
+        "exactly one strategy",
+        "duration must look like",
+        "each step sets exactly one",
+    ] {
+        assert!(crd.contains(rule), "CEL rule missing: {rule}");
+    }
+}
