@@ -1,0 +1,10 @@
+//! End-to-end tests of Sluice on a real Kubernetes control plane.
+//!
+//! Needs the stack from `tests/cluster/` (built by `tests/cluster/build.sh`,
+//! which `.ci/run` calls first). Each test gets its own namespace and its own
+//! controller process.
+
+mod canary;
+mod harness;
+mod rbac;
+mod support;

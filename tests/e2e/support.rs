@@ -1,0 +1,160 @@
+//! Helpers shared by the end-to-end tests: reading Rollouts, routes and ReplicaSets.
+
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use kube::api::{DynamicObject, ListParams, Patch, PatchParams};
+use kube::{Api, Client};
+use serde_json::json;
+use sluice::crd::{Rollout, RolloutPhase};
+
+use super::harness::{apply_yaml, repo_root, wait_for};
+
+/// Read an example file and apply it, with `edit` applied to each document first.
+pub async fn apply_example(
+    client: &Client,
+    namespace: &str,
+    file: &str,
+    edit: impl Fn(&mut serde_json::Value),
+) {
+    let text = std::fs::read_to_string(repo_root().join("examples").join(file)).expect("example");
+    let mut out = String::new();
+    for doc in serde_yaml_ng::Deserializer::from_str(&text) {
+        let mut value: serde_json::Value = serde::Deserialize::deserialize(doc).expect("yaml");
+        if value.is_null() {
+            continue;
+        }
+        edit(&mut value);
+        out.push_str("---\n");
+        out.push_str(&serde_yaml_ng::to_string(&value).expect("yaml"));
+    }
+    apply_yaml(client, namespace, &out).await;
+}
+
+pub async fn rollout(client: &Client, namespace: &str, name: &str) -> Rollout {
+    Api::<Rollout>::namespaced(client.clone(), namespace)
+        .get(name)
+        .await
+        .expect("get rollout")
+}
+
+/// Wait until the Rollout reports `phase` for its current generation.
+pub async fn wait_phase(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    phase: RolloutPhase,
+    limit: Duration,
+) -> Rollout {
+    let api = Api::<Rollout>::namespaced(client.clone(), namespace);
+    wait_for(limit, &format!("rollout {name} {phase}"), || {
+        let api = api.clone();
+        async move {
+            let rollout = api.get(name).await.ok()?;
+            let status = rollout.status.as_ref()?;
+            (status.phase == Some(phase)
+                && status.observed_generation == rollout.metadata.generation)
+                .then_some(rollout)
+        }
+    })
+    .await
+}
+
+/// Change the first container's image (what CI does through Git).
+pub async fn set_image(client: &Client, namespace: &str, name: &str, image: &str) {
+    let api = Api::<Rollout>::namespaced(client.clone(), namespace);
+    let mut rollout = api.get(name).await.expect("get rollout");
+    if let Some(container) = rollout
+        .spec
+        .template
+        .spec
+        .as_mut()
+        .and_then(|s| s.containers.first_mut())
+    {
+        container.image = Some(image.into());
+    }
+    let patch = json!({ "spec": { "template": rollout.spec.template } });
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("patch image");
+}
+
+/// Annotate the Rollout (how the CLI's controls work).
+pub async fn annotate(client: &Client, namespace: &str, name: &str, key: &str, value: &str) {
+    let api = Api::<Rollout>::namespaced(client.clone(), namespace);
+    let patch = json!({ "metadata": { "annotations": { key: value } } });
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("annotate");
+}
+
+/// The canary's weight on the first rule of an HTTPRoute, as the API server stores it.
+pub async fn route_canary_weight(
+    client: &Client,
+    namespace: &str,
+    route: &str,
+    canary: &str,
+) -> Option<i64> {
+    let resource = sluice::reconcile::observe::http_route_resource();
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
+    let object = api.get(route).await.ok()?;
+    let refs = object.data["spec"]["rules"][0]["backendRefs"]
+        .as_array()?
+        .clone();
+    refs.iter()
+        .find(|r| r["name"] == canary)
+        .map(|r| r["weight"].as_i64().unwrap_or(1))
+}
+
+/// ReplicaSets of a Rollout: (hash, spec replicas, ready replicas).
+pub async fn revisions(client: &Client, namespace: &str, name: &str) -> Vec<(String, i32, i32)> {
+    let api = Api::<ReplicaSet>::namespaced(client.clone(), namespace);
+    let list = api
+        .list(&ListParams::default().labels(&format!("sluice.dev/rollout={name}")))
+        .await
+        .expect("list rs");
+    list.items
+        .into_iter()
+        .map(|rs| {
+            let hash = rs
+                .metadata
+                .labels
+                .clone()
+                .unwrap_or_default()
+                .get("sluice.dev/pod-template-hash")
+                .cloned()
+                .unwrap_or_default();
+            let spec = rs.spec.and_then(|s| s.replicas).unwrap_or(0);
+            let ready = rs.status.and_then(|s| s.ready_replicas).unwrap_or(0);
+            (hash, spec, ready)
+        })
+        .collect()
+}
+
+/// Reasons of the Events recorded on a Rollout.
+pub async fn event_reasons(client: &Client, namespace: &str, name: &str) -> Vec<String> {
+    let api = Api::<k8s_openapi::api::events::v1::Event>::namespaced(client.clone(), namespace);
+    let list = api.list(&ListParams::default()).await.expect("list events");
+    list.items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+        .filter_map(|e| e.reason)
+        .collect()
+}
+
+/// Shorten every pause and delay of a Rollout document so that tests run in seconds.
+pub fn speed_up(doc: &mut serde_json::Value) {
+    if doc["kind"] != "Rollout" {
+        return;
+    }
+    let canary = &mut doc["spec"]["strategy"]["canary"];
+    canary["scaleDownDelaySeconds"] = json!(3);
+    canary["abortScaleDownDelaySeconds"] = json!(3);
+    if let Some(steps) = canary["steps"].as_array_mut() {
+        for step in steps {
+            if step.get("pause").and_then(|p| p.get("duration")).is_some() {
+                step["pause"]["duration"] = json!("2s");
+            }
+        }
+    }
+}
