@@ -4,6 +4,9 @@
 //! `status.phase` to reach a verdict; whatever evaluates the metrics only has
 //! to write that phase (and a one-line message) back.
 
+// kube's `printcolumn(...)` repeats keys like `type_` by design.
+#![allow(clippy::duplicated_attributes)]
+
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

@@ -3,6 +3,9 @@
 //! Field docs become the CRD's schema descriptions; CEL rules enforce at
 //! admission what the API server can check on its own.
 
+// kube's `printcolumn(...)` repeats keys like `type_` by design.
+#![allow(clippy::duplicated_attributes)]
+
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;

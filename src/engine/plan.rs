@@ -31,7 +31,7 @@ pub const INVALID_RESYNC: Duration = Duration::from_secs(60);
 #[derive(Clone, Debug, PartialEq)]
 pub enum Write {
     /// Server-side apply this ReplicaSet (created if absent).
-    ApplyReplicaSet(DesiredReplicaSet),
+    ApplyReplicaSet(Box<DesiredReplicaSet>),
     /// Delete an old ReplicaSet beyond the history limit.
     DeleteReplicaSet {
         /// ReplicaSet name.
@@ -321,7 +321,7 @@ impl<'a> Planner<'a> {
                 number,
                 scale_down_at: None,
             };
-            self.writes.push(Write::ApplyReplicaSet(desired));
+            self.writes.push(Write::ApplyReplicaSet(Box::new(desired)));
         }
     }
 
@@ -427,7 +427,7 @@ impl<'a> Planner<'a> {
                         number: rev.number,
                         scale_down_at,
                     };
-                    self.writes.push(Write::ApplyReplicaSet(desired));
+                    self.writes.push(Write::ApplyReplicaSet(Box::new(desired)));
                 }
                 if replicas > 0 {
                     self.wake.push(due);

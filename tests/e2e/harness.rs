@@ -34,7 +34,6 @@ pub struct ClusterInfo {
 /// The running stack.
 pub struct Cluster {
     pub info: ClusterInfo,
-    pub bin_dir: PathBuf,
     _lifeline: Mutex<ChildStdin>,
     _supervisor: Mutex<Child>,
 }
@@ -122,7 +121,6 @@ fn start_cluster() -> Cluster {
     );
     Cluster {
         info,
-        bin_dir,
         _lifeline: Mutex::new(lifeline),
         _supervisor: Mutex::new(child),
     }

@@ -6,5 +6,6 @@
 
 mod canary;
 mod harness;
+mod measure;
 mod rbac;
 mod support;
