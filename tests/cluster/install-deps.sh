@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Debian packages the test stack needs: Prometheus (scrapes the traffic
+# generator), git (the GitOps repository), OpenSSH (Git over SSH).
+# Idempotent and non-interactive; services are not started.
+set -euo pipefail
+want=(prometheus git openssh-server openssh-client)
+missing=()
+for pkg in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]} == 0)); then
+  echo "[deps] already installed: ${want[*]}" >&2
+  exit 0
+fi
+sudo=""
+if [[ $(id -u) -ne 0 ]]; then sudo="sudo"; fi
+echo "[deps] installing ${missing[*]}" >&2
+# Keep package scripts from starting daemons (there is no init system here anyway).
+if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+  printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
+  $sudo chmod +x /usr/sbin/policy-rc.d
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "[deps] installed ${missing[*]}" >&2
