@@ -20,5 +20,8 @@ echo "== format and lints"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+echo "== build"
+cargo build --workspace --bins --locked
+
 echo "== tests"
 cargo test --workspace --locked "$@"

@@ -40,6 +40,14 @@ pub struct Cluster {
 
 static CLUSTER: OnceLock<Cluster> = OnceLock::new();
 
+/// A binary of another workspace member (built by `cargo build --workspace`, as scripts/test.sh does).
+pub fn workspace_binary(name: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo_root().join("target"));
+    let path = target.join("debug").join(name);
+    assert!(path.exists(), "{} missing: run `cargo build --workspace --bins` first (scripts/test.sh does)", path.display());
+    path
+}
+
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -76,8 +84,9 @@ fn start_cluster() -> Cluster {
         }
     };
     let bin_dir = cache.join("bin");
+    let supervisor = workspace_binary("sluice-testcluster");
     let data_dir = std::env::temp_dir().join(format!("sluice-e2e-{}", std::process::id()));
-    let mut child = Command::new(bin_dir.join("sluice-testcluster"))
+    let mut child = Command::new(&supervisor)
         .args(["run", "--prometheus", "--lifeline-stdin", "--nodes", "3"])
         .arg("--bin-dir")
         .arg(&bin_dir)
