@@ -42,9 +42,15 @@ static CLUSTER: OnceLock<Cluster> = OnceLock::new();
 
 /// A binary of another workspace member (built by `cargo build --workspace`, as scripts/test.sh does).
 pub fn workspace_binary(name: &str) -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo_root().join("target"));
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"));
     let path = target.join("debug").join(name);
-    assert!(path.exists(), "{} missing: run `cargo build --workspace --bins` first (scripts/test.sh does)", path.display());
+    assert!(
+        path.exists(),
+        "{} missing: run `cargo build --workspace --bins` first (scripts/test.sh does)",
+        path.display()
+    );
     path
 }
 
@@ -357,4 +363,39 @@ pub async fn http_get(url: &str) -> Option<(u16, String)> {
         .ok()?;
     let code = response.status().as_u16();
     Some((code, response.text().await.ok()?))
+}
+
+/// A helper process (traffic generator, GitOps sync), killed when dropped.
+pub struct BackgroundProcess {
+    child: Child,
+    /// Its stdout, captured to a file.
+    pub stdout: PathBuf,
+}
+
+impl BackgroundProcess {
+    pub fn start(name: &str, program: &Path, args: &[&str]) -> BackgroundProcess {
+        let stdout = log_dir().join(format!("{name}.out"));
+        let stderr = log_dir().join(format!("{name}.log"));
+        let child = Command::new(program)
+            .args(args)
+            .env("KUBECONFIG", &cluster().info.kubeconfig)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&stdout).expect("stdout file"))
+            .stderr(std::fs::File::create(&stderr).expect("stderr file"))
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", program.display()));
+        BackgroundProcess { child, stdout }
+    }
+
+    /// Lines it printed on stdout so far.
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.stdout).unwrap_or_default()
+    }
+}
+
+impl Drop for BackgroundProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

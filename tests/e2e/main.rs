@@ -9,3 +9,4 @@ mod harness;
 mod measure;
 mod rbac;
 mod support;
+mod testbed;

@@ -1,0 +1,176 @@
+//! What the traffic generator reads from the API server: the Rollout, its
+//! HTTPRoute weights (or, without a router, its Ready pods), and the image of
+//! each revision.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result};
+use k8s_openapi::api::core::v1::{Pod, Service};
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams};
+use kube::{Api, Client};
+use serde_json::Value;
+
+use crate::split::{Backend, Shares, shares};
+
+/// The label Sluice puts on every pod of a revision.
+pub const HASH_LABEL: &str = "sluice.dev/pod-template-hash";
+
+/// One look at the cluster.
+#[derive(Debug, Default, Clone)]
+pub struct View {
+    pub shares: Shares,
+    /// Image of the first container, per pod-template hash.
+    pub images: BTreeMap<String, String>,
+    /// "httproute/<name>" or "replica-ratio".
+    pub source: String,
+}
+
+pub fn rollout_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("sluice.dev", "v1alpha1", "Rollout"),
+        "rollouts",
+    )
+}
+
+fn http_route_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute"),
+        "httproutes",
+    )
+}
+
+fn label_selector(labels: &serde_json::Map<String, Value>) -> String {
+    labels
+        .iter()
+        .filter_map(|(k, v)| v.as_str().map(|v| format!("{k}={v}")))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn is_ready(pod: &Pod) -> bool {
+    pod.metadata.deletion_timestamp.is_none()
+        && pod
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+async fn ready_hashes(pods: &Api<Pod>, selector: &str) -> Result<Vec<String>> {
+    let list = pods
+        .list(&ListParams::default().labels(selector))
+        .await
+        .with_context(|| format!("list pods {selector}"))?;
+    Ok(list
+        .items
+        .iter()
+        .filter(|p| is_ready(p))
+        .filter_map(|p| p.metadata.labels.as_ref()?.get(HASH_LABEL).cloned())
+        .collect())
+}
+
+/// Read the live traffic split of Rollout `name` in `namespace`.
+pub async fn look(client: &Client, namespace: &str, name: &str) -> Result<View> {
+    let rollouts: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), namespace, &rollout_resource());
+    let rollout = rollouts
+        .get(name)
+        .await
+        .with_context(|| format!("get Rollout {namespace}/{name}"))?;
+    let spec = &rollout.data["spec"];
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let canary = &spec["strategy"]["canary"];
+    let gateway = &canary["trafficRouting"]["gatewayAPI"];
+
+    let (backends, source) = if let Some(route_name) = gateway["httpRoute"].as_str() {
+        let route_ns = gateway["namespace"].as_str().unwrap_or(namespace);
+        let routes: Api<DynamicObject> =
+            Api::namespaced_with(client.clone(), route_ns, &http_route_resource());
+        let route = routes
+            .get(route_name)
+            .await
+            .with_context(|| format!("get HTTPRoute {route_ns}/{route_name}"))?;
+        let services: Api<Service> = Api::namespaced(client.clone(), route_ns);
+        // Users are modelled as hitting the first rule (the one the examples route).
+        let refs = route.data["spec"]["rules"][0]["backendRefs"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let mut backends = Vec::new();
+        for backend_ref in refs {
+            let Some(service_name) = backend_ref["name"].as_str() else {
+                continue;
+            };
+            // Gateway API: an omitted weight means 1.
+            let weight = backend_ref["weight"].as_f64().unwrap_or(1.0);
+            let service = services
+                .get(service_name)
+                .await
+                .with_context(|| format!("get Service {service_name}"))?;
+            let selector = service
+                .spec
+                .and_then(|s| s.selector)
+                .map(|s| {
+                    s.iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .unwrap_or_default();
+            let hashes = if selector.is_empty() {
+                Vec::new()
+            } else {
+                ready_hashes(&pods, &selector).await?
+            };
+            backends.push(Backend {
+                weight,
+                ready_pod_hashes: hashes,
+            });
+        }
+        (backends, format!("httproute/{route_name}"))
+    } else {
+        let labels = spec["selector"]["matchLabels"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        let hashes = ready_hashes(&pods, &label_selector(&labels)).await?;
+        (
+            vec![Backend {
+                weight: 1.0,
+                ready_pod_hashes: hashes,
+            }],
+            "replica-ratio".to_string(),
+        )
+    };
+
+    let replica_sets: Api<k8s_openapi::api::apps::v1::ReplicaSet> =
+        Api::namespaced(client.clone(), namespace);
+    let mut images = BTreeMap::new();
+    for rs in replica_sets
+        .list(&ListParams::default().labels(&format!("sluice.dev/rollout={name}")))
+        .await
+        .context("list ReplicaSets")?
+        .items
+    {
+        let hash = rs
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(HASH_LABEL))
+            .cloned();
+        let image = rs
+            .spec
+            .and_then(|s| s.template)
+            .and_then(|t| t.spec)
+            .and_then(|s| s.containers.into_iter().next())
+            .and_then(|c| c.image);
+        if let (Some(hash), Some(image)) = (hash, image) {
+            images.insert(hash, image);
+        }
+    }
+    Ok(View {
+        shares: shares(&backends),
+        images,
+        source,
+    })
+}
