@@ -105,15 +105,18 @@ pub struct RolloutStrategy {
 pub struct CanaryStrategy {
     /// Steps of the rollout. When omitted: 10% → 25% → 50% → 100% with a one-minute pause between weights.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self.size() <= 64").message("at most 64 steps"))]
+    // maxItems (not only a CEL size check) bounds the API server's CEL cost estimate.
+    #[schemars(length(max = 64))]
     pub steps: Option<Vec<CanaryStep>>,
 
     /// Service whose selector Sluice points at the stable pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
     pub stable_service: Option<String>,
 
     /// Service whose selector Sluice points at the canary pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
     pub canary_service: Option<String>,
 
     /// Traffic router that splits requests by weight. Without one, the canary's
@@ -165,6 +168,7 @@ pub struct CanaryStep {
 pub struct PauseStep {
     /// How long to wait, e.g. `30s`, `5m`, `1h30m`. Omit to wait until promoted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32))]
     #[x_kube(validation = Rule::new("self.matches('^([0-9]+(\\\\.[0-9]+)?(ms|s|m|h|d))+$')").message("duration must look like 30s, 5m or 1h30m"))]
     pub duration: Option<String>,
 }
@@ -175,10 +179,12 @@ pub struct PauseStep {
 pub struct AnalysisStep {
     /// Templates whose metrics make up the analysis.
     #[x_kube(validation = Rule::new("self.size() > 0").message("analysis needs at least one template"))]
+    #[schemars(length(max = 16))]
     pub templates: Vec<AnalysisTemplateRef>,
 
     /// Values for the templates' arguments.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
     pub args: Vec<AnalysisArg>,
 }
 
@@ -224,6 +230,7 @@ pub struct TrafficRouting {
 pub struct GatewayApiRouting {
     /// Name of the HTTPRoute whose backendRefs carry the stable and canary Services.
     #[x_kube(validation = Rule::new("self != ''").message("httpRoute must not be empty"))]
+    #[schemars(length(max = 253))]
     pub http_route: String,
     /// Namespace of the HTTPRoute. Defaults to the Rollout's namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]

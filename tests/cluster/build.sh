@@ -48,14 +48,19 @@ build kubectl k8s k8s.io/kubernetes/cmd/kubectl "$version_flags"
 build kwok kwok sigs.k8s.io/kwok/cmd/kwok
 
 if [[ ! -f "$dir/gateway-api/.done" ]]; then
+  # `go build` fetches only the packages kwok needs; the CRD YAML needs the whole module.
+  (cd "$here/kwok" && go mod download sigs.k8s.io/gateway-api)
   gw="$(cd "$here/kwok" && go list -m -f '{{.Dir}}' sigs.k8s.io/gateway-api)"
+  [[ -n $gw ]] || { log "sigs.k8s.io/gateway-api is not in the module cache"; exit 1; }
   cp "$gw"/config/crd/standard/gateway.networking.k8s.io_*.yaml "$dir/gateway-api/"
   chmod u+w "$dir"/gateway-api/*.yaml
   touch "$dir/gateway-api/.done"
   log "Gateway API CRDs: $(ls "$dir/gateway-api" | tr '\n' ' ')"
 fi
 if [[ ! -f "$dir/kwok-stages/.done" ]]; then
+  (cd "$here/kwok" && go mod download sigs.k8s.io/kwok)
   kwok_src="$(cd "$here/kwok" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)"
+  [[ -n $kwok_src ]] || { log "sigs.k8s.io/kwok is not in the module cache"; exit 1; }
   for stage in node/fast/node-initialize node/heartbeat-with-lease/node-heartbeat-with-lease \
                pod/fast/pod-ready pod/fast/pod-complete pod/fast/pod-delete; do
     cp "$kwok_src/kustomize/stage/$stage.yaml" "$dir/kwok-stages/$(basename "$stage").yaml"

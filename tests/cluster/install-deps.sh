@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Debian packages the test stack needs: Prometheus (scrapes the traffic
-# generator), git (the GitOps repository), OpenSSH (Git over SSH).
+# generator), git (the GitOps repository), OpenSSH (Git over SSH), curl and
+# jq (the demo reads Prometheus with them).
 # Idempotent and non-interactive; services are not started.
 set -euo pipefail
-want=(prometheus git openssh-server openssh-client)
+want=(prometheus git openssh-server openssh-client curl jq)
 missing=()
 for pkg in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
