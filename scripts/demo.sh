@@ -143,7 +143,7 @@ narrate 9 Aborted
 "$BIN/sluice" rollout -n "$NS" status web
 
 say "Git is told the truth: revert the bad commit; the template is back at the stable hash, an instant rollback"
-git -C "$DEMO/ci" -c user.name="CI" -c user.email="ci@example.com" revert -q --no-edit HEAD
+git -C "$DEMO/ci" -c user.name="CI" -c user.email="ci@example.com" revert --no-edit HEAD >/dev/null
 git -C "$DEMO/ci" push -q origin main
 note "pushed $(git -C "$DEMO/ci" rev-parse --short HEAD) (revert)"
 narrate 30 Healthy

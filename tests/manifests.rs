@@ -186,3 +186,56 @@ fn rollout_crd_carries_admission_rules() {
         assert!(crd.contains(rule), "CEL rule missing: {rule}");
     }
 }
+
+/// Every `format` in the CRD schemas is one the API server knows; an unknown one
+/// (schemars writes `uint32` for `u32`) makes `kubectl apply` print a warning.
+#[test]
+fn crd_schemas_use_only_formats_kubernetes_knows() {
+    const KNOWN: &[&str] = &[
+        "int32",
+        "int64",
+        "float",
+        "double",
+        "byte",
+        "date",
+        "date-time",
+        "password",
+        "int-or-string",
+        "duration",
+        "uri",
+        "email",
+        "hostname",
+        "ipv4",
+        "ipv6",
+        "cidr",
+        "mac",
+        "uuid",
+        "binary",
+    ];
+    fn walk(value: &serde_json::Value, path: &str, bad: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                if let Some(serde_json::Value::String(format)) = map.get("format")
+                    && !KNOWN.contains(&format.as_str())
+                {
+                    bad.push(format!("{path}: {format}"));
+                }
+                for (key, child) in map {
+                    walk(child, &format!("{path}.{key}"), bad);
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for (i, child) in items.iter().enumerate() {
+                    walk(child, &format!("{path}[{i}]"), bad);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut bad = Vec::new();
+    for (name, crd) in sluice::crd::all_crds() {
+        let json = serde_json::to_value(&crd).expect("crd json");
+        walk(&json, name, &mut bad);
+    }
+    assert!(bad.is_empty(), "unknown formats: {bad:?}");
+}

@@ -237,5 +237,16 @@ pub struct GatewayApiRouting {
     pub namespace: Option<String>,
     /// Indexes of the rules to manage. Defaults to every rule that references the stable Service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "rule_indexes_schema")]
     pub rule_indexes: Option<Vec<u32>>,
+}
+
+/// `ruleIndexes` as the API server understands it: schemars would say
+/// `format: uint32`, a format Kubernetes does not know and warns about.
+fn rule_indexes_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "array",
+        "maxItems": 64,
+        "items": {"type": "integer", "format": "int32", "minimum": 0}
+    })
 }

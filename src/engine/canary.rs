@@ -138,7 +138,10 @@ impl Planner<'_> {
     fn set_index(&mut self, index: usize) {
         let total = self.settings.steps.len();
         self.status.current_step_index = Some(i32::try_from(index).unwrap_or(i32::MAX));
-        self.status.step_label = Some(format!("{}/{total}", index.min(total)));
+        self.status.step_label = Some(match self.settings.steps.get(index) {
+            Some(step) => format!("{}/{total} {}", index + 1, step.describe()),
+            None => format!("{total}/{total} promoting"),
+        });
         self.status.desired_weight = if index >= total {
             100
         } else {

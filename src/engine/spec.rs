@@ -32,6 +32,27 @@ pub enum Step {
     Analysis(AnalysisStep),
 }
 
+impl Step {
+    /// Short text for status and the CLI: `setWeight 25`, `pause 30s`, `pause (until promoted)`, `analysis error-rate`.
+    pub fn describe(&self) -> String {
+        match self {
+            Step::SetWeight(weight) => format!("setWeight {weight}"),
+            Step::Pause(Some(duration)) => {
+                format!("pause {}", humantime::format_duration(*duration))
+            }
+            Step::Pause(None) => "pause (until promoted)".into(),
+            Step::Analysis(analysis) => {
+                let names: Vec<&str> = analysis
+                    .templates
+                    .iter()
+                    .map(|t| t.template_name.as_str())
+                    .collect();
+                format!("analysis {}", names.join(","))
+            }
+        }
+    }
+}
+
 /// How traffic is split between stable and canary.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Routing {

@@ -322,3 +322,37 @@ async fn gitops_sync_applies_each_new_head_and_survives_a_broken_commit() {
             .contains(&format!("SLUICE_GITOPS_SYNCED {head}"))
     );
 }
+
+/// KWOK's nodes must keep their Leases fresh: otherwise the node controller marks
+/// them NotReady after its grace period and every pod loses readiness mid-test.
+#[tokio::test]
+async fn fake_nodes_renew_their_leases() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    let admin = admin_client().await;
+    let leases: kube::Api<Lease> = kube::Api::namespaced(admin, "kube-node-lease");
+    let renewed = |lease: Option<Lease>| lease.and_then(|l| l.spec?.renew_time).map(|t| t.0);
+    let first = wait_for(Duration::from_secs(30), "a Lease for kwok-node-0", || {
+        let leases = leases.clone();
+        async move { renewed(leases.get_opt("kwok-node-0").await.ok().flatten()) }
+    })
+    .await;
+    for node in ["kwok-node-1", "kwok-node-2"] {
+        assert!(
+            renewed(leases.get_opt(node).await.ok().flatten()).is_some(),
+            "{node} has no Lease"
+        );
+    }
+    wait_for(
+        Duration::from_secs(40),
+        "kwok-node-0's Lease renewed",
+        || {
+            let leases = leases.clone();
+            async move {
+                renewed(leases.get_opt("kwok-node-0").await.ok().flatten())
+                    .filter(|t| *t > first)
+                    .map(|_| ())
+            }
+        },
+    )
+    .await;
+}

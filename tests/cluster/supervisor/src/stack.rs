@@ -194,6 +194,10 @@ pub async fn start(
             "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake".into(),
             "--cidr=10.0.64.0/18".into(),
             "--node-ip=127.0.0.1".into(),
+            // The heartbeat-with-lease stage refreshes node status only every ~10 min;
+            // without a renewed Lease the node controller marks the nodes NotReady after
+            // its grace period and evicts readiness from every pod.
+            "--node-lease-duration-seconds=40".into(),
             format!("--server-address=127.0.0.1:{}", free_port()?),
         ]),
         &logs,
