@@ -112,12 +112,12 @@ narrate() { # seconds, until-phase
     phase=$(jq -r '.status.phase // "-"' <<<"$rollout")
     local rates
     rates=$(curl -s "$PROM/api/v1/query" --data-urlencode \
-      "query=sum by (pod_template_hash) (rate(http_requests_total{namespace=\"$NS\"}[5s]))" |
+      "query=sum by (pod_template_hash) (rate(http_requests_total{namespace=\"$NS\"}[5s])) > 0" |
       jq -r '[.data.result[] | "\(.metric.pod_template_hash) \(.value[1] | tonumber | floor) req/s"] | join(", ")')
     local errors
     errors=$(curl -s "$PROM/api/v1/query" --data-urlencode \
-      "query=sum by (pod_template_hash) (rate(http_requests_total{namespace=\"$NS\",code=\"500\"}[10s])) / sum by (pod_template_hash) (rate(http_requests_total{namespace=\"$NS\"}[10s]))" |
-      jq -r '[.data.result[] | "\(.metric.pod_template_hash) \(.value[1] | tonumber * 1000 | floor / 10)%"] | join(", ")')
+      "query=sum by (pod_template_hash) (rate(http_requests_total{namespace=\"$NS\",code=\"500\"}[10s])) / (sum by (pod_template_hash) (rate(http_requests_total{namespace=\"$NS\"}[10s])) > 0)" |
+      jq -r '[.data.result[] | select(.value[1] != "NaN") | "\(.metric.pod_template_hash) \(.value[1] | tonumber * 1000 | floor / 10)%"] | join(", ")')
     printf '   %s  %-10s %-28s canary %3s%%  | Prometheus: %s | errors: %s\n' \
       "$(date +%T)" "$phase" "$(jq -r '.status.stepLabel // "-"' <<<"$rollout")" \
       "$(jq -r '.status.currentWeight // 0' <<<"$rollout")" "${rates:--}" "${errors:--}"

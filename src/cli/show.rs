@@ -55,7 +55,10 @@ pub fn render(rollout: &Rollout) -> String {
         let _ = writeln!(
             out,
             "  Aborted:  {} at step {} ({}): {}",
-            abort.reason, abort.step_index, abort.at.0, abort.message
+            abort.reason,
+            abort.step_index.saturating_add(1),
+            abort.at.0,
+            abort.message
         );
     }
     let conditions: Vec<String> = status
