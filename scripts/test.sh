@@ -24,4 +24,10 @@ echo "== build"
 cargo build --workspace --bins --locked
 
 echo "== tests"
-cargo test --workspace --locked "$@"
+mkdir -p target
+status=0
+cargo test --workspace --locked "$@" 2>&1 | tee target/test-output.log || status=$?
+# One line for the whole run (cargo prints a result line per test binary).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) if ($i ~ /^(passed|failed|ignored);?$/) { sub(";", "", $i); total[$i] += $(i - 1) } }
+     END { printf "== summary: %d passed, %d failed, %d ignored\n", total["passed"], total["failed"], total["ignored"] }' target/test-output.log
+exit "$status"
