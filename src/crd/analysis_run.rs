@@ -7,6 +7,7 @@
 // kube's `printcolumn(...)` repeats keys like `type_` by design.
 #![allow(clippy::duplicated_attributes)]
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -102,4 +103,134 @@ pub struct AnalysisRunStatus {
     /// One-line human summary of the verdict and the numbers behind it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// When the first measurement clock started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Time>,
+    /// What the canary is compared with, e.g. `stable pods abc123 (no dedicated baseline)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<String>,
+    /// One entry per metric of every template.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<MetricResult>,
+}
+
+/// Progress and verdict of one metric.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricResult {
+    /// Metric name.
+    pub name: String,
+    /// Template it comes from.
+    pub template: String,
+    /// Running until the metric has a verdict.
+    pub phase: AnalysisPhase,
+    /// Reported, never fails the run.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
+    /// Measurements taken.
+    #[serde(default)]
+    pub count: i32,
+    /// Measurements that passed.
+    #[serde(default)]
+    pub successful: i32,
+    /// Measurements that failed.
+    #[serde(default)]
+    pub failed: i32,
+    /// Measurements that could not tell (including no data, by default).
+    #[serde(default)]
+    pub inconclusive: i32,
+    /// Measurements that could not be taken.
+    #[serde(default)]
+    pub error: i32,
+    /// Errors in a row, reset by any measurement that was taken.
+    #[serde(default)]
+    pub consecutive_errors: i32,
+    /// Latest error or summary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The numbers behind the latest decision of a comparison.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judgement: Option<Judgement>,
+    /// Every measurement (at most the metric's count).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub measurements: Vec<Measurement>,
+}
+
+/// One measurement of a metric.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Measurement {
+    /// When it was taken.
+    pub at: Time,
+    /// Successful, Failed, Inconclusive, Error, or Running for a comparison still undecided.
+    pub phase: AnalysisPhase,
+    /// Threshold metrics: the value (absent: no data or not a number).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    /// Counts comparisons: the canary's events and exposure in this interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<CountSample>,
+    /// Counts comparisons: the baseline's events and exposure in this interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<CountSample>,
+    /// Samples comparisons: the canary's values in this interval.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub canary_values: Vec<f64>,
+    /// Samples comparisons: the baseline's values at the same instants.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub baseline_values: Vec<f64>,
+    /// Why it failed or could not be taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// Events against exposure in one interval.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CountSample {
+    /// Bad events, e.g. HTTP 5xx.
+    pub events: f64,
+    /// Exposure, e.g. requests.
+    pub exposure: f64,
+}
+
+/// The numbers behind a comparison's decision (absent numbers were not finite).
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Judgement {
+    /// Worse, NotWorse or Undecided.
+    pub decision: String,
+    /// Canary: rate (counts) or median (samples).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<f64>,
+    /// Baseline: rate (counts) or median (samples).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<f64>,
+    /// Canary sample size: exposure (counts) or number of values (samples).
+    pub canary_size: f64,
+    /// Baseline sample size.
+    pub baseline_size: f64,
+    /// Rate ratio canary/baseline (counts) or Hodges-Lehmann shift canary - baseline (samples).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimate: Option<f64>,
+    /// Lower end of the confidence interval of the estimate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_low: Option<f64>,
+    /// Upper end of the confidence interval of the estimate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_high: Option<f64>,
+    /// Mann-Whitney p-value (samples).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p_value: Option<f64>,
+    /// Effect size (samples: rank-biserial correlation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effect_size: Option<f64>,
+    /// Evidence that the canary is worse beyond the tolerance; Failed at 1/alpha.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub e_value_worse: Option<f64>,
+    /// Evidence that it is not; Successful early at 1/alpha.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub e_value_not_worse: Option<f64>,
+    /// The e-value threshold in force (metrics × 1/alpha, Bonferroni).
+    pub threshold: f64,
 }

@@ -1,10 +1,19 @@
 //! Custom resource types of the `sluice.dev` API group.
 
 pub mod analysis_run;
+pub mod analysis_template;
 pub mod rollout;
 pub mod status;
 
-pub use analysis_run::{AnalysisPhase, AnalysisRun, AnalysisRunSpec, AnalysisRunStatus};
+pub use analysis_run::{
+    AnalysisPhase, AnalysisRun, AnalysisRunSpec, AnalysisRunStatus, CountSample, Judgement,
+    Measurement, MetricResult,
+};
+pub use analysis_template::{
+    AnalysisTemplate, AnalysisTemplateSpec, BadDirection, ClusterAnalysisTemplate,
+    ClusterAnalysisTemplateSpec, Comparison, ComparisonKind, ComparisonTolerance, Metric,
+    MetricProvider, NoDataPolicy, PrometheusProvider, TemplateArg,
+};
 pub use rollout::{
     AnalysisArg, AnalysisStep, AnalysisTemplateRef, CanaryStep, CanaryStrategy, GatewayApiRouting,
     PauseStep, Rollout, RolloutSpec, RolloutStrategy, TrafficRouting,
@@ -19,6 +28,11 @@ pub fn all_crds() -> Vec<(&'static str, CustomResourceDefinition)> {
     vec![
         ("rollouts.sluice.dev.yaml", Rollout::crd()),
         ("analysisruns.sluice.dev.yaml", AnalysisRun::crd()),
+        ("analysistemplates.sluice.dev.yaml", AnalysisTemplate::crd()),
+        (
+            "clusteranalysistemplates.sluice.dev.yaml",
+            ClusterAnalysisTemplate::crd(),
+        ),
     ]
 }
 

@@ -227,6 +227,7 @@ impl Sim {
             run.status = Some(AnalysisRunStatus {
                 phase: Some(phase),
                 message: Some(message.into()),
+                ..Default::default()
             });
         }
     }
@@ -267,7 +268,7 @@ impl Sim {
                 let mut run = AnalysisRun::new(name, spec.clone());
                 run.status = Some(AnalysisRunStatus {
                     phase: Some(AnalysisPhase::Running),
-                    message: None,
+                    ..Default::default()
                 });
                 self.observed.analysis_runs.push(run);
             }

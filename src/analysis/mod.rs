@@ -1,0 +1,11 @@
+//! Analysis: measuring a canary and judging it against a baseline.
+//!
+//! `condition` and `template` are the template language, `judge` the
+//! statistics, `run` the pure bookkeeping of an AnalysisRun (what is due,
+//! what a measurement means, the run's verdict), and `prometheus` the only
+//! I/O: the provider's HTTP client.
+
+pub mod condition;
+pub mod judge;
+pub mod prometheus;
+pub mod template;

@@ -1,0 +1,137 @@
+//! Filling a template's placeholders: `{{args.NAME}}`, `{{revision}}`, `{{interval}}`.
+//!
+//! Every value is escaped as the content of a PromQL double-quoted string, so
+//! a label value such as `x"} or vector(1) or {a="` stays one string and
+//! cannot change the query. Unknown placeholders are an error, not an empty
+//! string: a typo must not silently widen a label matcher.
+
+use std::collections::BTreeMap;
+
+/// Errors of rendering a query.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RenderError {
+    #[error("query uses {{{{args.{0}}}}}, which is neither declared nor built in")]
+    UnknownArg(String),
+    #[error(
+        "query uses {{{{{0}}}}}, which does not exist here (use args.NAME, revision or interval)"
+    )]
+    UnknownPlaceholder(String),
+    #[error("query has an unterminated `{{{{`")]
+    Unterminated,
+}
+
+/// Escape a value for the inside of a PromQL double-quoted string.
+pub fn escape_promql_string(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The values placeholders may take.
+#[derive(Debug, Clone, Default)]
+pub struct Bindings {
+    pub args: BTreeMap<String, String>,
+    /// Pod-template hash the query is about (comparisons query each revision).
+    pub revision: Option<String>,
+    /// The metric's interval in PromQL duration syntax, e.g. `30s`.
+    pub interval: String,
+}
+
+/// Replace every placeholder of `query`.
+pub fn render(query: &str, bindings: &Bindings) -> Result<String, RenderError> {
+    let mut out = String::with_capacity(query.len());
+    let mut rest = query;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after.find("}}").ok_or(RenderError::Unterminated)?;
+        let name = after[..end].trim();
+        let value = if let Some(arg) = name.strip_prefix("args.") {
+            bindings
+                .args
+                .get(arg)
+                .map(|v| escape_promql_string(v))
+                .ok_or_else(|| RenderError::UnknownArg(arg.into()))?
+        } else if name == "revision" {
+            bindings
+                .revision
+                .as_deref()
+                .map(escape_promql_string)
+                .ok_or_else(|| RenderError::UnknownPlaceholder(name.into()))?
+        } else if name == "interval" {
+            bindings.interval.clone()
+        } else {
+            return Err(RenderError::UnknownPlaceholder(name.into()));
+        };
+        out.push_str(&value);
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// A duration in PromQL syntax (`90s`, `5m`): whole seconds, at least one.
+pub fn promql_duration(duration: std::time::Duration) -> String {
+    format!("{}s", duration.as_secs().max(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bindings() -> Bindings {
+        Bindings {
+            args: BTreeMap::from([
+                ("namespace".to_string(), "shop".to_string()),
+                (
+                    "evil".to_string(),
+                    r#"x"} or vector(1) or {a="\"#.to_string(),
+                ),
+            ]),
+            revision: Some("abc123".into()),
+            interval: "30s".into(),
+        }
+    }
+
+    #[test]
+    fn placeholders_are_filled() {
+        let q = r#"sum(increase(http_requests_total{namespace="{{args.namespace}}",pod_template_hash="{{ revision }}"}[{{interval}}]))"#;
+        assert_eq!(
+            render(q, &bindings()).expect("renders"),
+            r#"sum(increase(http_requests_total{namespace="shop",pod_template_hash="abc123"}[30s]))"#
+        );
+    }
+
+    #[test]
+    fn a_hostile_label_value_stays_inside_its_string() {
+        let q = r#"up{job="{{args.evil}}"}"#;
+        let out = render(q, &bindings()).expect("renders");
+        assert_eq!(out, r#"up{job="x\"} or vector(1) or {a=\"\\"}"#);
+    }
+
+    #[test]
+    fn typos_are_errors_not_empty_strings() {
+        assert_eq!(
+            render("{{args.namespce}}", &bindings()),
+            Err(RenderError::UnknownArg("namespce".into()))
+        );
+        assert!(matches!(
+            render("{{canary}}", &bindings()),
+            Err(RenderError::UnknownPlaceholder(_))
+        ));
+        assert_eq!(
+            render("{{args.namespace", &bindings()),
+            Err(RenderError::Unterminated)
+        );
+    }
+}

@@ -1,0 +1,261 @@
+//! `AnalysisTemplate` and `ClusterAnalysisTemplate`: what to measure and how to judge it.
+//!
+//! A template declares arguments and metrics. Each metric names a provider
+//! (the Prometheus HTTP API) and one kind of verdict: a threshold condition on
+//! a single series, or a statistical comparison of the canary against the
+//! baseline. The two kinds share one spec type; the cluster-scoped kind lets
+//! a platform team publish templates that every namespace can use.
+
+// kube's `printcolumn(...)` repeats keys like `type_` by design.
+#![allow(clippy::duplicated_attributes)]
+
+use k8s_openapi::api::core::v1::SecretKeySelector;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Metrics to evaluate against a canary, and the arguments they take.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "sluice.dev",
+    version = "v1alpha1",
+    kind = "AnalysisTemplate",
+    namespaced,
+    shortname = "at",
+    category = "sluice",
+    derive = "PartialEq",
+    doc = "Metrics to evaluate against a canary, and the arguments they take"
+)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalysisTemplateSpec {
+    /// Arguments the queries use as `{{args.NAME}}`. `namespace`, `rollout`,
+    /// `canary-hash`, `stable-hash` and `baseline-hash` are always provided.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub args: Vec<TemplateArg>,
+    /// The metrics; the run fails if any non-dry-run metric fails.
+    #[schemars(length(min = 1, max = 16))]
+    pub metrics: Vec<Metric>,
+}
+
+/// A template every namespace can reference (`clusterScope: true` in a step).
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "sluice.dev",
+    version = "v1alpha1",
+    kind = "ClusterAnalysisTemplate",
+    shortname = "cat",
+    category = "sluice",
+    derive = "PartialEq",
+    doc = "An analysis template shared by every namespace"
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterAnalysisTemplateSpec {
+    /// Arguments the queries use as `{{args.NAME}}` (see AnalysisTemplate).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub args: Vec<TemplateArg>,
+    /// The metrics; the run fails if any non-dry-run metric fails.
+    #[schemars(length(min = 1, max = 16))]
+    pub metrics: Vec<Metric>,
+}
+
+impl From<ClusterAnalysisTemplateSpec> for AnalysisTemplateSpec {
+    fn from(spec: ClusterAnalysisTemplateSpec) -> Self {
+        AnalysisTemplateSpec {
+            args: spec.args,
+            metrics: spec.metrics,
+        }
+    }
+}
+
+/// A template argument: a default value, or a value read from a Secret.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!(has(self.value) && has(self.valueFrom))").message("an argument has either value or valueFrom"))]
+pub struct TemplateArg {
+    /// Name used as `{{args.NAME}}`.
+    #[schemars(length(min = 1, max = 63))]
+    pub name: String,
+    /// Default value; the Rollout step's args override it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub value: Option<String>,
+    /// Read the value from a Secret in the run's namespace (never shown in status or logs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_from: Option<ArgValueFrom>,
+}
+
+/// Where an argument's value comes from.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ArgValueFrom {
+    /// A key of a Secret.
+    pub secret_key_ref: SecretKeySelector,
+}
+
+/// One metric of a template.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.compare) != (has(self.successCondition) || has(self.failureCondition))").message("a metric has either compare or successCondition/failureCondition"))]
+pub struct Metric {
+    /// Name, unique within the template.
+    #[schemars(length(min = 1, max = 63))]
+    pub name: String,
+    /// Time between measurements, e.g. `30s`. Defaults to 30s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32))]
+    pub interval: Option<String>,
+    /// Wait this long after the run starts before the first measurement. Defaults to 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32))]
+    pub initial_delay: Option<String>,
+    /// Measurements to take. Defaults to 5. A comparison may decide earlier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 200").message("count must be between 1 and 200"))]
+    pub count: Option<i32>,
+    /// Failed measurements tolerated before the metric fails. Defaults to 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 0").message("failureLimit must not be negative"))]
+    pub failure_limit: Option<i32>,
+    /// Inconclusive measurements tolerated before the metric is inconclusive. Defaults to 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 0").message("inconclusiveLimit must not be negative"))]
+    pub inconclusive_limit: Option<i32>,
+    /// Measurements in a row that may fail to run (query error, timeout) before the metric is in Error. Defaults to 4.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 0").message("consecutiveErrorLimit must not be negative"))]
+    pub consecutive_error_limit: Option<i32>,
+    /// Evaluate and report, but never fail the run.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
+    /// What a measurement without data counts as. Never a pass. Defaults to Inconclusive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_data: Option<NoDataPolicy>,
+    /// Where the numbers come from.
+    pub provider: MetricProvider,
+    /// Threshold verdict: the measurement passes when this holds, e.g. `result < 0.01`.
+    /// Syntax: `result`, numbers, `< <= > >= == !=`, `&& || !`, parentheses, `isNaN(result)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
+    pub success_condition: Option<String>,
+    /// Threshold verdict: the measurement fails when this holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
+    pub failure_condition: Option<String>,
+    /// Comparison verdict: canary against baseline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compare: Option<Comparison>,
+}
+
+/// What a measurement that returns no data counts as.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum NoDataPolicy {
+    /// Counts toward `inconclusiveLimit` (the default).
+    #[default]
+    Inconclusive,
+    /// Counts toward `failureLimit`.
+    Failed,
+    /// Counts toward `consecutiveErrorLimit`.
+    Error,
+}
+
+/// Metric providers; exactly one is set.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.prometheus)").message("a provider must be set (supported: prometheus)"))]
+pub struct MetricProvider {
+    /// The Prometheus HTTP API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<PrometheusProvider>,
+}
+
+/// Queries against a Prometheus server.
+///
+/// Placeholders: `{{args.NAME}}`, `{{revision}}` (the canary's or the
+/// baseline's pod-template hash, in comparisons), `{{interval}}` (the
+/// metric's interval, e.g. `30s`). Values are escaped for a PromQL string
+/// literal, so use them inside double quotes.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PrometheusProvider {
+    /// Base URL, e.g. `http://prometheus.monitoring:9090`.
+    #[schemars(length(min = 1, max = 512))]
+    pub address: String,
+    /// Instant query. Thresholds: its single value is `result`. Samples
+    /// comparisons: evaluated per revision as a range query over the interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 4096))]
+    pub query: Option<String>,
+    /// Counts comparisons: bad events of `{{revision}}` in the last `{{interval}}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 4096))]
+    pub events: Option<String>,
+    /// Counts comparisons: exposure (e.g. requests) of `{{revision}}` in the last `{{interval}}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 4096))]
+    pub exposure: Option<String>,
+    /// Resolution of range queries for samples comparisons. Defaults to interval / 6.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32))]
+    pub step: Option<String>,
+    /// Request timeout. Defaults to 10s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32))]
+    pub timeout: Option<String>,
+    /// Bearer token from a Secret key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bearer_token_secret: Option<SecretKeySelector>,
+}
+
+/// Compare canary against baseline.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Comparison {
+    /// `Counts`: events against exposure (errors per request), from `events` and
+    /// `exposure`. `Samples`: values of a series (latency), from `query`.
+    pub kind: ComparisonKind,
+    /// Which change is bad. Defaults to Increase.
+    #[serde(default)]
+    pub direction: BadDirection,
+    /// Changes smaller than this are not regressions.
+    #[serde(default)]
+    pub tolerance: ComparisonTolerance,
+    /// Confidence that a Failed or early Successful verdict is right, e.g. 0.95. Defaults to 0.95.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f64>,
+}
+
+/// Kinds of comparison.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ComparisonKind {
+    /// Events against exposure, e.g. HTTP 5xx per request.
+    #[default]
+    Counts,
+    /// Values of a series over time, e.g. p99 latency.
+    Samples,
+}
+
+/// Which change of the canary is bad.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum BadDirection {
+    /// Higher is worse (errors, latency).
+    #[default]
+    Increase,
+    /// Lower is worse (success ratio, throughput).
+    Decrease,
+    /// Any change is bad.
+    Either,
+}
+
+/// A practical margin: the canary is worse only beyond both.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ComparisonTolerance {
+    /// Relative margin, e.g. 0.1 for +10%.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relative: Option<f64>,
+    /// Absolute margin in the metric's unit, e.g. 0.005 for +0.5 percentage points of error ratio.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub absolute: Option<f64>,
+}
