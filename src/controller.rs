@@ -139,7 +139,7 @@ pub async fn run(options: Options) -> Result<(), Error> {
         }
     });
 
-    let mut stop = stop_rx.clone();
+    let stop = stop_rx.clone();
     let lost_lease = async move {
         match leader {
             Some((mut is_leader, _task)) => loop {
@@ -156,22 +156,39 @@ pub async fn run(options: Options) -> Result<(), Error> {
             let _ = lost_tx.send(true);
         }
     });
-    let mut lost_for_shutdown = lost_rx.clone();
-    let shutdown = async move {
+    let shutdown_on = |mut stop: watch::Receiver<bool>, mut lost: watch::Receiver<bool>| async move {
         tokio::select! {
             _ = stop.changed() => {}
-            _ = lost_for_shutdown.changed() => {}
+            _ = lost.changed() => {}
         }
     };
-    controller
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile::reconcile, reconcile::error_policy, ctx)
+    let rollouts_done = controller
+        .graceful_shutdown_on(shutdown_on(stop.clone(), lost_rx.clone()))
+        .run(reconcile::reconcile, reconcile::error_policy, ctx.clone())
         .for_each(|result| async move {
             if let Err(err) = result {
                 warn!(error = %err, "controller stream error");
             }
-        })
-        .await;
+        });
+    // The analysis loop: measures what AnalysisRuns have due and writes their verdicts.
+    let analysis_runs = match &options.namespace {
+        Some(ns) => Api::<AnalysisRun>::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let analysis_done = Controller::new(analysis_runs, watcher::Config::default())
+        .with_config(kube::runtime::Config::default().concurrency(options.concurrency))
+        .graceful_shutdown_on(shutdown_on(stop.clone(), lost_rx.clone()))
+        .run(
+            reconcile::analysis::reconcile,
+            reconcile::analysis::error_policy,
+            ctx,
+        )
+        .for_each(|result| async move {
+            if let Err(err) = result {
+                warn!(error = %err, "analysis stream error");
+            }
+        });
+    futures::future::join(rollouts_done, analysis_done).await;
     if *lost_rx.borrow_and_update() {
         return Err(Error::LostLease);
     }

@@ -8,4 +8,5 @@
 pub mod condition;
 pub mod judge;
 pub mod prometheus;
+pub mod run;
 pub mod template;

@@ -4,6 +4,7 @@
 //! typed per cause so that `/metrics` and logs say what failed, and a failed
 //! reconcile is retried with a delay rather than in a hot loop.
 
+pub mod analysis;
 pub mod apply;
 pub mod observe;
 

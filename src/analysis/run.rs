@@ -1,0 +1,491 @@
+//! The bookkeeping of an AnalysisRun, without I/O: which measurements are
+//! due, what each measurement means for its metric, and the run's verdict.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use super::condition::Condition;
+use super::judge::{
+    CountsInterval, Decision, Direction, JudgeConfig, Tolerance, combined_alpha, judge_counts,
+    judge_samples,
+};
+use crate::crd::{
+    AnalysisPhase, BadDirection, ComparisonKind, CountSample, Judgement, Measurement, Metric,
+    MetricResult, NoDataPolicy,
+};
+
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
+const DEFAULT_COUNT: i32 = 5;
+const DEFAULT_CONSECUTIVE_ERROR_LIMIT: i32 = 4;
+const DEFAULT_CONFIDENCE: f64 = 0.95;
+
+/// How a metric is judged.
+#[derive(Debug, Clone)]
+pub enum VerdictKind {
+    Threshold {
+        success: Option<Condition>,
+        failure: Option<Condition>,
+    },
+    Counts(JudgeConfig),
+    Samples(JudgeConfig),
+}
+
+/// A metric with its defaults applied and its texts parsed.
+#[derive(Debug, Clone)]
+pub struct MetricPlan {
+    pub template: String,
+    pub metric: Metric,
+    pub interval: Duration,
+    pub initial_delay: Duration,
+    pub count: i32,
+    pub failure_limit: i32,
+    pub inconclusive_limit: i32,
+    pub consecutive_error_limit: i32,
+    pub no_data: NoDataPolicy,
+    pub verdict: VerdictKind,
+}
+
+fn duration(text: Option<&str>, default: Duration, what: &str) -> Result<Duration, String> {
+    match text {
+        None => Ok(default),
+        Some(t) => humantime::parse_duration(t).map_err(|e| format!("{what} {t:?}: {e}")),
+    }
+}
+
+/// Check a metric and fill in its defaults; the error says what to fix.
+pub fn plan_metric(template: &str, metric: &Metric) -> Result<MetricPlan, String> {
+    let prefix = format!("metric {}/{}", template, metric.name);
+    let fail = |m: String| format!("{prefix}: {m}");
+    let interval =
+        duration(metric.interval.as_deref(), DEFAULT_INTERVAL, "interval").map_err(fail)?;
+    if interval < Duration::from_secs(1) {
+        return Err(fail("interval must be at least 1s".into()));
+    }
+    let initial_delay = duration(
+        metric.initial_delay.as_deref(),
+        Duration::ZERO,
+        "initialDelay",
+    )
+    .map_err(fail)?;
+    let prometheus = metric
+        .provider
+        .prometheus
+        .as_ref()
+        .ok_or_else(|| fail("no provider (supported: prometheus)".into()))?;
+    let verdict = match &metric.compare {
+        None => {
+            let parse = |text: &Option<String>| {
+                text.as_deref()
+                    .map(Condition::parse)
+                    .transpose()
+                    .map_err(|e| fail(e.to_string()))
+            };
+            let (success, failure) = (
+                parse(&metric.success_condition)?,
+                parse(&metric.failure_condition)?,
+            );
+            if success.is_none() && failure.is_none() {
+                return Err(fail(
+                    "needs successCondition, failureCondition or compare".into(),
+                ));
+            }
+            if prometheus.query.is_none() {
+                return Err(fail("a threshold needs provider.prometheus.query".into()));
+            }
+            VerdictKind::Threshold { success, failure }
+        }
+        Some(compare) => {
+            let confidence = compare.confidence.unwrap_or(DEFAULT_CONFIDENCE);
+            if !(0.5..1.0).contains(&confidence) {
+                return Err(fail(format!("confidence {confidence} must be in [0.5, 1)")));
+            }
+            let tolerance = Tolerance {
+                relative: compare.tolerance.relative.unwrap_or(0.0),
+                absolute: compare.tolerance.absolute.unwrap_or(0.0),
+            };
+            if tolerance.relative < 0.0 || tolerance.absolute < 0.0 {
+                return Err(fail("tolerances must not be negative".into()));
+            }
+            let config = JudgeConfig {
+                direction: match compare.direction {
+                    BadDirection::Increase => Direction::Increase,
+                    BadDirection::Decrease => Direction::Decrease,
+                    BadDirection::Either => Direction::Either,
+                },
+                tolerance,
+                alpha: 1.0 - confidence,
+                beta: 1.0 - confidence,
+            };
+            match compare.kind {
+                ComparisonKind::Counts => {
+                    if prometheus.events.is_none() || prometheus.exposure.is_none() {
+                        return Err(fail(
+                            "a Counts comparison needs provider.prometheus.events and .exposure"
+                                .into(),
+                        ));
+                    }
+                    VerdictKind::Counts(config)
+                }
+                ComparisonKind::Samples => {
+                    if prometheus.query.is_none() {
+                        return Err(fail(
+                            "a Samples comparison needs provider.prometheus.query".into(),
+                        ));
+                    }
+                    VerdictKind::Samples(config)
+                }
+            }
+        }
+    };
+    Ok(MetricPlan {
+        template: template.into(),
+        metric: metric.clone(),
+        interval,
+        initial_delay,
+        count: metric.count.unwrap_or(DEFAULT_COUNT).max(1),
+        failure_limit: metric.failure_limit.unwrap_or(0),
+        inconclusive_limit: metric.inconclusive_limit.unwrap_or(0),
+        consecutive_error_limit: metric
+            .consecutive_error_limit
+            .unwrap_or(DEFAULT_CONSECUTIVE_ERROR_LIMIT),
+        no_data: metric.no_data.unwrap_or_default(),
+        verdict,
+    })
+}
+
+/// A fresh result entry for a metric.
+pub fn new_result(plan: &MetricPlan) -> MetricResult {
+    MetricResult {
+        name: plan.metric.name.clone(),
+        template: plan.template.clone(),
+        phase: AnalysisPhase::Running,
+        dry_run: plan.metric.dry_run,
+        count: 0,
+        successful: 0,
+        failed: 0,
+        inconclusive: 0,
+        error: 0,
+        consecutive_errors: 0,
+        message: None,
+        judgement: None,
+        measurements: Vec::new(),
+    }
+}
+
+/// When the metric's next measurement is due; `None` once it has a verdict.
+pub fn next_due(result: &MetricResult, plan: &MetricPlan, started: Timestamp) -> Option<Timestamp> {
+    if result.phase.is_finished() {
+        return None;
+    }
+    let base = match result.measurements.last() {
+        None => return started.checked_add(plan.initial_delay).ok(),
+        Some(last) => last.at.0,
+    };
+    base.checked_add(plan.interval).ok()
+}
+
+/// What one measurement returned.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Threshold value; `None` when the query returned nothing.
+    Value(Option<f64>),
+    /// Events and exposure of each revision in the last interval.
+    Counts {
+        canary: CountSample,
+        baseline: CountSample,
+    },
+    /// Values of each revision in the last interval, paired by instant.
+    Samples {
+        canary: Vec<f64>,
+        baseline: Vec<f64>,
+    },
+    /// The measurement could not be taken.
+    Error(String),
+}
+
+fn finite(value: f64) -> Option<f64> {
+    value.is_finite().then_some(value)
+}
+
+fn percent(rate: f64) -> String {
+    if rate.is_finite() {
+        format!("{:.2}%", rate * 100.0)
+    } else {
+        "n/a".into()
+    }
+}
+
+fn short(value: f64) -> String {
+    if !value.is_finite() {
+        "n/a".into()
+    } else if value.abs() >= 1e4 || (value != 0.0 && value.abs() < 1e-3) {
+        format!("{value:.2e}")
+    } else {
+        format!("{value:.3}")
+    }
+}
+
+/// Record `outcome` as the metric's next measurement and update its phase.
+/// `comparisons` is the number of non-dry-run comparison metrics in the run,
+/// which share the false-abort budget.
+pub fn record(
+    result: &mut MetricResult,
+    plan: &MetricPlan,
+    outcome: Outcome,
+    now: Timestamp,
+    comparisons: usize,
+) {
+    let mut measurement = Measurement {
+        at: Time(now),
+        phase: AnalysisPhase::Running,
+        value: None,
+        canary: None,
+        baseline: None,
+        canary_values: Vec::new(),
+        baseline_values: Vec::new(),
+        message: None,
+    };
+    result.count += 1;
+    let no_data = |measurement: &mut Measurement, what: &str| {
+        measurement.message = Some(format!("no data: {what}"));
+        measurement.phase = match plan.no_data {
+            NoDataPolicy::Inconclusive => AnalysisPhase::Inconclusive,
+            NoDataPolicy::Failed => AnalysisPhase::Failed,
+            NoDataPolicy::Error => AnalysisPhase::Error,
+        };
+    };
+    match (outcome, &plan.verdict) {
+        (Outcome::Error(message), _) => {
+            measurement.phase = AnalysisPhase::Error;
+            measurement.message = Some(message);
+        }
+        (Outcome::Value(value), VerdictKind::Threshold { success, failure }) => {
+            match value.and_then(finite) {
+                None => no_data(&mut measurement, "the query returned no number"),
+                Some(v) => {
+                    measurement.value = Some(v);
+                    let failed = failure.as_ref().is_some_and(|c| c.holds(v))
+                        || success.as_ref().is_some_and(|c| !c.holds(v));
+                    measurement.phase = if failed {
+                        AnalysisPhase::Failed
+                    } else {
+                        AnalysisPhase::Successful
+                    };
+                    result.message = Some(format!("result {}", short(v)));
+                }
+            }
+        }
+        (Outcome::Counts { canary, baseline }, VerdictKind::Counts(config)) => {
+            measurement.canary = Some(canary);
+            measurement.baseline = Some(baseline);
+            if canary.exposure <= 0.0 || baseline.exposure <= 0.0 {
+                no_data(
+                    &mut measurement,
+                    "no exposure (requests) for the canary or the baseline",
+                );
+            } else {
+                let config = JudgeConfig {
+                    alpha: combined_alpha(config.alpha, comparisons),
+                    ..*config
+                };
+                let mut intervals: Vec<CountsInterval> = result
+                    .measurements
+                    .iter()
+                    .filter_map(|m| Some((m.canary?, m.baseline?)))
+                    .map(|(c, b)| CountsInterval {
+                        canary_events: c.events,
+                        canary_exposure: c.exposure,
+                        baseline_events: b.events,
+                        baseline_exposure: b.exposure,
+                    })
+                    .collect();
+                intervals.push(CountsInterval {
+                    canary_events: canary.events,
+                    canary_exposure: canary.exposure,
+                    baseline_events: baseline.events,
+                    baseline_exposure: baseline.exposure,
+                });
+                let v = judge_counts(&intervals, &config);
+                let threshold = 1.0 / config.alpha;
+                measurement.phase = phase_of(v.decision);
+                result.message = Some(format!(
+                    "canary {} vs baseline {} ({} of {:.0} vs {} of {:.0}); ratio {} ({:.0}% CI {}–{}); e-value worse {} / not worse {} (decides at {})",
+                    percent(v.canary_rate),
+                    percent(v.baseline_rate),
+                    intervals.iter().map(|i| i.canary_events).sum::<f64>(),
+                    v.canary_exposure,
+                    intervals.iter().map(|i| i.baseline_events).sum::<f64>(),
+                    v.baseline_exposure,
+                    short(v.rate_ratio),
+                    (1.0 - config.alpha) * 100.0,
+                    short(v.ratio_interval.0),
+                    short(v.ratio_interval.1),
+                    short(v.e_value_worse),
+                    short(v.e_value_not_worse),
+                    short(threshold),
+                ));
+                result.judgement = Some(Judgement {
+                    decision: v.decision.as_str().into(),
+                    canary: finite(v.canary_rate),
+                    baseline: finite(v.baseline_rate),
+                    canary_size: v.canary_exposure,
+                    baseline_size: v.baseline_exposure,
+                    estimate: finite(v.rate_ratio),
+                    interval_low: finite(v.ratio_interval.0),
+                    interval_high: finite(v.ratio_interval.1),
+                    p_value: None,
+                    effect_size: None,
+                    e_value_worse: finite(v.e_value_worse),
+                    e_value_not_worse: finite(v.e_value_not_worse),
+                    threshold,
+                });
+            }
+        }
+        (Outcome::Samples { canary, baseline }, VerdictKind::Samples(config)) => {
+            measurement.canary_values = canary.iter().copied().filter(|v| v.is_finite()).collect();
+            measurement.baseline_values =
+                baseline.iter().copied().filter(|v| v.is_finite()).collect();
+            if measurement.canary_values.is_empty() || measurement.baseline_values.is_empty() {
+                no_data(&mut measurement, "no values for the canary or the baseline");
+            } else {
+                let config = JudgeConfig {
+                    alpha: combined_alpha(config.alpha, comparisons),
+                    ..*config
+                };
+                let all = |f: fn(&Measurement) -> &Vec<f64>, current: &Vec<f64>| {
+                    result
+                        .measurements
+                        .iter()
+                        .flat_map(|m| f(m).iter().copied())
+                        .chain(current.iter().copied())
+                        .collect::<Vec<f64>>()
+                };
+                let c = all(|m| &m.canary_values, &measurement.canary_values);
+                let b = all(|m| &m.baseline_values, &measurement.baseline_values);
+                let v = judge_samples(&c, &b, &config);
+                let threshold = 1.0 / config.alpha;
+                measurement.phase = phase_of(v.decision);
+                result.message = Some(format!(
+                    "canary median {} vs baseline {} (n {} / {}); shift {} ({:.0}% CI {}–{}), Mann-Whitney p {}, effect {}; e-value worse {} / not worse {} (decides at {})",
+                    short(v.canary_median),
+                    short(v.baseline_median),
+                    v.n_canary,
+                    v.n_baseline,
+                    short(v.shift),
+                    (1.0 - config.alpha) * 100.0,
+                    short(v.shift_interval.0),
+                    short(v.shift_interval.1),
+                    short(v.p_value),
+                    short(v.effect_size),
+                    short(v.e_value_worse),
+                    short(v.e_value_not_worse),
+                    short(threshold),
+                ));
+                result.judgement = Some(Judgement {
+                    decision: v.decision.as_str().into(),
+                    canary: finite(v.canary_median),
+                    baseline: finite(v.baseline_median),
+                    canary_size: v.n_canary as f64,
+                    baseline_size: v.n_baseline as f64,
+                    estimate: finite(v.shift),
+                    interval_low: finite(v.shift_interval.0),
+                    interval_high: finite(v.shift_interval.1),
+                    p_value: finite(v.p_value),
+                    effect_size: finite(v.effect_size),
+                    e_value_worse: finite(v.e_value_worse),
+                    e_value_not_worse: finite(v.e_value_not_worse),
+                    threshold,
+                });
+            }
+        }
+        (_, _) => {
+            measurement.phase = AnalysisPhase::Error;
+            measurement.message = Some("the provider returned a result of the wrong kind".into());
+        }
+    }
+
+    match measurement.phase {
+        AnalysisPhase::Successful => result.successful += 1,
+        AnalysisPhase::Failed => result.failed += 1,
+        AnalysisPhase::Inconclusive => result.inconclusive += 1,
+        AnalysisPhase::Error => result.error += 1,
+        _ => {}
+    }
+    if measurement.phase == AnalysisPhase::Error {
+        result.consecutive_errors += 1;
+        result.message = measurement.message.clone();
+    } else {
+        result.consecutive_errors = 0;
+        if measurement.message.is_some() && result.message.is_none() {
+            result.message = measurement.message.clone();
+        }
+    }
+    let comparison = !matches!(plan.verdict, VerdictKind::Threshold { .. });
+    let decided = measurement.phase;
+    result.measurements.push(measurement);
+
+    result.phase = if result.consecutive_errors > plan.consecutive_error_limit {
+        AnalysisPhase::Error
+    } else if comparison && decided == AnalysisPhase::Failed && result.failed > plan.failure_limit {
+        AnalysisPhase::Failed
+    } else if comparison && decided == AnalysisPhase::Successful {
+        // The sequential test already controls its error: a clear success ends early.
+        AnalysisPhase::Successful
+    } else if !comparison && result.failed > plan.failure_limit {
+        AnalysisPhase::Failed
+    } else if result.inconclusive > plan.inconclusive_limit {
+        AnalysisPhase::Inconclusive
+    } else if result.count >= plan.count {
+        if comparison {
+            // Undecided at the end is not a pass.
+            AnalysisPhase::Inconclusive
+        } else {
+            AnalysisPhase::Successful
+        }
+    } else {
+        AnalysisPhase::Running
+    };
+}
+
+fn phase_of(decision: Decision) -> AnalysisPhase {
+    match decision {
+        Decision::Worse => AnalysisPhase::Failed,
+        Decision::NotWorse => AnalysisPhase::Successful,
+        Decision::Undecided => AnalysisPhase::Running,
+    }
+}
+
+/// The run's verdict and one line for people. Dry-run metrics never decide.
+pub fn overall(results: &[MetricResult]) -> (AnalysisPhase, String) {
+    let deciding: Vec<&MetricResult> = results.iter().filter(|r| !r.dry_run).collect();
+    let line = |r: &MetricResult| {
+        format!(
+            "{} {}: {}",
+            r.name,
+            r.phase.as_str(),
+            r.message.as_deref().unwrap_or("-")
+        )
+    };
+    for phase in [AnalysisPhase::Failed, AnalysisPhase::Error] {
+        if let Some(r) = deciding.iter().find(|r| r.phase == phase) {
+            return (phase, line(r));
+        }
+    }
+    if deciding.iter().any(|r| !r.phase.is_finished()) {
+        let done = deciding.iter().filter(|r| r.phase.is_finished()).count();
+        return (
+            AnalysisPhase::Running,
+            format!("{done}/{} metrics decided", deciding.len()),
+        );
+    }
+    if let Some(r) = deciding
+        .iter()
+        .find(|r| r.phase == AnalysisPhase::Inconclusive)
+    {
+        return (AnalysisPhase::Inconclusive, line(r));
+    }
+    let summary: Vec<String> = deciding.iter().map(|r| line(r)).collect();
+    (AnalysisPhase::Successful, summary.join("; "))
+}

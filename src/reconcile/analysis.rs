@@ -1,0 +1,362 @@
+//! The analysis loop: takes the measurements an AnalysisRun has due, judges
+//! them, and writes the numbers and the verdict into the run's status, where
+//! the Rollout's step is waiting for it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::{Secret, SecretKeySelector};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::{Api, Client, ResourceExt};
+use serde_json::json;
+use tracing::{info, warn};
+
+use super::{Context, ERROR_RETRY};
+use crate::analysis::prometheus::Prometheus;
+use crate::analysis::run::{
+    MetricPlan, Outcome, VerdictKind, new_result, next_due, overall, plan_metric, record,
+};
+use crate::analysis::template::{Bindings, promql_duration, render};
+use crate::crd::{
+    AnalysisPhase, AnalysisRun, AnalysisRunStatus, AnalysisTemplate, AnalysisTemplateSpec,
+    ClusterAnalysisTemplate, CountSample,
+};
+
+/// Why an analysis reconcile failed (the run's own problems go into its status instead).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot write the status of AnalysisRun {0}: {1}")]
+    WriteStatus(String, #[source] kube::Error),
+}
+
+/// What stops a run before any measurement: reported as the run's Error verdict.
+#[derive(Debug, thiserror::Error)]
+enum Setup {
+    #[error("template {0} not found")]
+    TemplateMissing(String),
+    #[error("cannot read template {0}: {1}")]
+    TemplateRead(String, String),
+    #[error("argument {0} has no value (give it in the Rollout step or the template)")]
+    ArgMissing(String),
+    #[error("cannot read Secret {0} key {1}: {2}")]
+    Secret(String, String, String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+const FIELD_MANAGER: &str = "sluice";
+
+async fn secret_value(
+    client: &Client,
+    namespace: &str,
+    selector: &SecretKeySelector,
+) -> Result<String, Setup> {
+    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let fail = |m: String| Setup::Secret(selector.name.clone(), selector.key.clone(), m);
+    let secret = api
+        .get(&selector.name)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    let bytes = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(&selector.key))
+        .ok_or_else(|| fail("no such key".into()))?;
+    String::from_utf8(bytes.0.clone()).map_err(|_| fail("not UTF-8".into()))
+}
+
+/// A metric ready to measure: its plan, its bindings and its provider.
+struct Prepared {
+    plan: MetricPlan,
+    bindings: Bindings,
+    prometheus: Prometheus,
+}
+
+async fn prepare(client: &Client, run: &AnalysisRun) -> Result<Vec<Prepared>, Setup> {
+    let namespace = run.namespace().unwrap_or_else(|| "default".into());
+    let mut prepared = Vec::new();
+    for reference in &run.spec.templates {
+        let name = &reference.template_name;
+        let spec: AnalysisTemplateSpec = if reference.cluster_scope {
+            let api: Api<ClusterAnalysisTemplate> = Api::all(client.clone());
+            match api.get_opt(name).await {
+                Ok(Some(t)) => t.spec.into(),
+                Ok(None) => {
+                    return Err(Setup::TemplateMissing(format!(
+                        "ClusterAnalysisTemplate {name}"
+                    )));
+                }
+                Err(e) => return Err(Setup::TemplateRead(name.clone(), e.to_string())),
+            }
+        } else {
+            let api: Api<AnalysisTemplate> = Api::namespaced(client.clone(), &namespace);
+            match api.get_opt(name).await {
+                Ok(Some(t)) => t.spec,
+                Ok(None) => {
+                    return Err(Setup::TemplateMissing(format!(
+                        "AnalysisTemplate {namespace}/{name}"
+                    )));
+                }
+                Err(e) => return Err(Setup::TemplateRead(name.clone(), e.to_string())),
+            }
+        };
+        let mut args: BTreeMap<String, String> = BTreeMap::from([
+            ("namespace".to_string(), namespace.clone()),
+            ("rollout".to_string(), run.spec.rollout.clone()),
+            ("canary-hash".to_string(), run.spec.canary_revision.clone()),
+            ("stable-hash".to_string(), run.spec.stable_revision.clone()),
+            (
+                "baseline-hash".to_string(),
+                run.spec.stable_revision.clone(),
+            ),
+        ]);
+        for arg in &spec.args {
+            let given = run
+                .spec
+                .args
+                .iter()
+                .find(|a| a.name == arg.name)
+                .and_then(|a| a.value.clone());
+            let value = match (given, &arg.value, &arg.value_from) {
+                (Some(v), _, _) => v,
+                (None, Some(v), _) => v.clone(),
+                (None, None, Some(from)) => {
+                    secret_value(client, &namespace, &from.secret_key_ref).await?
+                }
+                (None, None, None) => return Err(Setup::ArgMissing(arg.name.clone())),
+            };
+            args.insert(arg.name.clone(), value);
+        }
+        for metric in &spec.metrics {
+            let plan = plan_metric(name, metric).map_err(Setup::Invalid)?;
+            let Some(provider) = &metric.provider.prometheus else {
+                return Err(Setup::Invalid(format!(
+                    "metric {}: no provider",
+                    metric.name
+                )));
+            };
+            let timeout = match &provider.timeout {
+                Some(t) => humantime::parse_duration(t).map_err(|e| {
+                    Setup::Invalid(format!("metric {}: timeout {t:?}: {e}", metric.name))
+                })?,
+                None => Duration::from_secs(10),
+            };
+            let token = match &provider.bearer_token_secret {
+                Some(selector) => Some(secret_value(client, &namespace, selector).await?),
+                None => None,
+            };
+            let prometheus = Prometheus::new(&provider.address, timeout, token)
+                .map_err(|e| Setup::Invalid(e.to_string()))?;
+            prepared.push(Prepared {
+                bindings: Bindings {
+                    args: args.clone(),
+                    revision: None,
+                    interval: promql_duration(plan.interval),
+                },
+                plan,
+                prometheus,
+            });
+        }
+    }
+    Ok(prepared)
+}
+
+async fn measure(p: &Prepared, run: &AnalysisRun, now: Timestamp) -> Outcome {
+    let provider = p
+        .plan
+        .metric
+        .provider
+        .prometheus
+        .clone()
+        .unwrap_or_default();
+    let for_revision = |revision: &str| Bindings {
+        revision: Some(revision.to_string()),
+        ..p.bindings.clone()
+    };
+    let (canary, baseline) = (
+        for_revision(&run.spec.canary_revision),
+        for_revision(&run.spec.stable_revision),
+    );
+    let result: Result<Outcome, String> = async {
+        match &p.plan.verdict {
+            VerdictKind::Threshold { .. } => {
+                let query = render(provider.query.as_deref().unwrap_or_default(), &canary)
+                    .map_err(|e| e.to_string())?;
+                Ok(Outcome::Value(
+                    p.prometheus
+                        .single(&query)
+                        .await
+                        .map_err(|e| e.to_string())?,
+                ))
+            }
+            VerdictKind::Counts(_) => {
+                let mut samples = Vec::new();
+                for bindings in [&canary, &baseline] {
+                    let mut pair = [0.0; 2];
+                    for (slot, text) in [&provider.events, &provider.exposure]
+                        .into_iter()
+                        .enumerate()
+                    {
+                        let query = render(text.as_deref().unwrap_or_default(), bindings)
+                            .map_err(|e| e.to_string())?;
+                        // No series means nothing happened: zero events, zero exposure.
+                        pair[slot] = p
+                            .prometheus
+                            .single(&query)
+                            .await
+                            .map_err(|e| e.to_string())?
+                            .filter(|v| v.is_finite())
+                            .unwrap_or(0.0);
+                    }
+                    samples.push(CountSample {
+                        events: pair[0],
+                        exposure: pair[1],
+                    });
+                }
+                Ok(Outcome::Counts {
+                    canary: samples[0],
+                    baseline: samples[1],
+                })
+            }
+            VerdictKind::Samples(_) => {
+                let end = now.as_millisecond() as f64 / 1000.0;
+                let start = end - p.plan.interval.as_secs_f64();
+                let step = match &provider.step {
+                    Some(s) => {
+                        humantime::parse_duration(s).map_err(|e| format!("step {s:?}: {e}"))?
+                    }
+                    None => p.plan.interval / 6,
+                };
+                let mut series = Vec::new();
+                for bindings in [&canary, &baseline] {
+                    let query = render(provider.query.as_deref().unwrap_or_default(), bindings)
+                        .map_err(|e| e.to_string())?;
+                    series.push(
+                        p.prometheus
+                            .range(&query, start, end, step)
+                            .await
+                            .map_err(|e| e.to_string())?,
+                    );
+                }
+                // Pair by instant: the sign test compares values measured at the same time.
+                let baseline_at: BTreeMap<i64, f64> = series[1]
+                    .iter()
+                    .map(|(t, v)| ((t * 1000.0) as i64, *v))
+                    .collect();
+                let (mut c, mut b) = (Vec::new(), Vec::new());
+                for (t, v) in &series[0] {
+                    if let Some(bv) = baseline_at.get(&((t * 1000.0) as i64)) {
+                        c.push(*v);
+                        b.push(*bv);
+                    }
+                }
+                Ok(Outcome::Samples {
+                    canary: c,
+                    baseline: b,
+                })
+            }
+        }
+    }
+    .await;
+    result.unwrap_or_else(Outcome::Error)
+}
+
+async fn write_status(
+    client: &Client,
+    run: &AnalysisRun,
+    status: &AnalysisRunStatus,
+) -> Result<(), Error> {
+    let namespace = run.namespace().unwrap_or_else(|| "default".into());
+    let api: Api<AnalysisRun> = Api::namespaced(client.clone(), &namespace);
+    let patch = json!({
+        "apiVersion": "sluice.dev/v1alpha1",
+        "kind": "AnalysisRun",
+        "status": status,
+    });
+    api.patch_status(
+        &run.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map(|_| ())
+    .map_err(|e| Error::WriteStatus(run.name_any(), e))
+}
+
+/// Reconcile one AnalysisRun: measure what is due, judge, write status, come back when the next measurement is due.
+pub async fn reconcile(run: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let mut status = run.status.clone().unwrap_or_default();
+    if status.phase.is_some_and(|p| p.is_finished()) {
+        return Ok(Action::await_change());
+    }
+    let now = Timestamp::now();
+    let prepared = match prepare(&ctx.client, &run).await {
+        Ok(p) => p,
+        Err(setup) => {
+            warn!(run = %run.name_any(), error = %setup, "analysis cannot start");
+            status.phase = Some(AnalysisPhase::Error);
+            status.message = Some(setup.to_string());
+            write_status(&ctx.client, &run, &status).await?;
+            return Ok(Action::await_change());
+        }
+    };
+    let started = status.started_at.as_ref().map(|t| t.0).unwrap_or(now);
+    status.started_at = Some(Time(started));
+    status.baseline = Some(format!(
+        "stable pods {} (no dedicated baseline)",
+        run.spec.stable_revision
+    ));
+    if status.metrics.len() != prepared.len() {
+        status.metrics = prepared.iter().map(|p| new_result(&p.plan)).collect();
+    }
+    let comparisons = prepared
+        .iter()
+        .filter(|p| {
+            !p.plan.metric.dry_run && !matches!(p.plan.verdict, VerdictKind::Threshold { .. })
+        })
+        .count();
+    let mut measured = false;
+    for (p, result) in prepared.iter().zip(status.metrics.iter_mut()) {
+        if next_due(result, &p.plan, started).is_some_and(|due| due <= now) {
+            let outcome = measure(p, &run, now).await;
+            record(result, &p.plan, outcome, now, comparisons);
+            measured = true;
+        }
+    }
+    let (phase, message) = overall(&status.metrics);
+    let changed = status.phase != Some(phase) || measured;
+    status.phase = Some(phase);
+    status.message = Some(message.clone());
+    if changed {
+        write_status(&ctx.client, &run, &status).await?;
+        if phase.is_finished() {
+            info!(run = %run.name_any(), verdict = phase.as_str(), %message, "analysis finished");
+        }
+    }
+    if phase.is_finished() {
+        return Ok(Action::await_change());
+    }
+    let next = prepared
+        .iter()
+        .zip(status.metrics.iter())
+        .filter_map(|(p, r)| next_due(r, &p.plan, started))
+        .min()
+        .unwrap_or(now);
+    let wait = (next - now)
+        .try_into()
+        .ok()
+        .and_then(|s: jiff::SignedDuration| Duration::try_from(s).ok())
+        .unwrap_or(Duration::ZERO)
+        .max(Duration::from_millis(500));
+    Ok(Action::requeue(wait))
+}
+
+/// Failed reconciles (status writes) are retried after a pause.
+pub fn error_policy(run: Arc<AnalysisRun>, error: &Error, _ctx: Arc<Context>) -> Action {
+    warn!(run = %run.name_any(), error = %error, "analysis reconcile failed");
+    Action::requeue(ERROR_RETRY)
+}

@@ -1,0 +1,204 @@
+//! Analysis on the real control plane: Prometheus scrapes the traffic
+//! generator, the controller judges canary against baseline, and the verdict
+//! drives the rollout (a faulty canary aborts, a healthy one promotes).
+
+use std::time::Duration;
+
+use kube::Api;
+use serde_json::json;
+use sluice::crd::{AnalysisPhase, AnalysisRun, RolloutPhase};
+
+use super::harness::{
+    BackgroundProcess, ControllerProcess, admin_client, apply_value, cluster, ensure_crds,
+    namespace, wait_for, workspace_binary,
+};
+use super::rbac::service_account_kubeconfig;
+use super::support::*;
+
+fn error_rate_template(prometheus: &str) -> serde_json::Value {
+    let selector =
+        r#"namespace="{{args.namespace}}",app="{{args.rollout}}",pod_template_hash="{{revision}}""#;
+    json!({
+        "apiVersion": "sluice.dev/v1alpha1",
+        "kind": "AnalysisTemplate",
+        "metadata": {"name": "error-rate"},
+        "spec": {"metrics": [{
+            "name": "errors-vs-baseline",
+            "interval": "5s",
+            "initialDelay": "5s",
+            "count": 12,
+            "provider": {"prometheus": {
+                "address": prometheus,
+                "events": format!("sum(increase(http_requests_total{{{selector},code=\"500\"}}[{{{{interval}}}}]))"),
+                "exposure": format!("sum(increase(http_requests_total{{{selector}}}[{{{{interval}}}}]))"),
+            }},
+            "compare": {
+                "kind": "Counts",
+                "direction": "Increase",
+                "tolerance": {"relative": 0.5, "absolute": 0.02},
+                "confidence": 0.95
+            }
+        }]}
+    })
+}
+
+fn with_analysis(doc: &mut serde_json::Value) {
+    speed_up(doc);
+    if doc["kind"] == "Rollout" {
+        doc["spec"]["strategy"]["canary"]["steps"] = json!([
+            {"setWeight": 25},
+            {"analysis": {"templates": [{"templateName": "error-rate"}]}},
+            {"setWeight": 50},
+            {"pause": {"duration": "2s"}}
+        ]);
+    }
+}
+
+/// Start a canary of `image` behind an analysis step and return (namespace, stable hash, controller, traffic).
+async fn canary_under_analysis(
+    prefix: &str,
+    image: &str,
+) -> (String, String, ControllerProcess, BackgroundProcess) {
+    let info = &cluster().info;
+    let prometheus = info.prometheus.clone().expect("stack runs Prometheus");
+    let targets = info.prometheus_targets_dir.clone().expect("file_sd dir");
+    let admin = admin_client().await;
+    ensure_crds(&admin).await;
+    let ns = namespace(&admin, prefix).await;
+    // The controller runs with deploy/'s RBAC: templates, run status and all.
+    let kubeconfig = service_account_kubeconfig(&admin, &ns).await;
+    let controller = ControllerProcess::start(&kubeconfig, &ns, prefix, &["--no-leader-election"]);
+    apply_value(&admin, &ns, error_rate_template(&prometheus)).await;
+    for file in [
+        "gateway-canary/services.yaml",
+        "gateway-canary/httproute.yaml",
+        "gateway-canary/rollout.yaml",
+    ] {
+        apply_example(&admin, &ns, file, with_analysis).await;
+    }
+    let first = wait_phase(
+        &admin,
+        &ns,
+        "web",
+        RolloutPhase::Healthy,
+        Duration::from_secs(90),
+    )
+    .await;
+    let stable = first
+        .status
+        .and_then(|s| s.stable_revision)
+        .expect("stable");
+    let targets_arg = targets.display().to_string();
+    let traffic = BackgroundProcess::start(
+        &format!("{ns}-trafficgen"),
+        &workspace_binary("sluice-trafficgen"),
+        &[
+            "--namespace",
+            &ns,
+            "--rollout",
+            "web",
+            "--rps",
+            "400",
+            "--prometheus-targets-dir",
+            &targets_arg,
+        ],
+    );
+    // Let Prometheus see the stable revision's traffic before the canary starts.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    set_image(&admin, &ns, "web", image).await;
+    (ns, stable, controller, traffic)
+}
+
+async fn the_run(ns: &str) -> AnalysisRun {
+    let api: Api<AnalysisRun> = Api::namespaced(admin_client().await, ns);
+    let runs = api.list(&Default::default()).await.expect("list runs");
+    runs.items.into_iter().next().expect("an AnalysisRun")
+}
+
+#[tokio::test]
+async fn a_canary_with_ten_percent_errors_fails_analysis_and_aborts() {
+    let (ns, stable, controller, _traffic) =
+        canary_under_analysis("analysis-bad", "registry.example.com/web:1.0.1-err10").await;
+    let admin = admin_client().await;
+    let aborted = wait_for(Duration::from_secs(90), "abort on failed analysis", || {
+        let (admin, ns) = (admin.clone(), ns.clone());
+        async move {
+            let r = rollout(&admin, &ns, "web").await;
+            (r.status.as_ref()?.phase == Some(RolloutPhase::Aborted)).then_some(r)
+        }
+    })
+    .await;
+    let status = aborted.status.expect("status");
+    let abort = status.abort.expect("abort recorded");
+    assert_eq!(abort.reason, "AnalysisFailed", "{}", controller.log_tail());
+    assert_eq!(status.stable_revision.as_deref(), Some(stable.as_str()));
+    assert_eq!(
+        route_canary_weight(&admin, &ns, "web", "web-canary").await,
+        Some(0)
+    );
+    let run = the_run(&ns).await.status.expect("run status");
+    assert_eq!(run.phase, Some(AnalysisPhase::Failed));
+    let metric = &run.metrics[0];
+    let judgement = metric
+        .judgement
+        .clone()
+        .expect("numbers behind the verdict");
+    assert_eq!(judgement.decision, "Worse");
+    assert!(
+        judgement.e_value_worse.unwrap_or(0.0) >= judgement.threshold,
+        "{judgement:?}"
+    );
+    assert!(
+        judgement.canary.unwrap_or(0.0) > 0.05,
+        "canary error rate {judgement:?}"
+    );
+    assert!(
+        judgement.baseline.unwrap_or(1.0) < 0.03,
+        "baseline error rate {judgement:?}"
+    );
+    assert!(
+        metric.measurements.len() < 12,
+        "decided early, after {} measurements",
+        metric.measurements.len()
+    );
+    let reasons = event_reasons(&admin, &ns, "web").await;
+    assert!(reasons.iter().any(|r| r == "AnalysisFailed"), "{reasons:?}");
+}
+
+#[tokio::test]
+async fn a_healthy_canary_passes_analysis_early_and_promotes() {
+    let (ns, stable, controller, _traffic) =
+        canary_under_analysis("analysis-good", "registry.example.com/web:1.0.1").await;
+    let admin = admin_client().await;
+    let promoted = wait_for(Duration::from_secs(120), "promotion after analysis", || {
+        let (admin, ns, stable) = (admin.clone(), ns.clone(), stable.clone());
+        async move {
+            let r = rollout(&admin, &ns, "web").await;
+            let s = r.status.clone()?;
+            (s.phase == Some(RolloutPhase::Healthy) && s.stable_revision.as_ref() != Some(&stable))
+                .then_some(r)
+        }
+    })
+    .await;
+    assert!(
+        promoted.status.and_then(|s| s.abort).is_none(),
+        "{}",
+        controller.log_tail()
+    );
+    let run = the_run(&ns).await.status.expect("run status");
+    assert_eq!(
+        run.phase,
+        Some(AnalysisPhase::Successful),
+        "{:?}",
+        run.message
+    );
+    let metric = &run.metrics[0];
+    assert_eq!(
+        metric.judgement.as_ref().map(|j| j.decision.as_str()),
+        Some("NotWorse")
+    );
+    assert!(
+        metric.measurements.len() < 12,
+        "promoted before the planned count"
+    );
+}
