@@ -239,3 +239,34 @@ fn crd_schemas_use_only_formats_kubernetes_knows() {
     }
     assert!(bad.is_empty(), "unknown formats: {bad:?}");
 }
+
+/// Every ready-made template parses as its kind and every metric passes the
+/// checks the controller makes before measuring (durations, conditions, queries).
+#[test]
+fn analysis_templates_are_valid() {
+    let files = yaml_files("analysis-templates");
+    assert!(files.len() >= 3, "{files:?}");
+    for path in files {
+        for doc in documents(&path) {
+            let json = without_nulls(serde_json::to_value(&doc).expect("json"));
+            let spec: sluice::crd::AnalysisTemplateSpec = match json["kind"].as_str() {
+                Some("ClusterAnalysisTemplate") => {
+                    serde_json::from_value::<sluice::crd::ClusterAnalysisTemplate>(json.clone())
+                        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+                        .spec
+                        .into()
+                }
+                Some("AnalysisTemplate") => {
+                    serde_json::from_value::<sluice::crd::AnalysisTemplate>(json.clone())
+                        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+                        .spec
+                }
+                other => panic!("{}: unexpected kind {other:?}", path.display()),
+            };
+            for metric in &spec.metrics {
+                sluice::analysis::run::plan_metric("t", metric)
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            }
+        }
+    }
+}

@@ -149,7 +149,17 @@ async fn prepare(client: &Client, run: &AnalysisRun) -> Result<Vec<Prepared>, Se
                 Some(selector) => Some(secret_value(client, &namespace, selector).await?),
                 None => None,
             };
-            let prometheus = Prometheus::new(&provider.address, timeout, token)
+            // The address may name an argument (`{{args.prometheus}}`), so one template fits many clusters.
+            let address = render(
+                &provider.address,
+                &Bindings {
+                    args: args.clone(),
+                    revision: None,
+                    interval: promql_duration(plan.interval),
+                },
+            )
+            .map_err(|e| Setup::Invalid(format!("metric {}: address: {e}", metric.name)))?;
+            let prometheus = Prometheus::new(&address, timeout, token)
                 .map_err(|e| Setup::Invalid(e.to_string()))?;
             prepared.push(Prepared {
                 bindings: Bindings {
