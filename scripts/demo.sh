@@ -7,9 +7,10 @@
 # The story: a GitOps repository (a local bare Git repository, synced by a
 # loop that plays Argo CD's auto-sync) holds a Rollout. CI pushes a new image;
 # Sluice moves traffic 10 → 25 → 50 → 100% on a Gateway API HTTPRoute while
-# Prometheus shows requests following the weights. Then CI pushes an image
-# that answers 10% errors; the operator sees it in Prometheus, aborts, traffic
-# goes back to stable at once, and a revert in Git brings the Rollout home.
+# Prometheus shows requests following the weights, and the analysis at 10%
+# passes early. Then CI pushes an image that answers 10% errors; the analysis
+# finds the canary worse than the baseline, Sluice aborts, traffic goes back
+# to stable at once, and a revert in Git brings the Rollout home.
 #
 # Simulated: only the users and the application's metrics (sluice-trafficgen);
 # pods are KWOK pods. Everything else is real: etcd, kube-apiserver,
@@ -76,17 +77,40 @@ note "Kubernetes $(jq -r .kubernetesVersion "$INFO") at $(jq -r .apiserver "$INF
 "$KUBECTL" get nodes
 
 say "Installing the CRDs and the demo namespace"
-"$KUBECTL" apply --server-side -f crds/rollouts.sluice.dev.yaml -f crds/analysisruns.sluice.dev.yaml >/dev/null
+"$KUBECTL" apply --server-side -k crds/ >/dev/null
 "$KUBECTL" wait --for=condition=Established crd/rollouts.sluice.dev --timeout=60s >/dev/null
 "$KUBECTL" create namespace "$NS" >/dev/null
 
-say "A GitOps repository with examples/gateway-canary (pauses shortened to 10 s)"
+say "A GitOps repository with examples/gateway-canary: pauses of 10 s, and an analysis step at 10% (error rate against the baseline)"
 git init -q --bare -b main "$DEMO/gitops.git"
 git clone -q "$DEMO/gitops.git" "$DEMO/ci" 2>/dev/null
 mkdir -p "$DEMO/ci/apps/web"
 cp examples/gateway-canary/services.yaml examples/gateway-canary/httproute.yaml "$DEMO/ci/apps/web/"
-sed -e 's/duration: 30s/duration: 10s/' -e 's/DelaySeconds: 30/DelaySeconds: 10/' \
+# The first pause becomes an analysis step: canary against baseline error rate.
+sed -e '0,/- pause: {duration: 30s}/s//- analysis: {templates: [{templateName: error-rate}]}/' \
+  -e 's/duration: 30s/duration: 10s/' -e 's/DelaySeconds: 30/DelaySeconds: 10/' \
   examples/gateway-canary/rollout.yaml >"$DEMO/ci/apps/web/rollout.yaml"
+cat >"$DEMO/ci/apps/web/analysis.yaml" <<YAML
+apiVersion: sluice.dev/v1alpha1
+kind: AnalysisTemplate
+metadata:
+  name: error-rate
+spec:
+  metrics:
+    - name: errors-vs-baseline
+      interval: 5s
+      initialDelay: 5s
+      count: 12
+      provider:
+        prometheus:
+          address: $PROM
+          events: sum(increase(http_requests_total{namespace="{{args.namespace}}",app="{{args.rollout}}",pod_template_hash="{{revision}}",code="500"}[{{interval}}]))
+          exposure: sum(increase(http_requests_total{namespace="{{args.namespace}}",app="{{args.rollout}}",pod_template_hash="{{revision}}"}[{{interval}}]))
+      compare:
+        kind: Counts
+        direction: Increase
+        tolerance: {relative: 0.5, absolute: 0.02}
+YAML
 commit() { # message
   git -C "$DEMO/ci" -c user.name="CI" -c user.email="ci@example.com" commit -q -am "$1"
   git -C "$DEMO/ci" push -q origin main
@@ -132,15 +156,13 @@ commit "web 1.0.1"
 sleep 3
 narrate 150 Healthy
 
-say "CI pushes web:1.0.2-err10, an image that answers 10% errors"
+say "CI pushes web:1.0.2-err10, an image that answers 10% errors; the analysis at 10% judges it"
 sed -i 's#web:1.0.1#web:1.0.2-err10#' "$DEMO/ci/apps/web/rollout.yaml"
 commit "web 1.0.2"
 sleep 3
-narrate 25
-say "The canary's error ratio is plain in Prometheus: the operator aborts"
-"$BIN/sluice" rollout -n "$NS" abort web
-narrate 9 Aborted
+narrate 90 Aborted
 "$BIN/sluice" rollout -n "$NS" status web
+note "the AnalysisRun holds every measurement and the numbers: $KUBECTL -n $NS get analysisruns -o yaml"
 
 say "Git is told the truth: revert the bad commit; the template is back at the stable hash, an instant rollback"
 git -C "$DEMO/ci" -c user.name="CI" -c user.email="ci@example.com" revert --no-edit HEAD >/dev/null

@@ -311,7 +311,7 @@ pub fn record(
                 let threshold = 1.0 / config.alpha;
                 measurement.phase = phase_of(v.decision);
                 result.message = Some(format!(
-                    "canary {} vs baseline {} ({} of {:.0} vs {} of {:.0}); ratio {} ({:.0}% CI {}–{}); e-value worse {} / not worse {} (decides at {})",
+                    "canary {} vs baseline {} ({:.0} of {:.0} vs {:.0} of {:.0}); ratio {} ({:.0}% CI {}–{}); e-value worse {} / not worse {} (decides at {})",
                     percent(v.canary_rate),
                     percent(v.baseline_rate),
                     intervals.iter().map(|i| i.canary_events).sum::<f64>(),
@@ -438,9 +438,13 @@ pub fn record(
     } else if result.inconclusive > plan.inconclusive_limit {
         AnalysisPhase::Inconclusive
     } else if result.count >= plan.count {
-        if comparison {
-            // Undecided at the end is not a pass.
-            AnalysisPhase::Inconclusive
+        if comparison || result.successful == 0 {
+            // Undecided at the end, or nothing ever measured, is not a pass.
+            if result.successful == 0 && result.error > 0 && !comparison {
+                AnalysisPhase::Error
+            } else {
+                AnalysisPhase::Inconclusive
+            }
         } else {
             AnalysisPhase::Successful
         }
@@ -488,4 +492,185 @@ pub fn overall(results: &[MetricResult]) -> (AnalysisPhase, String) {
     }
     let summary: Vec<String> = deciding.iter().map(|r| line(r)).collect();
     (AnalysisPhase::Successful, summary.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::{Comparison, MetricProvider, PrometheusProvider};
+
+    fn threshold_metric() -> Metric {
+        Metric {
+            name: "error-ratio".into(),
+            interval: Some("10s".into()),
+            count: Some(3),
+            failure_limit: Some(1),
+            provider: MetricProvider {
+                prometheus: Some(PrometheusProvider {
+                    address: "http://prometheus:9090".into(),
+                    query: Some("q".into()),
+                    ..Default::default()
+                }),
+            },
+            success_condition: Some("result < 0.01".into()),
+            ..Default::default()
+        }
+    }
+
+    fn counts_metric() -> Metric {
+        Metric {
+            name: "errors-vs-baseline".into(),
+            count: Some(4),
+            provider: MetricProvider {
+                prometheus: Some(PrometheusProvider {
+                    address: "http://prometheus:9090".into(),
+                    events: Some("e".into()),
+                    exposure: Some("x".into()),
+                    ..Default::default()
+                }),
+            },
+            compare: Some(Comparison::default()),
+            ..Default::default()
+        }
+    }
+
+    fn at(seconds: i64) -> Timestamp {
+        Timestamp::from_second(1_700_000_000 + seconds).unwrap_or(Timestamp::UNIX_EPOCH)
+    }
+
+    #[test]
+    fn threshold_fails_only_past_the_failure_limit_and_no_data_is_not_a_pass() {
+        let plan = plan_metric("t", &threshold_metric()).expect("valid");
+        let mut result = new_result(&plan);
+        assert_eq!(next_due(&result, &plan, at(0)), Some(at(0)));
+        record(&mut result, &plan, Outcome::Value(Some(0.05)), at(0), 0);
+        assert_eq!(
+            result.phase,
+            AnalysisPhase::Running,
+            "one failure is within failureLimit 1"
+        );
+        assert_eq!(next_due(&result, &plan, at(0)), Some(at(10)));
+        record(&mut result, &plan, Outcome::Value(Some(0.002)), at(10), 0);
+        record(&mut result, &plan, Outcome::Value(Some(0.03)), at(20), 0);
+        assert_eq!(result.phase, AnalysisPhase::Failed);
+        assert_eq!(next_due(&result, &plan, at(0)), None);
+
+        let mut empty = new_result(&plan);
+        record(&mut empty, &plan, Outcome::Value(None), at(0), 0);
+        assert_eq!(empty.phase, AnalysisPhase::Inconclusive);
+        let mut nan = new_result(&plan);
+        record(&mut nan, &plan, Outcome::Value(Some(f64::NAN)), at(0), 0);
+        assert_eq!(
+            nan.phase,
+            AnalysisPhase::Inconclusive,
+            "NaN (0/0) is no data"
+        );
+    }
+
+    #[test]
+    fn query_errors_end_the_metric_only_after_the_consecutive_limit() {
+        let mut metric = threshold_metric();
+        metric.count = Some(10);
+        let plan = plan_metric("t", &metric).expect("valid");
+        let mut result = new_result(&plan);
+        for i in 0..4 {
+            record(
+                &mut result,
+                &plan,
+                Outcome::Error("bad_data: parse error".into()),
+                at(i * 10),
+                0,
+            );
+            assert_eq!(result.phase, AnalysisPhase::Running);
+        }
+        record(
+            &mut result,
+            &plan,
+            Outcome::Error("bad_data: parse error".into()),
+            at(50),
+            0,
+        );
+        assert_eq!(result.phase, AnalysisPhase::Error);
+        assert_eq!(result.message.as_deref(), Some("bad_data: parse error"));
+
+        // Reaching the count with nothing but errors is not a pass either.
+        let plan = plan_metric("t", &threshold_metric()).expect("valid");
+        let mut result = new_result(&plan);
+        for i in 0..3 {
+            record(
+                &mut result,
+                &plan,
+                Outcome::Error("unreachable".into()),
+                at(i * 10),
+                0,
+            );
+        }
+        assert_eq!(result.phase, AnalysisPhase::Error);
+    }
+
+    #[test]
+    fn comparisons_decide_early_and_undecided_at_the_end_is_inconclusive() {
+        let plan = plan_metric("t", &counts_metric()).expect("valid");
+        let sample = |events: f64, exposure: f64| CountSample { events, exposure };
+        let mut bad = new_result(&plan);
+        record(
+            &mut bad,
+            &plan,
+            Outcome::Counts {
+                canary: sample(60.0, 600.0),
+                baseline: sample(27.0, 5400.0),
+            },
+            at(0),
+            1,
+        );
+        assert_eq!(bad.phase, AnalysisPhase::Failed);
+        let judgement = bad.judgement.clone().expect("numbers");
+        assert!(judgement.e_value_worse.unwrap_or(0.0) >= judgement.threshold);
+
+        let mut few = new_result(&plan);
+        for i in 0..4 {
+            record(
+                &mut few,
+                &plan,
+                Outcome::Counts {
+                    canary: sample(0.0, 5.0),
+                    baseline: sample(0.0, 45.0),
+                },
+                at(i * 30),
+                1,
+            );
+        }
+        assert_eq!(few.phase, AnalysisPhase::Inconclusive, "{:?}", few.message);
+    }
+
+    #[test]
+    fn overall_fails_fast_and_ignores_dry_runs() {
+        let plan = plan_metric("t", &threshold_metric()).expect("valid");
+        let mut failing = new_result(&plan);
+        failing.phase = AnalysisPhase::Failed;
+        let running = new_result(&plan);
+        assert_eq!(
+            overall(&[failing.clone(), running.clone()]).0,
+            AnalysisPhase::Failed
+        );
+        failing.dry_run = true;
+        assert_eq!(overall(&[failing, running]).0, AnalysisPhase::Running);
+    }
+
+    #[test]
+    fn invalid_metrics_say_what_to_fix() {
+        let mut metric = threshold_metric();
+        metric.success_condition = Some("result <<".into());
+        assert!(
+            plan_metric("t", &metric)
+                .unwrap_err()
+                .contains("metric t/error-ratio")
+        );
+        let mut metric = counts_metric();
+        metric.provider.prometheus = Some(PrometheusProvider {
+            address: "http://p".into(),
+            ..Default::default()
+        });
+        assert!(plan_metric("t", &metric).unwrap_err().contains("events"));
+    }
 }
