@@ -25,6 +25,7 @@ async fn main() -> ExitCode {
             controller::run(options).await.map_err(Into::into)
         }
         Command::Rollout(args) => sluice::cli::rollout::run(args).await.map_err(Into::into),
+        Command::Analyze(args) => sluice::cli::analyze::run(args).await.map_err(Into::into),
         Command::Crds => print_crds(),
     };
     match result {

@@ -7,6 +7,7 @@
 
 pub mod condition;
 pub mod judge;
+pub mod measure;
 pub mod prometheus;
 pub mod run;
 pub mod template;

@@ -146,11 +146,14 @@ impl Prometheus {
             .ok_or_else(|| QueryError::Malformed("no data in a success answer".into()))
     }
 
-    /// Evaluate `query` now; the value of each returned series (empty: no data).
-    pub async fn instant(&self, query: &str) -> Result<Vec<f64>, QueryError> {
-        let data = self
-            .call("/api/v1/query", &[("query", query.to_string())])
-            .await?;
+    /// Evaluate `query` at `time` (Unix seconds; `None`: now); the value of
+    /// each returned series (empty: no data).
+    pub async fn instant(&self, query: &str, time: Option<f64>) -> Result<Vec<f64>, QueryError> {
+        let mut params = vec![("query", query.to_string())];
+        if let Some(time) = time {
+            params.push(("time", format!("{time:.3}")));
+        }
+        let data = self.call("/api/v1/query", &params).await?;
         match data.result_type.as_str() {
             "scalar" => {
                 let (_, value): (f64, String) = serde_json::from_value(data.result)
@@ -173,8 +176,8 @@ impl Prometheus {
     }
 
     /// Evaluate `query` at one value, as thresholds need it. `None`: no data.
-    pub async fn single(&self, query: &str) -> Result<Option<f64>, QueryError> {
-        let values = self.instant(query).await?;
+    pub async fn single(&self, query: &str, time: Option<f64>) -> Result<Option<f64>, QueryError> {
+        let values = self.instant(query, time).await?;
         match values.len() {
             0 => Ok(None),
             1 => Ok(Some(values[0])),

@@ -1,5 +1,6 @@
 //! Command-line interface of the `sluice` binary.
 
+pub mod analyze;
 pub mod rollout;
 pub mod show;
 
@@ -25,6 +26,11 @@ pub enum Command {
     Controller(ControllerArgs),
     /// Inspect and steer Rollouts.
     Rollout(rollout::RolloutArgs),
+    /// Evaluate an analysis template against Prometheus over a past window, for two revisions.
+    ///
+    /// Exit status: 0 Successful, 1 anything else (Failed, Inconclusive,
+    /// Error, or a window too short to decide).
+    Analyze(analyze::AnalyzeArgs),
     /// Print the CustomResourceDefinitions (apply with `kubectl apply --server-side -f -`).
     Crds,
 }

@@ -16,14 +16,11 @@ use serde_json::json;
 use tracing::{info, warn};
 
 use super::{Context, ERROR_RETRY};
-use crate::analysis::prometheus::Prometheus;
-use crate::analysis::run::{
-    MetricPlan, Outcome, VerdictKind, new_result, next_due, overall, plan_metric, record,
-};
-use crate::analysis::template::{Bindings, promql_duration, render};
+use crate::analysis::measure::{Prepared, measure, prepare_metric};
+use crate::analysis::run::{VerdictKind, new_result, next_due, overall, record};
 use crate::crd::{
     AnalysisPhase, AnalysisRun, AnalysisRunStatus, AnalysisTemplate, AnalysisTemplateSpec,
-    ClusterAnalysisTemplate, CountSample,
+    ClusterAnalysisTemplate,
 };
 
 /// Why an analysis reconcile failed (the run's own problems go into its status instead).
@@ -67,13 +64,6 @@ async fn secret_value(
         .and_then(|d| d.get(&selector.key))
         .ok_or_else(|| fail("no such key".into()))?;
     String::from_utf8(bytes.0.clone()).map_err(|_| fail("not UTF-8".into()))
-}
-
-/// A metric ready to measure: its plan, its bindings and its provider.
-struct Prepared {
-    plan: MetricPlan,
-    bindings: Bindings,
-    prometheus: Prometheus,
 }
 
 async fn prepare(client: &Client, run: &AnalysisRun) -> Result<Vec<Prepared>, Setup> {
@@ -132,147 +122,19 @@ async fn prepare(client: &Client, run: &AnalysisRun) -> Result<Vec<Prepared>, Se
             args.insert(arg.name.clone(), value);
         }
         for metric in &spec.metrics {
-            let plan = plan_metric(name, metric).map_err(Setup::Invalid)?;
-            let Some(provider) = &metric.provider.prometheus else {
-                return Err(Setup::Invalid(format!(
-                    "metric {}: no provider",
-                    metric.name
-                )));
-            };
-            let timeout = match &provider.timeout {
-                Some(t) => humantime::parse_duration(t).map_err(|e| {
-                    Setup::Invalid(format!("metric {}: timeout {t:?}: {e}", metric.name))
-                })?,
-                None => Duration::from_secs(10),
-            };
-            let token = match &provider.bearer_token_secret {
+            let token = match metric
+                .provider
+                .prometheus
+                .as_ref()
+                .and_then(|p| p.bearer_token_secret.as_ref())
+            {
                 Some(selector) => Some(secret_value(client, &namespace, selector).await?),
                 None => None,
             };
-            // The address may name an argument (`{{args.prometheus}}`), so one template fits many clusters.
-            let address = render(
-                &provider.address,
-                &Bindings {
-                    args: args.clone(),
-                    revision: None,
-                    interval: promql_duration(plan.interval),
-                },
-            )
-            .map_err(|e| Setup::Invalid(format!("metric {}: address: {e}", metric.name)))?;
-            let prometheus = Prometheus::new(&address, timeout, token)
-                .map_err(|e| Setup::Invalid(e.to_string()))?;
-            prepared.push(Prepared {
-                bindings: Bindings {
-                    args: args.clone(),
-                    revision: None,
-                    interval: promql_duration(plan.interval),
-                },
-                plan,
-                prometheus,
-            });
+            prepared.push(prepare_metric(name, metric, &args, token).map_err(Setup::Invalid)?);
         }
     }
     Ok(prepared)
-}
-
-async fn measure(p: &Prepared, run: &AnalysisRun, now: Timestamp) -> Outcome {
-    let provider = p
-        .plan
-        .metric
-        .provider
-        .prometheus
-        .clone()
-        .unwrap_or_default();
-    let for_revision = |revision: &str| Bindings {
-        revision: Some(revision.to_string()),
-        ..p.bindings.clone()
-    };
-    let (canary, baseline) = (
-        for_revision(&run.spec.canary_revision),
-        for_revision(&run.spec.stable_revision),
-    );
-    let result: Result<Outcome, String> = async {
-        match &p.plan.verdict {
-            VerdictKind::Threshold { .. } => {
-                let query = render(provider.query.as_deref().unwrap_or_default(), &canary)
-                    .map_err(|e| e.to_string())?;
-                Ok(Outcome::Value(
-                    p.prometheus
-                        .single(&query)
-                        .await
-                        .map_err(|e| e.to_string())?,
-                ))
-            }
-            VerdictKind::Counts(_) => {
-                let mut samples = Vec::new();
-                for bindings in [&canary, &baseline] {
-                    let mut pair = [0.0; 2];
-                    for (slot, text) in [&provider.events, &provider.exposure]
-                        .into_iter()
-                        .enumerate()
-                    {
-                        let query = render(text.as_deref().unwrap_or_default(), bindings)
-                            .map_err(|e| e.to_string())?;
-                        // No series means nothing happened: zero events, zero exposure.
-                        pair[slot] = p
-                            .prometheus
-                            .single(&query)
-                            .await
-                            .map_err(|e| e.to_string())?
-                            .filter(|v| v.is_finite())
-                            .unwrap_or(0.0);
-                    }
-                    samples.push(CountSample {
-                        events: pair[0],
-                        exposure: pair[1],
-                    });
-                }
-                Ok(Outcome::Counts {
-                    canary: samples[0],
-                    baseline: samples[1],
-                })
-            }
-            VerdictKind::Samples(_) => {
-                let end = now.as_millisecond() as f64 / 1000.0;
-                let start = end - p.plan.interval.as_secs_f64();
-                let step = match &provider.step {
-                    Some(s) => {
-                        humantime::parse_duration(s).map_err(|e| format!("step {s:?}: {e}"))?
-                    }
-                    None => p.plan.interval / 6,
-                };
-                let mut series = Vec::new();
-                for bindings in [&canary, &baseline] {
-                    let query = render(provider.query.as_deref().unwrap_or_default(), bindings)
-                        .map_err(|e| e.to_string())?;
-                    series.push(
-                        p.prometheus
-                            .range(&query, start, end, step)
-                            .await
-                            .map_err(|e| e.to_string())?,
-                    );
-                }
-                // Pair by instant: the sign test compares values measured at the same time.
-                let baseline_at: BTreeMap<i64, f64> = series[1]
-                    .iter()
-                    .map(|(t, v)| ((t * 1000.0) as i64, *v))
-                    .collect();
-                let (mut c, mut b) = (Vec::new(), Vec::new());
-                for (t, v) in &series[0] {
-                    if let Some(bv) = baseline_at.get(&((t * 1000.0) as i64)) {
-                        c.push(*v);
-                        b.push(*bv);
-                    }
-                }
-                Ok(Outcome::Samples {
-                    canary: c,
-                    baseline: b,
-                })
-            }
-        }
-    }
-    .await;
-    result.unwrap_or_else(Outcome::Error)
 }
 
 async fn write_status(
@@ -332,7 +194,8 @@ pub async fn reconcile(run: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Actio
     let mut measured = false;
     for (p, result) in prepared.iter().zip(status.metrics.iter_mut()) {
         if next_due(result, &p.plan, started).is_some_and(|due| due <= now) {
-            let outcome = measure(p, &run, now).await;
+            let outcome =
+                measure(p, &run.spec.canary_revision, &run.spec.stable_revision, now).await;
             record(result, &p.plan, outcome, now, comparisons);
             measured = true;
         }

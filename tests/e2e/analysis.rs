@@ -163,6 +163,53 @@ async fn a_canary_with_ten_percent_errors_fails_analysis_and_aborts() {
     );
     let reasons = event_reasons(&admin, &ns, "web").await;
     assert!(reasons.iter().any(|r| r == "AnalysisFailed"), "{reasons:?}");
+
+    // `sluice analyze` replays the same template over the run's own window and reaches the same verdict.
+    let run = the_run(&ns).await;
+    let run_status = run.status.clone().expect("status");
+    let until = run_status.metrics[0]
+        .measurements
+        .last()
+        .map(|m| m.at.0)
+        .expect("a measurement");
+    let started = run_status.started_at.clone().expect("started").0;
+    let since = format!(
+        "{}s",
+        (until - started)
+            .total(jiff::Unit::Second)
+            .unwrap_or(0.0)
+            .ceil() as i64
+            + 5
+    );
+    let prometheus = cluster().info.prometheus.clone().expect("prometheus");
+    let file = super::harness::log_dir().join(format!("{ns}-template.yaml"));
+    std::fs::write(
+        &file,
+        serde_json::to_string(&error_rate_template(&prometheus)).expect("json"),
+    )
+    .expect("write template");
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["analyze", "--file"])
+        .arg(&file)
+        .args(["--namespace", &ns, "--rollout", "web", "--since", &since])
+        .args(["--until", &until.to_string()])
+        .args([
+            "--canary",
+            &run.spec.canary_revision,
+            "--baseline",
+            &run.spec.stable_revision,
+        ])
+        .output()
+        .await
+        .expect("run sluice analyze");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("verdict: Failed"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("canary"), "{stdout}");
 }
 
 #[tokio::test]

@@ -1,0 +1,198 @@
+//! `sluice analyze`: evaluate a template against Prometheus over a past window,
+//! for two revisions, and print each measurement, the numbers and the verdict.
+//! The way to tune a template before a rollout depends on it.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use kube::{Api, Client};
+
+use crate::analysis::measure::{measure, prepare_metric};
+use crate::analysis::run::{VerdictKind, new_result, overall, record};
+use crate::crd::{AnalysisPhase, AnalysisTemplate, AnalysisTemplateSpec, ClusterAnalysisTemplate};
+
+/// Flags of `sluice analyze`.
+#[derive(Debug, clap::Args)]
+pub struct AnalyzeArgs {
+    /// Template file (an AnalysisTemplate or ClusterAnalysisTemplate manifest).
+    #[arg(long, short = 'f', conflicts_with = "template")]
+    pub file: Option<PathBuf>,
+    /// Name of a template in the cluster (with --cluster-scope: a ClusterAnalysisTemplate).
+    #[arg(long)]
+    pub template: Option<String>,
+    /// Look --template up among ClusterAnalysisTemplates.
+    #[arg(long)]
+    pub cluster_scope: bool,
+    /// Namespace (the `namespace` argument, and where --template is read).
+    #[arg(long, short = 'n', default_value = "default")]
+    pub namespace: String,
+    /// Rollout name (the `rollout` argument).
+    #[arg(long, default_value = "")]
+    pub rollout: String,
+    /// Pod-template hash of the canary.
+    #[arg(long)]
+    pub canary: String,
+    /// Pod-template hash of the baseline (the stable revision).
+    #[arg(long)]
+    pub baseline: String,
+    /// Template arguments, `name=value` (repeatable).
+    #[arg(long = "arg", value_parser = parse_arg)]
+    pub args: Vec<(String, String)>,
+    /// Length of the window to replay, ending at --until.
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    pub since: Duration,
+    /// End of the window (RFC 3339), default now.
+    #[arg(long)]
+    pub until: Option<Timestamp>,
+}
+
+fn parse_arg(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("{text:?}: expected name=value"))
+}
+
+/// Errors of `sluice analyze`.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("give --file or --template")]
+    NoTemplate,
+    #[error("cannot read {0}: {1}")]
+    Read(PathBuf, std::io::Error),
+    #[error("{0} is not an AnalysisTemplate or ClusterAnalysisTemplate: {1}")]
+    Parse(PathBuf, String),
+    #[error("cannot read the template from the cluster: {0}")]
+    Cluster(String),
+    #[error("argument {0} has no value: pass --arg {0}=VALUE")]
+    ArgMissing(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the window ends before it starts")]
+    Window,
+    #[error("verdict {0}")]
+    Verdict(&'static str),
+}
+
+async fn load(args: &AnalyzeArgs) -> Result<(String, AnalysisTemplateSpec), Error> {
+    if let Some(path) = &args.file {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Read(path.clone(), e))?;
+        let value: serde_json::Value = serde_yaml_ng::from_str(&text)
+            .map_err(|e| Error::Parse(path.clone(), e.to_string()))?;
+        let name = value["metadata"]["name"]
+            .as_str()
+            .unwrap_or("template")
+            .to_string();
+        let spec = match value["kind"].as_str() {
+            Some("ClusterAnalysisTemplate") => {
+                serde_json::from_value::<ClusterAnalysisTemplate>(value).map(|t| t.spec.into())
+            }
+            _ => serde_json::from_value::<AnalysisTemplate>(value).map(|t| t.spec),
+        }
+        .map_err(|e| Error::Parse(path.clone(), e.to_string()))?;
+        return Ok((name, spec));
+    }
+    let name = args.template.clone().ok_or(Error::NoTemplate)?;
+    let client = Client::try_default()
+        .await
+        .map_err(|e| Error::Cluster(e.to_string()))?;
+    let spec = if args.cluster_scope {
+        Api::<ClusterAnalysisTemplate>::all(client)
+            .get(&name)
+            .await
+            .map(|t| t.spec.into())
+    } else {
+        Api::<AnalysisTemplate>::namespaced(client, &args.namespace)
+            .get(&name)
+            .await
+            .map(|t| t.spec)
+    }
+    .map_err(|e| Error::Cluster(e.to_string()))?;
+    Ok((name, spec))
+}
+
+/// Run `sluice analyze`; the error carries a non-success verdict.
+pub async fn run(args: AnalyzeArgs) -> Result<(), Error> {
+    let (name, spec) = load(&args).await?;
+    let mut values: BTreeMap<String, String> = BTreeMap::from([
+        ("namespace".to_string(), args.namespace.clone()),
+        ("rollout".to_string(), args.rollout.clone()),
+        ("canary-hash".to_string(), args.canary.clone()),
+        ("stable-hash".to_string(), args.baseline.clone()),
+        ("baseline-hash".to_string(), args.baseline.clone()),
+    ]);
+    let given: BTreeMap<String, String> = args.args.iter().cloned().collect();
+    for arg in &spec.args {
+        let value = given.get(&arg.name).cloned().or(arg.value.clone());
+        values.insert(
+            arg.name.clone(),
+            value.ok_or_else(|| Error::ArgMissing(arg.name.clone()))?,
+        );
+    }
+    let until = args.until.unwrap_or_else(Timestamp::now);
+    let start = until.checked_sub(args.since).map_err(|_| Error::Window)?;
+    let mut prepared = Vec::new();
+    for metric in &spec.metrics {
+        prepared.push(prepare_metric(&name, metric, &values, None).map_err(Error::Invalid)?);
+    }
+    let comparisons = prepared
+        .iter()
+        .filter(|p| {
+            !p.plan.metric.dry_run && !matches!(p.plan.verdict, VerdictKind::Threshold { .. })
+        })
+        .count();
+    println!(
+        "template {name}: canary {} vs baseline {}, window {start} .. {until}",
+        args.canary, args.baseline
+    );
+    let mut results = Vec::new();
+    for p in &prepared {
+        let mut result = new_result(&p.plan);
+        println!(
+            "\nmetric {}{}",
+            p.plan.metric.name,
+            if p.plan.metric.dry_run {
+                " (dry run)"
+            } else {
+                ""
+            }
+        );
+        let mut at = start
+            .checked_add(p.plan.initial_delay + p.plan.interval)
+            .map_err(|_| Error::Window)?;
+        while at <= until && !result.phase.is_finished() {
+            let outcome = measure(p, &args.canary, &args.baseline, at).await;
+            record(&mut result, &p.plan, outcome, at, comparisons);
+            let last = result.measurements.last();
+            let detail = last
+                .and_then(|m| m.message.clone())
+                .or_else(|| last.and_then(|m| m.value).map(|v| format!("result {v}")))
+                .or_else(|| result.message.clone())
+                .unwrap_or_default();
+            println!(
+                "  {at}  {:<12} {detail}",
+                last.map(|m| m.phase.as_str()).unwrap_or("-")
+            );
+            at = at.checked_add(p.plan.interval).map_err(|_| Error::Window)?;
+        }
+        if !result.phase.is_finished() {
+            println!(
+                "  (the window ended after {} of {} measurements)",
+                result.count, p.plan.count
+            );
+        }
+        println!(
+            "  => {}: {}",
+            result.phase.as_str(),
+            result.message.as_deref().unwrap_or("-")
+        );
+        results.push(result);
+    }
+    let (phase, message) = overall(&results);
+    println!("\nverdict: {} — {message}", phase.as_str());
+    match phase {
+        AnalysisPhase::Successful => Ok(()),
+        other => Err(Error::Verdict(other.as_str())),
+    }
+}
