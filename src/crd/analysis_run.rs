@@ -55,6 +55,10 @@ pub struct AnalysisRunSpec {
     /// Arguments for the templates.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub args: Vec<AnalysisArg>,
+    /// Set by the controller when nothing waits on the run any more (the
+    /// canary was promoted, aborted or superseded): measuring stops.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub terminate: bool,
 }
 
 /// Verdict of an analysis run.
@@ -72,6 +76,8 @@ pub enum AnalysisPhase {
     Inconclusive,
     /// Measurements kept failing: the rollout aborts.
     Error,
+    /// Stopped because nothing waits on it any more.
+    Terminated,
 }
 
 impl AnalysisPhase {
@@ -89,6 +95,7 @@ impl AnalysisPhase {
             AnalysisPhase::Failed => "Failed",
             AnalysisPhase::Inconclusive => "Inconclusive",
             AnalysisPhase::Error => "Error",
+            AnalysisPhase::Terminated => "Terminated",
         }
     }
 }

@@ -216,6 +216,7 @@ impl Planner<'_> {
                         stable_revision: stable.into(),
                         templates: analysis.templates.clone(),
                         args: analysis.args.clone(),
+                        terminate: false,
                     };
                     self.writes.push(Write::CreateAnalysisRun {
                         name: name.clone(),

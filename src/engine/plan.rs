@@ -64,7 +64,20 @@ pub enum Write {
         /// Its spec.
         spec: AnalysisRunSpec,
     },
+    /// Stop a run nothing waits on any more.
+    TerminateAnalysisRun {
+        /// AnalysisRun name.
+        name: String,
+    },
+    /// Delete a finished run beyond the history limit.
+    DeleteAnalysisRun {
+        /// AnalysisRun name.
+        name: String,
+    },
 }
+
+/// Finished AnalysisRuns kept per Rollout (the newest; older ones are deleted).
+pub const ANALYSIS_HISTORY: usize = 5;
 
 /// A Kubernetes Event to emit on the Rollout.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -491,6 +504,7 @@ impl<'a> Planner<'a> {
 
     fn finish(mut self) -> Plan {
         self.count_replicas();
+        self.analysis_housekeeping();
         self.check_deadline();
         let phase = self.outcome.phase;
         if self.old.phase != Some(phase) && self.events.is_empty() {
@@ -525,6 +539,48 @@ impl<'a> Planner<'a> {
             events: self.events,
             requeue_after,
             newly_aborted: self.newly_aborted,
+        }
+    }
+
+    /// Terminate runs nothing waits on, and keep a bounded history of finished ones.
+    fn analysis_housekeeping(&mut self) {
+        let waited_on = self
+            .status
+            .current_analysis
+            .as_ref()
+            .map(|r| r.name.clone());
+        let created: Vec<String> = self
+            .writes
+            .iter()
+            .filter_map(|w| match w {
+                Write::CreateAnalysisRun { name, .. } => Some(name.clone()),
+                _ => None,
+            })
+            .collect();
+        let mut finished = Vec::new();
+        for run in &self.observed.analysis_runs {
+            let Some(name) = run.metadata.name.clone() else {
+                continue;
+            };
+            if waited_on.as_deref() == Some(name.as_str()) || created.contains(&name) {
+                continue;
+            }
+            let phase = run.status.as_ref().and_then(|s| s.phase);
+            if phase.is_some_and(|p| p.is_finished()) {
+                finished.push((run.metadata.creation_timestamp.clone(), name));
+            } else if !run.spec.terminate {
+                self.writes.push(Write::TerminateAnalysisRun { name });
+            }
+        }
+        // Newest first; everything past the limit goes.
+        finished.sort_by(|a, b| {
+            b.0.as_ref()
+                .map(|t| t.0)
+                .cmp(&a.0.as_ref().map(|t| t.0))
+                .then(b.1.cmp(&a.1))
+        });
+        for (_, name) in finished.into_iter().skip(ANALYSIS_HISTORY) {
+            self.writes.push(Write::DeleteAnalysisRun { name });
         }
     }
 

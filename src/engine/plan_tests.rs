@@ -462,6 +462,52 @@ fn analysis_verdicts_drive_the_rollout() {
 }
 
 #[test]
+fn a_superseded_canary_stops_its_analysis_and_history_stays_bounded() {
+    let mut sim = healthy(
+        2,
+        Some(vec![weight(20), analysis("error-rate"), weight(100)]),
+        true,
+    );
+    let mut runs_seen = Vec::new();
+    // Seven canaries in a row, each superseded while its analysis runs.
+    for version in 2..9 {
+        sim.set_image(&format!("web:{version}"));
+        sim.run_until(SEC, 20, |s| {
+            s.observed
+                .analysis_runs
+                .iter()
+                .any(|r| r.spec.canary_revision == hash(&format!("web:{version}")))
+        });
+        runs_seen.push(hash(&format!("web:{version}")));
+        sim.tick(SEC);
+        let running: Vec<_> = sim
+            .observed
+            .analysis_runs
+            .iter()
+            .filter(|r| r.status.as_ref().and_then(|s| s.phase) == Some(AnalysisPhase::Running))
+            .map(|r| r.spec.canary_revision.clone())
+            .collect();
+        assert_eq!(
+            running,
+            vec![hash(&format!("web:{version}"))],
+            "only the current canary's run measures"
+        );
+    }
+    let kept = sim.observed.analysis_runs.len();
+    assert!(
+        kept <= crate::engine::plan::ANALYSIS_HISTORY + 1,
+        "{kept} runs kept"
+    );
+    assert!(
+        sim.observed
+            .analysis_runs
+            .iter()
+            .all(|r| r.spec.canary_revision != runs_seen[0]),
+        "the oldest run was deleted"
+    );
+}
+
+#[test]
 fn invalid_specs_are_reported_without_writes_or_hot_loops() {
     type Mutate = fn(&mut Sim);
     let cases: [(&str, Mutate, &str); 7] = [

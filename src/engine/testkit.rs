@@ -266,12 +266,32 @@ impl Sim {
             }
             Write::CreateAnalysisRun { name, spec } => {
                 let mut run = AnalysisRun::new(name, spec.clone());
+                // The API server stamps creation; the history keeps the newest.
+                run.metadata.creation_timestamp = Some(
+                    k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(self.now),
+                );
                 run.status = Some(AnalysisRunStatus {
                     phase: Some(AnalysisPhase::Running),
                     ..Default::default()
                 });
                 self.observed.analysis_runs.push(run);
             }
+            // The analysis loop's part: a terminated run stops with that phase.
+            Write::TerminateAnalysisRun { name } => {
+                for run in &mut self.observed.analysis_runs {
+                    if run.metadata.name.as_deref() == Some(name.as_str()) {
+                        run.spec.terminate = true;
+                        run.status = Some(AnalysisRunStatus {
+                            phase: Some(AnalysisPhase::Terminated),
+                            ..Default::default()
+                        });
+                    }
+                }
+            }
+            Write::DeleteAnalysisRun { name } => self
+                .observed
+                .analysis_runs
+                .retain(|r| r.metadata.name.as_deref() != Some(name.as_str())),
         }
     }
 

@@ -166,6 +166,12 @@ pub async fn reconcile(run: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Actio
         return Ok(Action::await_change());
     }
     let now = Timestamp::now();
+    if run.spec.terminate {
+        status.phase = Some(AnalysisPhase::Terminated);
+        status.message = Some("terminated: the rollout no longer waits on this run".into());
+        write_status(&ctx.client, &run, &status).await?;
+        return Ok(Action::await_change());
+    }
     let prepared = match prepare(&ctx.client, &run).await {
         Ok(p) => p,
         Err(setup) => {

@@ -105,6 +105,26 @@ pub async fn apply(client: &Client, rollout: &Rollout, write: &Write) -> Result<
                 Err(e) => return Err(Error::Write("AnalysisRun", name.clone(), e)),
             }
         }
+        Write::TerminateAnalysisRun { name } => {
+            let api: Api<AnalysisRun> = Api::namespaced(client.clone(), &namespace);
+            let patch = serde_json::json!({ "spec": { "terminate": true } });
+            match api
+                .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                Ok(_) => {}
+                Err(kube::Error::Api(status)) if status.code == 404 => {}
+                Err(e) => return Err(Error::Write("AnalysisRun", name.clone(), e)),
+            }
+        }
+        Write::DeleteAnalysisRun { name } => {
+            let api: Api<AnalysisRun> = Api::namespaced(client.clone(), &namespace);
+            match api.delete(name, &Default::default()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(status)) if status.code == 404 => {}
+                Err(e) => return Err(Error::Write("AnalysisRun", name.clone(), e)),
+            }
+        }
     }
     Ok(())
 }

@@ -143,6 +143,12 @@ fn log_write(key: &str, write: &Write) {
         Write::CreateAnalysisRun { name, .. } => {
             info!(rollout = key, analysisrun = %name, "create AnalysisRun")
         }
+        Write::TerminateAnalysisRun { name } => {
+            info!(rollout = key, analysisrun = %name, "terminate AnalysisRun: nothing waits on it")
+        }
+        Write::DeleteAnalysisRun { name } => {
+            info!(rollout = key, analysisrun = %name, "delete AnalysisRun beyond the history limit")
+        }
     }
 }
 
