@@ -55,6 +55,9 @@ pub struct AnalysisRunSpec {
     /// Arguments for the templates.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub args: Vec<AnalysisArg>,
+    /// A background run: it judges the whole canary rather than one step.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub background: bool,
     /// Set by the controller when nothing waits on the run any more (the
     /// canary was promoted, aborted or superseded): measuring stops.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]

@@ -15,8 +15,8 @@ pub use analysis_template::{
     MetricProvider, NoDataPolicy, PrometheusProvider, TemplateArg,
 };
 pub use rollout::{
-    AnalysisArg, AnalysisStep, AnalysisTemplateRef, CanaryStep, CanaryStrategy, GatewayApiRouting,
-    PauseStep, Rollout, RolloutSpec, RolloutStrategy, TrafficRouting,
+    AnalysisArg, AnalysisStep, AnalysisTemplateRef, BackgroundAnalysis, CanaryStep, CanaryStrategy,
+    GatewayApiRouting, PauseStep, Rollout, RolloutSpec, RolloutStrategy, TrafficRouting,
 };
 pub use status::{AbortStatus, AnalysisRunRef, ControlTokens, RolloutPhase, RolloutStatus};
 

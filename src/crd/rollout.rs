@@ -132,6 +132,11 @@ pub struct CanaryStrategy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_unavailable: Option<IntOrString>,
 
+    /// Background analysis: one AnalysisRun for the whole canary, from `startingStep`
+    /// on. Failed or Error aborts at once; Inconclusive pauses (promote restarts it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<BackgroundAnalysis>,
+
     /// Seconds an old stable ReplicaSet keeps its pods after promotion, for instant rollback. Defaults to 30.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self >= 0").message("scaleDownDelaySeconds must not be negative"))]
@@ -186,6 +191,24 @@ pub struct AnalysisStep {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64))]
     pub args: Vec<AnalysisArg>,
+}
+
+/// Analysis that runs beside the steps for the whole canary.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BackgroundAnalysis {
+    /// Templates whose metrics make up the analysis.
+    #[x_kube(validation = Rule::new("self.size() > 0").message("analysis needs at least one template"))]
+    #[schemars(length(max = 16))]
+    pub templates: Vec<AnalysisTemplateRef>,
+    /// Values for the templates' arguments.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub args: Vec<AnalysisArg>,
+    /// Index of the step from which the analysis runs (0 = from the start). Defaults to 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 0").message("startingStep must not be negative"))]
+    pub starting_step: Option<i32>,
 }
 
 /// Reference to an `AnalysisTemplate` (or a `ClusterAnalysisTemplate`).

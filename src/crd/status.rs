@@ -103,6 +103,9 @@ pub struct RolloutStatus {
     /// Name and verdict of the analysis run of the current step, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current_analysis: Option<AnalysisRunRef>,
+    /// Name and verdict of the background analysis run of the current canary, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub background_analysis: Option<AnalysisRunRef>,
     /// Total pods of all revisions (for the scale subresource).
     #[serde(default)]
     pub replicas: i32,

@@ -13,6 +13,9 @@ use super::plan::{ControlRequests, Planner, Write};
 use super::spec::{Routing, Step};
 use crate::crd::{AnalysisPhase, AnalysisRunRef, AnalysisRunSpec, RolloutPhase};
 
+/// Pause reason while an inconclusive background analysis waits for a human.
+const BACKGROUND_INCONCLUSIVE: &str = "BackgroundAnalysisInconclusive";
+
 /// Canary pods needed to carry `weight` percent of `replicas` (at least one for any traffic).
 pub fn canary_replicas(replicas: i32, weight: i32) -> i32 {
     if weight <= 0 || replicas <= 0 {
@@ -88,6 +91,17 @@ impl Planner<'_> {
                 "PromotedFull",
                 format!("operator promoted canary {desired} to 100%, skipping the remaining steps"),
             );
+        } else if requests.promote
+            && self.old.pause_reason.as_deref() == Some(BACKGROUND_INCONCLUSIVE)
+        {
+            // Promote acknowledges an inconclusive background analysis: it starts over,
+            // and the step in progress is not skipped.
+            self.restart_background = true;
+            self.event(
+                false,
+                "BackgroundAnalysisRestarted",
+                "operator resumed after an inconclusive background analysis; it starts over".into(),
+            );
         } else if requests.promote && index < total {
             index += 1;
             self.start_step();
@@ -108,6 +122,9 @@ impl Planner<'_> {
             return;
         }
         self.status.pause_reason = None;
+        if index < total && !self.background_analysis(index, desired, stable) {
+            return;
+        }
         while index < total {
             if !self.step_done(&steps[index], index, desired, stable) {
                 break;
@@ -216,6 +233,7 @@ impl Planner<'_> {
                         stable_revision: stable.into(),
                         templates: analysis.templates.clone(),
                         args: analysis.args.clone(),
+                        background: false,
                         terminate: false,
                     };
                     self.writes.push(Write::CreateAnalysisRun {
@@ -259,6 +277,89 @@ impl Planner<'_> {
                     }
                 }
             }
+        }
+    }
+
+    /// Keep the background analysis of the canary running; false when its
+    /// verdict stops the canary (abort or pause).
+    fn background_analysis(&mut self, index: usize, desired: &str, stable: &str) -> bool {
+        let Some(background) = self.settings.background_analysis.clone() else {
+            return true;
+        };
+        let starting = usize::try_from(background.starting_step.unwrap_or(0)).unwrap_or(0);
+        if index < starting {
+            return true;
+        }
+        let rollout = self.rollout.metadata.name.clone().unwrap_or_default();
+        // A restart gets a new name, so the old run's verdict cannot linger.
+        let generation = self
+            .observed
+            .analysis_runs
+            .iter()
+            .filter(|r| r.spec.background && r.spec.canary_revision == desired)
+            .count();
+        let latest = format!("{rollout}-{desired}-background-{}", generation.max(1));
+        let name = if self.restart_background {
+            format!("{rollout}-{desired}-background-{}", generation + 1)
+        } else {
+            latest
+        };
+        let run = self
+            .observed
+            .analysis_runs
+            .iter()
+            .find(|r| r.metadata.name.as_deref() == Some(name.as_str()));
+        let phase = run.and_then(|r| r.status.as_ref()).and_then(|s| s.phase);
+        let summary = run
+            .and_then(|r| r.status.as_ref())
+            .and_then(|s| s.message.clone());
+        if run.is_none() {
+            self.writes.push(Write::CreateAnalysisRun {
+                name: name.clone(),
+                spec: AnalysisRunSpec {
+                    rollout,
+                    step_index: i32::try_from(starting).unwrap_or(i32::MAX),
+                    canary_revision: desired.into(),
+                    stable_revision: stable.into(),
+                    templates: background.templates.clone(),
+                    args: background.args.clone(),
+                    background: true,
+                    terminate: false,
+                },
+            });
+        }
+        self.status.background_analysis = Some(AnalysisRunRef {
+            name: name.clone(),
+            phase: phase.map(|p| p.as_str().to_string()),
+            message: summary.clone(),
+        });
+        let detail = summary.unwrap_or_else(|| "no summary".into());
+        match phase {
+            Some(verdict @ (AnalysisPhase::Failed | AnalysisPhase::Error)) => {
+                let reason = if verdict == AnalysisPhase::Failed {
+                    "BackgroundAnalysisFailed"
+                } else {
+                    "BackgroundAnalysisError"
+                };
+                self.abort(
+                    desired,
+                    reason,
+                    format!("background analysis {name} {}: {detail}", verdict.as_str()),
+                );
+                self.aborted(stable, desired);
+                false
+            }
+            Some(AnalysisPhase::Inconclusive) => {
+                self.status.pause_reason = Some(BACKGROUND_INCONCLUSIVE.into());
+                self.waiting_by_design = true;
+                let message = format!(
+                    "background analysis {name} inconclusive ({detail}); promote to restart it, or abort"
+                );
+                self.set_outcome(RolloutPhase::Paused, BACKGROUND_INCONCLUSIVE, message);
+                self.hold_traffic(stable, desired, index);
+                false
+            }
+            _ => true,
         }
     }
 

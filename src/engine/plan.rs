@@ -216,6 +216,8 @@ pub(super) struct Planner<'a> {
     pub(super) kept: Vec<String>,
     /// True while waiting by design (pause, analysis), which does not count against the deadline.
     pub(super) waiting_by_design: bool,
+    /// An operator acknowledged an inconclusive background analysis: start a new run.
+    pub(super) restart_background: bool,
 }
 
 impl<'a> Planner<'a> {
@@ -248,6 +250,7 @@ impl<'a> Planner<'a> {
             newly_aborted: None,
             kept: Vec::new(),
             waiting_by_design: false,
+            restart_background: false,
         }
     }
 
@@ -544,9 +547,21 @@ impl<'a> Planner<'a> {
 
     /// Terminate runs nothing waits on, and keep a bounded history of finished ones.
     fn analysis_housekeeping(&mut self) {
+        // A settled or aborted rollout has no background analysis any more.
+        if matches!(
+            self.outcome.phase,
+            RolloutPhase::Healthy | RolloutPhase::Aborted | RolloutPhase::Degraded
+        ) {
+            self.status.background_analysis = None;
+        }
         let waited_on = self
             .status
             .current_analysis
+            .as_ref()
+            .map(|r| r.name.clone());
+        let background = self
+            .status
+            .background_analysis
             .as_ref()
             .map(|r| r.name.clone());
         let created: Vec<String> = self
@@ -562,7 +577,10 @@ impl<'a> Planner<'a> {
             let Some(name) = run.metadata.name.clone() else {
                 continue;
             };
-            if waited_on.as_deref() == Some(name.as_str()) || created.contains(&name) {
+            if waited_on.as_deref() == Some(name.as_str())
+                || background.as_deref() == Some(name.as_str())
+                || created.contains(&name)
+            {
                 continue;
             }
             let phase = run.status.as_ref().and_then(|s| s.phase);

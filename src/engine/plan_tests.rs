@@ -507,6 +507,117 @@ fn a_superseded_canary_stops_its_analysis_and_history_stays_bounded() {
     );
 }
 
+fn with_background_analysis(mut sim: Sim, starting_step: i32) -> Sim {
+    if let Some(canary) = sim.rollout.spec.strategy.canary.as_mut() {
+        canary.analysis = Some(crate::crd::BackgroundAnalysis {
+            templates: vec![crate::crd::AnalysisTemplateRef {
+                template_name: "error-rate".into(),
+                cluster_scope: false,
+            }],
+            args: vec![],
+            starting_step: Some(starting_step),
+        });
+    }
+    sim
+}
+
+fn background_runs(sim: &Sim) -> Vec<(String, Option<AnalysisPhase>, bool)> {
+    sim.observed
+        .analysis_runs
+        .iter()
+        .filter(|r| r.spec.background)
+        .map(|r| {
+            (
+                r.metadata.name.clone().unwrap_or_default(),
+                r.status.as_ref().and_then(|s| s.phase),
+                r.spec.terminate,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_failing_background_analysis_aborts_mid_step() {
+    let sim = healthy(4, Some(vec![weight(25), pause(None), weight(100)]), true);
+    let mut sim = with_background_analysis(sim, 1);
+    sim.set_image("web:2");
+    sim.run_until(SEC, 20, |s| s.phase() == Some(RolloutPhase::Paused));
+    sim.tick(SEC);
+    assert_eq!(
+        background_runs(&sim).len(),
+        1,
+        "starts at step index 1, the pause"
+    );
+    assert_eq!(sim.route_weight(), 25);
+    sim.set_background_analysis(AnalysisPhase::Failed, "canary 9.8% vs baseline 0.5% errors");
+    sim.tick(SEC);
+    let status = sim.rollout.status.clone().unwrap_or_default();
+    assert_eq!(status.phase, Some(RolloutPhase::Aborted));
+    let abort = status.abort.expect("abort");
+    assert_eq!(abort.reason, "BackgroundAnalysisFailed");
+    assert!(abort.message.contains("9.8%"), "{}", abort.message);
+    assert_eq!(
+        sim.route_weight(),
+        0,
+        "traffic back on stable in the same reconcile"
+    );
+}
+
+#[test]
+fn an_inconclusive_background_analysis_pauses_and_promote_restarts_it() {
+    let sim = healthy(
+        4,
+        Some(vec![weight(25), pause(Some("1h")), weight(100)]),
+        true,
+    );
+    let mut sim = with_background_analysis(sim, 0);
+    sim.set_image("web:2");
+    sim.run_until(SEC, 20, |s| {
+        !background_runs(s).is_empty()
+            && s.rollout
+                .status
+                .clone()
+                .unwrap_or_default()
+                .current_step_index
+                == Some(1)
+    });
+    sim.set_background_analysis(AnalysisPhase::Inconclusive, "not enough traffic");
+    sim.run_until(SEC, 5, |s| s.phase() == Some(RolloutPhase::Paused));
+    let step_before = sim
+        .rollout
+        .status
+        .clone()
+        .unwrap_or_default()
+        .current_step_index;
+    sim.annotate(controls::PROMOTE, "ack");
+    sim.tick(SEC);
+    sim.tick(SEC);
+    let runs = background_runs(&sim);
+    assert_eq!(runs.len(), 2, "a fresh run: {runs:?}");
+    assert_eq!(runs[1].1, Some(AnalysisPhase::Running));
+    assert_eq!(
+        sim.rollout
+            .status
+            .clone()
+            .unwrap_or_default()
+            .current_step_index,
+        step_before,
+        "acknowledging does not skip the step"
+    );
+    assert_ne!(sim.phase(), Some(RolloutPhase::Paused));
+    // Promoted to the end: the background run is stopped.
+    sim.annotate(controls::PROMOTE_FULL, "go");
+    sim.run_until(SEC, 30, |s| s.phase() == Some(RolloutPhase::Healthy));
+    sim.tick(SEC);
+    assert!(
+        background_runs(&sim)
+            .iter()
+            .all(|(_, phase, _)| phase.is_some_and(|p| p.is_finished())),
+        "{:?}",
+        background_runs(&sim)
+    );
+}
+
 #[test]
 fn invalid_specs_are_reported_without_writes_or_hot_loops() {
     type Mutate = fn(&mut Sim);

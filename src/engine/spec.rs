@@ -106,6 +106,8 @@ pub struct Settings {
     pub scale_down_delay: Duration,
     /// Delay before an aborted canary is scaled down.
     pub abort_scale_down_delay: Duration,
+    /// Background analysis, if configured.
+    pub background_analysis: Option<crate::crd::BackgroundAnalysis>,
 }
 
 /// The default steps: 10% → 25% → 50% → 100% with a pause between weights.
@@ -207,6 +209,7 @@ pub fn settings(rollout: &Rollout) -> Result<Settings, Vec<String>> {
         progress_deadline: Duration::from_secs(deadline),
         scale_down_delay: Duration::from_secs(delay),
         abort_scale_down_delay: Duration::from_secs(abort_delay),
+        background_analysis: canary.analysis.clone(),
     })
 }
 

@@ -222,6 +222,19 @@ impl Sim {
         }
     }
 
+    /// Give the background runs a verdict, as the analysis loop would.
+    pub fn set_background_analysis(&mut self, phase: AnalysisPhase, message: &str) {
+        for run in &mut self.observed.analysis_runs {
+            if run.spec.background && !run.spec.terminate {
+                run.status = Some(AnalysisRunStatus {
+                    phase: Some(phase),
+                    message: Some(message.into()),
+                    ..Default::default()
+                });
+            }
+        }
+    }
+
     pub fn set_analysis(&mut self, phase: AnalysisPhase, message: &str) {
         for run in &mut self.observed.analysis_runs {
             run.status = Some(AnalysisRunStatus {
