@@ -51,6 +51,15 @@ pub fn render(rollout: &Rollout) -> String {
             .unwrap_or_default();
         let _ = writeln!(out, "  Analysis: {} {verdict}{detail}", run.name);
     }
+    if let Some(run) = &status.background_analysis {
+        let verdict = run.phase.as_deref().unwrap_or("Pending");
+        let detail = run
+            .message
+            .as_deref()
+            .map(|m| format!(": {m}"))
+            .unwrap_or_default();
+        let _ = writeln!(out, "  Background: {} {verdict}{detail}", run.name);
+    }
     if let Some(abort) = &status.abort {
         let _ = writeln!(
             out,

@@ -59,6 +59,25 @@ async fn canary_under_analysis(
     prefix: &str,
     image: &str,
 ) -> (String, String, ControllerProcess, BackgroundProcess) {
+    canary_with(prefix, image, with_analysis).await
+}
+
+/// Background analysis from the first step, and a long pause it must cut short.
+fn with_background_analysis(doc: &mut serde_json::Value) {
+    speed_up(doc);
+    if doc["kind"] == "Rollout" {
+        let canary = &mut doc["spec"]["strategy"]["canary"];
+        canary["steps"] =
+            json!([{"setWeight": 25}, {"pause": {"duration": "1h"}}, {"setWeight": 100}]);
+        canary["analysis"] = json!({"templates": [{"templateName": "error-rate"}]});
+    }
+}
+
+async fn canary_with(
+    prefix: &str,
+    image: &str,
+    edit: fn(&mut serde_json::Value),
+) -> (String, String, ControllerProcess, BackgroundProcess) {
     let info = &cluster().info;
     let prometheus = info.prometheus.clone().expect("stack runs Prometheus");
     let targets = info.prometheus_targets_dir.clone().expect("file_sd dir");
@@ -74,7 +93,7 @@ async fn canary_under_analysis(
         "gateway-canary/httproute.yaml",
         "gateway-canary/rollout.yaml",
     ] {
-        apply_example(&admin, &ns, file, with_analysis).await;
+        apply_example(&admin, &ns, file, edit).await;
     }
     let first = wait_phase(
         &admin,
@@ -247,5 +266,47 @@ async fn a_healthy_canary_passes_analysis_early_and_promotes() {
     assert!(
         metric.measurements.len() < 12,
         "promoted before the planned count"
+    );
+}
+
+#[tokio::test]
+async fn background_analysis_aborts_a_bad_canary_during_a_long_pause() {
+    let (ns, stable, controller, _traffic) = canary_with(
+        "analysis-bg",
+        "registry.example.com/web:1.0.1-err10",
+        with_background_analysis,
+    )
+    .await;
+    let admin = admin_client().await;
+    let aborted = wait_for(
+        Duration::from_secs(90),
+        "abort by background analysis",
+        || {
+            let (admin, ns) = (admin.clone(), ns.clone());
+            async move {
+                let r = rollout(&admin, &ns, "web").await;
+                (r.status.as_ref()?.phase == Some(RolloutPhase::Aborted)).then_some(r)
+            }
+        },
+    )
+    .await;
+    let status = aborted.status.expect("status");
+    let abort = status.abort.expect("abort");
+    assert_eq!(
+        abort.reason,
+        "BackgroundAnalysisFailed",
+        "{}",
+        controller.log_tail()
+    );
+    assert_eq!(status.stable_revision.as_deref(), Some(stable.as_str()));
+    assert_eq!(
+        route_canary_weight(&admin, &ns, "web", "web-canary").await,
+        Some(0)
+    );
+    let run = the_run(&ns).await;
+    assert!(run.spec.background);
+    assert_eq!(
+        run.status.and_then(|s| s.phase),
+        Some(AnalysisPhase::Failed)
     );
 }
