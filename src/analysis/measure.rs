@@ -8,17 +8,43 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::api::ListParams;
+
 use super::prometheus::Prometheus;
 use super::run::{MetricPlan, Outcome, VerdictKind, plan_metric};
+use super::scrape::{Selector, fetch, increments};
 use super::template::{Bindings, promql_duration, render};
-use crate::crd::{CountSample, Metric};
+use crate::crd::{CountSample, Measurement, Metric, PodCount};
+use crate::engine::hash::POD_TEMPLATE_HASH_LABEL;
+
+/// Where a metric's numbers come from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    Prometheus(Prometheus),
+    Scrape {
+        http: reqwest::Client,
+        port: i32,
+        path: String,
+        timeout: Duration,
+    },
+}
 
 /// A metric ready to measure: its plan, its bindings and its provider.
 #[derive(Debug, Clone)]
 pub struct Prepared {
     pub plan: MetricPlan,
     pub bindings: Bindings,
-    pub prometheus: Prometheus,
+    pub source: Source,
+}
+
+/// What a live measurement (in the controller) knows beyond the metric.
+pub struct Live<'a> {
+    pub client: &'a kube::Client,
+    pub namespace: &'a str,
+    /// The metric's previous measurement: scraped counters grow from its pod totals.
+    pub previous: Option<&'a Measurement>,
 }
 
 /// Check `metric` of template `template` and connect its provider. `args` are
@@ -30,29 +56,47 @@ pub fn prepare_metric(
     bearer_token: Option<String>,
 ) -> Result<Prepared, String> {
     let plan = plan_metric(template, metric)?;
-    let provider = metric
-        .provider
-        .prometheus
-        .as_ref()
-        .ok_or_else(|| format!("metric {}: no provider", metric.name))?;
-    let timeout = match &provider.timeout {
-        Some(t) => humantime::parse_duration(t)
-            .map_err(|e| format!("metric {}: timeout {t:?}: {e}", metric.name))?,
-        None => Duration::from_secs(10),
-    };
     let bindings = Bindings {
         args: args.clone(),
         revision: None,
         interval: promql_duration(plan.interval),
     };
-    // The address may name an argument (`{{args.prometheus}}`), so one template fits many clusters.
-    let address = render(&provider.address, &bindings)
-        .map_err(|e| format!("metric {}: address: {e}", metric.name))?;
-    let prometheus = Prometheus::new(&address, timeout, bearer_token).map_err(|e| e.to_string())?;
+    let timeout_of = |text: &Option<String>, default: Duration| match text {
+        Some(t) => humantime::parse_duration(t)
+            .map_err(|e| format!("metric {}: timeout {t:?}: {e}", metric.name)),
+        None => Ok(default),
+    };
+    let source = match (&metric.provider.prometheus, &metric.provider.scrape) {
+        (Some(provider), _) => {
+            let timeout = timeout_of(&provider.timeout, Duration::from_secs(10))?;
+            // The address may name an argument (`{{args.prometheus}}`), so one template fits many clusters.
+            let address = render(&provider.address, &bindings)
+                .map_err(|e| format!("metric {}: address: {e}", metric.name))?;
+            Source::Prometheus(
+                Prometheus::new(&address, timeout, bearer_token).map_err(|e| e.to_string())?,
+            )
+        }
+        (None, Some(scrape)) => {
+            for selector in [&scrape.query, &scrape.events, &scrape.exposure]
+                .into_iter()
+                .flatten()
+            {
+                Selector::parse(selector).map_err(|e| format!("metric {}: {e}", metric.name))?;
+            }
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            Source::Scrape {
+                http: reqwest::Client::new(),
+                port: scrape.port,
+                path: scrape.path.clone().unwrap_or_else(|| "/metrics".into()),
+                timeout: timeout_of(&scrape.timeout, Duration::from_secs(5))?,
+            }
+        }
+        (None, None) => return Err(format!("metric {}: no provider", metric.name)),
+    };
     Ok(Prepared {
         plan,
         bindings,
-        prometheus,
+        source,
     })
 }
 
@@ -61,7 +105,24 @@ fn seconds(at: Timestamp) -> f64 {
 }
 
 /// Measure `p` for the canary and the baseline revisions as of `at`.
-pub async fn measure(p: &Prepared, canary: &str, baseline: &str, at: Timestamp) -> Outcome {
+pub async fn measure(
+    p: &Prepared,
+    canary: &str,
+    baseline: &str,
+    at: Timestamp,
+    live: Option<&Live<'_>>,
+) -> Outcome {
+    let prometheus = match &p.source {
+        Source::Prometheus(prometheus) => prometheus,
+        Source::Scrape { .. } => {
+            let Some(live) = live else {
+                return Outcome::Error(
+                    "the scrape provider reads live pods; replaying a past window needs the prometheus provider".into(),
+                );
+            };
+            return scrape_measure(p, canary, baseline, live).await;
+        }
+    };
     let provider = p
         .plan
         .metric
@@ -81,7 +142,7 @@ pub async fn measure(p: &Prepared, canary: &str, baseline: &str, at: Timestamp) 
                 let query = render(provider.query.as_deref().unwrap_or_default(), &canary)
                     .map_err(|e| e.to_string())?;
                 Ok(Outcome::Value(
-                    p.prometheus
+                    prometheus
                         .single(&query, time)
                         .await
                         .map_err(|e| e.to_string())?,
@@ -98,8 +159,7 @@ pub async fn measure(p: &Prepared, canary: &str, baseline: &str, at: Timestamp) 
                         let query = render(text.as_deref().unwrap_or_default(), bindings)
                             .map_err(|e| e.to_string())?;
                         // No series means nothing happened: zero events, zero exposure.
-                        pair[slot] = p
-                            .prometheus
+                        pair[slot] = prometheus
                             .single(&query, time)
                             .await
                             .map_err(|e| e.to_string())?
@@ -114,6 +174,8 @@ pub async fn measure(p: &Prepared, canary: &str, baseline: &str, at: Timestamp) 
                 Ok(Outcome::Counts {
                     canary: samples[0],
                     baseline: samples[1],
+                    canary_pods: Vec::new(),
+                    baseline_pods: Vec::new(),
                 })
             }
             VerdictKind::Samples(_) => {
@@ -130,7 +192,7 @@ pub async fn measure(p: &Prepared, canary: &str, baseline: &str, at: Timestamp) 
                     let query = render(provider.query.as_deref().unwrap_or_default(), bindings)
                         .map_err(|e| e.to_string())?;
                     series.push(
-                        p.prometheus
+                        prometheus
                             .range(&query, start, end, step)
                             .await
                             .map_err(|e| e.to_string())?,
@@ -152,6 +214,97 @@ pub async fn measure(p: &Prepared, canary: &str, baseline: &str, at: Timestamp) 
                     canary: c,
                     baseline: b,
                 })
+            }
+        }
+    }
+    .await;
+    result.unwrap_or_else(Outcome::Error)
+}
+
+/// Scrape every Ready pod of a revision: per-pod totals of (query or events, exposure).
+async fn scrape_revision(
+    p: &Prepared,
+    live: &Live<'_>,
+    revision: &str,
+    first: &Selector,
+    second: Option<&Selector>,
+) -> Result<Vec<PodCount>, String> {
+    let Source::Scrape {
+        http,
+        port,
+        path,
+        timeout,
+    } = &p.source
+    else {
+        return Err("not a scrape provider".into());
+    };
+    let pods: Api<Pod> = Api::namespaced(live.client.clone(), live.namespace);
+    let list = pods
+        .list(&ListParams::default().labels(&format!("{POD_TEMPLATE_HASH_LABEL}={revision}")))
+        .await
+        .map_err(|e| format!("cannot list the pods of {revision}: {e}"))?;
+    let mut totals = Vec::new();
+    for pod in list.items {
+        let ready = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+        let ip = pod.status.as_ref().and_then(|s| s.pod_ip.clone());
+        let (true, Some(ip)) = (ready && pod.metadata.deletion_timestamp.is_none(), ip) else {
+            continue;
+        };
+        let host = if ip.contains(':') {
+            format!("[{ip}]")
+        } else {
+            ip
+        };
+        let url = format!("http://{host}:{port}{path}");
+        let scrape = fetch(http, &url, *timeout)
+            .await
+            .map_err(|e| e.to_string())?;
+        totals.push(PodCount {
+            pod: pod.metadata.name.clone().unwrap_or_default(),
+            events: first.total(&scrape),
+            exposure: second.map(|s| s.total(&scrape)).unwrap_or(0.0),
+        });
+    }
+    Ok(totals)
+}
+
+async fn scrape_measure(p: &Prepared, canary: &str, baseline: &str, live: &Live<'_>) -> Outcome {
+    let provider = p.plan.metric.provider.scrape.clone().unwrap_or_default();
+    let parse = |text: &Option<String>| {
+        Selector::parse(text.as_deref().unwrap_or_default()).map_err(|e| e.to_string())
+    };
+    let result: Result<Outcome, String> = async {
+        match &p.plan.verdict {
+            VerdictKind::Threshold { .. } => {
+                let query = parse(&provider.query)?;
+                let pods = scrape_revision(p, live, canary, &query, None).await?;
+                Ok(Outcome::Value(
+                    (!pods.is_empty()).then(|| pods.iter().map(|p| p.events).sum()),
+                ))
+            }
+            VerdictKind::Counts(_) => {
+                let (events, exposure) = (parse(&provider.events)?, parse(&provider.exposure)?);
+                let canary_pods =
+                    scrape_revision(p, live, canary, &events, Some(&exposure)).await?;
+                let baseline_pods =
+                    scrape_revision(p, live, baseline, &events, Some(&exposure)).await?;
+                let (before_canary, before_baseline) = live
+                    .previous
+                    .map(|m| (m.canary_pods.as_slice(), m.baseline_pods.as_slice()))
+                    .unwrap_or((&[], &[]));
+                Ok(Outcome::Counts {
+                    canary: increments(before_canary, &canary_pods),
+                    baseline: increments(before_baseline, &baseline_pods),
+                    canary_pods,
+                    baseline_pods,
+                })
+            }
+            VerdictKind::Samples(_) => {
+                Err("a Samples comparison needs the prometheus provider".into())
             }
         }
     }

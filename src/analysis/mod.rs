@@ -10,4 +10,5 @@ pub mod judge;
 pub mod measure;
 pub mod prometheus;
 pub mod run;
+pub mod scrape;
 pub mod template;

@@ -13,7 +13,7 @@ use super::judge::{
 };
 use crate::crd::{
     AnalysisPhase, BadDirection, ComparisonKind, CountSample, Judgement, Measurement, Metric,
-    MetricResult, NoDataPolicy,
+    MetricResult, NoDataPolicy, PodCount,
 };
 
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
@@ -69,11 +69,31 @@ pub fn plan_metric(template: &str, metric: &Metric) -> Result<MetricPlan, String
         "initialDelay",
     )
     .map_err(fail)?;
-    let prometheus = metric
-        .provider
-        .prometheus
-        .as_ref()
-        .ok_or_else(|| fail("no provider (supported: prometheus)".into()))?;
+    let (query, events, exposure, scrape) =
+        match (&metric.provider.prometheus, &metric.provider.scrape) {
+            (Some(p), None) => (
+                p.query.is_some(),
+                p.events.is_some(),
+                p.exposure.is_some(),
+                false,
+            ),
+            (None, Some(p)) => (
+                p.query.is_some(),
+                p.events.is_some(),
+                p.exposure.is_some(),
+                true,
+            ),
+            _ => {
+                return Err(fail(
+                    "set exactly one provider: prometheus or scrape".into(),
+                ));
+            }
+        };
+    let where_ = if scrape {
+        "provider.scrape"
+    } else {
+        "provider.prometheus"
+    };
     let verdict = match &metric.compare {
         None => {
             let parse = |text: &Option<String>| {
@@ -91,8 +111,8 @@ pub fn plan_metric(template: &str, metric: &Metric) -> Result<MetricPlan, String
                     "needs successCondition, failureCondition or compare".into(),
                 ));
             }
-            if prometheus.query.is_none() {
-                return Err(fail("a threshold needs provider.prometheus.query".into()));
+            if !query {
+                return Err(fail(format!("a threshold needs {where_}.query")));
             }
             VerdictKind::Threshold { success, failure }
         }
@@ -120,19 +140,21 @@ pub fn plan_metric(template: &str, metric: &Metric) -> Result<MetricPlan, String
             };
             match compare.kind {
                 ComparisonKind::Counts => {
-                    if prometheus.events.is_none() || prometheus.exposure.is_none() {
-                        return Err(fail(
-                            "a Counts comparison needs provider.prometheus.events and .exposure"
-                                .into(),
-                        ));
+                    if !events || !exposure {
+                        return Err(fail(format!(
+                            "a Counts comparison needs {where_}.events and .exposure"
+                        )));
                     }
                     VerdictKind::Counts(config)
                 }
                 ComparisonKind::Samples => {
-                    if prometheus.query.is_none() {
+                    if scrape {
                         return Err(fail(
-                            "a Samples comparison needs provider.prometheus.query".into(),
+                            "a Samples comparison needs the prometheus provider (a scrape has no history)".into(),
                         ));
+                    }
+                    if !query {
+                        return Err(fail(format!("a Samples comparison needs {where_}.query")));
                     }
                     VerdictKind::Samples(config)
                 }
@@ -191,10 +213,13 @@ pub fn next_due(result: &MetricResult, plan: &MetricPlan, started: Timestamp) ->
 pub enum Outcome {
     /// Threshold value; `None` when the query returned nothing.
     Value(Option<f64>),
-    /// Events and exposure of each revision in the last interval.
+    /// Events and exposure of each revision in the last interval (and, for
+    /// direct scrapes, every pod's totals, from which the next interval counts).
     Counts {
         canary: CountSample,
         baseline: CountSample,
+        canary_pods: Vec<PodCount>,
+        baseline_pods: Vec<PodCount>,
     },
     /// Values of each revision in the last interval, paired by instant.
     Samples {
@@ -243,6 +268,8 @@ pub fn record(
         value: None,
         canary: None,
         baseline: None,
+        canary_pods: Vec::new(),
+        baseline_pods: Vec::new(),
         canary_values: Vec::new(),
         baseline_values: Vec::new(),
         message: None,
@@ -277,9 +304,19 @@ pub fn record(
                 }
             }
         }
-        (Outcome::Counts { canary, baseline }, VerdictKind::Counts(config)) => {
+        (
+            Outcome::Counts {
+                canary,
+                baseline,
+                canary_pods,
+                baseline_pods,
+            },
+            VerdictKind::Counts(config),
+        ) => {
             measurement.canary = Some(canary);
             measurement.baseline = Some(baseline);
+            measurement.canary_pods = canary_pods;
+            measurement.baseline_pods = baseline_pods;
             if canary.exposure <= 0.0 || baseline.exposure <= 0.0 {
                 no_data(
                     &mut measurement,
@@ -511,6 +548,7 @@ mod tests {
                     query: Some("q".into()),
                     ..Default::default()
                 }),
+                scrape: None,
             },
             success_condition: Some("result < 0.01".into()),
             ..Default::default()
@@ -528,6 +566,7 @@ mod tests {
                     exposure: Some("x".into()),
                     ..Default::default()
                 }),
+                scrape: None,
             },
             compare: Some(Comparison::default()),
             ..Default::default()
@@ -619,6 +658,8 @@ mod tests {
             Outcome::Counts {
                 canary: sample(60.0, 600.0),
                 baseline: sample(27.0, 5400.0),
+                canary_pods: vec![],
+                baseline_pods: vec![],
             },
             at(0),
             1,
@@ -635,6 +676,8 @@ mod tests {
                 Outcome::Counts {
                     canary: sample(0.0, 5.0),
                     baseline: sample(0.0, 45.0),
+                    canary_pods: vec![],
+                    baseline_pods: vec![],
                 },
                 at(i * 30),
                 1,
@@ -672,5 +715,25 @@ mod tests {
             ..Default::default()
         });
         assert!(plan_metric("t", &metric).unwrap_err().contains("events"));
+
+        let mut metric = counts_metric();
+        metric.provider = MetricProvider {
+            prometheus: None,
+            scrape: Some(crate::crd::ScrapeProvider {
+                port: 8080,
+                query: Some("latency".into()),
+                ..Default::default()
+            }),
+        };
+        metric.compare = Some(Comparison {
+            kind: ComparisonKind::Samples,
+            ..Default::default()
+        });
+        assert!(
+            plan_metric("t", &metric)
+                .unwrap_err()
+                .contains("needs the prometheus provider"),
+            "a scrape has no history for samples"
+        );
     }
 }

@@ -162,7 +162,7 @@ pub async fn run(args: AnalyzeArgs) -> Result<(), Error> {
             .checked_add(p.plan.initial_delay + p.plan.interval)
             .map_err(|_| Error::Window)?;
         while at <= until && !result.phase.is_finished() {
-            let outcome = measure(p, &args.canary, &args.baseline, at).await;
+            let outcome = measure(p, &args.canary, &args.baseline, at, None).await;
             record(&mut result, &p.plan, outcome, at, comparisons);
             let last = result.measurements.last();
             let detail = last

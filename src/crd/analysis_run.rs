@@ -183,6 +183,12 @@ pub struct Measurement {
     /// Counts comparisons: the baseline's events and exposure in this interval.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline: Option<CountSample>,
+    /// Direct scrape: every canary pod's counter totals at this measurement.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub canary_pods: Vec<PodCount>,
+    /// Direct scrape: every baseline pod's counter totals at this measurement.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub baseline_pods: Vec<PodCount>,
     /// Samples comparisons: the canary's values in this interval.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub canary_values: Vec<f64>,
@@ -192,6 +198,18 @@ pub struct Measurement {
     /// Why it failed or could not be taken.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+/// One pod's cumulative counters, as scraped.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PodCount {
+    /// Pod name.
+    pub pod: String,
+    /// Total of the `events` selector.
+    pub events: f64,
+    /// Total of the `exposure` selector.
+    pub exposure: f64,
 }
 
 /// Events against exposure in one interval.

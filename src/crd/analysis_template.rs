@@ -163,11 +163,49 @@ pub enum NoDataPolicy {
 /// Metric providers; exactly one is set.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("has(self.prometheus)").message("a provider must be set (supported: prometheus)"))]
+#[x_kube(validation = Rule::new("has(self.prometheus) != has(self.scrape)").message("set exactly one provider: prometheus or scrape"))]
 pub struct MetricProvider {
     /// The Prometheus HTTP API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prometheus: Option<PrometheusProvider>,
+    /// Read the pods' own `/metrics` endpoints (no Prometheus server needed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scrape: Option<ScrapeProvider>,
+}
+
+/// Direct scrape of the canary's and the baseline's Ready pods.
+///
+/// Selectors are a metric name with optional PromQL-style label matchers,
+/// e.g. `http_requests_total{code=~"5.."}`; the matching samples of every pod
+/// of a revision are added up. Thresholds use `query` (summed over the
+/// canary's pods); Counts comparisons use the growth of `events` and
+/// `exposure` counters between measurements. Samples comparisons need Prometheus.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ScrapeProvider {
+    /// Container port serving the metrics.
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 65535").message("port must be 1-65535"))]
+    pub port: i32,
+    /// Path of the metrics endpoint. Defaults to /metrics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
+    pub path: Option<String>,
+    /// Threshold metrics: the series to add up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub query: Option<String>,
+    /// Counts comparisons: the bad-events counter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub events: Option<String>,
+    /// Counts comparisons: the exposure counter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub exposure: Option<String>,
+    /// Per-pod request timeout. Defaults to 5s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32))]
+    pub timeout: Option<String>,
 }
 
 /// Queries against a Prometheus server.

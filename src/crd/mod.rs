@@ -7,12 +7,12 @@ pub mod status;
 
 pub use analysis_run::{
     AnalysisPhase, AnalysisRun, AnalysisRunSpec, AnalysisRunStatus, CountSample, Judgement,
-    Measurement, MetricResult,
+    Measurement, MetricResult, PodCount,
 };
 pub use analysis_template::{
     AnalysisTemplate, AnalysisTemplateSpec, BadDirection, ClusterAnalysisTemplate,
     ClusterAnalysisTemplateSpec, Comparison, ComparisonKind, ComparisonTolerance, Metric,
-    MetricProvider, NoDataPolicy, PrometheusProvider, TemplateArg,
+    MetricProvider, NoDataPolicy, PrometheusProvider, ScrapeProvider, TemplateArg,
 };
 pub use rollout::{
     AnalysisArg, AnalysisStep, AnalysisTemplateRef, BackgroundAnalysis, CanaryStep, CanaryStrategy,

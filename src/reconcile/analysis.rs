@@ -16,7 +16,7 @@ use serde_json::json;
 use tracing::{info, warn};
 
 use super::{Context, ERROR_RETRY};
-use crate::analysis::measure::{Prepared, measure, prepare_metric};
+use crate::analysis::measure::{Live, Prepared, measure, prepare_metric};
 use crate::analysis::run::{VerdictKind, new_result, next_due, overall, record};
 use crate::crd::{
     AnalysisPhase, AnalysisRun, AnalysisRunStatus, AnalysisTemplate, AnalysisTemplateSpec,
@@ -198,10 +198,22 @@ pub async fn reconcile(run: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Actio
         })
         .count();
     let mut measured = false;
+    let namespace = run.namespace().unwrap_or_else(|| "default".into());
     for (p, result) in prepared.iter().zip(status.metrics.iter_mut()) {
         if next_due(result, &p.plan, started).is_some_and(|due| due <= now) {
-            let outcome =
-                measure(p, &run.spec.canary_revision, &run.spec.stable_revision, now).await;
+            let live = Live {
+                client: &ctx.client,
+                namespace: &namespace,
+                previous: result.measurements.last(),
+            };
+            let outcome = measure(
+                p,
+                &run.spec.canary_revision,
+                &run.spec.stable_revision,
+                now,
+                Some(&live),
+            )
+            .await;
             record(result, &p.plan, outcome, now, comparisons);
             measured = true;
         }
