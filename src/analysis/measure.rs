@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::ListParams;
 
-use super::prometheus::Prometheus;
+use super::prometheus::{Credentials, Prometheus};
 use super::run::{MetricPlan, Outcome, VerdictKind, plan_metric};
 use super::scrape::{Selector, fetch, increments};
 use super::template::{Bindings, promql_duration, render};
@@ -48,12 +48,12 @@ pub struct Live<'a> {
 }
 
 /// Check `metric` of template `template` and connect its provider. `args` are
-/// the resolved arguments; `bearer_token` the provider's token, if it names one.
+/// the resolved arguments; `credentials` what the provider's Secrets hold.
 pub fn prepare_metric(
     template: &str,
     metric: &Metric,
     args: &BTreeMap<String, String>,
-    bearer_token: Option<String>,
+    credentials: Credentials,
 ) -> Result<Prepared, String> {
     let plan = plan_metric(template, metric)?;
     let bindings = Bindings {
@@ -73,7 +73,7 @@ pub fn prepare_metric(
             let address = render(&provider.address, &bindings)
                 .map_err(|e| format!("metric {}: address: {e}", metric.name))?;
             Source::Prometheus(
-                Prometheus::new(&address, timeout, bearer_token).map_err(|e| e.to_string())?,
+                Prometheus::new(&address, timeout, credentials).map_err(|e| e.to_string())?,
             )
         }
         (None, Some(scrape)) => {

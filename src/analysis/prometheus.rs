@@ -25,25 +25,38 @@ pub enum QueryError {
     Ambiguous(usize),
 }
 
-/// A configured Prometheus endpoint.
-#[derive(Clone)]
-pub struct Prometheus {
-    http: reqwest::Client,
-    address: String,
-    bearer_token: Option<String>,
+/// How to authenticate to Prometheus (values read from Secrets).
+#[derive(Clone, Default)]
+pub struct Credentials {
+    pub bearer_token: Option<String>,
+    pub basic: Option<(String, String)>,
+    /// PEM bundle: the only roots trusted when set.
+    pub ca_pem: Option<String>,
 }
 
-impl std::fmt::Debug for Prometheus {
+impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The token never reaches logs.
-        f.debug_struct("Prometheus")
-            .field("address", &self.address)
+        // Secrets never reach logs.
+        f.debug_struct("Credentials")
             .field(
                 "bearer_token",
                 &self.bearer_token.as_ref().map(|_| "<redacted>"),
             )
+            .field(
+                "basic",
+                &self.basic.as_ref().map(|(u, _)| (u, "<redacted>")),
+            )
+            .field("ca_pem", &self.ca_pem.is_some())
             .finish()
     }
+}
+
+/// A configured Prometheus endpoint.
+#[derive(Clone, Debug)]
+pub struct Prometheus {
+    http: reqwest::Client,
+    address: String,
+    credentials: Credentials,
 }
 
 #[derive(Deserialize)]
@@ -90,21 +103,34 @@ impl Prometheus {
     pub fn new(
         address: &str,
         timeout: Duration,
-        bearer_token: Option<String>,
+        credentials: Credentials,
     ) -> Result<Prometheus, QueryError> {
         // reqwest uses the process-wide rustls provider; ring is the one kube uses too.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .build()
-            .map_err(|e| QueryError::Unreachable {
-                address: address.into(),
-                message: e.to_string(),
+        let mut builder = reqwest::Client::builder().timeout(timeout);
+        if let Some(pem) = &credentials.ca_pem {
+            let roots = reqwest::Certificate::from_pem_bundle(pem.as_bytes()).map_err(|e| {
+                QueryError::Unreachable {
+                    address: address.into(),
+                    message: format!("the CA bundle is not valid PEM: {e}"),
+                }
             })?;
+            if roots.is_empty() {
+                return Err(QueryError::Unreachable {
+                    address: address.into(),
+                    message: "the CA bundle holds no PEM certificate".into(),
+                });
+            }
+            builder = builder.tls_certs_only(roots);
+        }
+        let http = builder.build().map_err(|e| QueryError::Unreachable {
+            address: address.into(),
+            message: e.to_string(),
+        })?;
         Ok(Prometheus {
             http,
             address: address.trim_end_matches('/').to_string(),
-            bearer_token,
+            credentials,
         })
     }
 
@@ -113,8 +139,10 @@ impl Prometheus {
             .http
             .post(format!("{}{path}", self.address))
             .form(params);
-        if let Some(token) = &self.bearer_token {
+        if let Some(token) = &self.credentials.bearer_token {
             request = request.bearer_auth(token);
+        } else if let Some((user, password)) = &self.credentials.basic {
+            request = request.basic_auth(user, Some(password));
         }
         let response = request.send().await.map_err(|e| QueryError::Unreachable {
             address: self.address.clone(),
@@ -235,4 +263,109 @@ fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::response::IntoResponse;
+
+    /// A stand-in for Prometheus's HTTP API that checks credentials and PromQL.
+    async fn fake_prometheus(headers: HeaderMap, body: String) -> axum::response::Response {
+        let auth = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        // "user:pass" in base64, and a bearer token.
+        if auth != "Basic dXNlcjpwYXNz" && auth != "Bearer t0ken" {
+            return (StatusCode::UNAUTHORIZED, "Unauthorized").into_response();
+        }
+        if body.contains("sum%28up%29") {
+            let answer = r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1700000000,"0.25"]}]}}"#;
+            (StatusCode::OK, answer).into_response()
+        } else {
+            let answer = r#"{"status":"error","errorType":"bad_data","error":"1:5: parse error: unexpected end of input"}"#;
+            (StatusCode::BAD_REQUEST, answer).into_response()
+        }
+    }
+
+    async fn serve() -> (String, tokio::task::JoinHandle<()>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = format!("http://{}", listener.local_addr().expect("address"));
+        let app = axum::Router::new().route("/api/v1/query", axum::routing::post(fake_prometheus));
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        (address, server)
+    }
+
+    #[tokio::test]
+    async fn credentials_bad_promql_and_unreachable_servers_are_told_apart() {
+        let (address, server) = serve().await;
+        let timeout = Duration::from_secs(5);
+        let basic = Credentials {
+            basic: Some(("user".into(), "pass".into())),
+            ..Default::default()
+        };
+        let prometheus = Prometheus::new(&address, timeout, basic).expect("client");
+        assert_eq!(
+            prometheus.single("sum(up)", None).await.expect("value"),
+            Some(0.25)
+        );
+        match prometheus.single("sum(", None).await {
+            Err(QueryError::Rejected { error_type, error }) => {
+                assert_eq!(error_type, "bad_data");
+                assert!(error.contains("parse error"), "{error}");
+            }
+            other => panic!("expected the API's error, got {other:?}"),
+        }
+        let bearer = Credentials {
+            bearer_token: Some("t0ken".into()),
+            ..Default::default()
+        };
+        let prometheus = Prometheus::new(&address, timeout, bearer).expect("client");
+        assert!(prometheus.single("sum(up)", None).await.is_ok());
+        let anonymous = Prometheus::new(&address, timeout, Credentials::default()).expect("client");
+        assert!(matches!(
+            anonymous.single("sum(up)", None).await,
+            Err(QueryError::Status { status: 401, .. })
+        ));
+        server.abort();
+        let gone = Prometheus::new(&address, timeout, Credentials::default()).expect("client");
+        let _ = server_gone(&gone).await;
+        let shown = format!("{:?}", basic_debug());
+        assert!(
+            !shown.contains("secret-password") && !shown.contains("secret-token"),
+            "{shown}"
+        );
+    }
+
+    async fn server_gone(prometheus: &Prometheus) {
+        // Give the aborted server a moment to close its socket.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(matches!(
+            prometheus.single("sum(up)", None).await,
+            Err(QueryError::Unreachable { .. })
+        ));
+    }
+
+    fn basic_debug() -> Credentials {
+        Credentials {
+            basic: Some(("user".into(), "secret-password".into())),
+            bearer_token: Some("secret-token".into()),
+            ca_pem: None,
+        }
+    }
+
+    #[test]
+    fn a_bad_ca_bundle_is_a_clear_error() {
+        let credentials = Credentials {
+            ca_pem: Some("not a certificate".into()),
+            ..Default::default()
+        };
+        assert!(Prometheus::new("https://p", Duration::from_secs(1), credentials).is_err());
+    }
 }

@@ -134,7 +134,9 @@ pub async fn run(args: AnalyzeArgs) -> Result<(), Error> {
     let start = until.checked_sub(args.since).map_err(|_| Error::Window)?;
     let mut prepared = Vec::new();
     for metric in &spec.metrics {
-        prepared.push(prepare_metric(&name, metric, &values, None).map_err(Error::Invalid)?);
+        prepared.push(
+            prepare_metric(&name, metric, &values, Default::default()).map_err(Error::Invalid)?,
+        );
     }
     let comparisons = prepared
         .iter()

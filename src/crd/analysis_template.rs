@@ -244,6 +244,22 @@ pub struct PrometheusProvider {
     /// Bearer token from a Secret key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bearer_token_secret: Option<SecretKeySelector>,
+    /// Basic auth with a username and a password from Secret keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basic_auth: Option<BasicAuth>,
+    /// PEM CA bundle from a Secret key: the only roots trusted for an `https://` address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_secret: Option<SecretKeySelector>,
+}
+
+/// Basic-auth credentials, both from Secrets.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BasicAuth {
+    /// The username.
+    pub username_secret: SecretKeySelector,
+    /// The password.
+    pub password_secret: SecretKeySelector,
 }
 
 /// Compare canary against baseline.

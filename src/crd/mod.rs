@@ -10,7 +10,7 @@ pub use analysis_run::{
     Measurement, MetricResult, PodCount,
 };
 pub use analysis_template::{
-    AnalysisTemplate, AnalysisTemplateSpec, BadDirection, ClusterAnalysisTemplate,
+    AnalysisTemplate, AnalysisTemplateSpec, BadDirection, BasicAuth, ClusterAnalysisTemplate,
     ClusterAnalysisTemplateSpec, Comparison, ComparisonKind, ComparisonTolerance, Metric,
     MetricProvider, NoDataPolicy, PrometheusProvider, ScrapeProvider, TemplateArg,
 };

@@ -17,6 +17,7 @@ use tracing::{info, warn};
 
 use super::{Context, ERROR_RETRY};
 use crate::analysis::measure::{Live, Prepared, measure, prepare_metric};
+use crate::analysis::prometheus::Credentials;
 use crate::analysis::run::{VerdictKind, new_result, next_due, overall, record};
 use crate::crd::{
     AnalysisPhase, AnalysisRun, AnalysisRunStatus, AnalysisTemplate, AnalysisTemplateSpec,
@@ -122,16 +123,24 @@ async fn prepare(client: &Client, run: &AnalysisRun) -> Result<Vec<Prepared>, Se
             args.insert(arg.name.clone(), value);
         }
         for metric in &spec.metrics {
-            let token = match metric
-                .provider
-                .prometheus
-                .as_ref()
-                .and_then(|p| p.bearer_token_secret.as_ref())
-            {
-                Some(selector) => Some(secret_value(client, &namespace, selector).await?),
-                None => None,
-            };
-            prepared.push(prepare_metric(name, metric, &args, token).map_err(Setup::Invalid)?);
+            let mut credentials = Credentials::default();
+            if let Some(provider) = &metric.provider.prometheus {
+                if let Some(selector) = &provider.bearer_token_secret {
+                    credentials.bearer_token =
+                        Some(secret_value(client, &namespace, selector).await?);
+                }
+                if let Some(basic) = &provider.basic_auth {
+                    credentials.basic = Some((
+                        secret_value(client, &namespace, &basic.username_secret).await?,
+                        secret_value(client, &namespace, &basic.password_secret).await?,
+                    ));
+                }
+                if let Some(selector) = &provider.ca_secret {
+                    credentials.ca_pem = Some(secret_value(client, &namespace, selector).await?);
+                }
+            }
+            prepared
+                .push(prepare_metric(name, metric, &args, credentials).map_err(Setup::Invalid)?);
         }
     }
     Ok(prepared)
