@@ -248,7 +248,14 @@ impl Planner<'_> {
                 });
                 let detail = summary.unwrap_or_else(|| "no summary".into());
                 match phase {
-                    Some(AnalysisPhase::Successful) => true,
+                    Some(AnalysisPhase::Successful) => {
+                        self.event(
+                            false,
+                            "AnalysisSuccessful",
+                            format!("analysis {name} Successful: {detail}"),
+                        );
+                        true
+                    }
                     Some(verdict @ (AnalysisPhase::Failed | AnalysisPhase::Error)) => {
                         let reason = if verdict == AnalysisPhase::Failed {
                             "AnalysisFailed"
