@@ -55,6 +55,9 @@ pub struct AnalysisRunSpec {
     /// Arguments for the templates.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub args: Vec<AnalysisArg>,
+    /// The baseline is a dedicated ReplicaSet (`stableRevision` is its hash label).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dedicated_baseline: bool,
     /// A background run: it judges the whole canary rather than one step.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub background: bool,

@@ -15,8 +15,9 @@ pub use analysis_template::{
     MetricProvider, NoDataPolicy, PrometheusProvider, ScrapeProvider, TemplateArg,
 };
 pub use rollout::{
-    AnalysisArg, AnalysisStep, AnalysisTemplateRef, BackgroundAnalysis, CanaryStep, CanaryStrategy,
-    GatewayApiRouting, PauseStep, Rollout, RolloutSpec, RolloutStrategy, TrafficRouting,
+    AnalysisArg, AnalysisStep, AnalysisTemplateRef, BackgroundAnalysis, BaselineSpec, CanaryStep,
+    CanaryStrategy, GatewayApiRouting, PauseStep, Rollout, RolloutSpec, RolloutStrategy,
+    TrafficRouting,
 };
 pub use status::{AbortStatus, AnalysisRunRef, ControlTokens, RolloutPhase, RolloutStatus};
 

@@ -132,6 +132,13 @@ pub struct CanaryStrategy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_unavailable: Option<IntOrString>,
 
+    /// A dedicated baseline: a fresh ReplicaSet of the stable template at the
+    /// canary's size, started with the canary, so analysis compares revisions
+    /// of the same age under the same load (Kayenta's design). Without it the
+    /// stable pods are the baseline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<BaselineSpec>,
+
     /// Background analysis: one AnalysisRun for the whole canary, from `startingStep`
     /// on. Failed or Error aborts at once; Inconclusive pauses (promote restarts it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -191,6 +198,18 @@ pub struct AnalysisStep {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64))]
     pub args: Vec<AnalysisArg>,
+}
+
+/// The dedicated baseline.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BaselineSpec {
+    /// Service Sluice points at the baseline pods; required with trafficRouting,
+    /// where the HTTPRoute's managed rules need a backendRef to it. The baseline
+    /// gets the canary's weight (at most what is left), taken from stable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub service: Option<String>,
 }
 
 /// Analysis that runs beside the steps for the whole canary.

@@ -226,11 +226,13 @@ impl Planner<'_> {
                     .and_then(|r| r.status.as_ref())
                     .and_then(|s| s.message.clone());
                 if run.is_none() {
+                    let (baseline, dedicated_baseline) = self.analysis_baseline(stable);
                     let spec = AnalysisRunSpec {
                         rollout,
                         step_index: i32::try_from(index).unwrap_or(i32::MAX),
                         canary_revision: desired.into(),
-                        stable_revision: stable.into(),
+                        stable_revision: baseline,
+                        dedicated_baseline,
                         templates: analysis.templates.clone(),
                         args: analysis.args.clone(),
                         background: false,
@@ -321,13 +323,15 @@ impl Planner<'_> {
             .and_then(|r| r.status.as_ref())
             .and_then(|s| s.message.clone());
         if run.is_none() {
+            let (baseline, dedicated_baseline) = self.analysis_baseline(stable);
             self.writes.push(Write::CreateAnalysisRun {
                 name: name.clone(),
                 spec: AnalysisRunSpec {
                     rollout,
                     step_index: i32::try_from(starting).unwrap_or(i32::MAX),
                     canary_revision: desired.into(),
-                    stable_revision: stable.into(),
+                    stable_revision: baseline,
+                    dedicated_baseline,
                     templates: background.templates.clone(),
                     args: background.args.clone(),
                     background: true,
@@ -396,6 +400,8 @@ impl Planner<'_> {
                 let want = canary_replicas(replicas, weight);
                 self.ensure_revision(stable, replicas);
                 self.ensure_revision(desired, want);
+                // The baseline must be ready and selected before it takes its share.
+                let baseline_ready = self.ensure_baseline(stable, want);
                 let canary_selected = self
                     .service_selects(self.settings.canary_service.as_deref().unwrap_or_default())
                     == Some(desired);
@@ -407,7 +413,7 @@ impl Planner<'_> {
                     >= want;
                 let current = self.route_weight().unwrap_or(0);
                 // Traffic only rises once the canary Service selects ready canary pods.
-                let target = match (canary_selected, ready) {
+                let target = match (canary_selected, ready && baseline_ready) {
                     (true, true) => weight,
                     (true, false) => current.min(weight),
                     (false, _) => 0,
@@ -442,6 +448,8 @@ impl Planner<'_> {
         let canary_step = canary_target.min(room).max(0);
         self.ensure_revision(stable, stable_target);
         self.ensure_revision(desired, canary_step);
+        // Behind the shared Service, the baseline's pods take the same share as the canary's.
+        self.ensure_baseline(stable, canary_step);
         self.point_services(stable, desired);
         let stable_ready = self.revisions.get(stable).map(|r| r.ready).unwrap_or(0);
         let canary_ready = canary.map(|r| r.ready).unwrap_or(0);

@@ -132,9 +132,14 @@ fn check_references(
             "name {name:?} is longer than 63 characters, too long for a label value"
         ));
     }
-    for service in [&settings.stable_service, &settings.canary_service]
-        .into_iter()
-        .flatten()
+    let baseline_service = settings.baseline.clone().flatten();
+    for service in [
+        &settings.stable_service,
+        &settings.canary_service,
+        &baseline_service,
+    ]
+    .into_iter()
+    .flatten()
     {
         if !matches!(observed.services.get(service), Some(Lookup::Found(_))) {
             problems.push(format!("Service {service:?} not found"));
@@ -150,8 +155,9 @@ fn check_references(
             Some(Lookup::Found(state)) => {
                 let stable = settings.stable_service.as_deref().unwrap_or_default();
                 let canary = settings.canary_service.as_deref().unwrap_or_default();
+                let baseline = settings.baseline.as_ref().and_then(|b| b.as_deref());
                 if let Err(problem) =
-                    route::managed_rules(state, rule_indexes.as_deref(), stable, canary)
+                    route::managed_rules(state, rule_indexes.as_deref(), stable, canary, baseline)
                 {
                     problems.push(format!("HTTPRoute {namespace}/{name}: {problem}"));
                 }
@@ -341,6 +347,51 @@ impl<'a> Planner<'a> {
         }
     }
 
+    /// Keep the dedicated baseline (if configured) at `replicas` pods of the
+    /// stable template, and its Service on it. Returns whether it is ready.
+    pub(super) fn ensure_baseline(&mut self, stable: &str, replicas: i32) -> bool {
+        let Some(service) = self.settings.baseline.clone() else {
+            return true;
+        };
+        let Some(stable_rev) = self.revisions.get(stable).cloned() else {
+            return false;
+        };
+        let hash = super::spec::baseline_hash(stable);
+        self.kept.push(hash.clone());
+        let current = self.revisions.get(&hash);
+        let unchanged = current.is_some_and(|r| r.desired == replicas && r.scale_down_at.is_none());
+        let ready = current.is_some_and(|r| r.available >= replicas && !r.stale);
+        if !unchanged {
+            let desired = DesiredReplicaSet {
+                hash: hash.clone(),
+                template: stable_rev.template,
+                replicas,
+                // The stable's number: the baseline is not a newer revision.
+                number: stable_rev.number,
+                scale_down_at: None,
+            };
+            self.writes.push(Write::ApplyReplicaSet(Box::new(desired)));
+        }
+        if let Some(service) = service
+            && self.service_selects(&service) != Some(hash.as_str())
+        {
+            self.writes.push(Write::SelectRevision {
+                service,
+                revision: hash,
+            });
+            return false;
+        }
+        ready
+    }
+
+    /// Hash the analysis compares the canary with: the dedicated baseline, or stable.
+    pub(super) fn analysis_baseline(&self, stable: &str) -> (String, bool) {
+        match self.settings.baseline {
+            Some(_) => (super::spec::baseline_hash(stable), true),
+            None => (stable.to_string(), false),
+        }
+    }
+
     /// Point the stable and canary Services (those configured) at the given revisions.
     pub(super) fn point_services(&mut self, stable: &str, canary: &str) {
         let targets = [
@@ -371,8 +422,10 @@ impl<'a> Planner<'a> {
 
     /// Observed canary share on the HTTPRoute, when routing through one.
     pub(super) fn route_weight(&self) -> Option<i32> {
-        let (state, rules, stable, canary) = self.route_parts()?;
-        Some(route::canary_weight(state, &rules, stable, canary))
+        let (state, rules, stable, canary, baseline) = self.route_parts()?;
+        Some(route::canary_weight(
+            state, &rules, stable, canary, baseline,
+        ))
     }
 
     /// Write the route's canary share if it differs from what is observed.
@@ -383,17 +436,17 @@ impl<'a> Planner<'a> {
         else {
             return;
         };
-        let Some((state, rules, stable, canary)) = self.route_parts() else {
+        let Some((state, rules, stable, canary, baseline)) = self.route_parts() else {
             return;
         };
-        if route::canary_weight(state, &rules, stable, canary) == percent {
+        if route::canary_weight(state, &rules, stable, canary, baseline) == percent {
             return;
         }
         let write = Write::SetRouteWeights {
             namespace,
             name,
             resource_version: state.resource_version.clone(),
-            rules: route::rules_with_weight(state, &rules, stable, canary, percent),
+            rules: route::rules_with_weight(state, &rules, stable, canary, baseline, percent),
             canary_weight: percent,
         };
         self.writes.push(write);
@@ -406,7 +459,16 @@ impl<'a> Planner<'a> {
         }
     }
 
-    fn route_parts(&self) -> Option<(&'a super::observed::RouteState, Vec<usize>, &str, &str)> {
+    #[allow(clippy::type_complexity)]
+    fn route_parts(
+        &self,
+    ) -> Option<(
+        &'a super::observed::RouteState,
+        Vec<usize>,
+        &str,
+        &str,
+        Option<&str>,
+    )> {
         let Routing::GatewayApi { rule_indexes, .. } = &self.settings.routing else {
             return None;
         };
@@ -415,8 +477,10 @@ impl<'a> Planner<'a> {
         };
         let stable = self.settings.stable_service.as_deref()?;
         let canary = self.settings.canary_service.as_deref()?;
-        let rules = route::managed_rules(state, rule_indexes.as_deref(), stable, canary).ok()?;
-        Some((state, rules, stable, canary))
+        let baseline = self.settings.baseline.as_ref().and_then(|b| b.as_deref());
+        let rules =
+            route::managed_rules(state, rule_indexes.as_deref(), stable, canary, baseline).ok()?;
+        Some((state, rules, stable, canary, baseline))
     }
 
     /// Scale down revisions that are neither stable nor canary once their delay is over; prune history.

@@ -619,6 +619,81 @@ fn an_inconclusive_background_analysis_pauses_and_promote_restarts_it() {
 }
 
 #[test]
+fn a_dedicated_baseline_runs_beside_the_canary_at_its_size_and_weight() {
+    let mut spec = rollout(
+        10,
+        Some(vec![
+            weight(20),
+            analysis("error-rate"),
+            weight(60),
+            pause(Some("10s")),
+            weight(100),
+        ]),
+        true,
+    );
+    if let Some(canary) = spec.spec.strategy.canary.as_mut() {
+        canary.baseline = Some(crate::crd::BaselineSpec {
+            service: Some("web-baseline".into()),
+        });
+    }
+    let mut sim = Sim::new(spec);
+    sim.run_until(SEC, 10, |s| s.phase() == Some(RolloutPhase::Healthy));
+    let stable = hash("web:1");
+    let baseline = format!("{stable}-baseline");
+    sim.set_image("web:2");
+    sim.run_until(SEC, 20, |s| !s.observed.analysis_runs.is_empty());
+    assert_eq!(sim.replicas_of(&baseline), Some(2), "the canary's size");
+    assert_eq!(sim.selector_of("web-baseline"), Some(baseline.clone()));
+    assert_eq!(
+        (
+            sim.backend_weight("web-stable"),
+            sim.backend_weight("web-canary"),
+            sim.backend_weight("web-baseline")
+        ),
+        (60, 20, 20),
+        "the baseline takes the canary's share from stable"
+    );
+    let template_image = sim
+        .observed
+        .replica_sets
+        .iter()
+        .find(|rs| rs.metadata.name.as_deref() == Some(&format!("web-{baseline}")))
+        .and_then(|rs| {
+            rs.spec
+                .clone()?
+                .template?
+                .spec?
+                .containers
+                .first()?
+                .image
+                .clone()
+        });
+    assert_eq!(
+        template_image.as_deref(),
+        Some("web:1"),
+        "the stable template"
+    );
+    let run = &sim.observed.analysis_runs[0];
+    assert!(run.spec.dedicated_baseline);
+    assert_eq!(run.spec.stable_revision, baseline);
+    assert_eq!(sim.replicas_of(&stable), Some(10), "stable keeps its size");
+
+    sim.set_analysis(AnalysisPhase::Successful, "not worse");
+    sim.run_until(SEC, 20, |s| s.backend_weight("web-canary") == 60);
+    assert_eq!(
+        (
+            sim.backend_weight("web-stable"),
+            sim.backend_weight("web-baseline")
+        ),
+        (0, 40),
+        "above 50% the baseline gets what is left"
+    );
+    sim.run_until(SEC, 120, |s| s.phase() == Some(RolloutPhase::Healthy));
+    sim.run_until(SEC, 60, |s| s.replicas_of(&baseline) == Some(0));
+    assert_eq!(sim.backend_weight("web-baseline"), 0);
+}
+
+#[test]
 fn invalid_specs_are_reported_without_writes_or_hot_loops() {
     type Mutate = fn(&mut Sim);
     let cases: [(&str, Mutate, &str); 7] = [

@@ -15,6 +15,7 @@ pub fn managed_rules(
     rule_indexes: Option<&[u32]>,
     stable: &str,
     canary: &str,
+    baseline: Option<&str>,
 ) -> Result<Vec<usize>, String> {
     let rules = route
         .rules
@@ -36,7 +37,7 @@ pub fn managed_rules(
         let Some(rule) = rules.get(*index) else {
             return Err(format!("the HTTPRoute has no rule at index {index}"));
         };
-        for service in [stable, canary] {
+        for service in [Some(stable), Some(canary), baseline].into_iter().flatten() {
             if backend_ref(rule, service).is_none() {
                 return Err(format!(
                     "rule {index} of the HTTPRoute has no backendRef to Service {service:?}"
@@ -48,27 +49,45 @@ pub fn managed_rules(
 }
 
 /// The canary's share in percent on the first managed rule.
-pub fn canary_weight(route: &RouteState, rules: &[usize], stable: &str, canary: &str) -> i32 {
+pub fn canary_weight(
+    route: &RouteState,
+    rules: &[usize],
+    stable: &str,
+    canary: &str,
+    baseline: Option<&str>,
+) -> i32 {
     let Some(rule) = rules.first().and_then(|i| route.rules.get(*i)) else {
         return 0;
     };
     let weight = |service| backend_ref(rule, service).map(ref_weight).unwrap_or(0);
     let (stable_weight, canary_weight) = (weight(stable), weight(canary));
-    let total = stable_weight + canary_weight;
+    let total = stable_weight + canary_weight + baseline.map(weight).unwrap_or(0);
     if total == 0 {
         return 0;
     }
     i32::try_from((canary_weight * 100 + total / 2) / total).unwrap_or(0)
 }
 
-/// `spec.rules` with the canary at `percent` and stable at `100 - percent` on the managed rules.
+/// The baseline's share beside a canary at `percent`: the same, at most what is left.
+pub fn baseline_weight(percent: i32) -> i32 {
+    percent.min(100 - percent).max(0)
+}
+
+/// `spec.rules` with the canary at `percent` on the managed rules; the baseline
+/// (if any) at `baseline_weight(percent)`, stable the rest.
 pub fn rules_with_weight(
     route: &RouteState,
     rules: &[usize],
     stable: &str,
     canary: &str,
+    baseline: Option<&str>,
     percent: i32,
 ) -> Value {
+    let baseline_share = if baseline.is_some() {
+        baseline_weight(percent)
+    } else {
+        0
+    };
     let mut all = route.rules.clone();
     for index in rules {
         let Some(rule) = all.get_mut(*index) else {
@@ -79,8 +98,9 @@ pub fn rules_with_weight(
         };
         for backend in refs.iter_mut() {
             let weight = match backend_name(backend) {
-                Some(name) if name == stable => 100 - percent,
+                Some(name) if name == stable => 100 - percent - baseline_share,
                 Some(name) if name == canary => percent,
+                Some(name) if Some(name) == baseline => baseline_share,
                 _ => continue,
             };
             if let Some(object) = backend.as_object_mut() {
@@ -135,24 +155,28 @@ mod tests {
     #[test]
     fn finds_rules_referencing_stable_and_reads_weight() {
         let r = route(two_backends(75, 25));
-        let rules = managed_rules(&r, None, "web-stable", "web-canary").expect("rules");
+        let rules = managed_rules(&r, None, "web-stable", "web-canary", None).expect("rules");
         assert_eq!(rules, vec![0]);
-        assert_eq!(canary_weight(&r, &rules, "web-stable", "web-canary"), 25);
+        assert_eq!(
+            canary_weight(&r, &rules, "web-stable", "web-canary", None),
+            25
+        );
     }
 
     #[test]
     fn missing_canary_backend_is_an_error() {
         let r = route(json!([{ "backendRefs": [{"name": "web-stable", "port": 80}]}]));
-        let err = managed_rules(&r, None, "web-stable", "web-canary").expect_err("must fail");
+        let err = managed_rules(&r, None, "web-stable", "web-canary", None).expect_err("must fail");
         assert!(err.contains("web-canary"), "{err}");
-        let err = managed_rules(&r, Some(&[3]), "web-stable", "web-canary").expect_err("must fail");
+        let err =
+            managed_rules(&r, Some(&[3]), "web-stable", "web-canary", None).expect_err("must fail");
         assert!(err.contains("index 3"), "{err}");
     }
 
     #[test]
     fn writing_weights_keeps_everything_else() {
         let r = route(two_backends(100, 0));
-        let rules = rules_with_weight(&r, &[0], "web-stable", "web-canary", 10);
+        let rules = rules_with_weight(&r, &[0], "web-stable", "web-canary", None, 10);
         assert_eq!(rules[0]["backendRefs"][0]["weight"], 90);
         assert_eq!(rules[0]["backendRefs"][1]["weight"], 10);
         assert_eq!(rules[0]["matches"], r.rules[0]["matches"]);
@@ -165,6 +189,9 @@ mod tests {
             {"name": "web-stable", "port": 80},
             {"name": "web-canary", "port": 80},
             {"name": "web-canary", "kind": "ServiceImport", "group": "multicluster.x-k8s.io", "weight": 50}]}]));
-        assert_eq!(canary_weight(&r, &[0], "web-stable", "web-canary"), 50);
+        assert_eq!(
+            canary_weight(&r, &[0], "web-stable", "web-canary", None),
+            50
+        );
     }
 }

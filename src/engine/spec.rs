@@ -108,6 +108,13 @@ pub struct Settings {
     pub abort_scale_down_delay: Duration,
     /// Background analysis, if configured.
     pub background_analysis: Option<crate::crd::BackgroundAnalysis>,
+    /// Dedicated baseline, if configured: `Some(service)` (the service only with a router).
+    pub baseline: Option<Option<String>>,
+}
+
+/// Hash label value of the dedicated baseline started beside a canary of `stable`.
+pub fn baseline_hash(stable: &str) -> String {
+    format!("{stable}-baseline")
 }
 
 /// The default steps: 10% → 25% → 50% → 100% with a pause between weights.
@@ -210,6 +217,7 @@ pub fn settings(rollout: &Rollout) -> Result<Settings, Vec<String>> {
         scale_down_delay: Duration::from_secs(delay),
         abort_scale_down_delay: Duration::from_secs(abort_delay),
         background_analysis: canary.analysis.clone(),
+        baseline: canary.baseline.as_ref().map(|b| b.service.clone()),
     })
 }
 
@@ -316,6 +324,20 @@ fn routing(rollout: &Rollout, canary: &CanaryStrategy, problems: &mut Vec<String
     }
     if canary.stable_service.is_some() && canary.stable_service == canary.canary_service {
         problems.push("stableService and canaryService must differ".into());
+    }
+    if let Some(baseline) = &canary.baseline {
+        match &baseline.service {
+            None => problems.push("baseline.service is required with trafficRouting".into()),
+            Some(service)
+                if Some(service) == canary.stable_service.as_ref()
+                    || Some(service) == canary.canary_service.as_ref() =>
+            {
+                problems.push(
+                    "baseline.service must differ from stableService and canaryService".into(),
+                )
+            }
+            Some(_) => {}
+        }
     }
     if gateway.http_route.is_empty() {
         problems.push("trafficRouting.gatewayAPI.httpRoute must not be empty".into());

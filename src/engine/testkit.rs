@@ -122,8 +122,14 @@ impl Sim {
             .canary
             .as_ref()
             .is_some_and(|c| c.traffic_routing.is_some());
+        let baseline = rollout
+            .spec
+            .strategy
+            .canary
+            .as_ref()
+            .is_some_and(|c| c.baseline.is_some());
         let mut observed = Observed::default();
-        for service in ["web-stable", "web-canary"] {
+        for service in ["web-stable", "web-canary", "web-baseline"] {
             observed.services.insert(
                 service.into(),
                 Lookup::Found(ServiceState {
@@ -138,6 +144,12 @@ impl Sim {
                     {"name": "web-stable", "port": 80, "weight": 100},
                     {"name": "web-canary", "port": 80, "weight": 0}]}]),
             }));
+            if baseline
+                && let Some(Lookup::Found(route)) = observed.http_route.as_mut()
+                && let Some(refs) = route.rules[0]["backendRefs"].as_array_mut()
+            {
+                refs.push(json!({"name": "web-baseline", "port": 80, "weight": 0}));
+            }
         }
         Sim {
             rollout,
@@ -201,6 +213,18 @@ impl Sim {
         match &self.observed.http_route {
             Some(Lookup::Found(r)) => r.rules[0]["backendRefs"][1]["weight"]
                 .as_i64()
+                .unwrap_or(-1),
+            _ => -1,
+        }
+    }
+
+    /// Weight of a backendRef of the first rule, by Service name.
+    pub fn backend_weight(&self, service: &str) -> i64 {
+        match &self.observed.http_route {
+            Some(Lookup::Found(r)) => r.rules[0]["backendRefs"]
+                .as_array()
+                .and_then(|refs| refs.iter().find(|b| b["name"] == service))
+                .and_then(|b| b["weight"].as_i64())
                 .unwrap_or(-1),
             _ => -1,
         }

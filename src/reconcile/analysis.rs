@@ -193,10 +193,17 @@ pub async fn reconcile(run: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Actio
     };
     let started = status.started_at.as_ref().map(|t| t.0).unwrap_or(now);
     status.started_at = Some(Time(started));
-    status.baseline = Some(format!(
-        "stable pods {} (no dedicated baseline)",
-        run.spec.stable_revision
-    ));
+    status.baseline = Some(if run.spec.dedicated_baseline {
+        format!(
+            "dedicated baseline {} (the stable template, started with the canary at its size)",
+            run.spec.stable_revision
+        )
+    } else {
+        format!(
+            "stable pods {} (no dedicated baseline)",
+            run.spec.stable_revision
+        )
+    });
     if status.metrics.len() != prepared.len() {
         status.metrics = prepared.iter().map(|p| new_result(&p.plan)).collect();
     }

@@ -62,6 +62,7 @@ pub async fn observe(client: &Client, rollout: &Rollout) -> Result<Observed, Err
                 .stable_service
                 .iter()
                 .chain(canary.canary_service.iter())
+                .chain(canary.baseline.iter().flat_map(|b| b.service.iter()))
                 .cloned(),
         );
     }

@@ -310,3 +310,138 @@ async fn background_analysis_aborts_a_bad_canary_during_a_long_pause() {
         Some(AnalysisPhase::Failed)
     );
 }
+
+/// The dedicated-baseline example, with the test's fast analysis step.
+fn baseline_example(doc: &mut serde_json::Value) {
+    speed_up(doc);
+    if doc["kind"] == "Rollout" {
+        doc["spec"]["strategy"]["canary"]["steps"] = json!([
+            {"setWeight": 25},
+            {"analysis": {"templates": [{"templateName": "error-rate"}]}},
+            {"setWeight": 100}
+        ]);
+    }
+}
+
+#[tokio::test]
+async fn a_dedicated_baseline_takes_the_canarys_share_and_is_what_the_analysis_compares() {
+    let info = &cluster().info;
+    let prometheus = info.prometheus.clone().expect("stack runs Prometheus");
+    let targets = info.prometheus_targets_dir.clone().expect("file_sd dir");
+    let admin = admin_client().await;
+    ensure_crds(&admin).await;
+    let ns = namespace(&admin, "baseline").await;
+    let kubeconfig = service_account_kubeconfig(&admin, &ns).await;
+    let controller =
+        ControllerProcess::start(&kubeconfig, &ns, "baseline", &["--no-leader-election"]);
+    apply_value(&admin, &ns, error_rate_template(&prometheus)).await;
+    for file in [
+        "gateway-canary-baseline/services.yaml",
+        "gateway-canary-baseline/httproute.yaml",
+        "gateway-canary-baseline/rollout.yaml",
+    ] {
+        apply_example(&admin, &ns, file, baseline_example).await;
+    }
+    let first = wait_phase(
+        &admin,
+        &ns,
+        "web",
+        RolloutPhase::Healthy,
+        Duration::from_secs(90),
+    )
+    .await;
+    let stable = first
+        .status
+        .and_then(|s| s.stable_revision)
+        .expect("stable");
+    let baseline = format!("{stable}-baseline");
+    let targets_arg = targets.display().to_string();
+    let _traffic = BackgroundProcess::start(
+        &format!("{ns}-trafficgen"),
+        &workspace_binary("sluice-trafficgen"),
+        &[
+            "--namespace",
+            &ns,
+            "--rollout",
+            "web",
+            "--rps",
+            "400",
+            "--prometheus-targets-dir",
+            &targets_arg,
+        ],
+    );
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    set_image(&admin, &ns, "web", "registry.example.com/web:1.0.1").await;
+
+    // While the analysis runs: 50 / 25 / 25 on stable / canary / baseline.
+    let weights = wait_for(
+        Duration::from_secs(60),
+        "baseline weight on the route",
+        || {
+            let (admin, ns) = (admin.clone(), ns.clone());
+            async move {
+                let canary = route_canary_weight(&admin, &ns, "web", "web-canary").await?;
+                let baseline = route_canary_weight(&admin, &ns, "web", "web-baseline").await?;
+                let stable = route_canary_weight(&admin, &ns, "web", "web-stable").await?;
+                (canary == 25).then_some((stable, canary, baseline))
+            }
+        },
+    )
+    .await;
+    assert_eq!(weights, (50, 25, 25), "{}", controller.log_tail());
+    assert!(
+        revisions(&admin, &ns, "web")
+            .await
+            .contains(&(baseline.clone(), 1, 1)),
+        "one baseline pod beside one canary pod: {:?}",
+        revisions(&admin, &ns, "web").await
+    );
+
+    let promoted = wait_for(Duration::from_secs(120), "promotion", || {
+        let (admin, ns, stable) = (admin.clone(), ns.clone(), stable.clone());
+        async move {
+            let r = rollout(&admin, &ns, "web").await;
+            let s = r.status.clone()?;
+            (s.phase == Some(RolloutPhase::Healthy) && s.stable_revision.as_ref() != Some(&stable))
+                .then_some(r)
+        }
+    })
+    .await;
+    assert!(
+        promoted.status.and_then(|s| s.abort).is_none(),
+        "{}",
+        controller.log_tail()
+    );
+    let run = the_run(&ns).await;
+    assert!(run.spec.dedicated_baseline);
+    assert_eq!(run.spec.stable_revision, baseline);
+    let status = run.status.expect("run status");
+    assert_eq!(
+        status.phase,
+        Some(AnalysisPhase::Successful),
+        "{:?}",
+        status.message
+    );
+    assert!(
+        status
+            .baseline
+            .unwrap_or_default()
+            .contains("dedicated baseline")
+    );
+    let judgement = status.metrics[0].judgement.clone().expect("numbers");
+    assert!(
+        judgement.baseline_size > 0.0,
+        "the baseline pods served traffic: {judgement:?}"
+    );
+    // Once promoted, the baseline is retired.
+    wait_for(Duration::from_secs(30), "baseline scaled down", || {
+        let (admin, ns, baseline) = (admin.clone(), ns.clone(), baseline.clone());
+        async move {
+            revisions(&admin, &ns, "web")
+                .await
+                .contains(&(baseline, 0, 0))
+                .then_some(())
+        }
+    })
+    .await;
+}
