@@ -78,7 +78,12 @@ note "Kubernetes $(jq -r .kubernetesVersion "$INFO") at $(jq -r .apiserver "$INF
 
 say "Installing the CRDs and the demo namespace"
 "$KUBECTL" apply --server-side -k crds/ >/dev/null
-"$KUBECTL" wait --for=condition=Established crd/rollouts.sluice.dev --timeout=60s >/dev/null
+for crd in rollouts analysisruns analysistemplates clusteranalysistemplates; do
+  for _ in $(seq 1 300); do
+    [[ $("$KUBECTL" get crd "$crd.sluice.dev" -o jsonpath='{.status.conditions[?(@.type=="Established")].status}' 2>/dev/null) == True ]] && break
+    sleep 0.2
+  done
+done
 "$KUBECTL" create namespace "$NS" >/dev/null
 
 say "A GitOps repository with examples/gateway-canary: pauses of 10 s, and an analysis step at 10% (error rate against the baseline)"
