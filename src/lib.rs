@@ -11,5 +11,6 @@ pub mod crd;
 pub mod engine;
 pub mod metrics;
 pub mod reconcile;
+pub mod revert;
 pub mod server;
 pub mod telemetry;

@@ -1,0 +1,267 @@
+//! One revert, end to end: fetch, find, revert (or fall back to an edit),
+//! commit with trailers, push; on a branch that moved meanwhile, start over
+//! on the new head. Never a force-push.
+//!
+//! Exactly once: the revert commit carries `Sluice-Reverts: <sha>`, and every
+//! attempt first looks for such a commit on the branch. A controller killed
+//! after committing but before pushing simply redoes the work (its local
+//! commit never reached the remote); one killed after pushing finds its
+//! trailer and reports the existing revert.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use sha2::{Digest, Sha256};
+
+use super::edit::set_back;
+use super::find::{Found, commit_that_set, revert_of, still_sets};
+use super::{Error, Identity, Target, git};
+
+/// What to revert and why.
+#[derive(Debug, Clone)]
+pub struct RevertRequest {
+    pub target: Target,
+    /// `namespace/name` of the Rollout.
+    pub rollout: String,
+    pub canary_image: String,
+    pub stable_image: String,
+    /// One line: why the canary was aborted (the analysis summary and its numbers).
+    pub reason: String,
+    pub identity: Identity,
+    /// Directory for local clones (one per repository and branch).
+    pub workspace: PathBuf,
+    /// Push attempts when the branch keeps moving.
+    pub attempts: usize,
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RevertOutcome {
+    /// A revert commit was pushed.
+    Reverted {
+        reverted: String,
+        revert: String,
+        /// The revert conflicted; the image was set back by an edit instead.
+        fallback: bool,
+        /// Files the reverted commit changed outside the Rollout's path.
+        bundled: Vec<String>,
+    },
+    /// The branch already has a commit that reverts it (for example pushed before a restart).
+    AlreadyReverted { reverted: String, revert: String },
+    /// Nothing to do, and why.
+    NotNeeded { reason: String },
+}
+
+fn clone_dir(request: &RevertRequest) -> PathBuf {
+    let digest = Sha256::digest(format!("{}#{}", request.target.url, request.target.branch));
+    let name: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    request.workspace.join(name)
+}
+
+async fn prepare(dir: &Path, url: &str) -> Result<(), Error> {
+    if !dir.join(".git").exists() {
+        std::fs::create_dir_all(dir).map_err(|e| Error::Workspace(dir.display().to_string(), e))?;
+        git::run(dir, &["init", "-q"]).await?;
+        git::run(dir, &["remote", "add", "origin", url]).await?;
+    } else {
+        git::run(dir, &["remote", "set-url", "origin", url]).await?;
+    }
+    Ok(())
+}
+
+fn message(request: &RevertRequest, found: &Found, fallback: bool, bundled: &[String]) -> String {
+    let mut text = format!(
+        "Revert \"{}\"\n\nSluice aborted the canary of Rollout {}: {}\n\nThis reverts commit {}, which set the image to {}; the stable image is {}.\n",
+        found.subject,
+        request.rollout,
+        request.reason,
+        found.sha,
+        request.canary_image,
+        request.stable_image
+    );
+    if !bundled.is_empty() {
+        text.push_str(&format!(
+            "The reverted commit also changed {}; they are reverted with it, as the one change that was reviewed.\n",
+            bundled.join(", ")
+        ));
+    }
+    if fallback {
+        text.push_str(&format!(
+            "Reverting the commit conflicted with later changes, so this commit only sets the image back to {} under {}.\n",
+            request.stable_image, request.target.path
+        ));
+    }
+    text.push_str(&format!(
+        "\nSluice-Rollout: {}\nSluice-Reverts: {}\n",
+        request.rollout, found.sha
+    ));
+    text
+}
+
+/// The fallback: edit every file under the path; false when nothing held the canary image.
+async fn edit_back(dir: &Path, request: &RevertRequest) -> Result<bool, Error> {
+    let files = git::run(dir, &["ls-files", "--", &request.target.path]).await?;
+    let mut changed = false;
+    for file in files.lines() {
+        let path = dir.join(file);
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::Workspace(file.into(), e))?;
+        if let Some(new) = set_back(&text, &request.canary_image, &request.stable_image) {
+            std::fs::write(&path, new).map_err(|e| Error::Workspace(file.into(), e))?;
+            changed = true;
+        }
+    }
+    Ok(changed)
+}
+
+fn is_rejection(error: &Error) -> bool {
+    matches!(error, Error::Git { message, .. } if message.contains("rejected")
+        || message.contains("non-fast-forward")
+        || message.contains("fetch first")
+        || message.contains("failed to update ref")
+        || message.contains("cannot lock ref"))
+}
+
+/// Revert the commit that set the canary image on the request's branch.
+pub async fn revert(request: &RevertRequest) -> Result<RevertOutcome, Error> {
+    let dir = clone_dir(request);
+    let (branch, path) = (&request.target.branch, &request.target.path);
+    let remote = format!("refs/remotes/origin/{branch}");
+    prepare(&dir, &request.target.url).await?;
+    let mut delays = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(500))
+        .with_max_delay(Duration::from_secs(10))
+        .with_jitter()
+        .with_max_times(request.attempts.max(1))
+        .build();
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        git::run(
+            &dir,
+            &[
+                "fetch",
+                "-q",
+                "origin",
+                &format!("+refs/heads/{branch}:{remote}"),
+            ],
+        )
+        .await?;
+        let head = git::run(&dir, &["rev-parse", &remote]).await?;
+        if git::run(&dir, &["cat-file", "-e", &format!("{remote}:{path}")])
+            .await
+            .is_err()
+        {
+            return Err(Error::PathNotFound {
+                path: path.clone(),
+                branch: branch.clone(),
+            });
+        }
+        let Some(found) = commit_that_set(&dir, &remote, path, &request.canary_image).await? else {
+            return Ok(RevertOutcome::NotNeeded {
+                reason: format!(
+                    "no commit on {branch} sets {} under {path}",
+                    request.canary_image
+                ),
+            });
+        };
+        if let Some(revert) = revert_of(&dir, &remote, &found.sha).await? {
+            return Ok(RevertOutcome::AlreadyReverted {
+                reverted: found.sha,
+                revert,
+            });
+        }
+        if !still_sets(&dir, &remote, path, &request.canary_image).await? {
+            return Ok(RevertOutcome::NotNeeded {
+                reason: format!(
+                    "{branch} no longer sets {} under {path}",
+                    request.canary_image
+                ),
+            });
+        }
+        git::run(
+            &dir,
+            &["checkout", "-q", "-f", "-B", "sluice-revert", &remote],
+        )
+        .await?;
+        git::run(&dir, &["clean", "-q", "-fdx"]).await?;
+        let fallback = match git::run(&dir, &["revert", "--no-commit", &found.sha]).await {
+            Ok(_) => false,
+            Err(_) => {
+                let _ = git::run(&dir, &["revert", "--abort"]).await;
+                git::run(
+                    &dir,
+                    &["checkout", "-q", "-f", "-B", "sluice-revert", &remote],
+                )
+                .await?;
+                if !edit_back(&dir, request).await? {
+                    return Err(Error::CannotRevert(format!(
+                        "the revert of {} conflicts and no file under {path} holds {}",
+                        found.sha, request.canary_image
+                    )));
+                }
+                git::run(&dir, &["add", "-A", "--", path]).await?;
+                true
+            }
+        };
+        let prefix = path.trim_end_matches('/');
+        let bundled: Vec<String> = found
+            .files
+            .iter()
+            .filter(|f| !(f.as_str() == prefix || f.starts_with(&format!("{prefix}/"))))
+            .cloned()
+            .collect();
+        let text = message(
+            request,
+            &found,
+            fallback,
+            if fallback { &[] } else { &bundled },
+        );
+        let name = format!("user.name={}", request.identity.name);
+        let email = format!("user.email={}", request.identity.email);
+        git::run_with_input(
+            &dir,
+            &["-c", &name, "-c", &email, "commit", "-q", "-F", "-"],
+            Some(&text),
+        )
+        .await?;
+        let revert = git::run(&dir, &["rev-parse", "HEAD"]).await?;
+        match git::run(
+            &dir,
+            &["push", "-q", "origin", &format!("HEAD:refs/heads/{branch}")],
+        )
+        .await
+        {
+            Ok(_) => {
+                return Ok(RevertOutcome::Reverted {
+                    reverted: found.sha,
+                    revert,
+                    fallback,
+                    bundled: if fallback { Vec::new() } else { bundled },
+                });
+            }
+            Err(error) if is_rejection(&error) => {
+                // Retry only if the branch really moved; a hook or a protected branch would reject forever.
+                git::run(
+                    &dir,
+                    &[
+                        "fetch",
+                        "-q",
+                        "origin",
+                        &format!("+refs/heads/{branch}:{remote}"),
+                    ],
+                )
+                .await?;
+                let now = git::run(&dir, &["rev-parse", &remote]).await?;
+                if now == head {
+                    return Err(error);
+                }
+                match delays.next() {
+                    Some(delay) => tokio::time::sleep(delay).await,
+                    None => return Err(Error::BranchKeptMoving { attempts }),
+                }
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}

@@ -1,0 +1,383 @@
+//! The Git revert against real repositories: local bare repositories driven
+//! by the real `git`, with hooks standing in for a busy or protected branch.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use sluice::revert::{Identity, RevertOutcome, RevertRequest, Target, revert};
+
+const STABLE: &str = "registry.example.com/web:1.0.1";
+const CANARY: &str = "registry.example.com/web:1.0.2";
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "user.name=CI", "-c", "user.email=ci@example.com"])
+        .args(args)
+        .output()
+        .expect("run git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+struct Repo {
+    root: PathBuf,
+    bare: PathBuf,
+    clone: PathBuf,
+}
+
+impl Repo {
+    fn new(name: &str) -> Repo {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let root =
+            std::env::temp_dir().join(format!("sluice-git-{}-{name}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&root).expect("root");
+        git(&root, &["init", "-q", "--bare", "-b", "main", "repo.git"]);
+        git(&root, &["clone", "-q", "repo.git", "clone"]);
+        Repo {
+            bare: root.join("repo.git"),
+            clone: root.join("clone"),
+            root,
+        }
+    }
+
+    /// Commit files (path, content) as CI would, and push; returns the commit.
+    fn commit(&self, files: &[(&str, &str)], message: &str) -> String {
+        for (path, text) in files {
+            let file = self.clone.join(path);
+            std::fs::create_dir_all(file.parent().expect("parent")).expect("dirs");
+            std::fs::write(file, text).expect("write");
+        }
+        git(&self.clone, &["add", "-A"]);
+        git(&self.clone, &["commit", "-q", "-m", message]);
+        git(&self.clone, &["push", "-q", "origin", "main"]);
+        git(&self.clone, &["rev-parse", "HEAD"])
+    }
+
+    fn request(&self, path: &str) -> RevertRequest {
+        RevertRequest {
+            target: Target {
+                url: self.bare.display().to_string(),
+                branch: "main".into(),
+                path: path.into(),
+            },
+            rollout: "shop/web".into(),
+            canary_image: CANARY.into(),
+            stable_image: STABLE.into(),
+            reason: "analysis web-abc-2 Failed: canary 7.54% vs baseline 0.51% errors".into(),
+            identity: Identity {
+                name: "Sluice".into(),
+                email: "sluice@example.com".into(),
+            },
+            workspace: self.root.join("workspace"),
+            attempts: 4,
+        }
+    }
+
+    fn head_file(&self, file: &str) -> String {
+        git(&self.bare, &["show", &format!("main:{file}")])
+    }
+
+    fn head_message(&self) -> String {
+        git(&self.bare, &["log", "-1", "--format=%B", "main"])
+    }
+
+    fn count_reverts_of(&self, sha: &str) -> usize {
+        git(
+            &self.bare,
+            &[
+                "log",
+                "--format=%H",
+                &format!("--grep=^Sluice-Reverts: {sha}$"),
+                "main",
+            ],
+        )
+        .lines()
+        .count()
+    }
+
+    fn hook(&self, script: &str) {
+        let path = self.bare.join("hooks/pre-receive");
+        std::fs::write(&path, script).expect("hook");
+        Command::new("chmod")
+            .arg("+x")
+            .arg(&path)
+            .status()
+            .expect("chmod");
+    }
+}
+
+fn manifest(image: &str) -> String {
+    format!(
+        "apiVersion: sluice.dev/v1alpha1\nkind: Rollout\nmetadata:\n  name: web\nspec:\n  replicas: 4\n  template:\n    spec:\n      containers:\n        - name: web\n          image: {image}\n"
+    )
+}
+
+#[tokio::test]
+async fn a_plain_manifest_bump_is_reverted_with_trailers() {
+    let repo = Repo::new("plain");
+    repo.commit(&[("apps/web/rollout.yaml", &manifest(STABLE))], "web 1.0.1");
+    let bump = repo.commit(&[("apps/web/rollout.yaml", &manifest(CANARY))], "web 1.0.2");
+    let outcome = revert(&repo.request("apps/web")).await.expect("revert");
+    let RevertOutcome::Reverted {
+        reverted,
+        fallback,
+        bundled,
+        revert: sha,
+    } = outcome
+    else {
+        panic!("expected a revert, got {outcome:?}");
+    };
+    assert_eq!(reverted, bump);
+    assert!(!fallback && bundled.is_empty());
+    assert_eq!(git(&repo.bare, &["rev-parse", "main"]), sha, "pushed");
+    assert_eq!(
+        repo.head_file("apps/web/rollout.yaml"),
+        manifest(STABLE).trim_end()
+    );
+    let message = repo.head_message();
+    assert!(message.starts_with("Revert \"web 1.0.2\""), "{message}");
+    assert!(
+        message.contains("canary 7.54% vs baseline 0.51%"),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!("Sluice-Reverts: {bump}")),
+        "{message}"
+    );
+    assert!(message.contains("Sluice-Rollout: shop/web"), "{message}");
+    assert_eq!(
+        git(&repo.bare, &["log", "-1", "--format=%an <%ae>", "main"]),
+        "Sluice <sluice@example.com>"
+    );
+}
+
+#[tokio::test]
+async fn kustomize_and_helm_bumps_are_reverted() {
+    let repo = Repo::new("kustomize-helm");
+    let kustomization = |tag: &str| {
+        format!(
+            "resources:\n  - rollout.yaml\nimages:\n  - name: registry.example.com/web\n    newTag: \"{tag}\"\n"
+        )
+    };
+    let values = |tag: &str| {
+        format!("image:\n  repository: registry.example.com/web\n  tag: {tag}\nreplicas: 4\n")
+    };
+    repo.commit(
+        &[
+            ("kustomize/web/kustomization.yaml", &kustomization("1.0.1")),
+            (
+                "kustomize/web/rollout.yaml",
+                &manifest("registry.example.com/web"),
+            ),
+            ("helm/web/values.yaml", &values("1.0.1")),
+        ],
+        "initial",
+    );
+    repo.commit(
+        &[("kustomize/web/kustomization.yaml", &kustomization("1.0.2"))],
+        "kustomize: web 1.0.2",
+    );
+    repo.commit(
+        &[("helm/web/values.yaml", &values("1.0.2"))],
+        "helm: web 1.0.2",
+    );
+    for path in ["kustomize/web", "helm/web"] {
+        let outcome = revert(&repo.request(path)).await.expect("revert");
+        assert!(
+            matches!(
+                outcome,
+                RevertOutcome::Reverted {
+                    fallback: false,
+                    ..
+                }
+            ),
+            "{path}: {outcome:?}"
+        );
+    }
+    assert_eq!(
+        repo.head_file("kustomize/web/kustomization.yaml"),
+        kustomization("1.0.1").trim_end()
+    );
+    assert_eq!(
+        repo.head_file("helm/web/values.yaml"),
+        values("1.0.1").trim_end()
+    );
+}
+
+#[tokio::test]
+async fn a_bundled_commit_is_reverted_whole_and_the_message_says_so() {
+    let repo = Repo::new("bundled");
+    repo.commit(
+        &[
+            ("apps/web/rollout.yaml", &manifest(STABLE)),
+            ("CHANGELOG.md", "1.0.1\n"),
+        ],
+        "web 1.0.1",
+    );
+    repo.commit(
+        &[
+            ("apps/web/rollout.yaml", &manifest(CANARY)),
+            ("CHANGELOG.md", "1.0.2\n1.0.1\n"),
+        ],
+        "release 1.0.2",
+    );
+    let outcome = revert(&repo.request("apps/web")).await.expect("revert");
+    let RevertOutcome::Reverted { bundled, .. } = outcome else {
+        panic!("{outcome:?}");
+    };
+    assert_eq!(bundled, vec!["CHANGELOG.md".to_string()]);
+    assert_eq!(repo.head_file("CHANGELOG.md"), "1.0.1");
+    assert!(repo.head_message().contains("also changed CHANGELOG.md"));
+}
+
+#[tokio::test]
+async fn a_conflicting_later_change_falls_back_to_setting_the_image_back() {
+    let repo = Repo::new("conflict");
+    repo.commit(&[("apps/web/rollout.yaml", &manifest(STABLE))], "web 1.0.1");
+    let bump = repo.commit(&[("apps/web/rollout.yaml", &manifest(CANARY))], "web 1.0.2");
+    // Someone edits the same line afterwards: a plain revert cannot apply.
+    let edited = manifest(CANARY).replace(CANARY, &format!("{CANARY} # pinned for the launch"));
+    repo.commit(&[("apps/web/rollout.yaml", &edited)], "comment the image");
+    let outcome = revert(&repo.request("apps/web")).await.expect("revert");
+    assert!(
+        matches!(outcome, RevertOutcome::Reverted { fallback: true, ref reverted, .. } if *reverted == bump),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        repo.head_file("apps/web/rollout.yaml"),
+        edited.replace(CANARY, STABLE).trim_end(),
+        "only the image changed; the comment stays"
+    );
+    assert!(
+        repo.head_message()
+            .contains("conflicted with later changes")
+    );
+    assert_eq!(repo.count_reverts_of(&bump), 1);
+}
+
+#[tokio::test]
+async fn a_branch_that_moves_during_the_push_is_retried_without_dropping_the_other_commit() {
+    let repo = Repo::new("moving");
+    repo.commit(
+        &[
+            ("apps/web/rollout.yaml", &manifest(STABLE)),
+            ("other/app.yaml", "v: 1\n"),
+        ],
+        "start",
+    );
+    let bump = repo.commit(&[("apps/web/rollout.yaml", &manifest(CANARY))], "web 1.0.2");
+    // While the first push is being received, a teammate's commit lands on
+    // main: the push loses the race (the ref is no longer where it was).
+    repo.hook(
+        r#"#!/bin/sh
+if [ -e moved ]; then exit 0; fi
+touch moved
+unset GIT_QUARANTINE_PATH GIT_OBJECT_DIRECTORY GIT_ALTERNATE_OBJECT_DIRECTORIES
+tree=$(git rev-parse main^{tree})
+commit=$(echo "teammate's change" | git -c user.name=Tea -c user.email=t@example.com commit-tree "$tree" -p main)
+git update-ref refs/heads/main "$commit"
+exit 0
+"#,
+    );
+    let outcome = revert(&repo.request("apps/web"))
+        .await
+        .expect("revert after a retry");
+    assert!(
+        matches!(outcome, RevertOutcome::Reverted { .. }),
+        "{outcome:?}"
+    );
+    let log = git(&repo.bare, &["log", "--format=%s", "main"]);
+    assert!(
+        log.contains("teammate's change"),
+        "the other commit stays: {log}"
+    );
+    assert_eq!(repo.count_reverts_of(&bump), 1);
+    assert_eq!(
+        repo.head_file("apps/web/rollout.yaml"),
+        manifest(STABLE).trim_end()
+    );
+}
+
+#[tokio::test]
+async fn a_revert_is_pushed_exactly_once_across_a_failed_push_and_reruns() {
+    let repo = Repo::new("once");
+    repo.commit(&[("apps/web/rollout.yaml", &manifest(STABLE))], "web 1.0.1");
+    let bump = repo.commit(&[("apps/web/rollout.yaml", &manifest(CANARY))], "web 1.0.2");
+    // A protected branch: every push is declined and the branch does not move.
+    repo.hook("#!/bin/sh\necho 'protected branch' >&2\nexit 1\n");
+    let error = revert(&repo.request("apps/web"))
+        .await
+        .expect_err("declined");
+    assert!(error.to_string().contains("protected branch"), "{error}");
+    assert_eq!(
+        repo.count_reverts_of(&bump),
+        0,
+        "the local commit never reached the remote"
+    );
+    // The controller restarts; the branch is open again.
+    std::fs::remove_file(repo.bare.join("hooks/pre-receive")).expect("unhook");
+    let first = revert(&repo.request("apps/web")).await.expect("revert");
+    let RevertOutcome::Reverted { revert: sha, .. } = first else {
+        panic!("{first:?}");
+    };
+    let again = revert(&repo.request("apps/web")).await.expect("rerun");
+    assert_eq!(
+        again,
+        RevertOutcome::AlreadyReverted {
+            reverted: bump.clone(),
+            revert: sha
+        }
+    );
+    assert_eq!(repo.count_reverts_of(&bump), 1);
+}
+
+#[tokio::test]
+async fn nothing_is_reverted_when_git_already_moved_on() {
+    let repo = Repo::new("moved-on");
+    repo.commit(&[("apps/web/rollout.yaml", &manifest(STABLE))], "web 1.0.1");
+    repo.commit(&[("apps/web/rollout.yaml", &manifest(CANARY))], "web 1.0.2");
+    repo.commit(
+        &[(
+            "apps/web/rollout.yaml",
+            &manifest("registry.example.com/web:1.0.3"),
+        )],
+        "web 1.0.3",
+    );
+    let outcome = revert(&repo.request("apps/web")).await.expect("look");
+    assert!(
+        matches!(outcome, RevertOutcome::NotNeeded { .. }),
+        "{outcome:?}"
+    );
+    assert!(
+        repo.head_file("apps/web/rollout.yaml").contains("1.0.3"),
+        "a newer release is left alone"
+    );
+}
+
+#[tokio::test]
+async fn unreachable_repositories_and_missing_paths_are_clear_errors() {
+    let repo = Repo::new("errors");
+    repo.commit(&[("apps/web/rollout.yaml", &manifest(CANARY))], "web 1.0.2");
+    let mut request = repo.request("apps/web");
+    request.target.url = repo.root.join("no-such-repo.git").display().to_string();
+    let error = revert(&request).await.expect_err("unreachable");
+    assert!(error.to_string().contains("git fetch failed"), "{error}");
+    let error = revert(&repo.request("apps/api"))
+        .await
+        .expect_err("missing path");
+    assert!(
+        error
+            .to_string()
+            .contains("path \"apps/api\" does not exist"),
+        "{error}"
+    );
+}
