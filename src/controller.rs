@@ -37,6 +37,8 @@ pub struct Options {
     pub identity: String,
     /// Rollouts reconciled at the same time.
     pub concurrency: u16,
+    /// Directory for the clones Git reverts work in.
+    pub git_workspace: std::path::PathBuf,
 }
 
 /// Errors that stop the controller process.
@@ -108,6 +110,9 @@ pub async fn run(options: Options) -> Result<(), Error> {
             },
         ),
         abort_hooks: Vec::new(),
+        git: Arc::new(reconcile::git_revert::GitReverter::new(
+            options.git_workspace.clone(),
+        )),
     });
     let (rollouts, replica_sets, runs) = match &options.namespace {
         Some(ns) => (

@@ -21,6 +21,9 @@ async fn main() -> ExitCode {
                 lease_name: args.lease_name,
                 identity,
                 concurrency: args.concurrency,
+                git_workspace: args
+                    .git_workspace
+                    .unwrap_or_else(|| std::env::temp_dir().join("sluice-git")),
             };
             controller::run(options).await.map_err(Into::into)
         }

@@ -79,6 +79,7 @@ impl Repo {
             },
             workspace: self.root.join("workspace"),
             attempts: 4,
+            git_env: Vec::new(),
         }
     }
 

@@ -62,4 +62,7 @@ pub struct ControllerArgs {
     /// Log format.
     #[arg(long, env = "SLUICE_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// Directory for the Git clones that reverts work in (default: a `sluice-git` temp directory).
+    #[arg(long, env = "SLUICE_GIT_WORKSPACE")]
+    pub git_workspace: Option<std::path::PathBuf>,
 }

@@ -52,6 +52,12 @@ pub enum Verb {
     Abort {
         /// Rollout name.
         name: String,
+        /// Also revert the image commit in Git (needs spec.git).
+        #[arg(long, conflicts_with = "no_revert")]
+        revert: bool,
+        /// Leave Git as it is, even if spec.git.revertOnManualAbort is set.
+        #[arg(long)]
+        no_revert: bool,
     },
     /// Restart an aborted canary from its first step.
     Retry {
@@ -137,7 +143,33 @@ pub async fn run(args: RolloutArgs) -> Result<(), Error> {
             };
             request(&api, &name, key, json!(token())).await
         }
-        Verb::Abort { name } => request(&api, &name, controls::ABORT, json!(token())).await,
+        Verb::Abort {
+            name,
+            revert,
+            no_revert,
+        } => {
+            // The choice travels with the abort in one patch, so the controller sees both together.
+            let choice = match (revert, no_revert) {
+                (true, _) => json!("true"),
+                (_, true) => json!("false"),
+                _ => serde_json::Value::Null,
+            };
+            let patch = json!({ "metadata": { "annotations": {
+                controls::ABORT: token(),
+                crate::reconcile::git_revert::ABORT_REVERT_ANNOTATION: choice,
+            } } });
+            match api
+                .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                Ok(_) => {
+                    println!("rollout {name}: abort requested");
+                    Ok(())
+                }
+                Err(kube::Error::Api(status)) if status.code == 404 => Err(Error::NotFound(name)),
+                Err(err) => Err(err.into()),
+            }
+        }
         Verb::Retry { name } => request(&api, &name, controls::RETRY, json!(token())).await,
         Verb::Pause { name } => request(&api, &name, controls::PAUSED, json!("true")).await,
         Verb::Resume { name } => {

@@ -16,10 +16,12 @@ pub use analysis_template::{
 };
 pub use rollout::{
     AnalysisArg, AnalysisStep, AnalysisTemplateRef, BackgroundAnalysis, BaselineSpec, CanaryStep,
-    CanaryStrategy, GatewayApiRouting, PauseStep, Rollout, RolloutSpec, RolloutStrategy,
-    TrafficRouting,
+    CanaryStrategy, GatewayApiRouting, GitAuthor, GitSource, PauseStep, Rollout, RolloutSpec,
+    RolloutStrategy, TrafficRouting,
 };
-pub use status::{AbortStatus, AnalysisRunRef, ControlTokens, RolloutPhase, RolloutStatus};
+pub use status::{
+    AbortStatus, AnalysisRunRef, ControlTokens, GitRevertStatus, RolloutPhase, RolloutStatus,
+};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;

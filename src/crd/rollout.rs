@@ -10,6 +10,7 @@ use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::status::RolloutStatus;
@@ -85,6 +86,47 @@ pub struct RolloutSpec {
 
     /// How the new version is brought in. Exactly one strategy must be set.
     pub strategy: RolloutStrategy,
+
+    /// Where this Rollout lives in Git: on an abort, Sluice reverts the commit
+    /// that brought the canary's image, so Git and the cluster agree again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git: Option<GitSource>,
+}
+
+/// The GitOps repository that holds a Rollout.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct GitSource {
+    /// Clone URL: `https://…`, `ssh://…` or `git@host:org/repo.git`.
+    #[schemars(length(min = 1, max = 1024))]
+    pub repository: String,
+    /// Branch the GitOps engine syncs. Defaults to main.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 255))]
+    pub branch: Option<String>,
+    /// Directory (or file) of this Rollout's manifests in the repository.
+    #[schemars(length(min = 1, max = 1024))]
+    pub path: String,
+    /// Secret in the Rollout's namespace with credentials: `ssh-privatekey` and
+    /// `known_hosts` for SSH, or `username` and `password` (a token) for HTTPS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub secret_name: Option<String>,
+    /// Author and committer of revert commits. Defaults to `Sluice <sluice@localhost>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<GitAuthor>,
+    /// Revert when an operator aborts by hand (`sluice rollout abort --revert`
+    /// overrides it each time). Aborts by analysis always revert. Defaults to false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revert_on_manual_abort: Option<bool>,
+}
+
+/// A Git identity.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct GitAuthor {
+    pub name: String,
+    pub email: String,
 }
 
 /// The delivery strategy; exactly one member is set.

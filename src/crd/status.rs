@@ -91,6 +91,10 @@ pub struct RolloutStatus {
     /// Last time the rollout made progress, for `progressDeadlineSeconds`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_progress_at: Option<Time>,
+    /// The Git revert of the last aborted canary (written by the revert task
+    /// under its own field manager, `sluice-git`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git_revert: Option<GitRevertStatus>,
     /// Set while the canary is aborted; cleared by `retry` or a new template.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub abort: Option<AbortStatus>,
@@ -186,4 +190,29 @@ pub struct AnalysisRunRef {
     /// Its one-line summary as last seen.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+/// Where the Git revert of an aborted canary stands.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct GitRevertStatus {
+    /// `Reverting`, `Reverted`, `AlreadyReverted`, `NotNeeded`, `Skipped` or `Failed` (retried).
+    pub state: String,
+    /// The aborted canary this is about.
+    pub canary_revision: String,
+    /// The commit that brought the canary's image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reverted_commit: Option<String>,
+    /// The revert commit on the branch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revert_commit: Option<String>,
+    /// What happened, for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Attempts so far.
+    #[serde(default)]
+    pub attempts: i32,
+    /// When the last attempt ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_attempt: Option<Time>,
 }

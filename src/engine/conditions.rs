@@ -22,6 +22,35 @@ pub struct Outcome {
 }
 
 /// Conditions for `outcome`, keeping transition times of unchanged conditions.
+/// The `GitReverted` condition from the revert task's record, if there is one.
+pub fn git_condition(
+    record: Option<&crate::crd::GitRevertStatus>,
+    generation: Option<i64>,
+    old: &[Condition],
+    now: Timestamp,
+) -> Option<Condition> {
+    let record = record?;
+    let (status, reason) = match record.state.as_str() {
+        "Reverted" | "AlreadyReverted" => ("True", "Reverted"),
+        "NotNeeded" => ("True", "NotNeeded"),
+        "Skipped" => ("False", "Skipped"),
+        "Reverting" => ("Unknown", "Reverting"),
+        _ => ("False", "RevertFailed"),
+    };
+    let since = match old.iter().find(|c| c.type_ == "GitReverted") {
+        Some(c) if c.status == status && c.reason == reason => c.last_transition_time.clone(),
+        _ => Time(now),
+    };
+    Some(Condition {
+        type_: "GitReverted".into(),
+        status: status.into(),
+        reason: reason.into(),
+        message: record.message.clone().unwrap_or_default(),
+        observed_generation: generation,
+        last_transition_time: since,
+    })
+}
+
 pub fn conditions(
     outcome: &Outcome,
     generation: Option<i64>,

@@ -17,4 +17,4 @@ pub use plan::{Plan, PlannedEvent, Write, plan};
 #[cfg(test)]
 mod plan_tests;
 #[cfg(test)]
-mod testkit;
+pub(crate) mod testkit;

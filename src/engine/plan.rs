@@ -587,6 +587,14 @@ impl<'a> Planner<'a> {
             &self.old.conditions,
             self.now,
         );
+        if let Some(git) = conditions::git_condition(
+            self.old.git_revert.as_ref(),
+            self.rollout.metadata.generation,
+            &self.old.conditions,
+            self.now,
+        ) {
+            self.status.conditions.push(git);
+        }
         let fallback = if phase == RolloutPhase::Healthy {
             SETTLED_RESYNC
         } else {

@@ -96,6 +96,7 @@ pub fn rollout(replicas: i32, steps: Option<Vec<CanaryStep>>, gateway: bool) -> 
             strategy: RolloutStrategy {
                 canary: Some(canary),
             },
+            git: None,
         },
     );
     rollout.metadata.namespace = Some("demo".into());

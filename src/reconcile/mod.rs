@@ -6,6 +6,7 @@
 
 pub mod analysis;
 pub mod apply;
+pub mod git_revert;
 pub mod observe;
 
 use std::sync::Arc;
@@ -64,6 +65,8 @@ pub struct Context {
     pub recorder: Recorder,
     /// Hooks run on every new abort.
     pub abort_hooks: Vec<Arc<dyn AbortHook>>,
+    /// Reverts the image commit in Git after an abort.
+    pub git: Arc<git_revert::GitReverter>,
 }
 
 /// Reconcile one Rollout.
@@ -86,7 +89,7 @@ pub async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Actio
     result
 }
 
-async fn reconcile_inner(rollout: &Rollout, ctx: &Context) -> Result<Action, Error> {
+async fn reconcile_inner(rollout: &Rollout, ctx: &Arc<Context>) -> Result<Action, Error> {
     let key = format!(
         "{}/{}",
         rollout.namespace().unwrap_or_default(),
@@ -114,11 +117,16 @@ async fn reconcile_inner(rollout: &Rollout, ctx: &Context) -> Result<Action, Err
         }
     }
     ctx.metrics.set_phase(&key, plan.status.phase);
-    let requeue = if plan.writes.is_empty() {
+    // After the traffic writes: Git never delays them.
+    let git_retry = ctx.git.consider(ctx, rollout, &observed, &plan.status);
+    let mut requeue = if plan.writes.is_empty() {
         plan.requeue_after
     } else {
         plan.requeue_after.min(AFTER_WRITE)
     };
+    if let Some(wait) = git_retry {
+        requeue = requeue.min(wait);
+    }
     Ok(Action::requeue(requeue))
 }
 

@@ -9,7 +9,7 @@ use super::Error;
 
 /// Run `git args…` in `dir`; stdout on success.
 pub async fn run(dir: &Path, args: &[&str]) -> Result<String, Error> {
-    run_with_input(dir, args, None).await
+    run_full(dir, args, None, &[]).await
 }
 
 /// Run `git args…` in `dir`, feeding `input` on stdin.
@@ -18,11 +18,30 @@ pub async fn run_with_input(
     args: &[&str],
     input: Option<&str>,
 ) -> Result<String, Error> {
+    run_full(dir, args, input, &[]).await
+}
+
+/// Run `git args…` with extra environment (the credentials of fetch and push).
+pub async fn run_with_env(
+    dir: &Path,
+    args: &[&str],
+    env: &[(String, String)],
+) -> Result<String, Error> {
+    run_full(dir, args, None, env).await
+}
+
+async fn run_full(
+    dir: &Path,
+    args: &[&str],
+    input: Option<&str>,
+    env: &[(String, String)],
+) -> Result<String, Error> {
     let mut command = tokio::process::Command::new("git");
     command
         .arg("-C")
         .arg(dir)
         .args(args)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         // Never wait for a password on a terminal that is not there.
         .env("GIT_TERMINAL_PROMPT", "0")
         .env("GIT_ASKPASS", "true")

@@ -13,6 +13,7 @@
 //! - `git`: the command runner;
 //! - `run`: the whole revert, exactly once, with push retries.
 
+pub mod credentials;
 pub mod edit;
 pub mod find;
 pub mod git;

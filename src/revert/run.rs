@@ -33,6 +33,8 @@ pub struct RevertRequest {
     pub workspace: PathBuf,
     /// Push attempts when the branch keeps moving.
     pub attempts: usize,
+    /// Environment for fetch and push (credentials).
+    pub git_env: Vec<(String, String)>,
 }
 
 /// What happened.
@@ -137,7 +139,7 @@ pub async fn revert(request: &RevertRequest) -> Result<RevertOutcome, Error> {
     let mut attempts = 0;
     loop {
         attempts += 1;
-        git::run(
+        git::run_with_env(
             &dir,
             &[
                 "fetch",
@@ -145,6 +147,7 @@ pub async fn revert(request: &RevertRequest) -> Result<RevertOutcome, Error> {
                 "origin",
                 &format!("+refs/heads/{branch}:{remote}"),
             ],
+            &request.git_env,
         )
         .await?;
         let head = git::run(&dir, &["rev-parse", &remote]).await?;
@@ -226,9 +229,10 @@ pub async fn revert(request: &RevertRequest) -> Result<RevertOutcome, Error> {
         )
         .await?;
         let revert = git::run(&dir, &["rev-parse", "HEAD"]).await?;
-        match git::run(
+        match git::run_with_env(
             &dir,
             &["push", "-q", "origin", &format!("HEAD:refs/heads/{branch}")],
+            &request.git_env,
         )
         .await
         {
@@ -242,7 +246,7 @@ pub async fn revert(request: &RevertRequest) -> Result<RevertOutcome, Error> {
             }
             Err(error) if is_rejection(&error) => {
                 // Retry only if the branch really moved; a hook or a protected branch would reject forever.
-                git::run(
+                git::run_with_env(
                     &dir,
                     &[
                         "fetch",
@@ -250,6 +254,7 @@ pub async fn revert(request: &RevertRequest) -> Result<RevertOutcome, Error> {
                         "origin",
                         &format!("+refs/heads/{branch}:{remote}"),
                     ],
+                    &request.git_env,
                 )
                 .await?;
                 let now = git::run(&dir, &["rev-parse", &remote]).await?;

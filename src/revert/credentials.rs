@@ -1,0 +1,110 @@
+//! Credentials for fetch and push, from a Secret's keys, as environment for `git`.
+//!
+//! - SSH: `ssh-privatekey` (and `known_hosts`, checked strictly) are written to
+//!   files readable only by the controller, and `GIT_SSH_COMMAND` points at them.
+//! - HTTPS: `username` and `password` (a token) become an Authorization header
+//!   passed through `GIT_CONFIG_*` variables, so they never appear in a
+//!   command line that other processes could read.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+
+use base64::Engine;
+
+use super::Error;
+
+/// Environment for `git` from the Secret's data (key → bytes).
+pub fn git_env(
+    data: &BTreeMap<String, Vec<u8>>,
+    key_dir: &Path,
+) -> Result<Vec<(String, String)>, Error> {
+    let text = |key: &str| {
+        data.get(key)
+            .map(|v| String::from_utf8_lossy(v).to_string())
+    };
+    let mut env = Vec::new();
+    if let Some(key) = data.get("ssh-privatekey") {
+        std::fs::create_dir_all(key_dir)
+            .map_err(|e| Error::Workspace(key_dir.display().to_string(), e))?;
+        let key_file = key_dir.join("id");
+        write_private(&key_file, key)?;
+        let known_hosts = key_dir.join("known_hosts");
+        write_private(
+            &known_hosts,
+            text("known_hosts").unwrap_or_default().as_bytes(),
+        )?;
+        env.push((
+            "GIT_SSH_COMMAND".into(),
+            format!(
+                "ssh -i {} -o IdentitiesOnly=yes -o UserKnownHostsFile={} -o StrictHostKeyChecking=yes -o BatchMode=yes",
+                key_file.display(),
+                known_hosts.display()
+            ),
+        ));
+    }
+    if let (Some(user), Some(password)) = (text("username"), text("password")) {
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        env.push(("GIT_CONFIG_COUNT".into(), "1".into()));
+        env.push(("GIT_CONFIG_KEY_0".into(), "http.extraHeader".into()));
+        env.push((
+            "GIT_CONFIG_VALUE_0".into(),
+            format!("Authorization: Basic {token}"),
+        ));
+    }
+    Ok(env)
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let fail = |e| Error::Workspace(path.display().to_string(), e);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(fail)?;
+    file.write_all(bytes).map_err(fail)?;
+    // ssh wants a newline at the end of a key.
+    if !bytes.ends_with(b"\n") {
+        file.write_all(b"\n").map_err(fail)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn https_credentials_become_a_header_not_an_argument() {
+        let data = BTreeMap::from([
+            ("username".to_string(), b"sluice".to_vec()),
+            ("password".to_string(), b"t0ken".to_vec()),
+        ]);
+        let env = git_env(&data, Path::new("/nonexistent")).expect("env");
+        assert!(env.contains(&(
+            "GIT_CONFIG_VALUE_0".to_string(),
+            "Authorization: Basic c2x1aWNlOnQwa2Vu".to_string()
+        )));
+    }
+
+    #[test]
+    fn ssh_keys_are_private_files() {
+        let dir = std::env::temp_dir().join(format!("sluice-cred-{}", std::process::id()));
+        let data = BTreeMap::from([
+            ("ssh-privatekey".to_string(), b"KEY".to_vec()),
+            ("known_hosts".to_string(), b"host ssh-ed25519 AAAA".to_vec()),
+        ]);
+        let env = git_env(&data, &dir).expect("env");
+        assert!(env[0].1.contains("StrictHostKeyChecking=yes"));
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.join("id"))
+            .expect("key")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
