@@ -168,9 +168,16 @@ impl GitReverter {
                 }
                 let stable = status.stable_revision.clone().unwrap_or_default();
                 let found = images(observed, &canary, &stable);
+                // The status just planned: the Rollout object may predate the abort.
+                let reason = status
+                    .abort
+                    .as_ref()
+                    .map(|a| format!("{} ({})", a.message, a.reason))
+                    .unwrap_or_else(|| "aborted".into());
                 let (this, ctx, rollout) = (self.clone(), ctx.clone(), rollout.clone());
                 tokio::spawn(async move {
-                    this.run(&ctx, &rollout, canary, attempts + 1, found).await;
+                    this.run(&ctx, &rollout, canary, attempts + 1, found, reason)
+                        .await;
                     if let Ok(mut running) = this.in_flight.lock() {
                         running.remove(&key);
                     }
@@ -187,6 +194,7 @@ impl GitReverter {
         canary: String,
         attempts: i32,
         images: Option<(String, String)>,
+        reason: String,
     ) {
         let Some(git) = rollout.spec.git.clone() else {
             return;
@@ -229,12 +237,6 @@ impl GitReverter {
                 }
                 None => Vec::new(),
             };
-            let reason = rollout
-                .status
-                .as_ref()
-                .and_then(|s| s.abort.as_ref())
-                .map(|a| format!("{} ({})", a.message, a.reason))
-                .unwrap_or_else(|| "aborted".into());
             let author = git.author.clone().unwrap_or(crate::crd::GitAuthor {
                 name: "Sluice".into(),
                 email: "sluice@localhost".into(),

@@ -15,7 +15,7 @@ use super::harness::{
 use super::rbac::service_account_kubeconfig;
 use super::support::*;
 
-fn error_rate_template(prometheus: &str) -> serde_json::Value {
+pub fn error_rate_template(prometheus: &str) -> serde_json::Value {
     let selector =
         r#"namespace="{{args.namespace}}",app="{{args.rollout}}",pod_template_hash="{{revision}}""#;
     json!({

@@ -6,6 +6,7 @@
 
 mod analysis;
 mod canary;
+mod git_loop;
 mod harness;
 mod measure;
 mod rbac;
