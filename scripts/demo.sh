@@ -10,7 +10,8 @@
 # Prometheus shows requests following the weights, and the analysis at 10%
 # passes early. Then CI pushes an image that answers 10% errors; the analysis
 # finds the canary worse than the baseline, Sluice aborts, traffic goes back
-# to stable at once, and a revert in Git brings the Rollout home.
+# to stable at once, Sluice reverts the image commit in Git, and the sync
+# loop brings the Rollout home.
 #
 # Simulated: only the users and the application's metrics (sluice-trafficgen);
 # pods are KWOK pods. Everything else is real: etcd, kube-apiserver,
@@ -91,9 +92,11 @@ git init -q --bare -b main "$DEMO/gitops.git"
 git clone -q "$DEMO/gitops.git" "$DEMO/ci" 2>/dev/null
 mkdir -p "$DEMO/ci/apps/web"
 cp examples/gateway-canary/services.yaml examples/gateway-canary/httproute.yaml "$DEMO/ci/apps/web/"
-# The first pause becomes an analysis step: canary against baseline error rate.
+# The first pause becomes an analysis step (canary against baseline error
+# rate), and spec.git tells Sluice where the Rollout lives, for the revert.
 sed -e '0,/- pause: {duration: 30s}/s//- analysis: {templates: [{templateName: error-rate}]}/' \
   -e 's/duration: 30s/duration: 10s/' -e 's/DelaySeconds: 30/DelaySeconds: 10/' \
+  -e "/^spec:/a\\  git:\\n    repository: $DEMO/gitops.git\\n    branch: main\\n    path: apps/web" \
   examples/gateway-canary/rollout.yaml >"$DEMO/ci/apps/web/rollout.yaml"
 cat >"$DEMO/ci/apps/web/analysis.yaml" <<YAML
 apiVersion: sluice.dev/v1alpha1
@@ -127,7 +130,8 @@ commit "web 1.0.0"
 say "Starting the GitOps sync loop, the Sluice controller and the traffic generator (200 req/s)"
 background gitops-sync "$BIN/sluice-gitops-sync" --repo "$DEMO/gitops.git" --path apps/web \
   --namespace "$NS" --work-dir "$DEMO/sync-work"
-background controller "$BIN/sluice" controller --namespace "$NS" --no-leader-election --listen 127.0.0.1:0
+background controller "$BIN/sluice" controller --namespace "$NS" --no-leader-election --listen 127.0.0.1:0 \
+  --git-workspace "$DEMO/git-workspace"
 background trafficgen "$BIN/sluice-trafficgen" --namespace "$NS" --rollout web --rps 200 \
   --prometheus-targets-dir "$TARGETS"
 "$BIN/sluice" rollout -n "$NS" status web --watch --timeout 2m | tail -n 9
@@ -166,15 +170,13 @@ sed -i 's#web:1.0.1#web:1.0.2-err10#' "$DEMO/ci/apps/web/rollout.yaml"
 commit "web 1.0.2"
 sleep 3
 narrate 90 Aborted
+say "Traffic is back on stable; Sluice now reverts the image commit in Git, and the sync loop applies it"
+narrate 60 Healthy
 "$BIN/sluice" rollout -n "$NS" status web
-note "the AnalysisRun holds every measurement and the numbers: $KUBECTL -n $NS get analysisruns -o yaml"
-
-say "Git is told the truth: revert the bad commit; the template is back at the stable hash, an instant rollback"
-git -C "$DEMO/ci" -c user.name="CI" -c user.email="ci@example.com" revert --no-edit HEAD >/dev/null
-git -C "$DEMO/ci" push -q origin main
-note "pushed $(git -C "$DEMO/ci" rev-parse --short HEAD) (revert)"
-narrate 30 Healthy
-"$BIN/sluice" rollout -n "$NS" status web
+note "the GitOps repository now ends with Sluice's revert:"
+git --git-dir "$DEMO/gitops.git" log --format='     %h %an: %s' -3 main
+git --git-dir "$DEMO/gitops.git" log -1 --format='%b' main | sed 's/^/       /'
+note "every measurement and the numbers: $KUBECTL -n $NS get analysisruns -o yaml"
 
 say "The demo keeps running. Look around:"
 note "export KUBECONFIG=$KUBECONFIG"
