@@ -382,3 +382,306 @@ async fn unreachable_repositories_and_missing_paths_are_clear_errors() {
         "{error}"
     );
 }
+
+// ---- Transports: SSH (a real sshd) and smart HTTP (git http-backend) ----
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use sluice::revert::credentials::git_env;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+fn keygen(path: &Path) {
+    let status = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(path)
+        .status()
+        .expect("ssh-keygen");
+    assert!(status.success());
+}
+
+/// An sshd on a loopback port that accepts one throwaway key; killed on drop.
+struct Sshd {
+    child: std::process::Child,
+    port: u16,
+    known_hosts: String,
+    user_key: Vec<u8>,
+    other_key: Vec<u8>,
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_sshd(root: &Path) -> Sshd {
+    let dir = root.join("sshd");
+    std::fs::create_dir_all(&dir).expect("dir");
+    for name in ["host_key", "user_key", "other_key"] {
+        keygen(&dir.join(name));
+    }
+    std::fs::copy(dir.join("user_key.pub"), dir.join("authorized_keys")).expect("authorized_keys");
+    // sshd's privilege-separation directory.
+    let _ = std::fs::create_dir_all("/run/sshd");
+    let port = free_port();
+    let config = format!(
+        "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nAuthorizedKeysFile {d}/authorized_keys\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\nPermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\nPidFile {d}/sshd.pid\nLogLevel ERROR\n",
+        d = dir.display()
+    );
+    std::fs::write(dir.join("sshd_config"), config).expect("config");
+    let child = Command::new("/usr/sbin/sshd")
+        .args(["-D", "-e", "-f"])
+        .arg(dir.join("sshd_config"))
+        .stdin(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.join("sshd.log")).expect("log"))
+        .spawn()
+        .expect("start sshd");
+    let started = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "sshd did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let host = std::fs::read_to_string(dir.join("host_key.pub")).expect("host key");
+    let host: Vec<&str> = host.split_whitespace().take(2).collect();
+    Sshd {
+        child,
+        port,
+        known_hosts: format!("[127.0.0.1]:{port} {}\n", host.join(" ")),
+        user_key: std::fs::read(dir.join("user_key")).expect("key"),
+        other_key: std::fs::read(dir.join("other_key")).expect("key"),
+    }
+}
+
+fn user() -> String {
+    let out = Command::new("id").arg("-un").output().expect("id");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[tokio::test]
+async fn over_ssh_a_good_key_reverts_and_a_wrong_key_or_unknown_host_is_a_clear_error() {
+    let repo = Repo::new("ssh");
+    repo.commit(&[("apps/web/rollout.yaml", &manifest(STABLE))], "web 1.0.1");
+    let bump = repo.commit(&[("apps/web/rollout.yaml", &manifest(CANARY))], "web 1.0.2");
+    let sshd = start_sshd(&repo.root);
+    let url = format!(
+        "ssh://{}@127.0.0.1:{}{}",
+        user(),
+        sshd.port,
+        repo.bare.display()
+    );
+    let secret = |key: &[u8], known_hosts: &str| {
+        BTreeMap::from([
+            ("ssh-privatekey".to_string(), key.to_vec()),
+            ("known_hosts".to_string(), known_hosts.as_bytes().to_vec()),
+        ])
+    };
+    let attempt = |data: BTreeMap<String, Vec<u8>>, name: &str| {
+        let mut request = repo.request("apps/web");
+        request.target.url = url.clone();
+        request.workspace = repo.root.join(format!("workspace-{name}"));
+        request.git_env = git_env(&data, &repo.root.join(format!("keys-{name}"))).expect("env");
+        request
+    };
+
+    let wrong_key = revert(&attempt(
+        secret(&sshd.other_key, &sshd.known_hosts),
+        "wrong",
+    ))
+    .await;
+    let message = wrong_key.expect_err("a key sshd does not know").to_string();
+    assert!(message.contains("Permission denied"), "{message}");
+    let unknown_host = revert(&attempt(secret(&sshd.user_key, ""), "unknown")).await;
+    let message = unknown_host
+        .expect_err("strict host-key checking")
+        .to_string();
+    assert!(
+        message.contains("Host key verification failed"),
+        "{message}"
+    );
+    assert_eq!(repo.count_reverts_of(&bump), 0);
+
+    let outcome = revert(&attempt(secret(&sshd.user_key, &sshd.known_hosts), "good"))
+        .await
+        .expect("revert over SSH");
+    assert!(
+        matches!(outcome, RevertOutcome::Reverted { .. }),
+        "{outcome:?}"
+    );
+    assert_eq!(repo.count_reverts_of(&bump), 1);
+}
+
+#[derive(Clone)]
+struct SmartHttp {
+    project_root: PathBuf,
+    user: &'static str,
+    expected: String,
+}
+
+/// One request to `git http-backend`, as a CGI gateway does it.
+async fn smart_http(
+    axum::extract::State(state): axum::extract::State<SmartHttp>,
+    request: axum::http::Request<axum::body::Body>,
+) -> axum::http::Response<axum::body::Body> {
+    use axum::body::{Body, to_bytes};
+    use axum::http::{Response, StatusCode};
+    // Read what is needed before any await: a borrowed request (its body is not Sync) cannot cross one.
+    let (authorization, content_type, encoding) = {
+        let header = |name: &str| {
+            request
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string()
+        };
+        (
+            header("authorization"),
+            header("content-type"),
+            header("content-encoding"),
+        )
+    };
+    if authorization != state.expected {
+        return Response::builder()
+            .status(StatusCode::UNAUTHORIZED)
+            .header("WWW-Authenticate", "Basic realm=\"git\"")
+            .body(Body::from("authentication required"))
+            .unwrap_or_default();
+    }
+    let method = request.method().to_string();
+    let path = request.uri().path().trim_start_matches("/git").to_string();
+    let query = request.uri().query().unwrap_or("").to_string();
+    let body = to_bytes(request.into_body(), 64 << 20)
+        .await
+        .unwrap_or_default();
+    let Ok(mut child) = tokio::process::Command::new("git")
+        .arg("http-backend")
+        .env("GIT_PROJECT_ROOT", &state.project_root)
+        .env("GIT_HTTP_EXPORT_ALL", "1")
+        .env("REQUEST_METHOD", method)
+        .env("PATH_INFO", path)
+        .env("QUERY_STRING", query)
+        .env("CONTENT_TYPE", content_type)
+        .env("HTTP_CONTENT_ENCODING", encoding)
+        .env("REMOTE_USER", state.user)
+        .env("REMOTE_ADDR", "127.0.0.1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+    else {
+        return Response::builder()
+            .status(StatusCode::INTERNAL_SERVER_ERROR)
+            .body(Body::empty())
+            .unwrap_or_default();
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        use tokio::io::AsyncWriteExt;
+        let _ = stdin.write_all(&body).await;
+    }
+    let raw = match child.wait_with_output().await {
+        Ok(out) => out.stdout,
+        Err(_) => Vec::new(),
+    };
+    // CGI: headers, a blank line, the body.
+    let (at, gap) = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| (i, 4))
+        .or_else(|| raw.windows(2).position(|w| w == b"\n\n").map(|i| (i, 2)))
+        .unwrap_or((raw.len(), 0));
+    let head = String::from_utf8_lossy(&raw[..at]).to_string();
+    let mut response = Response::builder();
+    for line in head.lines() {
+        if let Some((name, value)) = line.split_once(':') {
+            let value = value.trim();
+            if name.eq_ignore_ascii_case("status") {
+                let code: u16 = value
+                    .split_whitespace()
+                    .next()
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(200);
+                response = response.status(code);
+            } else {
+                response = response.header(name, value);
+            }
+        }
+    }
+    response
+        .body(Body::from(raw[(at + gap).min(raw.len())..].to_vec()))
+        .unwrap_or_default()
+}
+
+/// `git http-backend` behind a local server with basic auth: smart HTTP as Git hosts serve it.
+async fn serve_smart_http(
+    project_root: PathBuf,
+    user: &'static str,
+    password: &'static str,
+) -> (u16, tokio::task::JoinHandle<()>) {
+    use base64::Engine;
+    let state = SmartHttp {
+        project_root,
+        user,
+        expected: format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+        ),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    let app = axum::Router::new().fallback(smart_http).with_state(state);
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (port, server)
+}
+
+#[tokio::test]
+async fn over_smart_http_a_good_token_reverts_and_a_wrong_one_is_a_clear_error() {
+    let repo = Repo::new("http");
+    repo.commit(&[("apps/web/rollout.yaml", &manifest(STABLE))], "web 1.0.1");
+    let bump = repo.commit(&[("apps/web/rollout.yaml", &manifest(CANARY))], "web 1.0.2");
+    let (port, server) = serve_smart_http(repo.root.clone(), "sluice", "t0ken").await;
+    let url = format!("http://127.0.0.1:{port}/git/repo.git");
+    let attempt = |password: &str, name: &str| {
+        let data = BTreeMap::from([
+            ("username".to_string(), b"sluice".to_vec()),
+            ("password".to_string(), password.as_bytes().to_vec()),
+        ]);
+        let mut request = repo.request("apps/web");
+        request.target.url = url.clone();
+        request.workspace = repo.root.join(format!("workspace-{name}"));
+        request.git_env = git_env(&data, &repo.root.join("keys")).expect("env");
+        request
+    };
+    let denied = revert(&attempt("wrong", "wrong"))
+        .await
+        .expect_err("bad token");
+    let message = denied.to_string();
+    assert!(
+        message.contains("401") || message.contains("Authentication failed"),
+        "{message}"
+    );
+    let outcome = revert(&attempt("t0ken", "good"))
+        .await
+        .expect("revert over HTTP");
+    assert!(
+        matches!(outcome, RevertOutcome::Reverted { .. }),
+        "{outcome:?}"
+    );
+    assert_eq!(repo.count_reverts_of(&bump), 1);
+    assert!(!message.contains("t0ken"), "the token is never in an error");
+    server.abort();
+}
