@@ -2,6 +2,7 @@
 
 pub mod analysis_run;
 pub mod analysis_template;
+pub mod git_repository;
 pub mod rollout;
 pub mod status;
 
@@ -14,10 +15,13 @@ pub use analysis_template::{
     ClusterAnalysisTemplateSpec, Comparison, ComparisonKind, ComparisonTolerance, Metric,
     MetricProvider, NoDataPolicy, PrometheusProvider, ScrapeProvider, TemplateArg,
 };
+pub use git_repository::{
+    ClusterGitRepository, ClusterGitRepositorySpec, GitRepository, GitRepositorySpec,
+};
 pub use rollout::{
     AnalysisArg, AnalysisStep, AnalysisTemplateRef, BackgroundAnalysis, BaselineSpec, CanaryStep,
-    CanaryStrategy, GatewayApiRouting, GitAuthor, GitSource, PauseStep, Rollout, RolloutSpec,
-    RolloutStrategy, TrafficRouting,
+    CanaryStrategy, GatewayApiRouting, GitAuthor, GitRepositoryRef, GitSource, PauseStep, Rollout,
+    RolloutSpec, RolloutStrategy, TrafficRouting,
 };
 pub use status::{
     AbortStatus, AnalysisRunRef, ControlTokens, GitRevertStatus, RolloutPhase, RolloutStatus,
@@ -35,6 +39,11 @@ pub fn all_crds() -> Vec<(&'static str, CustomResourceDefinition)> {
         (
             "clusteranalysistemplates.sluice.dev.yaml",
             ClusterAnalysisTemplate::crd(),
+        ),
+        ("gitrepositories.sluice.dev.yaml", GitRepository::crd()),
+        (
+            "clustergitrepositories.sluice.dev.yaml",
+            ClusterGitRepository::crd(),
         ),
     ]
 }

@@ -93,14 +93,21 @@ pub struct RolloutSpec {
     pub git: Option<GitSource>,
 }
 
-/// The GitOps repository that holds a Rollout.
+/// The GitOps repository that holds a Rollout: inline, or a shared
+/// `GitRepository` / `ClusterGitRepository` (whose settings the inline
+/// fields here override).
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.repository) != has(self.repositoryRef)").message("set exactly one of repository and repositoryRef"))]
 pub struct GitSource {
     /// Clone URL: `https://…`, `ssh://…` or `git@host:org/repo.git`.
-    #[schemars(length(min = 1, max = 1024))]
-    pub repository: String,
-    /// Branch the GitOps engine syncs. Defaults to main.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub repository: Option<String>,
+    /// A shared repository resource instead of the inline URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository_ref: Option<GitRepositoryRef>,
+    /// Branch the GitOps engine syncs. Defaults to the repository resource's, then main.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 255))]
     pub branch: Option<String>,
@@ -119,6 +126,17 @@ pub struct GitSource {
     /// overrides it each time). Aborts by analysis always revert. Defaults to false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revert_on_manual_abort: Option<bool>,
+}
+
+/// Reference to a `GitRepository` (or a `ClusterGitRepository`).
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct GitRepositoryRef {
+    /// Name of the resource.
+    pub name: String,
+    /// Look the name up among ClusterGitRepositories.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cluster_scope: bool,
 }
 
 /// A Git identity.

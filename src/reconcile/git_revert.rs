@@ -23,7 +23,10 @@ use serde_json::json;
 use tracing::{info, warn};
 
 use super::Context;
-use crate::crd::{GitRevertStatus, Rollout, RolloutStatus};
+use crate::crd::{
+    ClusterGitRepository, GitAuthor, GitRepository, GitRevertStatus, GitSource, Rollout,
+    RolloutStatus,
+};
 use crate::engine::Observed;
 use crate::engine::revisions::index;
 use crate::revert::{Identity, RevertOutcome, RevertRequest, Target, credentials, revert};
@@ -205,7 +208,7 @@ impl GitReverter {
             state: "Reverting".into(),
             canary_revision: canary.clone(),
             attempts,
-            message: Some(format!("reverting the image commit on {}", git.repository)),
+            message: Some("reverting the image commit in Git".into()),
             ..Default::default()
         };
         record_state(ctx, rollout, &record).await;
@@ -216,13 +219,14 @@ impl GitReverter {
                         .to_string(),
                 );
             };
-            let env = match &git.secret_name {
-                Some(name) => {
-                    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
-                    let secret = secrets
-                        .get(name)
-                        .await
-                        .map_err(|e| format!("cannot read Secret {name}: {e}"))?;
+            let repository = resolve(&ctx.client, &namespace, &git).await?;
+            let env = match &repository.secret {
+                Some((secret_namespace, name)) => {
+                    let secrets: Api<Secret> =
+                        Api::namespaced(ctx.client.clone(), secret_namespace);
+                    let secret = secrets.get(name).await.map_err(|e| {
+                        format!("cannot read Secret {secret_namespace}/{name}: {e}")
+                    })?;
                     let data: BTreeMap<String, Vec<u8>> = secret
                         .data
                         .unwrap_or_default()
@@ -237,14 +241,11 @@ impl GitReverter {
                 }
                 None => Vec::new(),
             };
-            let author = git.author.clone().unwrap_or(crate::crd::GitAuthor {
-                name: "Sluice".into(),
-                email: "sluice@localhost".into(),
-            });
+            let author = repository.author;
             let request = RevertRequest {
                 target: Target {
-                    url: git.repository.clone(),
-                    branch: git.branch.clone().unwrap_or_else(|| "main".into()),
+                    url: repository.url,
+                    branch: repository.branch,
                     path: git.path.clone(),
                 },
                 rollout: key.clone(),
@@ -333,6 +334,117 @@ impl GitReverter {
     }
 }
 
+/// A repository's settings after a shared resource (if any) was read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resolved {
+    pub url: String,
+    pub branch: String,
+    /// (namespace, name) of the credentials Secret.
+    pub secret: Option<(String, String)>,
+    pub author: GitAuthor,
+}
+
+/// What a `GitRepository` or `ClusterGitRepository` provides.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Shared {
+    pub url: String,
+    pub branch: Option<String>,
+    pub secret: Option<(String, String)>,
+    pub author: Option<GitAuthor>,
+}
+
+/// Merge a Rollout's `spec.git` over its repository resource; the Rollout's own fields win.
+pub fn merge(git: &GitSource, namespace: &str, shared: Option<Shared>) -> Result<Resolved, String> {
+    let Shared {
+        url,
+        branch,
+        secret,
+        author,
+    } = match shared {
+        Some(shared) => shared,
+        None => Shared {
+            url: git
+                .repository
+                .clone()
+                .ok_or("spec.git needs repository or repositoryRef")?,
+            branch: None,
+            secret: None,
+            author: None,
+        },
+    };
+    Ok(Resolved {
+        url,
+        branch: git
+            .branch
+            .clone()
+            .or(branch)
+            .unwrap_or_else(|| "main".into()),
+        secret: git
+            .secret_name
+            .clone()
+            .map(|name| (namespace.to_string(), name))
+            .or(secret),
+        author: git.author.clone().or(author).unwrap_or(GitAuthor {
+            name: "Sluice".into(),
+            email: "sluice@localhost".into(),
+        }),
+    })
+}
+
+/// Read the repository resource `spec.git` names, if any, and merge.
+async fn resolve(
+    client: &kube::Client,
+    namespace: &str,
+    git: &GitSource,
+) -> Result<Resolved, String> {
+    let shared = match &git.repository_ref {
+        None => None,
+        Some(reference) if reference.cluster_scope => {
+            let api: Api<ClusterGitRepository> = Api::all(client.clone());
+            let repo = api
+                .get(&reference.name)
+                .await
+                .map_err(|e| format!("cannot read ClusterGitRepository {}: {e}", reference.name))?;
+            let secret = match (&repo.spec.secret_name, &repo.spec.secret_namespace) {
+                (Some(name), Some(ns)) => Some((ns.clone(), name.clone())),
+                (Some(_), None) => {
+                    return Err(format!(
+                        "ClusterGitRepository {} names a Secret without secretNamespace",
+                        reference.name
+                    ));
+                }
+                _ => None,
+            };
+            Some(Shared {
+                url: repo.spec.url,
+                branch: repo.spec.branch,
+                secret,
+                author: repo.spec.author,
+            })
+        }
+        Some(reference) => {
+            let api: Api<GitRepository> = Api::namespaced(client.clone(), namespace);
+            let repo = api.get(&reference.name).await.map_err(|e| {
+                format!(
+                    "cannot read GitRepository {namespace}/{}: {e}",
+                    reference.name
+                )
+            })?;
+            let secret = repo
+                .spec
+                .secret_name
+                .map(|name| (namespace.to_string(), name));
+            Some(Shared {
+                url: repo.spec.url,
+                branch: repo.spec.branch,
+                secret,
+                author: repo.spec.author,
+            })
+        }
+    };
+    merge(git, namespace, shared)
+}
+
 /// Write `status.gitRevert` under the revert task's own field manager.
 async fn record_state(ctx: &Context, rollout: &Rollout, record: &GitRevertStatus) {
     let api: Api<Rollout> =
@@ -358,13 +470,13 @@ async fn record_state(ctx: &Context, rollout: &Rollout, record: &GitRevertStatus
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::{AbortStatus, GitSource};
+    use crate::crd::AbortStatus;
     use crate::engine::testkit::rollout as test_rollout;
 
     fn aborted(reason: &str) -> (Rollout, RolloutStatus) {
         let mut r = test_rollout(4, None, true);
         r.spec.git = Some(GitSource {
-            repository: "https://git.example.com/apps.git".into(),
+            repository: Some("https://git.example.com/apps.git".into()),
             path: "apps/web".into(),
             ..Default::default()
         });
@@ -455,5 +567,39 @@ mod tests {
             ..Default::default()
         });
         assert!(matches!(wanted(&r, &s, now), Wanted::Revert { .. }));
+    }
+}
+
+#[cfg(test)]
+mod merge_tests {
+    use super::*;
+
+    #[test]
+    fn the_rollouts_own_fields_win_over_the_shared_repository() {
+        let git = GitSource {
+            repository_ref: Some(crate::crd::GitRepositoryRef {
+                name: "deploy".into(),
+                cluster_scope: false,
+            }),
+            branch: Some("release".into()),
+            path: "apps/web".into(),
+            ..Default::default()
+        };
+        let shared = Some(Shared {
+            url: "ssh://git@example.com/deploy.git".to_string(),
+            branch: Some("main".to_string()),
+            secret: Some(("shop".to_string(), "deploy-key".to_string())),
+            author: None,
+        });
+        let resolved = merge(&git, "shop", shared).expect("merge");
+        assert_eq!(resolved.url, "ssh://git@example.com/deploy.git");
+        assert_eq!(resolved.branch, "release");
+        assert_eq!(resolved.secret, Some(("shop".into(), "deploy-key".into())));
+        assert_eq!(resolved.author.name, "Sluice");
+        let inline = GitSource::default();
+        assert!(
+            merge(&inline, "shop", None).is_err(),
+            "neither repository nor repositoryRef"
+        );
     }
 }

@@ -83,7 +83,15 @@ async fn an_analysis_abort_reverts_the_image_commit_and_git_brings_the_rollout_h
         {"analysis": {"templates": [{"templateName": "error-rate"}]}},
         {"setWeight": 100}
     ]);
-    manifest["spec"]["git"] = json!({"repository": bare, "branch": "main", "path": "apps/web"});
+    // The repository is a shared GitRepository the Rollout references.
+    manifest["spec"]["git"] = json!({"repositoryRef": {"name": "apps"}, "path": "apps/web"});
+    let repository = json!({
+        "apiVersion": "sluice.dev/v1alpha1",
+        "kind": "GitRepository",
+        "metadata": {"name": "apps"},
+        "spec": {"url": bare, "branch": "main", "author": {"name": "Sluice", "email": "sluice@example.com"}}
+    });
+    std::fs::write(dir.join("repository.yaml"), yaml(&repository)).expect("write");
     std::fs::write(dir.join("rollout.yaml"), yaml(&manifest)).expect("write");
     std::fs::write(
         dir.join("analysis.yaml"),
