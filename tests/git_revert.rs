@@ -80,6 +80,7 @@ impl Repo {
             workspace: self.root.join("workspace"),
             attempts: 4,
             git_env: Vec::new(),
+            pull_request: None,
         }
     }
 
@@ -133,6 +134,7 @@ async fn a_plain_manifest_bump_is_reverted_with_trailers() {
         fallback,
         bundled,
         revert: sha,
+        pull_request: None,
     } = outcome
     else {
         panic!("expected a revert, got {outcome:?}");
@@ -335,7 +337,8 @@ async fn a_revert_is_pushed_exactly_once_across_a_failed_push_and_reruns() {
         again,
         RevertOutcome::AlreadyReverted {
             reverted: bump.clone(),
-            revert: sha
+            revert: sha,
+            pull_request: None
         }
     );
     assert_eq!(repo.count_reverts_of(&bump), 1);
@@ -683,5 +686,160 @@ async fn over_smart_http_a_good_token_reverts_and_a_wrong_one_is_a_clear_error()
     );
     assert_eq!(repo.count_reverts_of(&bump), 1);
     assert!(!message.contains("t0ken"), "the token is never in an error");
+    server.abort();
+}
+
+// ---- Pull-request mode against a local forge that records what it is asked ----
+
+use sluice::revert::pull_request::{Provider, PullRequestSettings};
+
+#[derive(Clone, Default)]
+struct Forge {
+    created: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+    auth: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+async fn forge(
+    axum::extract::State(forge): axum::extract::State<Forge>,
+    request: axum::http::Request<axum::body::Body>,
+) -> ([(axum::http::HeaderName, &'static str); 1], String) {
+    let auth = ["authorization", "private-token"]
+        .iter()
+        .filter_map(|h| request.headers().get(*h).and_then(|v| v.to_str().ok()))
+        .map(str::to_string)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let body = axum::body::to_bytes(request.into_body(), 1 << 20)
+        .await
+        .unwrap_or_default();
+    if let Ok(mut seen) = forge.auth.lock() {
+        seen.push(auth);
+    }
+    let Ok(mut created) = forge.created.lock() else {
+        return json_answer(serde_json::json!([]));
+    };
+    if method == axum::http::Method::POST {
+        let mut pr: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        let url = format!("https://forge.example.com{path}/{}", created.len() + 1);
+        pr["html_url"] = serde_json::json!(url);
+        pr["web_url"] = serde_json::json!(url);
+        let head = pr
+            .get("head")
+            .cloned()
+            .or(pr.get("source_branch").cloned())
+            .unwrap_or_default();
+        pr["head"] = serde_json::json!({"ref": head});
+        created.push(pr.clone());
+        return json_answer(pr);
+    }
+    json_answer(serde_json::Value::Array(created.clone()))
+}
+
+fn json_answer(value: serde_json::Value) -> ([(axum::http::HeaderName, &'static str); 1], String) {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        value.to_string(),
+    )
+}
+
+#[tokio::test]
+async fn pull_request_mode_opens_one_request_per_revert_on_github_gitlab_and_gitea() {
+    let state = Forge::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    let app = axum::Router::new()
+        .fallback(forge)
+        .with_state(state.clone());
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    for (provider, expected_auth) in [
+        (Provider::GitHub, "Bearer s3cret"),
+        (Provider::GitLab, "s3cret"),
+        (Provider::Gitea, "token s3cret"),
+    ] {
+        if let (Ok(mut created), Ok(mut auth)) = (state.created.lock(), state.auth.lock()) {
+            created.clear();
+            auth.clear();
+        }
+        let repo = Repo::new(&format!("pr-{provider:?}"));
+        repo.commit(&[("apps/web/rollout.yaml", &manifest(STABLE))], "web 1.0.1");
+        let bump = repo.commit(&[("apps/web/rollout.yaml", &manifest(CANARY))], "web 1.0.2");
+        let main_before = git(&repo.bare, &["rev-parse", "main"]);
+        let mut request = repo.request("apps/web");
+        request.pull_request = Some(PullRequestSettings {
+            provider,
+            api_url: format!("http://127.0.0.1:{port}/api"),
+            repository: "acme/deploy".into(),
+            token: "s3cret".into(),
+        });
+        let outcome = revert(&request).await.expect("revert as a pull request");
+        let RevertOutcome::Reverted {
+            pull_request: Some(url),
+            revert: sha,
+            ..
+        } = outcome
+        else {
+            panic!("{provider:?}: {outcome:?}");
+        };
+        assert_eq!(
+            git(&repo.bare, &["rev-parse", "main"]),
+            main_before,
+            "the protected branch is untouched"
+        );
+        let branch = format!("sluice/revert-{}", &bump[..12]);
+        assert_eq!(
+            git(&repo.bare, &["rev-parse", &branch]),
+            sha,
+            "the revert waits on its own branch"
+        );
+        let created = state.created.lock().map(|c| c.clone()).unwrap_or_default();
+        assert_eq!(created.len(), 1, "{provider:?}: {created:?}");
+        assert_eq!(created[0]["title"], "Revert \"web 1.0.2\"");
+        let base = created[0]
+            .get("base")
+            .or(created[0].get("target_branch"))
+            .cloned();
+        assert_eq!(base, Some(serde_json::json!("main")));
+        let body = created[0]
+            .get("body")
+            .or(created[0].get("description"))
+            .cloned()
+            .unwrap_or_default();
+        assert!(
+            body.as_str()
+                .unwrap_or("")
+                .contains(&format!("Sluice-Reverts: {bump}")),
+            "{body}"
+        );
+        assert!(
+            state
+                .auth
+                .lock()
+                .map(|a| a.iter().all(|h| h == expected_auth))
+                .unwrap_or(false),
+            "{provider:?} auth header"
+        );
+        // A restart retries: the branch and the request are found, nothing new is opened.
+        let again = revert(&request).await.expect("rerun");
+        assert_eq!(
+            again,
+            RevertOutcome::AlreadyReverted {
+                reverted: bump.clone(),
+                revert: sha,
+                pull_request: Some(url)
+            },
+            "{provider:?}"
+        );
+        assert_eq!(
+            state.created.lock().map(|c| c.len()).unwrap_or(0),
+            1,
+            "{provider:?}: no second request"
+        );
+    }
     server.abort();
 }

@@ -6,7 +6,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::rollout::GitAuthor;
+use super::rollout::{GitAuthor, PullRequestSpec};
 
 /// A GitOps repository Rollouts can reference from `spec.git.repositoryRef`.
 #[derive(CustomResource, JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -35,6 +35,9 @@ pub struct GitRepositorySpec {
     /// Author and committer of revert commits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub author: Option<GitAuthor>,
+    /// Open pull requests instead of pushing (protected branches).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_request: Option<PullRequestSpec>,
 }
 
 /// A GitOps repository every namespace's Rollouts can reference.
@@ -65,4 +68,7 @@ pub struct ClusterGitRepositorySpec {
     /// Author and committer of revert commits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub author: Option<GitAuthor>,
+    /// Open pull requests instead of pushing (protected branches).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_request: Option<PullRequestSpec>,
 }

@@ -20,8 +20,8 @@ pub use git_repository::{
 };
 pub use rollout::{
     AnalysisArg, AnalysisStep, AnalysisTemplateRef, BackgroundAnalysis, BaselineSpec, CanaryStep,
-    CanaryStrategy, GatewayApiRouting, GitAuthor, GitRepositoryRef, GitSource, PauseStep, Rollout,
-    RolloutSpec, RolloutStrategy, TrafficRouting,
+    CanaryStrategy, ForgeProvider, GatewayApiRouting, GitAuthor, GitRepositoryRef, GitSource,
+    PauseStep, PullRequestSpec, Rollout, RolloutSpec, RolloutStrategy, TrafficRouting,
 };
 pub use status::{
     AbortStatus, AnalysisRunRef, ControlTokens, GitRevertStatus, RolloutPhase, RolloutStatus,

@@ -122,6 +122,10 @@ pub struct GitSource {
     /// Author and committer of revert commits. Defaults to `Sluice <sluice@localhost>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub author: Option<GitAuthor>,
+    /// Open a pull request instead of pushing to the branch (for protected
+    /// branches). The API token is the Secret's `token` key (or `password`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_request: Option<PullRequestSpec>,
     /// Revert when an operator aborts by hand (`sluice rollout abort --revert`
     /// overrides it each time). Aborts by analysis always revert. Defaults to false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -137,6 +141,29 @@ pub struct GitRepositoryRef {
     /// Look the name up among ClusterGitRepositories.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub cluster_scope: bool,
+}
+
+/// Where to open revert pull requests.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PullRequestSpec {
+    /// `GitHub`, `GitLab` or `Gitea`.
+    pub provider: ForgeProvider,
+    /// API base URL. Defaults to `https://api.github.com` for GitHub; required otherwise
+    /// (e.g. `https://gitlab.example.com/api/v4`, `https://gitea.example.com/api/v1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_url: Option<String>,
+    /// `owner/name` (GitHub, Gitea) or the project path (GitLab).
+    pub repository: String,
+}
+
+/// Forges Sluice opens pull requests on.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ForgeProvider {
+    #[default]
+    GitHub,
+    GitLab,
+    Gitea,
 }
 
 /// A Git identity.

@@ -206,6 +206,9 @@ pub struct GitRevertStatus {
     /// The revert commit on the branch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revert_commit: Option<String>,
+    /// The pull request holding the revert, in pull-request mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_request: Option<String>,
     /// What happened, for people.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,

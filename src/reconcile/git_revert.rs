@@ -24,11 +24,12 @@ use tracing::{info, warn};
 
 use super::Context;
 use crate::crd::{
-    ClusterGitRepository, GitAuthor, GitRepository, GitRevertStatus, GitSource, Rollout,
-    RolloutStatus,
+    ClusterGitRepository, ForgeProvider, GitAuthor, GitRepository, GitRevertStatus, GitSource,
+    PullRequestSpec, Rollout, RolloutStatus,
 };
 use crate::engine::Observed;
 use crate::engine::revisions::index;
+use crate::revert::pull_request::{Provider, PullRequestSettings};
 use crate::revert::{Identity, RevertOutcome, RevertRequest, Target, credentials, revert};
 
 /// Annotation an operator's abort carries to ask for (`true`) or refuse (`false`) a revert.
@@ -220,6 +221,7 @@ impl GitReverter {
                 );
             };
             let repository = resolve(&ctx.client, &namespace, &git).await?;
+            let mut token = None;
             let env = match &repository.secret {
                 Some((secret_namespace, name)) => {
                     let secrets: Api<Secret> =
@@ -233,6 +235,10 @@ impl GitReverter {
                         .into_iter()
                         .map(|(k, v)| (k, v.0))
                         .collect();
+                    token = data
+                        .get("token")
+                        .or_else(|| data.get("password"))
+                        .map(|v| String::from_utf8_lossy(v).trim().to_string());
                     let keys = self
                         .workspace
                         .join("keys")
@@ -242,6 +248,33 @@ impl GitReverter {
                 None => Vec::new(),
             };
             let author = repository.author;
+            let pull_request = match repository.pull_request {
+                None => None,
+                Some(spec) => {
+                    let provider = match spec.provider {
+                        ForgeProvider::GitHub => Provider::GitHub,
+                        ForgeProvider::GitLab => Provider::GitLab,
+                        ForgeProvider::Gitea => Provider::Gitea,
+                    };
+                    let api_url = match (&spec.api_url, provider) {
+                        (Some(url), _) => url.clone(),
+                        (None, Provider::GitHub) => "https://api.github.com".into(),
+                        (None, _) => {
+                            return Err(
+                                "pullRequest.apiUrl is required for GitLab and Gitea".to_string()
+                            );
+                        }
+                    };
+                    Some(PullRequestSettings {
+                        provider,
+                        api_url,
+                        repository: spec.repository,
+                        token: token.clone().ok_or(
+                            "pull-request mode needs a `token` (or `password`) in the Secret",
+                        )?,
+                    })
+                }
+            };
             let request = RevertRequest {
                 target: Target {
                     url: repository.url,
@@ -259,6 +292,7 @@ impl GitReverter {
                 workspace: self.workspace.clone(),
                 attempts: 5,
                 git_env: env,
+                pull_request,
             };
             revert(&request).await.map_err(|e| e.to_string())
         }
@@ -270,6 +304,7 @@ impl GitReverter {
                 revert,
                 fallback,
                 bundled,
+                pull_request,
             }) => {
                 let mut note = format!("reverted commit {reverted} with {revert}");
                 if fallback {
@@ -281,12 +316,21 @@ impl GitReverter {
                         bundled.join(", ")
                     ));
                 }
+                if let Some(url) = &pull_request {
+                    note.push_str(&format!("; waiting to be merged in {url}"));
+                }
                 record.state = "Reverted".into();
+                record.pull_request = pull_request;
                 record.reverted_commit = Some(reverted);
                 record.revert_commit = Some(revert);
                 (false, "GitReverted", note)
             }
-            Ok(RevertOutcome::AlreadyReverted { reverted, revert }) => {
+            Ok(RevertOutcome::AlreadyReverted {
+                reverted,
+                revert,
+                pull_request,
+            }) => {
+                record.pull_request = pull_request;
                 record.state = "AlreadyReverted".into();
                 record.reverted_commit = Some(reverted.clone());
                 record.revert_commit = Some(revert.clone());
@@ -342,6 +386,7 @@ pub struct Resolved {
     /// (namespace, name) of the credentials Secret.
     pub secret: Option<(String, String)>,
     pub author: GitAuthor,
+    pub pull_request: Option<PullRequestSpec>,
 }
 
 /// What a `GitRepository` or `ClusterGitRepository` provides.
@@ -351,6 +396,7 @@ pub struct Shared {
     pub branch: Option<String>,
     pub secret: Option<(String, String)>,
     pub author: Option<GitAuthor>,
+    pub pull_request: Option<PullRequestSpec>,
 }
 
 /// Merge a Rollout's `spec.git` over its repository resource; the Rollout's own fields win.
@@ -360,6 +406,7 @@ pub fn merge(git: &GitSource, namespace: &str, shared: Option<Shared>) -> Result
         branch,
         secret,
         author,
+        pull_request,
     } = match shared {
         Some(shared) => shared,
         None => Shared {
@@ -370,6 +417,7 @@ pub fn merge(git: &GitSource, namespace: &str, shared: Option<Shared>) -> Result
             branch: None,
             secret: None,
             author: None,
+            pull_request: None,
         },
     };
     Ok(Resolved {
@@ -384,6 +432,7 @@ pub fn merge(git: &GitSource, namespace: &str, shared: Option<Shared>) -> Result
             .clone()
             .map(|name| (namespace.to_string(), name))
             .or(secret),
+        pull_request: git.pull_request.clone().or(pull_request),
         author: git.author.clone().or(author).unwrap_or(GitAuthor {
             name: "Sluice".into(),
             email: "sluice@localhost".into(),
@@ -420,6 +469,7 @@ async fn resolve(
                 branch: repo.spec.branch,
                 secret,
                 author: repo.spec.author,
+                pull_request: repo.spec.pull_request,
             })
         }
         Some(reference) => {
@@ -439,6 +489,7 @@ async fn resolve(
                 branch: repo.spec.branch,
                 secret,
                 author: repo.spec.author,
+                pull_request: repo.spec.pull_request,
             })
         }
     };
@@ -590,6 +641,7 @@ mod merge_tests {
             branch: Some("main".to_string()),
             secret: Some(("shop".to_string(), "deploy-key".to_string())),
             author: None,
+            pull_request: None,
         });
         let resolved = merge(&git, "shop", shared).expect("merge");
         assert_eq!(resolved.url, "ssh://git@example.com/deploy.git");

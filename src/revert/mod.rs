@@ -17,6 +17,7 @@ pub mod credentials;
 pub mod edit;
 pub mod find;
 pub mod git;
+pub mod pull_request;
 pub mod run;
 
 pub use run::{RevertOutcome, RevertRequest, revert};

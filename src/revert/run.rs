@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 
 use super::edit::set_back;
 use super::find::{Found, commit_that_set, revert_of, still_sets};
+use super::pull_request::{PullRequestSettings, find_open, open};
 use super::{Error, Identity, Target, git};
 
 /// What to revert and why.
@@ -35,6 +36,8 @@ pub struct RevertRequest {
     pub attempts: usize,
     /// Environment for fetch and push (credentials).
     pub git_env: Vec<(String, String)>,
+    /// Open a pull request instead of pushing to the branch (protected branches).
+    pub pull_request: Option<PullRequestSettings>,
 }
 
 /// What happened.
@@ -48,9 +51,16 @@ pub enum RevertOutcome {
         fallback: bool,
         /// Files the reverted commit changed outside the Rollout's path.
         bundled: Vec<String>,
+        /// Web URL of the pull request, in pull-request mode.
+        pull_request: Option<String>,
     },
-    /// The branch already has a commit that reverts it (for example pushed before a restart).
-    AlreadyReverted { reverted: String, revert: String },
+    /// A commit that reverts it already exists (pushed before a restart, or
+    /// waiting in its pull request).
+    AlreadyReverted {
+        reverted: String,
+        revert: String,
+        pull_request: Option<String>,
+    },
     /// Nothing to do, and why.
     NotNeeded { reason: String },
 }
@@ -172,7 +182,40 @@ pub async fn revert(request: &RevertRequest) -> Result<RevertOutcome, Error> {
             return Ok(RevertOutcome::AlreadyReverted {
                 reverted: found.sha,
                 revert,
+                pull_request: None,
             });
+        }
+        let pr_branch = format!("sluice/revert-{}", &found.sha[..found.sha.len().min(12)]);
+        if let Some(settings) = &request.pull_request {
+            // A revert waiting in its own branch (pushed before a restart): reuse it.
+            let pr_remote = format!("refs/remotes/origin/{pr_branch}");
+            let listed = git::run_with_env(
+                &dir,
+                &["ls-remote", "origin", &format!("refs/heads/{pr_branch}")],
+                &request.git_env,
+            )
+            .await?;
+            if !listed.is_empty() {
+                git::run_with_env(
+                    &dir,
+                    &[
+                        "fetch",
+                        "-q",
+                        "origin",
+                        &format!("+refs/heads/{pr_branch}:{pr_remote}"),
+                    ],
+                    &request.git_env,
+                )
+                .await?;
+                if let Some(revert) = revert_of(&dir, &pr_remote, &found.sha).await? {
+                    let url = ensure_request(settings, &pr_branch, branch, &dir, &revert).await?;
+                    return Ok(RevertOutcome::AlreadyReverted {
+                        reverted: found.sha,
+                        revert,
+                        pull_request: Some(url),
+                    });
+                }
+            }
         }
         if !still_sets(&dir, &remote, path, &request.canary_image).await? {
             return Ok(RevertOutcome::NotNeeded {
@@ -229,19 +272,35 @@ pub async fn revert(request: &RevertRequest) -> Result<RevertOutcome, Error> {
         )
         .await?;
         let revert = git::run(&dir, &["rev-parse", "HEAD"]).await?;
+        let push_to = match &request.pull_request {
+            Some(_) => pr_branch.clone(),
+            None => branch.clone(),
+        };
         match git::run_with_env(
             &dir,
-            &["push", "-q", "origin", &format!("HEAD:refs/heads/{branch}")],
+            &[
+                "push",
+                "-q",
+                "origin",
+                &format!("HEAD:refs/heads/{push_to}"),
+            ],
             &request.git_env,
         )
         .await
         {
             Ok(_) => {
+                let pull_request = match &request.pull_request {
+                    Some(settings) => {
+                        Some(ensure_request(settings, &pr_branch, branch, &dir, &revert).await?)
+                    }
+                    None => None,
+                };
                 return Ok(RevertOutcome::Reverted {
                     reverted: found.sha,
                     revert,
                     fallback,
                     bundled: if fallback { Vec::new() } else { bundled },
+                    pull_request,
                 });
             }
             Err(error) if is_rejection(&error) => {
@@ -269,4 +328,20 @@ pub async fn revert(request: &RevertRequest) -> Result<RevertOutcome, Error> {
             Err(error) => return Err(error),
         }
     }
+}
+
+/// The open request for `head`, or a new one titled and described by the revert commit.
+async fn ensure_request(
+    settings: &PullRequestSettings,
+    head: &str,
+    base: &str,
+    dir: &Path,
+    revert: &str,
+) -> Result<String, Error> {
+    if let Some(url) = find_open(settings, head, base).await? {
+        return Ok(url);
+    }
+    let title = git::run(dir, &["log", "-1", "--format=%s", revert]).await?;
+    let body = git::run(dir, &["log", "-1", "--format=%b", revert]).await?;
+    open(settings, head, base, &title, &body).await
 }
