@@ -582,6 +582,25 @@ mod tests {
     }
 
     #[test]
+    fn a_rollout_that_recovers_is_not_reverted() {
+        let now = Timestamp::UNIX_EPOCH;
+        // Never aborted: nothing to do in Git.
+        let (r, mut s) = aborted("AnalysisFailed");
+        let healthy = RolloutStatus {
+            abort: None,
+            ..s.clone()
+        };
+        assert_eq!(wanted(&r, &healthy, now), Wanted::Nothing);
+        // Aborted, then retried (the abort is cleared) before the revert ran: Git stays.
+        s.abort = None;
+        assert_eq!(wanted(&r, &s, now), Wanted::Nothing);
+        // No spec.git: aborts never touch Git.
+        let (mut r, s) = aborted("AnalysisFailed");
+        r.spec.git = None;
+        assert_eq!(wanted(&r, &s, now), Wanted::Nothing);
+    }
+
+    #[test]
     fn done_is_done_and_failures_back_off() {
         let now = Timestamp::UNIX_EPOCH + Duration::from_secs(100);
         let (r, mut s) = aborted("AnalysisFailed");
