@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use sluice::revert::{Identity, RevertOutcome, RevertRequest, Target, revert};
+use sluice::revert::{Identity, RevertOutcome, RevertRequest, Target, revert, revert_with};
 
 const STABLE: &str = "registry.example.com/web:1.0.1";
 const CANARY: &str = "registry.example.com/web:1.0.2";
@@ -842,4 +842,24 @@ async fn pull_request_mode_opens_one_request_per_revert_on_github_gitlab_and_git
         );
     }
     server.abort();
+}
+
+#[tokio::test]
+async fn both_commits_are_known_to_the_caller_before_the_push() {
+    let repo = Repo::new("before-push");
+    repo.commit(&[("apps/web/rollout.yaml", &manifest(STABLE))], "web 1.0.1");
+    let bump = repo.commit(&[("apps/web/rollout.yaml", &manifest(CANARY))], "web 1.0.2");
+    let mut seen = Vec::new();
+    let outcome = revert_with(&repo.request("apps/web"), |reverted, revert| {
+        // At this moment the remote does not have the revert yet.
+        let on_remote = git(&repo.bare, &["rev-parse", "main"]);
+        seen.push((reverted, revert.clone(), on_remote != revert));
+        async {}
+    })
+    .await
+    .expect("revert");
+    let RevertOutcome::Reverted { revert: sha, .. } = outcome else {
+        panic!("{outcome:?}");
+    };
+    assert_eq!(seen, vec![(bump, sha, true)]);
 }

@@ -196,7 +196,8 @@ pub struct AnalysisRunRef {
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct GitRevertStatus {
-    /// `Reverting`, `Reverted`, `AlreadyReverted`, `NotNeeded`, `Skipped` or `Failed` (retried).
+    /// `Reverting`, `Pushing` (both commits known, push under way), `Reverted`,
+    /// `AlreadyReverted`, `NotNeeded`, `Skipped` or `Failed` (retried).
     pub state: String,
     /// The aborted canary this is about.
     pub canary_revision: String,

@@ -34,7 +34,7 @@ pub fn git_condition(
         "Reverted" | "AlreadyReverted" => ("True", "Reverted"),
         "NotNeeded" => ("True", "NotNeeded"),
         "Skipped" => ("False", "Skipped"),
-        "Reverting" => ("Unknown", "Reverting"),
+        "Reverting" | "Pushing" => ("Unknown", "Reverting"),
         _ => ("False", "RevertFailed"),
     };
     let since = match old.iter().find(|c| c.type_ == "GitReverted") {

@@ -30,7 +30,7 @@ use crate::crd::{
 use crate::engine::Observed;
 use crate::engine::revisions::index;
 use crate::revert::pull_request::{Provider, PullRequestSettings};
-use crate::revert::{Identity, RevertOutcome, RevertRequest, Target, credentials, revert};
+use crate::revert::{Identity, RevertOutcome, RevertRequest, Target, credentials, revert_with};
 
 /// Annotation an operator's abort carries to ask for (`true`) or refuse (`false`) a revert.
 pub const ABORT_REVERT_ANNOTATION: &str = "sluice.dev/abort-revert";
@@ -294,7 +294,18 @@ impl GitReverter {
                 git_env: env,
                 pull_request,
             };
-            revert(&request).await.map_err(|e| e.to_string())
+            // Both SHAs are in status before the push; the trailer in Git makes a rerun safe.
+            let pushing = record.clone();
+            revert_with(&request, |reverted, revert| {
+                let mut state = pushing.clone();
+                state.state = "Pushing".into();
+                state.message = Some(format!("pushing {revert}, which reverts {reverted}"));
+                state.reverted_commit = Some(reverted);
+                state.revert_commit = Some(revert);
+                async move { record_state(ctx, rollout, &state).await }
+            })
+            .await
+            .map_err(|e| e.to_string())
         }
         .await;
         record.last_attempt = Some(Time(Timestamp::now()));

@@ -20,7 +20,7 @@ pub mod git;
 pub mod pull_request;
 pub mod run;
 
-pub use run::{RevertOutcome, RevertRequest, revert};
+pub use run::{RevertOutcome, RevertRequest, revert, revert_with};
 
 /// Where a Rollout lives in Git.
 #[derive(Debug, Clone, PartialEq)]

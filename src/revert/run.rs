@@ -136,6 +136,19 @@ fn is_rejection(error: &Error) -> bool {
 
 /// Revert the commit that set the canary image on the request's branch.
 pub async fn revert(request: &RevertRequest) -> Result<RevertOutcome, Error> {
+    revert_with(request, |_, _| async {}).await
+}
+
+/// `revert`, calling `before_push(reverted, revert)` once the revert commit
+/// exists and before it is pushed, so the caller can record both SHAs first.
+pub async fn revert_with<F, Fut>(
+    request: &RevertRequest,
+    mut before_push: F,
+) -> Result<RevertOutcome, Error>
+where
+    F: FnMut(String, String) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let dir = clone_dir(request);
     let (branch, path) = (&request.target.branch, &request.target.path);
     let remote = format!("refs/remotes/origin/{branch}");
@@ -272,6 +285,7 @@ pub async fn revert(request: &RevertRequest) -> Result<RevertOutcome, Error> {
         )
         .await?;
         let revert = git::run(&dir, &["rev-parse", "HEAD"]).await?;
+        before_push(found.sha.clone(), revert.clone()).await;
         let push_to = match &request.pull_request {
             Some(_) => pr_branch.clone(),
             None => branch.clone(),
