@@ -11,7 +11,20 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::plan::{ControlRequests, Planner, Write};
 use super::spec::{Routing, Step};
-use crate::crd::{AnalysisPhase, AnalysisRunRef, AnalysisRunSpec, RolloutPhase};
+use crate::crd::{
+    AnalysisArg, AnalysisPhase, AnalysisRunRef, AnalysisRunSpec, AnalysisTemplateRef, RolloutPhase,
+};
+
+/// What an AnalysisRun is created for.
+struct RunRequest<'a> {
+    rollout: String,
+    step_index: usize,
+    stable: &'a str,
+    desired: &'a str,
+    templates: &'a [AnalysisTemplateRef],
+    args: &'a [AnalysisArg],
+    background: bool,
+}
 
 /// Pause reason while an inconclusive background analysis waits for a human.
 const BACKGROUND_INCONCLUSIVE: &str = "BackgroundAnalysisInconclusive";
@@ -216,33 +229,18 @@ impl Planner<'_> {
                 self.waiting_by_design = true;
                 let rollout = self.rollout.metadata.name.clone().unwrap_or_default();
                 let name = format!("{rollout}-{desired}-{}", index + 1);
-                let run = self
-                    .observed
-                    .analysis_runs
-                    .iter()
-                    .find(|r| r.metadata.name.as_deref() == Some(name.as_str()));
-                let phase = run.and_then(|r| r.status.as_ref()).and_then(|s| s.phase);
-                let summary = run
-                    .and_then(|r| r.status.as_ref())
-                    .and_then(|s| s.message.clone());
-                if run.is_none() {
-                    let (baseline, dedicated_baseline) = self.analysis_baseline(stable);
-                    let spec = AnalysisRunSpec {
+                let (phase, summary) = self.ensure_analysis_run(
+                    &name,
+                    RunRequest {
                         rollout,
-                        step_index: i32::try_from(index).unwrap_or(i32::MAX),
-                        canary_revision: desired.into(),
-                        stable_revision: baseline,
-                        dedicated_baseline,
-                        templates: analysis.templates.clone(),
-                        args: analysis.args.clone(),
+                        step_index: index,
+                        stable,
+                        desired,
+                        templates: &analysis.templates,
+                        args: &analysis.args,
                         background: false,
-                        terminate: false,
-                    };
-                    self.writes.push(Write::CreateAnalysisRun {
-                        name: name.clone(),
-                        spec,
-                    });
-                }
+                    },
+                );
                 self.status.current_analysis = Some(AnalysisRunRef {
                     name: name.clone(),
                     phase: phase.map(|p| p.as_str().to_string()),
@@ -313,32 +311,18 @@ impl Planner<'_> {
         } else {
             latest
         };
-        let run = self
-            .observed
-            .analysis_runs
-            .iter()
-            .find(|r| r.metadata.name.as_deref() == Some(name.as_str()));
-        let phase = run.and_then(|r| r.status.as_ref()).and_then(|s| s.phase);
-        let summary = run
-            .and_then(|r| r.status.as_ref())
-            .and_then(|s| s.message.clone());
-        if run.is_none() {
-            let (baseline, dedicated_baseline) = self.analysis_baseline(stable);
-            self.writes.push(Write::CreateAnalysisRun {
-                name: name.clone(),
-                spec: AnalysisRunSpec {
-                    rollout,
-                    step_index: i32::try_from(starting).unwrap_or(i32::MAX),
-                    canary_revision: desired.into(),
-                    stable_revision: baseline,
-                    dedicated_baseline,
-                    templates: background.templates.clone(),
-                    args: background.args.clone(),
-                    background: true,
-                    terminate: false,
-                },
-            });
-        }
+        let (phase, summary) = self.ensure_analysis_run(
+            &name,
+            RunRequest {
+                rollout,
+                step_index: starting,
+                stable,
+                desired,
+                templates: &background.templates,
+                args: &background.args,
+                background: true,
+            },
+        );
         self.status.background_analysis = Some(AnalysisRunRef {
             name: name.clone(),
             phase: phase.map(|p| p.as_str().to_string()),
@@ -372,6 +356,42 @@ impl Planner<'_> {
             }
             _ => true,
         }
+    }
+
+    /// The verdict and summary of run `name`, planning its creation when it does not exist yet.
+    fn ensure_analysis_run(
+        &mut self,
+        name: &str,
+        request: RunRequest<'_>,
+    ) -> (Option<AnalysisPhase>, Option<String>) {
+        let run = self
+            .observed
+            .analysis_runs
+            .iter()
+            .find(|r| r.metadata.name.as_deref() == Some(name));
+        if let Some(run) = run {
+            let status = run.status.as_ref();
+            return (
+                status.and_then(|s| s.phase),
+                status.and_then(|s| s.message.clone()),
+            );
+        }
+        let (baseline, dedicated_baseline) = self.analysis_baseline(request.stable);
+        self.writes.push(Write::CreateAnalysisRun {
+            name: name.to_string(),
+            spec: AnalysisRunSpec {
+                rollout: request.rollout,
+                step_index: i32::try_from(request.step_index).unwrap_or(i32::MAX),
+                canary_revision: request.desired.into(),
+                stable_revision: baseline,
+                dedicated_baseline,
+                templates: request.templates.to_vec(),
+                args: request.args.to_vec(),
+                background: request.background,
+                terminate: false,
+            },
+        });
+        (None, None)
     }
 
     /// Whether the observed cluster carries `weight` percent on the canary.
