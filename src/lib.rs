@@ -14,3 +14,12 @@ pub mod reconcile;
 pub mod revert;
 pub mod server;
 pub mod telemetry;
+
+/// Install ring as the process-wide rustls provider (the one kube uses), once.
+/// reqwest is built without a provider of its own, so every HTTP client needs it.
+pub fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}

@@ -83,7 +83,7 @@ pub fn prepare_metric(
             {
                 Selector::parse(selector).map_err(|e| format!("metric {}: {e}", metric.name))?;
             }
-            let _ = rustls::crypto::ring::default_provider().install_default();
+            crate::install_crypto_provider();
             Source::Scrape {
                 http: reqwest::Client::new(),
                 port: scrape.port,

@@ -105,8 +105,7 @@ impl Prometheus {
         timeout: Duration,
         credentials: Credentials,
     ) -> Result<Prometheus, QueryError> {
-        // reqwest uses the process-wide rustls provider; ring is the one kube uses too.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        crate::install_crypto_provider();
         let mut builder = reqwest::Client::builder().timeout(timeout);
         if let Some(pem) = &credentials.ca_pem {
             let roots = reqwest::Certificate::from_pem_bundle(pem.as_bytes()).map_err(|e| {

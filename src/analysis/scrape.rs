@@ -257,7 +257,7 @@ in_flight 3
             let app = axum::Router::new().route("/metrics", axum::routing::get(|| async { TEXT }));
             let _ = axum::serve(listener, app).await;
         });
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        crate::install_crypto_provider();
         let http = reqwest::Client::new();
         let url = format!("http://{address}/metrics");
         let scrape = fetch(&http, &url, Duration::from_secs(5))

@@ -48,7 +48,7 @@ fn api_error(message: impl Into<String>) -> Error {
 }
 
 fn client() -> Result<reqwest::Client, Error> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    crate::install_crypto_provider();
     reqwest::Client::builder()
         .timeout(Duration::from_secs(20))
         .user_agent("sluice")
