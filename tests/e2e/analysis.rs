@@ -10,7 +10,7 @@ use sluice::crd::{AnalysisPhase, AnalysisRun, RolloutPhase};
 
 use super::harness::{
     BackgroundProcess, ControllerProcess, admin_client, apply_value, cluster, ensure_crds,
-    namespace, wait_for, workspace_binary,
+    namespace, wait_for,
 };
 use super::rbac::service_account_kubeconfig;
 use super::support::*;
@@ -59,7 +59,7 @@ async fn canary_under_analysis(
     prefix: &str,
     image: &str,
 ) -> (String, String, ControllerProcess, BackgroundProcess) {
-    canary_with(prefix, image, with_analysis).await
+    canary_with(prefix, image, "gateway-canary", with_analysis).await
 }
 
 /// Background analysis from the first step, and a long pause it must cut short.
@@ -73,14 +73,15 @@ fn with_background_analysis(doc: &mut serde_json::Value) {
     }
 }
 
+/// Apply `examples/<example>` (edited) behind a fresh controller, put traffic on it, then ship `image`.
 async fn canary_with(
     prefix: &str,
     image: &str,
+    example: &str,
     edit: fn(&mut serde_json::Value),
 ) -> (String, String, ControllerProcess, BackgroundProcess) {
     let info = &cluster().info;
     let prometheus = info.prometheus.clone().expect("stack runs Prometheus");
-    let targets = info.prometheus_targets_dir.clone().expect("file_sd dir");
     let admin = admin_client().await;
     ensure_crds(&admin).await;
     let ns = namespace(&admin, prefix).await;
@@ -88,12 +89,8 @@ async fn canary_with(
     let kubeconfig = service_account_kubeconfig(&admin, &ns).await;
     let controller = ControllerProcess::start(&kubeconfig, &ns, prefix, &["--no-leader-election"]);
     apply_value(&admin, &ns, error_rate_template(&prometheus)).await;
-    for file in [
-        "gateway-canary/services.yaml",
-        "gateway-canary/httproute.yaml",
-        "gateway-canary/rollout.yaml",
-    ] {
-        apply_example(&admin, &ns, file, edit).await;
+    for file in ["services.yaml", "httproute.yaml", "rollout.yaml"] {
+        apply_example(&admin, &ns, &format!("{example}/{file}"), edit).await;
     }
     let first = wait_phase(
         &admin,
@@ -107,21 +104,7 @@ async fn canary_with(
         .status
         .and_then(|s| s.stable_revision)
         .expect("stable");
-    let targets_arg = targets.display().to_string();
-    let traffic = BackgroundProcess::start(
-        &format!("{ns}-trafficgen"),
-        &workspace_binary("sluice-trafficgen"),
-        &[
-            "--namespace",
-            &ns,
-            "--rollout",
-            "web",
-            "--rps",
-            "400",
-            "--prometheus-targets-dir",
-            &targets_arg,
-        ],
-    );
+    let traffic = start_trafficgen(&ns, 400);
     // Let Prometheus see the stable revision's traffic before the canary starts.
     tokio::time::sleep(Duration::from_secs(4)).await;
     set_image(&admin, &ns, "web", image).await;
@@ -274,6 +257,7 @@ async fn background_analysis_aborts_a_bad_canary_during_a_long_pause() {
     let (ns, stable, controller, _traffic) = canary_with(
         "analysis-bg",
         "registry.example.com/web:1.0.1-err10",
+        "gateway-canary",
         with_background_analysis,
     )
     .await;
@@ -325,53 +309,15 @@ fn baseline_example(doc: &mut serde_json::Value) {
 
 #[tokio::test]
 async fn a_dedicated_baseline_takes_the_canarys_share_and_is_what_the_analysis_compares() {
-    let info = &cluster().info;
-    let prometheus = info.prometheus.clone().expect("stack runs Prometheus");
-    let targets = info.prometheus_targets_dir.clone().expect("file_sd dir");
-    let admin = admin_client().await;
-    ensure_crds(&admin).await;
-    let ns = namespace(&admin, "baseline").await;
-    let kubeconfig = service_account_kubeconfig(&admin, &ns).await;
-    let controller =
-        ControllerProcess::start(&kubeconfig, &ns, "baseline", &["--no-leader-election"]);
-    apply_value(&admin, &ns, error_rate_template(&prometheus)).await;
-    for file in [
-        "gateway-canary-baseline/services.yaml",
-        "gateway-canary-baseline/httproute.yaml",
-        "gateway-canary-baseline/rollout.yaml",
-    ] {
-        apply_example(&admin, &ns, file, baseline_example).await;
-    }
-    let first = wait_phase(
-        &admin,
-        &ns,
-        "web",
-        RolloutPhase::Healthy,
-        Duration::from_secs(90),
+    let (ns, stable, controller, _traffic) = canary_with(
+        "baseline",
+        "registry.example.com/web:1.0.1",
+        "gateway-canary-baseline",
+        baseline_example,
     )
     .await;
-    let stable = first
-        .status
-        .and_then(|s| s.stable_revision)
-        .expect("stable");
+    let admin = admin_client().await;
     let baseline = format!("{stable}-baseline");
-    let targets_arg = targets.display().to_string();
-    let _traffic = BackgroundProcess::start(
-        &format!("{ns}-trafficgen"),
-        &workspace_binary("sluice-trafficgen"),
-        &[
-            "--namespace",
-            &ns,
-            "--rollout",
-            "web",
-            "--rps",
-            "400",
-            "--prometheus-targets-dir",
-            &targets_arg,
-        ],
-    );
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    set_image(&admin, &ns, "web", "registry.example.com/web:1.0.1").await;
 
     // While the analysis runs: 50 / 25 / 25 on stable / canary / baseline.
     let weights = wait_for(

@@ -3,8 +3,6 @@
 //! Sluice puts traffic back on stable and reverts the commit in Git, and the
 //! sync loop brings the Rollout home.
 
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::json;
@@ -18,22 +16,6 @@ use super::harness::{
 use super::rbac::service_account_kubeconfig;
 use super::support::*;
 
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["-c", "user.name=CI", "-c", "user.email=ci@example.com"])
-        .args(args)
-        .output()
-        .expect("run git");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 fn yaml(value: &serde_json::Value) -> String {
     serde_yaml_ng::to_string(value).expect("yaml")
 }
@@ -42,7 +24,6 @@ fn yaml(value: &serde_json::Value) -> String {
 async fn an_analysis_abort_reverts_the_image_commit_and_git_brings_the_rollout_home() {
     let info = &cluster().info;
     let prometheus = info.prometheus.clone().expect("prometheus");
-    let targets = info.prometheus_targets_dir.clone().expect("file_sd dir");
     let admin = admin_client().await;
     ensure_crds(&admin).await;
     let ns = namespace(&admin, "gitloop").await;
@@ -131,21 +112,7 @@ async fn an_analysis_abort_reverts_the_image_commit_and_git_brings_the_rollout_h
         .status
         .and_then(|s| s.stable_revision)
         .expect("stable");
-    let targets_arg = targets.display().to_string();
-    let _traffic = BackgroundProcess::start(
-        &format!("{ns}-trafficgen"),
-        &workspace_binary("sluice-trafficgen"),
-        &[
-            "--namespace",
-            &ns,
-            "--rollout",
-            "web",
-            "--rps",
-            "400",
-            "--prometheus-targets-dir",
-            &targets_arg,
-        ],
-    );
+    let _traffic = start_trafficgen(&ns, 400);
     tokio::time::sleep(Duration::from_secs(4)).await;
 
     // CI ships an image that answers 10% errors.

@@ -8,7 +8,9 @@ use kube::{Api, Client};
 use serde_json::json;
 use sluice::crd::{Rollout, RolloutPhase};
 
-use super::harness::{apply_yaml, repo_root, wait_for};
+use super::harness::{
+    BackgroundProcess, apply_yaml, cluster, repo_root, wait_for, workspace_binary,
+};
 
 /// Read an example file and apply it, with `edit` applied to each document first.
 pub async fn apply_example(
@@ -157,4 +159,45 @@ pub fn speed_up(doc: &mut serde_json::Value) {
             }
         }
     }
+}
+
+/// `sluice-trafficgen` for Rollout `web` in `namespace` at `rps`, registered with the stack's Prometheus.
+pub fn start_trafficgen(namespace: &str, rps: u32) -> BackgroundProcess {
+    let targets = cluster()
+        .info
+        .prometheus_targets_dir
+        .clone()
+        .expect("Prometheus file_sd directory");
+    let (rps, targets) = (rps.to_string(), targets.display().to_string());
+    BackgroundProcess::start(
+        &format!("{namespace}-trafficgen"),
+        &workspace_binary("sluice-trafficgen"),
+        &[
+            "--namespace",
+            namespace,
+            "--rollout",
+            "web",
+            "--rps",
+            &rps,
+            "--prometheus-targets-dir",
+            &targets,
+        ],
+    )
+}
+
+/// Run git as CI would (its identity) in `dir`; stdout.
+pub fn git(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "user.name=CI", "-c", "user.email=ci@example.com"])
+        .args(args)
+        .output()
+        .expect("run git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }

@@ -2,8 +2,6 @@
 //! scrapes the traffic generator and sees traffic split as the HTTPRoute says;
 //! the GitOps sync loop applies what is pushed to a Git branch.
 
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::json;
@@ -56,10 +54,6 @@ fn hold_at_25(doc: &mut serde_json::Value) {
 async fn prometheus_sees_traffic_split_by_httproute_weight_and_canary_faults() {
     let info = &cluster().info;
     let prometheus = info.prometheus.clone().expect("stack runs Prometheus");
-    let targets = info
-        .prometheus_targets_dir
-        .clone()
-        .expect("Prometheus file_sd directory");
     let admin = admin_client().await;
     ensure_crds(&admin).await;
     let ns = namespace(&admin, "traffic").await;
@@ -84,21 +78,7 @@ async fn prometheus_sees_traffic_split_by_httproute_weight_and_canary_faults() {
         .status
         .and_then(|s| s.stable_revision)
         .expect("stable");
-    let targets_arg = targets.display().to_string();
-    let _traffic = BackgroundProcess::start(
-        &format!("{ns}-trafficgen"),
-        &workspace_binary("sluice-trafficgen"),
-        &[
-            "--namespace",
-            &ns,
-            "--rollout",
-            "web",
-            "--rps",
-            "200",
-            "--prometheus-targets-dir",
-            &targets_arg,
-        ],
-    );
+    let _traffic = start_trafficgen(&ns, 200);
 
     // The canary answers 10% extra errors because of its tag.
     set_image(&admin, &ns, "web", "registry.example.com/web:1.0.1-err10").await;
@@ -171,31 +151,6 @@ async fn prometheus_sees_traffic_split_by_httproute_weight_and_canary_faults() {
         stable_errors < 0.03,
         "stable error ratio {stable_errors:.3}: {errors:?}"
     );
-}
-
-fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["-c", "user.name=CI", "-c", "user.email=ci@example.com"])
-        .args(args)
-        .output()
-        .expect("run git");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn git_head(dir: &Path) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["rev-parse", "HEAD"])
-        .output()
-        .expect("git rev-parse");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 fn rollout_image(rollout: &sluice::crd::Rollout) -> Option<String> {
@@ -274,10 +229,10 @@ async fn gitops_sync_applies_each_new_head_and_survives_a_broken_commit() {
         Duration::from_secs(90),
     )
     .await;
-    assert!(
-        sync.output()
-            .contains(&format!("SLUICE_GITOPS_SYNCED {}", git_head(&clone)))
-    );
+    assert!(sync.output().contains(&format!(
+        "SLUICE_GITOPS_SYNCED {}",
+        git(&clone, &["rev-parse", "HEAD"])
+    )));
     let stable = first
         .status
         .and_then(|s| s.stable_revision)
@@ -290,7 +245,7 @@ async fn gitops_sync_applies_each_new_head_and_survives_a_broken_commit() {
     git(&clone, &["push", "-q", "origin", "main"]);
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(
-        !sync.output().contains(&git_head(&clone)),
+        !sync.output().contains(&git(&clone, &["rev-parse", "HEAD"])),
         "a broken commit was reported synced"
     );
 
@@ -301,7 +256,7 @@ async fn gitops_sync_applies_each_new_head_and_survives_a_broken_commit() {
     std::fs::write(&rollout_file, text.replace("web:1.0.0", "web:1.0.1")).expect("write");
     git(&clone, &["commit", "-q", "-am", "web 1.0.1"]);
     git(&clone, &["push", "-q", "origin", "main"]);
-    let head = git_head(&clone);
+    let head = git(&clone, &["rev-parse", "HEAD"]);
     let promoted = wait_for(Duration::from_secs(120), "new image promoted", || {
         let (admin, ns, stable) = (admin.clone(), ns.clone(), stable.clone());
         async move {
