@@ -1,11 +1,16 @@
 //! Custom resource types of the `sluice.dev` API group.
 
+pub mod alert_target;
 pub mod analysis_run;
 pub mod analysis_template;
 pub mod git_repository;
 pub mod rollout;
 pub mod status;
 
+pub use alert_target::{
+    AlertTarget, AlertTargetSpec, AlertTargetStatus, AlertTargetType, ClusterAlertTarget,
+    ClusterAlertTargetSpec,
+};
 pub use analysis_run::{
     AnalysisPhase, AnalysisRun, AnalysisRunSpec, AnalysisRunStatus, CountSample, Judgement,
     Measurement, MetricResult, PodCount,
@@ -19,12 +24,14 @@ pub use git_repository::{
     ClusterGitRepository, ClusterGitRepositorySpec, GitRepository, GitRepositorySpec,
 };
 pub use rollout::{
-    AnalysisArg, AnalysisStep, AnalysisTemplateRef, BackgroundAnalysis, BaselineSpec, CanaryStep,
-    CanaryStrategy, ForgeProvider, GatewayApiRouting, GitAuthor, GitRepositoryRef, GitSource,
-    PauseStep, PullRequestSpec, Rollout, RolloutSpec, RolloutStrategy, TrafficRouting,
+    AlertEvent, AlertLink, AlertSeverity, AlertSubscription, AlertsSpec, AnalysisArg, AnalysisStep,
+    AnalysisTemplateRef, BackgroundAnalysis, BaselineSpec, CanaryStep, CanaryStrategy,
+    ForgeProvider, GatewayApiRouting, GitAuthor, GitRepositoryRef, GitSource, PauseStep,
+    PullRequestSpec, Rollout, RolloutSpec, RolloutStrategy, TrafficRouting,
 };
 pub use status::{
-    AbortStatus, AnalysisRunRef, ControlTokens, GitRevertStatus, RolloutPhase, RolloutStatus,
+    AbortStatus, AlertRecord, AnalysisRunRef, ControlTokens, GitRevertStatus, PromotionStatus,
+    RolloutPhase, RolloutStatus,
 };
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -44,6 +51,11 @@ pub fn all_crds() -> Vec<(&'static str, CustomResourceDefinition)> {
         (
             "clustergitrepositories.sluice.dev.yaml",
             ClusterGitRepository::crd(),
+        ),
+        ("alerttargets.sluice.dev.yaml", AlertTarget::crd()),
+        (
+            "clusteralerttargets.sluice.dev.yaml",
+            ClusterAlertTarget::crd(),
         ),
     ]
 }

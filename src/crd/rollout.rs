@@ -91,6 +91,134 @@ pub struct RolloutSpec {
     /// that brought the canary's image, so Git and the cluster agree again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub git: Option<GitSource>,
+
+    /// Who hears about this Rollout's events (aborts by default), and links
+    /// to put in every alert.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alerts: Option<AlertsSpec>,
+}
+
+/// Alert subscriptions of a Rollout.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertsSpec {
+    /// Targets and the events each one hears about.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub subscriptions: Vec<AlertSubscription>,
+    /// Links added to every alert, e.g. a dashboard. `{namespace}`, `{rollout}`,
+    /// `{canaryRevision}`, `{stableRevision}`, `{event}` and `{timestampMs}` are
+    /// replaced (URL-encoded) when the alert is sent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    pub links: Vec<AlertLink>,
+}
+
+/// One target and the events it hears about.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertSubscription {
+    /// Name of an `AlertTarget` in the Rollout's namespace (or of a
+    /// `ClusterAlertTarget` with `clusterScope: true`).
+    #[schemars(length(min = 1, max = 253))]
+    pub target: String,
+    /// Look the name up among ClusterAlertTargets.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cluster_scope: bool,
+    /// Events sent to the target. Defaults to `[aborted]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 8))]
+    pub events: Option<Vec<AlertEvent>>,
+    /// Severity per event name, overriding the defaults (aborted and
+    /// revertFailed: critical; analysisError: error; paused and
+    /// inconclusive: warning; the rest: info).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    #[x_kube(validation = Rule::new("self.all(k, k in ['aborted', 'reverted', 'revertFailed', 'inconclusive', 'paused', 'promoted', 'stepCompleted', 'analysisError'])").message("severities keys must be event names"))]
+    pub severities: std::collections::BTreeMap<String, AlertSeverity>,
+}
+
+/// A rollout event alerts can be sent for.
+#[derive(
+    JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord,
+)]
+#[serde(rename_all = "camelCase")]
+pub enum AlertEvent {
+    /// The canary was aborted (by analysis, deadline or an operator); traffic is back on stable.
+    Aborted,
+    /// The image commit was reverted in Git (or a revert pull request was opened).
+    Reverted,
+    /// The Git revert failed (it is retried; the alert is sent once per abort).
+    RevertFailed,
+    /// An analysis was inconclusive and the rollout waits for a human.
+    Inconclusive,
+    /// The rollout waits for a human (a pause step or `sluice rollout pause`).
+    Paused,
+    /// The new version was promoted to stable.
+    Promoted,
+    /// A canary step completed.
+    StepCompleted,
+    /// An analysis could not measure (a broken query, an unreachable Prometheus).
+    AnalysisError,
+}
+
+impl AlertEvent {
+    /// The name used in specs, messages and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertEvent::Aborted => "aborted",
+            AlertEvent::Reverted => "reverted",
+            AlertEvent::RevertFailed => "revertFailed",
+            AlertEvent::Inconclusive => "inconclusive",
+            AlertEvent::Paused => "paused",
+            AlertEvent::Promoted => "promoted",
+            AlertEvent::StepCompleted => "stepCompleted",
+            AlertEvent::AnalysisError => "analysisError",
+        }
+    }
+
+    /// Severity when the subscription does not say.
+    pub fn default_severity(self) -> AlertSeverity {
+        match self {
+            AlertEvent::Aborted | AlertEvent::RevertFailed => AlertSeverity::Critical,
+            AlertEvent::AnalysisError => AlertSeverity::Error,
+            AlertEvent::Inconclusive | AlertEvent::Paused => AlertSeverity::Warning,
+            _ => AlertSeverity::Info,
+        }
+    }
+}
+
+/// Severity of an alert (PagerDuty's four levels).
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase")]
+pub enum AlertSeverity {
+    Critical,
+    Error,
+    Warning,
+    Info,
+}
+
+impl AlertSeverity {
+    /// The lowercase name PagerDuty and the webhook schema use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertSeverity::Critical => "critical",
+            AlertSeverity::Error => "error",
+            AlertSeverity::Warning => "warning",
+            AlertSeverity::Info => "info",
+        }
+    }
+}
+
+/// A link put into alerts.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertLink {
+    /// Text of the link, e.g. `Dashboard`.
+    #[schemars(length(min = 1, max = 64))]
+    pub title: String,
+    /// URL template, e.g. `https://grafana.example.com/d/web?var-rollout={rollout}`.
+    #[schemars(length(min = 1, max = 2048))]
+    pub url: String,
 }
 
 /// The GitOps repository that holds a Rollout: inline, or a shared

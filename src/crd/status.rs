@@ -95,6 +95,13 @@ pub struct RolloutStatus {
     /// under its own field manager, `sluice-git`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub git_revert: Option<GitRevertStatus>,
+    /// Alerts sent (or being sent) for this Rollout's events, newest last
+    /// (written by the alert task under its own field manager, `sluice-alerts`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alerts: Vec<AlertRecord>,
+    /// The last promotion of a canary to stable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_promotion: Option<PromotionStatus>,
     /// Set while the canary is aborted; cleared by `retry` or a new template.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub abort: Option<AbortStatus>,
@@ -219,4 +226,39 @@ pub struct GitRevertStatus {
     /// When the last attempt ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_attempt: Option<Time>,
+}
+
+/// A canary that became stable.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PromotionStatus {
+    /// The revision promoted.
+    pub revision: String,
+    /// The stable revision it replaced.
+    pub previous: String,
+    /// When.
+    pub at: Time,
+}
+
+/// One alert for one event and one target: recorded as `Sending` before
+/// the first attempt and `Sent` (or `Failed`) after, so that a restarted
+/// controller never sends it twice.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertRecord {
+    /// Identity of the event, e.g. `aborted/5f7c9b/1732662000`.
+    pub event_id: String,
+    /// `AlertTarget/<namespace>/<name>` or `ClusterAlertTarget/<name>`.
+    pub target: String,
+    /// `Sending`, `Sent`, `Failed` (given up), or `Unconfirmed` (a restart cut a
+    /// delivery short and the receiver cannot deduplicate, so it is not re-sent).
+    pub state: String,
+    /// HTTP attempts made.
+    #[serde(default)]
+    pub attempts: i32,
+    /// When the record last changed.
+    pub at: Time,
+    /// Result or error, without URLs or keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }

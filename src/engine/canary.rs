@@ -12,7 +12,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use super::plan::{ControlRequests, Planner, Write};
 use super::spec::{Routing, Step};
 use crate::crd::{
-    AnalysisArg, AnalysisPhase, AnalysisRunRef, AnalysisRunSpec, AnalysisTemplateRef, RolloutPhase,
+    AnalysisArg, AnalysisPhase, AnalysisRunRef, AnalysisRunSpec, AnalysisTemplateRef,
+    PromotionStatus, RolloutPhase,
 };
 
 /// What an AnalysisRun is created for.
@@ -525,6 +526,11 @@ impl Planner<'_> {
         self.point_services(desired, desired);
         self.set_route_weight(0);
         self.status.stable_revision = Some(desired.into());
+        self.status.last_promotion = Some(PromotionStatus {
+            revision: desired.into(),
+            previous: stable.into(),
+            at: Time(self.now),
+        });
         self.status.canary_revision = None;
         self.status.current_step_index = None;
         self.status.step_label = None;

@@ -97,6 +97,7 @@ pub fn rollout(replicas: i32, steps: Option<Vec<CanaryStep>>, gateway: bool) -> 
                 canary: Some(canary),
             },
             git: None,
+            alerts: None,
         },
     );
     rollout.metadata.namespace = Some("demo".into());

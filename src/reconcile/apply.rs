@@ -138,9 +138,11 @@ pub async fn write_status(
     let namespace = rollout.namespace().unwrap_or_else(|| "default".into());
     let name = rollout.name_any();
     let api: Api<Rollout> = Api::namespaced(client.clone(), &namespace);
-    // status.gitRevert belongs to the revert task's field manager: leave it out.
+    // status.gitRevert and status.alerts belong to the revert and alert
+    // tasks' field managers: leave them out.
     let mut status = status.clone();
     status.git_revert = None;
+    status.alerts = Vec::new();
     let patch = json!({
         "apiVersion": "sluice.dev/v1alpha1",
         "kind": "Rollout",

@@ -1,0 +1,158 @@
+//! `AlertTarget` and `ClusterAlertTarget`: where Sluice sends alerts about
+//! rollout events (Slack, Microsoft Teams, PagerDuty, a signed webhook).
+//!
+//! The URL or routing key lives in a Secret, never in the resource, so that
+//! the resource can be read by everyone who reads Rollouts.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::rollout::DURATION_PATTERN;
+
+/// The kinds of receiver Sluice formats alerts for.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum AlertTargetType {
+    /// Slack incoming webhook (Block Kit message). Secret key `url`.
+    #[default]
+    Slack,
+    /// Microsoft Teams workflow webhook (Adaptive Card). Secret key `url`.
+    Teams,
+    /// PagerDuty Events API v2 (trigger, then resolve on recovery). Secret key `routingKey`.
+    PagerDuty,
+    /// Generic JSON webhook (schema `sluice.dev/alert/v1`), signed with
+    /// HMAC-SHA256 when the Secret has `signingKey`. Secret key `url`.
+    Webhook,
+}
+
+impl AlertTargetType {
+    /// The name used in metrics and messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertTargetType::Slack => "Slack",
+            AlertTargetType::Teams => "Teams",
+            AlertTargetType::PagerDuty => "PagerDuty",
+            AlertTargetType::Webhook => "Webhook",
+        }
+    }
+}
+
+/// Where alerts go, for the Rollouts of one namespace.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[kube(
+    group = "sluice.dev",
+    version = "v1alpha1",
+    kind = "AlertTarget",
+    namespaced,
+    status = "AlertTargetStatus",
+    shortname = "alerttarget",
+    category = "sluice",
+    derive = "PartialEq",
+    doc = "A receiver of rollout alerts for the Rollouts of one namespace",
+    printcolumn(name = "Type", type_ = "string", json_path = ".spec.type"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Failures",
+        type_ = "integer",
+        json_path = ".status.consecutiveFailures"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertTargetSpec {
+    /// `Slack`, `Teams`, `PagerDuty` or `Webhook`.
+    #[serde(rename = "type")]
+    pub type_: AlertTargetType,
+    /// Secret in the target's namespace holding `url` (Slack, Teams, Webhook)
+    /// or `routingKey` (PagerDuty), and optionally `signingKey` (Webhook).
+    #[schemars(length(min = 1, max = 253))]
+    pub secret_name: String,
+    /// PagerDuty events endpoint. Defaults to `https://events.pagerduty.com/v2/enqueue`
+    /// (use `https://events.eu.pagerduty.com/v2/enqueue` for EU accounts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub endpoint: Option<String>,
+    /// Time one HTTP attempt may take, e.g. `10s`. Defaults to 10s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = DURATION_PATTERN))]
+    pub timeout: Option<String>,
+    /// Attempts per alert before it is given up (5xx, 429 and network errors
+    /// are retried with exponential back-off and jitter; other 4xx are not). Defaults to 5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 20").message("maxAttempts must be between 1 and 20"))]
+    pub max_attempts: Option<i32>,
+}
+
+/// Where alerts go, for Rollouts of every namespace.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[kube(
+    group = "sluice.dev",
+    version = "v1alpha1",
+    kind = "ClusterAlertTarget",
+    status = "AlertTargetStatus",
+    shortname = "calerttarget",
+    category = "sluice",
+    derive = "PartialEq",
+    doc = "A receiver of rollout alerts shared by Rollouts of every namespace",
+    printcolumn(name = "Type", type_ = "string", json_path = ".spec.type"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Failures",
+        type_ = "integer",
+        json_path = ".status.consecutiveFailures"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterAlertTargetSpec {
+    /// `Slack`, `Teams`, `PagerDuty` or `Webhook`.
+    #[serde(rename = "type")]
+    pub type_: AlertTargetType,
+    /// Secret holding `url` or `routingKey` (and optionally `signingKey`).
+    #[schemars(length(min = 1, max = 253))]
+    pub secret_name: String,
+    /// Namespace of the Secret (the controller's namespace by convention).
+    #[schemars(length(min = 1, max = 63))]
+    pub secret_namespace: String,
+    /// PagerDuty events endpoint. Defaults to `https://events.pagerduty.com/v2/enqueue`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub endpoint: Option<String>,
+    /// Time one HTTP attempt may take. Defaults to 10s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = DURATION_PATTERN))]
+    pub timeout: Option<String>,
+    /// Attempts per alert before it is given up. Defaults to 5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 20").message("maxAttempts must be between 1 and 20"))]
+    pub max_attempts: Option<i32>,
+}
+
+/// How deliveries to a target went; written by the controller (field manager `sluice-alerts`).
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertTargetStatus {
+    /// `Ready`: True while deliveries succeed, False after one is given up
+    /// (reason `DeliveryFailing`) or when the Secret is unusable (`SecretInvalid`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// Alerts given up in a row since the last success.
+    #[serde(default)]
+    pub consecutive_failures: i32,
+    /// When an alert was last delivered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_delivered: Option<Time>,
+    /// When an alert was last given up, and why (no secrets in here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failed: Option<Time>,
+    /// The last error, without URLs or keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
