@@ -4,6 +4,7 @@
 //! `engine` the pure planning core, and the rest is I/O around it.
 #![forbid(unsafe_code)]
 
+pub mod alerts;
 pub mod analysis;
 pub mod cli;
 pub mod controller;

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::rollout::{AnalysisArg, AnalysisTemplateRef};
 
 /// One evaluation of analysis templates for a canary revision.
-#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[kube(
     group = "sluice.dev",
     version = "v1alpha1",
@@ -68,9 +68,10 @@ pub struct AnalysisRunSpec {
 }
 
 /// Verdict of an analysis run.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum AnalysisPhase {
     /// Not started yet.
+    #[default]
     Pending,
     /// Measurements are being taken.
     Running,
@@ -128,7 +129,7 @@ pub struct AnalysisRunStatus {
 }
 
 /// Progress and verdict of one metric.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct MetricResult {
     /// Metric name.

@@ -1,0 +1,305 @@
+//! Which alerts are due, table by table.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use super::*;
+use crate::crd::{
+    AbortStatus, AlertSubscription, AlertsSpec, AnalysisRunRef, GitRevertStatus, PromotionStatus,
+};
+use crate::engine::testkit::{rollout as test_rollout, weight};
+
+fn at(s: i64) -> Time {
+    Time(Timestamp::from_second(1_800_000_000 + s).expect("time"))
+}
+
+fn now(s: i64) -> Timestamp {
+    at(s).0
+}
+
+fn subscribed(subscriptions: Vec<AlertSubscription>) -> Rollout {
+    let mut r = test_rollout(4, Some(vec![weight(25), weight(50)]), true);
+    r.metadata.namespace = Some("shop".into());
+    r.spec.alerts = Some(AlertsSpec {
+        subscriptions,
+        links: Vec::new(),
+    });
+    r
+}
+
+fn to(target: &str, events: Option<Vec<AlertEvent>>) -> AlertSubscription {
+    AlertSubscription {
+        target: target.into(),
+        events,
+        ..Default::default()
+    }
+}
+
+fn types(pairs: &[(&str, AlertTargetType)]) -> BTreeMap<TargetKey, AlertTargetType> {
+    pairs
+        .iter()
+        .map(|(name, kind)| {
+            (
+                TargetKey {
+                    namespace: Some("shop".into()),
+                    name: (*name).into(),
+                },
+                *kind,
+            )
+        })
+        .collect()
+}
+
+fn aborted_status() -> RolloutStatus {
+    RolloutStatus {
+        phase: Some(RolloutPhase::Aborted),
+        stable_revision: Some("stable1".into()),
+        canary_revision: Some("canary1".into()),
+        abort: Some(AbortStatus {
+            revision: "canary1".into(),
+            reason: "AnalysisFailed".into(),
+            message: "metric errors failed".into(),
+            at: at(0),
+            step_index: 1,
+            weight: 25,
+        }),
+        ..Default::default()
+    }
+}
+
+fn record(event_id: &str, target: &str, state: &str) -> AlertRecord {
+    AlertRecord {
+        event_id: event_id.into(),
+        target: target.into(),
+        state: state.into(),
+        attempts: 1,
+        at: at(1),
+        message: None,
+    }
+}
+
+#[test]
+fn an_abort_is_due_once_per_subscribed_target_with_its_severity() {
+    let mut slack = to("team-slack", None);
+    slack.severities = [("aborted".to_string(), AlertSeverity::Error)].into();
+    let rollout = subscribed(vec![slack, to("pager", Some(vec![AlertEvent::Promoted]))]);
+    let kinds = types(&[
+        ("team-slack", AlertTargetType::Slack),
+        ("pager", AlertTargetType::PagerDuty),
+    ]);
+    let due = due(&rollout, "shop", &aborted_status(), &kinds, now(5));
+    assert_eq!(due.len(), 1, "{due:?}");
+    assert_eq!(due[0].occurrence.id, "aborted/canary1/1800000000");
+    assert_eq!(due[0].target.label(), "AlertTarget/shop/team-slack");
+    assert_eq!(due[0].severity, AlertSeverity::Error);
+    assert_eq!(due[0].action, Action::Send);
+}
+
+#[test]
+fn what_was_sent_failed_or_is_unconfirmed_is_not_due_again() {
+    let rollout = subscribed(vec![to("team-slack", None)]);
+    let kinds = types(&[("team-slack", AlertTargetType::Slack)]);
+    for state in ["Sent", "Failed", "Unconfirmed"] {
+        let mut status = aborted_status();
+        status.alerts = vec![record(
+            "aborted/canary1/1800000000",
+            "AlertTarget/shop/team-slack",
+            state,
+        )];
+        assert!(
+            due(&rollout, "shop", &status, &kinds, now(5)).is_empty(),
+            "{state}"
+        );
+    }
+}
+
+#[test]
+fn an_interrupted_delivery_is_resent_only_where_the_receiver_deduplicates() {
+    let rollout = subscribed(vec![to("slack", None), to("hook", None), to("pd", None)]);
+    let kinds = types(&[
+        ("slack", AlertTargetType::Slack),
+        ("hook", AlertTargetType::Webhook),
+        ("pd", AlertTargetType::PagerDuty),
+    ]);
+    let mut status = aborted_status();
+    status.alerts = ["slack", "hook", "pd"]
+        .iter()
+        .map(|t| {
+            record(
+                "aborted/canary1/1800000000",
+                &format!("AlertTarget/shop/{t}"),
+                "Sending",
+            )
+        })
+        .collect();
+    let actions: BTreeMap<String, Action> = due(&rollout, "shop", &status, &kinds, now(5))
+        .into_iter()
+        .map(|d| (d.target.name, d.action))
+        .collect();
+    assert_eq!(actions["slack"], Action::MarkUnconfirmed);
+    assert_eq!(actions["hook"], Action::Send);
+    assert_eq!(actions["pd"], Action::Send);
+}
+
+#[test]
+fn old_events_are_not_alerted_to_a_newly_added_target() {
+    let rollout = subscribed(vec![to("slack", Some(vec![AlertEvent::Promoted]))]);
+    let kinds = types(&[("slack", AlertTargetType::Slack)]);
+    let status = RolloutStatus {
+        phase: Some(RolloutPhase::Healthy),
+        stable_revision: Some("new".into()),
+        last_promotion: Some(PromotionStatus {
+            revision: "new".into(),
+            previous: "old".into(),
+            at: at(0),
+        }),
+        ..Default::default()
+    };
+    assert_eq!(due(&rollout, "shop", &status, &kinds, now(60)).len(), 1);
+    assert!(due(&rollout, "shop", &status, &kinds, now(2 * 3600)).is_empty());
+}
+
+#[test]
+fn targets_that_cannot_be_read_are_skipped() {
+    let rollout = subscribed(vec![to("missing", None)]);
+    assert!(
+        due(
+            &rollout,
+            "shop",
+            &aborted_status(),
+            &BTreeMap::new(),
+            now(1)
+        )
+        .is_empty()
+    );
+}
+
+#[test]
+fn each_event_is_read_off_the_status() {
+    let mut status = RolloutStatus {
+        phase: Some(RolloutPhase::Paused),
+        canary_revision: Some("c".into()),
+        current_step_index: Some(2),
+        current_analysis: Some(AnalysisRunRef {
+            name: "web-c-2".into(),
+            phase: Some("Inconclusive".into()),
+            message: None,
+        }),
+        background_analysis: Some(AnalysisRunRef {
+            name: "web-c-bg".into(),
+            phase: Some("Error".into()),
+            message: None,
+        }),
+        git_revert: Some(GitRevertStatus {
+            state: "Failed".into(),
+            canary_revision: "b".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let ids: Vec<String> = occurrences(&status).into_iter().map(|o| o.id).collect();
+    assert_eq!(
+        ids,
+        [
+            "revertFailed/b",
+            "stepCompleted/c/1",
+            "inconclusive/c/2",
+            "analysisError/web-c-bg"
+        ]
+    );
+    status.current_analysis = None;
+    status.git_revert = Some(GitRevertStatus {
+        state: "Reverted".into(),
+        canary_revision: "b".into(),
+        revert_commit: Some("0123456789abcdef0123456789abcdef01234567".into()),
+        ..Default::default()
+    });
+    let ids: Vec<String> = occurrences(&status).into_iter().map(|o| o.id).collect();
+    assert!(ids.contains(&"paused/c/2".to_string()), "{ids:?}");
+    assert!(
+        ids.contains(&"reverted/b/0123456789ab".to_string()),
+        "{ids:?}"
+    );
+}
+
+#[test]
+fn recovery_resolves_the_pagerduty_incident_it_opened_and_nothing_else() {
+    let rollout = subscribed(vec![to("pd", None), to("slack", None)]);
+    let kinds = types(&[
+        ("pd", AlertTargetType::PagerDuty),
+        ("slack", AlertTargetType::Slack),
+    ]);
+    let status = RolloutStatus {
+        phase: Some(RolloutPhase::Healthy),
+        stable_revision: Some("stable1".into()),
+        alerts: vec![
+            record("aborted/canary1/1800000000", "AlertTarget/shop/pd", "Sent"),
+            record(
+                "aborted/canary1/1800000000",
+                "AlertTarget/shop/slack",
+                "Sent",
+            ),
+        ],
+        ..Default::default()
+    };
+    let due = due(&rollout, "shop", &status, &kinds, now(100));
+    assert_eq!(due.len(), 1, "{due:?}");
+    assert_eq!(due[0].target.name, "pd");
+    assert_eq!(
+        due[0].occurrence.trigger,
+        Trigger::Resolve {
+            event_id: "aborted/canary1/1800000000".into()
+        }
+    );
+    // Still aborted: nothing to resolve yet.
+    let mut aborted = aborted_status();
+    aborted.alerts = status.alerts.clone();
+    assert!(
+        occurrences(&aborted)
+            .iter()
+            .all(|o| !matches!(o.trigger, Trigger::Resolve { .. }))
+    );
+}
+
+#[test]
+fn records_stay_bounded_and_keep_what_current_events_need() {
+    let current = occurrences(&aborted_status());
+    let mut records = vec![record(
+        "aborted/canary1/1800000000",
+        "AlertTarget/shop/a",
+        "Sent",
+    )];
+    for i in 0..100 {
+        records = upsert(
+            &records,
+            record(
+                &format!("stepCompleted/x/{i}"),
+                "AlertTarget/shop/a",
+                "Sent",
+            ),
+            &current,
+        );
+    }
+    assert_eq!(records.len(), MAX_RECORDS);
+    assert_eq!(records[0].event_id, "aborted/canary1/1800000000");
+    assert_eq!(
+        records.last().map(|r| r.event_id.as_str()),
+        Some("stepCompleted/x/99")
+    );
+    // Replacing a record keeps one per event and target.
+    let replaced = upsert(
+        &records,
+        record("aborted/canary1/1800000000", "AlertTarget/shop/a", "Failed"),
+        &current,
+    );
+    assert_eq!(replaced.len(), MAX_RECORDS);
+    assert_eq!(
+        replaced
+            .iter()
+            .filter(|r| r.event_id.starts_with("aborted/"))
+            .count(),
+        1
+    );
+}

@@ -1,0 +1,16 @@
+//! Alert hooks: tell a team within seconds what happened to a rollout.
+//!
+//! - [`events`]: which alerts are due, from the Rollout's persisted status (pure).
+//! - [`message`]: what an alert says, rendered for Slack, Teams, PagerDuty and
+//!   the signed generic webhook (pure).
+//! - [`deliver`]: the HTTP delivery with retries, back-off and `Retry-After`.
+//!
+//! The task that runs them beside the reconcile loop is `reconcile::alerts`.
+
+pub mod deliver;
+pub mod events;
+pub mod message;
+
+pub use deliver::{Delivery, Outcome, Outgoing, Policy, deliver};
+pub use events::{Action, Due, Occurrence, TargetKey, Trigger, due, occurrences};
+pub use message::{Alert, Input, build};
