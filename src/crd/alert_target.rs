@@ -4,6 +4,9 @@
 //! The URL or routing key lives in a Secret, never in the resource, so that
 //! the resource can be read by everyone who reads Rollouts.
 
+// kube's `printcolumn(...)` repeats keys like `type_` by design.
+#![allow(clippy::duplicated_attributes)]
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
