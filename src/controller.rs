@@ -39,6 +39,12 @@ pub struct Options {
     pub concurrency: u16,
     /// Directory for the clones Git reverts work in.
     pub git_workspace: std::path::PathBuf,
+    /// Capacity of the alert queue (Rollouts).
+    pub alert_queue: usize,
+    /// Concurrent alert workers.
+    pub alert_workers: usize,
+    /// First back-off of a failed alert delivery.
+    pub alert_backoff: Duration,
 }
 
 /// Errors that stop the controller process.
@@ -109,11 +115,15 @@ pub async fn run(options: Options) -> Result<(), Error> {
                 instance: Some(options.identity.clone()),
             },
         ),
-        abort_hooks: Vec::new(),
         git: Arc::new(reconcile::git_revert::GitReverter::new(
             options.git_workspace.clone(),
         )),
+        alerts: Arc::new(reconcile::alerts::Alerter::new(
+            options.alert_queue,
+            options.alert_backoff,
+        )),
     });
+    ctx.alerts.start(&ctx, options.alert_workers);
     let (rollouts, replica_sets, runs) = match &options.namespace {
         Some(ns) => (
             Api::<Rollout>::namespaced(client.clone(), ns),

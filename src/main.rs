@@ -24,6 +24,9 @@ async fn main() -> ExitCode {
                 git_workspace: args
                     .git_workspace
                     .unwrap_or_else(|| std::env::temp_dir().join("sluice-git")),
+                alert_queue: args.alert_queue,
+                alert_workers: args.alert_workers,
+                alert_backoff: args.alert_backoff,
             };
             controller::run(options).await.map_err(Into::into)
         }

@@ -4,6 +4,12 @@
 //! - `sluice_reconcile_failures_total{reason}`: failures by error kind.
 //! - `sluice_reconcile_duration_seconds`: histogram of reconcile time.
 //! - `sluice_rollouts{phase}`: Rollouts currently in each phase.
+//! - `sluice_alerts_total{target_type,event,result}`: alerts by outcome
+//!   (`delivered`, `rejected`, `gave_up`, `unconfirmed`).
+//! - `sluice_alert_attempts_total{target_type,result}`: HTTP attempts
+//!   (`2xx`, `4xx`, `429`, `5xx`, `timeout`, `network`).
+//! - `sluice_alert_queue_depth`, `sluice_alert_queue_dropped_total`: the
+//!   bounded alert queue (a dropped job is queued again by the next reconcile).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -29,6 +35,19 @@ struct ReasonLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AlertLabels {
+    target_type: &'static str,
+    event: &'static str,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AttemptLabels {
+    target_type: &'static str,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PhaseLabels {
     phase: &'static str,
 }
@@ -40,6 +59,10 @@ pub struct Metrics {
     failures: Family<ReasonLabels, Counter>,
     duration: Histogram,
     rollouts: Family<PhaseLabels, Gauge>,
+    alerts: Family<AlertLabels, Counter>,
+    alert_attempts: Family<AttemptLabels, Counter>,
+    alert_queue_depth: Gauge,
+    alert_queue_dropped: Counter,
     phases: Mutex<HashMap<String, RolloutPhase>>,
 }
 
@@ -65,6 +88,30 @@ impl Default for Metrics {
             duration.clone(),
         );
         registry.register("rollouts", "Rollouts by phase", rollouts.clone());
+        let alerts = Family::<AlertLabels, Counter>::default();
+        let alert_attempts = Family::<AttemptLabels, Counter>::default();
+        let alert_queue_depth = Gauge::default();
+        let alert_queue_dropped = Counter::default();
+        registry.register(
+            "alerts",
+            "Alerts by target type, event and result",
+            alerts.clone(),
+        );
+        registry.register(
+            "alert_attempts",
+            "HTTP attempts to deliver alerts, by result",
+            alert_attempts.clone(),
+        );
+        registry.register(
+            "alert_queue_depth",
+            "Rollouts waiting in the alert queue",
+            alert_queue_depth.clone(),
+        );
+        registry.register(
+            "alert_queue_dropped",
+            "Alert jobs dropped because the queue was full",
+            alert_queue_dropped.clone(),
+        );
         for phase in RolloutPhase::ALL {
             rollouts
                 .get_or_create(&PhaseLabels {
@@ -78,6 +125,10 @@ impl Default for Metrics {
             failures,
             duration,
             rollouts,
+            alerts,
+            alert_attempts,
+            alert_queue_depth,
+            alert_queue_dropped,
             phases: Mutex::default(),
         }
     }
@@ -122,6 +173,40 @@ impl Metrics {
                 })
                 .set(i64::try_from(count).unwrap_or(i64::MAX));
         }
+    }
+
+    /// Count one alert's outcome.
+    pub fn alert(&self, target_type: &'static str, event: &'static str, result: &'static str) {
+        self.alerts
+            .get_or_create(&AlertLabels {
+                target_type,
+                event,
+                result,
+            })
+            .inc();
+    }
+
+    /// Count HTTP attempts of one delivery.
+    pub fn alert_attempts(&self, target_type: &'static str, results: &[&'static str]) {
+        for result in results {
+            self.alert_attempts
+                .get_or_create(&AttemptLabels {
+                    target_type,
+                    result,
+                })
+                .inc();
+        }
+    }
+
+    /// Set the number of Rollouts waiting for the alert task.
+    pub fn alert_queue_depth(&self, depth: usize) {
+        self.alert_queue_depth
+            .set(i64::try_from(depth).unwrap_or(i64::MAX));
+    }
+
+    /// Count a job the full queue turned away.
+    pub fn alert_queue_dropped(&self) {
+        self.alert_queue_dropped.inc();
     }
 
     /// Render in the Prometheus text format.

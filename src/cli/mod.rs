@@ -65,4 +65,13 @@ pub struct ControllerArgs {
     /// Directory for the Git clones that reverts work in (default: a `sluice-git` temp directory).
     #[arg(long, env = "SLUICE_GIT_WORKSPACE")]
     pub git_workspace: Option<std::path::PathBuf>,
+    /// Rollouts the alert queue holds; beyond it a Rollout waits for its next reconcile.
+    #[arg(long, default_value_t = 1024)]
+    pub alert_queue: usize,
+    /// Alert deliveries running at the same time (one Rollout each).
+    #[arg(long, default_value_t = 4)]
+    pub alert_workers: usize,
+    /// First back-off of a failed alert delivery; it doubles up to 30s, with jitter.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub alert_backoff: std::time::Duration,
 }

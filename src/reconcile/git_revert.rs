@@ -99,7 +99,7 @@ pub fn wanted(rollout: &Rollout, status: &RolloutStatus, now: Timestamp) -> Want
 }
 
 /// The image that differs between two revisions' templates (canary, stable).
-fn images(observed: &Observed, canary: &str, stable: &str) -> Option<(String, String)> {
+pub fn images(observed: &Observed, canary: &str, stable: &str) -> Option<(String, String)> {
     let revisions = index(&observed.replica_sets);
     let containers = |hash: &str| {
         revisions

@@ -4,6 +4,7 @@
 //! typed per cause so that `/metrics` and logs say what failed, and a failed
 //! reconcile is retried with a delay rather than in a hot loop.
 
+pub mod alerts;
 pub mod analysis;
 pub mod apply;
 pub mod git_revert;
@@ -12,14 +13,13 @@ pub mod observe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::future::BoxFuture;
 use jiff::Timestamp;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Client, Resource, ResourceExt};
 use tracing::{info, warn};
 
-use crate::crd::{AbortStatus, Rollout};
+use crate::crd::Rollout;
 use crate::engine::{self, Write};
 use crate::metrics::Metrics;
 
@@ -49,12 +49,6 @@ impl Error {
     }
 }
 
-/// Called when a plan aborts a canary; the Git revert and alert hooks plug in here.
-pub trait AbortHook: Send + Sync {
-    /// React to `abort` of `rollout`. Must not block the reconcile: spawn long work.
-    fn aborted(&self, rollout: &Rollout, abort: &AbortStatus) -> BoxFuture<'static, ()>;
-}
-
 /// Shared state of the controller.
 pub struct Context {
     /// API client.
@@ -63,10 +57,10 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Publishes Events (and folds repeats into series).
     pub recorder: Recorder,
-    /// Hooks run on every new abort.
-    pub abort_hooks: Vec<Arc<dyn AbortHook>>,
     /// Reverts the image commit in Git after an abort.
     pub git: Arc<git_revert::GitReverter>,
+    /// Sends alerts about the Rollouts' events.
+    pub alerts: Arc<alerts::Alerter>,
 }
 
 /// Reconcile one Rollout.
@@ -111,14 +105,10 @@ async fn reconcile_inner(rollout: &Rollout, ctx: &Arc<Context>) -> Result<Action
     for event in &plan.events {
         publish(ctx, rollout, event.warning, &event.reason, &event.note).await;
     }
-    if let Some(abort) = &plan.newly_aborted {
-        for hook in &ctx.abort_hooks {
-            tokio::spawn(hook.aborted(rollout, abort));
-        }
-    }
     ctx.metrics.set_phase(&key, plan.status.phase);
     // After the traffic writes: Git never delays them.
     let git_retry = ctx.git.consider(ctx, rollout, &observed, &plan.status);
+    ctx.alerts.consider(ctx, rollout, &plan.status);
     let mut requeue = if plan.writes.is_empty() {
         plan.requeue_after
     } else {
