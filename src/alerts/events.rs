@@ -248,8 +248,8 @@ pub fn due(
             let severity = match &occurrence.trigger {
                 Trigger::Event(event) if events.contains(event) => subscription
                     .severities
-                    .get(event.as_str())
-                    .copied()
+                    .as_ref()
+                    .and_then(|s| s.get(*event))
                     .unwrap_or(event.default_severity()),
                 Trigger::Resolve { event_id } if kind == AlertTargetType::PagerDuty => {
                     let triggered_here = status

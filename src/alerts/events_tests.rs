@@ -7,7 +7,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::*;
 use crate::crd::{
-    AbortStatus, AlertSubscription, AlertsSpec, AnalysisRunRef, GitRevertStatus, PromotionStatus,
+    AbortStatus, AlertSeverities, AlertSubscription, AlertsSpec, AnalysisRunRef, GitRevertStatus,
+    PromotionStatus,
 };
 use crate::engine::testkit::{rollout as test_rollout, weight};
 
@@ -83,7 +84,10 @@ fn record(event_id: &str, target: &str, state: &str) -> AlertRecord {
 #[test]
 fn an_abort_is_due_once_per_subscribed_target_with_its_severity() {
     let mut slack = to("team-slack", None);
-    slack.severities = [("aborted".to_string(), AlertSeverity::Error)].into();
+    slack.severities = Some(AlertSeverities {
+        aborted: Some(AlertSeverity::Error),
+        ..Default::default()
+    });
     let rollout = subscribed(vec![slack, to("pager", Some(vec![AlertEvent::Promoted]))]);
     let kinds = types(&[
         ("team-slack", AlertTargetType::Slack),

@@ -24,10 +24,10 @@ pub use git_repository::{
     ClusterGitRepository, ClusterGitRepositorySpec, GitRepository, GitRepositorySpec,
 };
 pub use rollout::{
-    AlertEvent, AlertLink, AlertSeverity, AlertSubscription, AlertsSpec, AnalysisArg, AnalysisStep,
-    AnalysisTemplateRef, BackgroundAnalysis, BaselineSpec, CanaryStep, CanaryStrategy,
-    ForgeProvider, GatewayApiRouting, GitAuthor, GitRepositoryRef, GitSource, PauseStep,
-    PullRequestSpec, Rollout, RolloutSpec, RolloutStrategy, TrafficRouting,
+    AlertEvent, AlertLink, AlertSeverities, AlertSeverity, AlertSubscription, AlertsSpec,
+    AnalysisArg, AnalysisStep, AnalysisTemplateRef, BackgroundAnalysis, BaselineSpec, CanaryStep,
+    CanaryStrategy, ForgeProvider, GatewayApiRouting, GitAuthor, GitRepositoryRef, GitSource,
+    PauseStep, PullRequestSpec, Rollout, RolloutSpec, RolloutStrategy, TrafficRouting,
 };
 pub use status::{
     AbortStatus, AlertRecord, AnalysisRunRef, ControlTokens, GitRevertStatus, PromotionStatus,

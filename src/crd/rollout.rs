@@ -115,7 +115,7 @@ pub struct AlertsSpec {
 }
 
 /// One target and the events it hears about.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct AlertSubscription {
     /// Name of an `AlertTarget` in the Rollout's namespace (or of a
@@ -129,12 +129,49 @@ pub struct AlertSubscription {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 8))]
     pub events: Option<Vec<AlertEvent>>,
-    /// Severity per event name, overriding the defaults (aborted and
+    /// Severity per event, overriding the defaults (aborted and
     /// revertFailed: critical; analysisError: error; paused and
     /// inconclusive: warning; the rest: info).
-    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    #[x_kube(validation = Rule::new("self.all(k, k in ['aborted', 'reverted', 'revertFailed', 'inconclusive', 'paused', 'promoted', 'stepCompleted', 'analysisError'])").message("severities keys must be event names"))]
-    pub severities: std::collections::BTreeMap<String, AlertSeverity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severities: Option<AlertSeverities>,
+}
+
+/// A severity per event name.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertSeverities {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aborted: Option<AlertSeverity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reverted: Option<AlertSeverity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revert_failed: Option<AlertSeverity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inconclusive: Option<AlertSeverity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<AlertSeverity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promoted: Option<AlertSeverity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_completed: Option<AlertSeverity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis_error: Option<AlertSeverity>,
+}
+
+impl AlertSeverities {
+    /// The severity set for `event`, if any.
+    pub fn get(&self, event: AlertEvent) -> Option<AlertSeverity> {
+        match event {
+            AlertEvent::Aborted => self.aborted,
+            AlertEvent::Reverted => self.reverted,
+            AlertEvent::RevertFailed => self.revert_failed,
+            AlertEvent::Inconclusive => self.inconclusive,
+            AlertEvent::Paused => self.paused,
+            AlertEvent::Promoted => self.promoted,
+            AlertEvent::StepCompleted => self.step_completed,
+            AlertEvent::AnalysisError => self.analysis_error,
+        }
+    }
 }
 
 /// A rollout event alerts can be sent for.

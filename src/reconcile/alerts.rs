@@ -124,19 +124,18 @@ impl Alerter {
             return;
         }
         let namespace = rollout.namespace().unwrap_or_default();
-        let mut known = BTreeMap::new();
-        let mut unknown = false;
+        // A target not read yet counts as PagerDuty, the type the most alerts are due for.
+        let mut kinds = BTreeMap::new();
         if let Ok(types) = self.types.lock() {
             for target in crate::alerts::events::subscribed_targets(rollout, &namespace) {
-                match types.get(&target.label()) {
-                    Some(kind) => {
-                        known.insert(target, *kind);
-                    }
-                    None => unknown = true,
-                }
+                let kind = types
+                    .get(&target.label())
+                    .copied()
+                    .unwrap_or(AlertTargetType::PagerDuty);
+                kinds.insert(target, kind);
             }
         }
-        if !unknown && due(rollout, &namespace, status, &known, Timestamp::now()).is_empty() {
+        if due(rollout, &namespace, status, &kinds, Timestamp::now()).is_empty() {
             return;
         }
         let key = format!("{namespace}/{}", rollout.name_any());
@@ -449,7 +448,7 @@ async fn read_target(ctx: &Context, target: &TargetKey) -> Result<TargetSettings
             let found = api
                 .get(&target.name)
                 .await
-                .map_err(|e| format!("cannot read {}: {e}", target.label()))?;
+                .map_err(|e| unreadable(target, &e))?;
             Ok(TargetSettings {
                 kind: found.spec.type_,
                 secret: (ns.clone(), found.spec.secret_name.clone()),
@@ -463,7 +462,7 @@ async fn read_target(ctx: &Context, target: &TargetKey) -> Result<TargetSettings
             let found = api
                 .get(&target.name)
                 .await
-                .map_err(|e| format!("cannot read {}: {e}", target.label()))?;
+                .map_err(|e| unreadable(target, &e))?;
             Ok(TargetSettings {
                 kind: found.spec.type_,
                 secret: (
@@ -475,6 +474,18 @@ async fn read_target(ctx: &Context, target: &TargetKey) -> Result<TargetSettings
                 status: found.status.unwrap_or_default(),
             })
         }
+    }
+}
+
+fn unreadable(target: &TargetKey, error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) if status.code == 404 => {
+            format!(
+                "{} does not exist: alerts for it wait until it does",
+                target.label()
+            )
+        }
+        other => format!("cannot read {}: {other}", target.label()),
     }
 }
 

@@ -1,6 +1,9 @@
 //! A real HTTP receiver on 127.0.0.1 that answers from a script and records
 //! every request (time, headers, body), for the alert tests.
 
+// Each test crate that includes this file uses a different part of it.
+#![allow(dead_code)]
+
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

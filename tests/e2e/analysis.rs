@@ -42,7 +42,7 @@ pub fn error_rate_template(prometheus: &str) -> serde_json::Value {
     })
 }
 
-fn with_analysis(doc: &mut serde_json::Value) {
+pub(super) fn with_analysis(doc: &mut serde_json::Value) {
     speed_up(doc);
     if doc["kind"] == "Rollout" {
         doc["spec"]["strategy"]["canary"]["steps"] = json!([
@@ -74,7 +74,7 @@ fn with_background_analysis(doc: &mut serde_json::Value) {
 }
 
 /// Apply `examples/<example>` (edited) behind a fresh controller, put traffic on it, then ship `image`.
-async fn canary_with(
+pub(super) async fn canary_with(
     prefix: &str,
     image: &str,
     example: &str,

@@ -4,6 +4,7 @@
 //! which `.ci/run` calls first). Each test gets its own namespace and its own
 //! controller process.
 
+mod alerts;
 mod analysis;
 mod canary;
 mod git_loop;
