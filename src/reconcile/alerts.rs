@@ -203,7 +203,7 @@ impl Alerter {
         let mut records = status.alerts.clone();
         let current = crate::alerts::occurrences(&status);
         for item in due {
-            let Some(settings) = targets.get(&item.target) else {
+            let Some(settings) = targets.get_mut(&item.target) else {
                 continue;
             };
             let label = item.target.label();
@@ -519,7 +519,7 @@ async fn write_records(ctx: &Context, rollout: &Rollout, records: &[AlertRecord]
 async fn record_target(
     ctx: &Context,
     target: &TargetKey,
-    settings: &TargetSettings,
+    settings: &mut TargetSettings,
     ok: bool,
     reason: &str,
     note: &str,
@@ -596,6 +596,7 @@ async fn record_target(
     if let Err(e) = result {
         debug!(target = %target.label(), error = %e, "cannot update {kind} status");
     }
+    settings.status = status;
 }
 
 async fn publish(ctx: &Context, rollout: &Rollout, warning: bool, reason: &str, note: &str) {

@@ -9,15 +9,19 @@ mod receiver;
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
+use kube::Api;
+use kube::api::{Patch, PatchParams};
 use serde_json::json;
 use sha2::Sha256;
-use sluice::crd::{AlertTarget, RolloutPhase};
+use sluice::crd::{AlertTarget, ClusterAlertTarget, RolloutPhase};
 
 use super::analysis::{canary_with, with_analysis};
-use super::harness::{ControllerProcess, admin_client, apply_value, http_get, wait_for};
+use super::harness::{
+    ControllerProcess, admin_client, apply_value, ensure_crds, http_get, namespace, wait_for,
+};
 use super::rbac::service_account_kubeconfig;
 use super::support::*;
-use receiver::Receiver;
+use receiver::{Answer, Receiver};
 
 fn with_webhook_alerts(doc: &mut serde_json::Value) {
     with_analysis(doc);
@@ -241,7 +245,7 @@ async fn an_analysis_abort_sends_one_signed_alert_with_the_numbers_even_across_a
             .await
             .contains(&"AlertSent".to_string())
     );
-    let targets: kube::Api<AlertTarget> = kube::Api::namespaced(admin.clone(), &ns);
+    let targets: Api<AlertTarget> = Api::namespaced(admin.clone(), &ns);
     let target = targets.get("team-hook").await.expect("target");
     let ready = target
         .status
@@ -296,4 +300,136 @@ async fn an_analysis_abort_sends_one_signed_alert_with_the_numbers_even_across_a
         5,
         "only PagerDuty hears of the recovery"
     );
+}
+
+#[tokio::test]
+async fn a_refused_alert_is_not_retried_and_marks_its_cluster_target_failing() {
+    let refusals = vec![
+        Answer {
+            body: "invalid_payload".into(),
+            ..Answer::status(400)
+        };
+        10
+    ];
+    let receiver = Receiver::start(refusals).await;
+    let admin = admin_client().await;
+    ensure_crds(&admin).await;
+    let ns = namespace(&admin, "alerts-refused").await;
+    let kubeconfig = service_account_kubeconfig(&admin, &ns).await;
+    let _controller = ControllerProcess::start(
+        &kubeconfig,
+        &ns,
+        "alerts-refused",
+        &["--no-leader-election"],
+    );
+    let secret = json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "slack"},
+        "stringData": {"url": format!("{}/slack", receiver.url)}
+    });
+    apply_value(&admin, &ns, secret).await;
+    let target_name = format!("{ns}-slack");
+    let targets: Api<ClusterAlertTarget> = Api::all(admin.clone());
+    let target = json!({
+        "apiVersion": "sluice.dev/v1alpha1", "kind": "ClusterAlertTarget",
+        "metadata": {"name": target_name},
+        "spec": {"type": "Slack", "secretName": "slack", "secretNamespace": ns}
+    });
+    targets
+        .patch(
+            &target_name,
+            &PatchParams::apply("e2e").force(),
+            &Patch::Apply(&target),
+        )
+        .await
+        .expect("apply ClusterAlertTarget");
+    for file in [
+        "gateway-canary/services.yaml",
+        "gateway-canary/httproute.yaml",
+    ] {
+        apply_example(&admin, &ns, file, |_| {}).await;
+    }
+    apply_example(&admin, &ns, "gateway-canary/rollout.yaml", |doc| {
+        speed_up(doc);
+        doc["spec"]["strategy"]["canary"]["steps"] =
+            json!([{"setWeight": 30}, {"pause": {}}, {"setWeight": 100}]);
+        doc["spec"]["alerts"] = json!({"subscriptions": [{
+            "target": target_name, "clusterScope": true, "events": ["stepCompleted", "paused"]
+        }]});
+    })
+    .await;
+    wait_phase(
+        &admin,
+        &ns,
+        "web",
+        RolloutPhase::Healthy,
+        Duration::from_secs(90),
+    )
+    .await;
+    set_image(&admin, &ns, "web", "registry.example.com/web:2").await;
+    wait_phase(
+        &admin,
+        &ns,
+        "web",
+        RolloutPhase::Paused,
+        Duration::from_secs(90),
+    )
+    .await;
+
+    // Two events (step 1 completed, paused at step 2), one refused attempt each.
+    let records = wait_for(Duration::from_secs(30), "two Failed records", || {
+        let (admin, ns) = (admin.clone(), ns.clone());
+        async move {
+            let status = rollout(&admin, &ns, "web").await.status?;
+            let failed: Vec<_> = status
+                .alerts
+                .into_iter()
+                .filter(|a| a.state == "Failed")
+                .collect();
+            (failed.len() == 2).then_some(failed)
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(receiver.received().len(), 2, "a 400 is never retried");
+    for record in &records {
+        assert_eq!(record.attempts, 1);
+        assert_eq!(record.target, format!("ClusterAlertTarget/{target_name}"));
+        let message = record.message.clone().unwrap_or_default();
+        assert!(message.contains("HTTP 400: invalid_payload"), "{message}");
+        assert!(!message.contains(&receiver.url), "URL leaked: {message}");
+    }
+    let mut events: Vec<&str> = records
+        .iter()
+        .map(|r| r.event_id.split('/').next().unwrap_or(""))
+        .collect();
+    events.sort();
+    assert_eq!(events, ["paused", "stepCompleted"]);
+    assert!(
+        event_reasons(&admin, &ns, "web")
+            .await
+            .contains(&"AlertFailed".to_string())
+    );
+    let status = targets
+        .get(&target_name)
+        .await
+        .expect("target")
+        .status
+        .expect("target status");
+    let ready = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .expect("Ready");
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "DeliveryFailing")
+    );
+    assert_eq!(status.consecutive_failures, 2);
+    let error = status.last_error.unwrap_or_default();
+    assert!(
+        error.contains("400") && !error.contains(&receiver.url),
+        "{error}"
+    );
+    let _ = targets.delete(&target_name, &Default::default()).await;
 }
