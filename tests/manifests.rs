@@ -58,20 +58,26 @@ fn without_nulls(value: serde_json::Value) -> serde_json::Value {
 }
 
 fn check_rollout(path: &Path, doc: &Value) {
+    let mut rollout: Rollout = round_trip(path, doc);
+    rollout.metadata.namespace = Some("demo".into());
+    if let Err(problems) = sluice::engine::spec::settings(&rollout) {
+        panic!("{}: invalid Rollout: {problems:?}", path.display());
+    }
+}
+
+/// `doc` parses as `T` and nothing is lost on the way back (a misspelled field would be).
+fn round_trip<T: serde::de::DeserializeOwned + serde::Serialize>(path: &Path, doc: &Value) -> T {
     let as_json: serde_json::Value = serde_json::to_value(doc).unwrap_or_default();
-    let mut rollout: Rollout = serde_json::from_value(as_json.clone())
+    let parsed: T = serde_json::from_value(as_json.clone())
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let back = without_nulls(serde_json::to_value(&rollout).unwrap_or_default());
+    let back = without_nulls(serde_json::to_value(&parsed).unwrap_or_default());
     assert_eq!(
         back,
         without_nulls(as_json),
         "{}: fields lost in a round trip (misspelled?)",
         path.display()
     );
-    rollout.metadata.namespace = Some("demo".into());
-    if let Err(problems) = sluice::engine::spec::settings(&rollout) {
-        panic!("{}: invalid Rollout: {problems:?}", path.display());
-    }
+    parsed
 }
 
 #[test]
@@ -86,9 +92,18 @@ fn examples_parse_and_rollouts_are_valid() {
                 "{}: not a Kubernetes object",
                 path.display()
             );
-            if doc.get("kind").and_then(Value::as_str) == Some("Rollout") {
-                check_rollout(path, &doc);
-                rollouts += 1;
+            match doc.get("kind").and_then(Value::as_str) {
+                Some("Rollout") => {
+                    check_rollout(path, &doc);
+                    rollouts += 1;
+                }
+                Some("AlertTarget") => {
+                    round_trip::<sluice::crd::AlertTarget>(path, &doc);
+                }
+                Some("ClusterAlertTarget") => {
+                    round_trip::<sluice::crd::ClusterAlertTarget>(path, &doc);
+                }
+                _ => {}
             }
         }
     }

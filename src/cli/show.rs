@@ -70,6 +70,23 @@ pub fn render(rollout: &Rollout) -> String {
             abort.message
         );
     }
+    if let Some(git) = &status.git_revert {
+        let what = match (&git.pull_request, &git.revert_commit) {
+            (Some(pr), _) => format!(" {pr}"),
+            (None, Some(commit)) => format!(" {commit}"),
+            _ => String::new(),
+        };
+        let _ = writeln!(out, "  Git:      {}{what}", git.state);
+    }
+    // The last few alerts, newest last.
+    for alert in status.alerts.iter().rev().take(5).rev() {
+        let event = alert.event_id.split('/').next().unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  Alert:    {event} → {} {} ({} attempts)",
+            alert.target, alert.state, alert.attempts
+        );
+    }
     let conditions: Vec<String> = status
         .conditions
         .iter()
@@ -79,4 +96,51 @@ pub fn render(rollout: &Rollout) -> String {
         let _ = writeln!(out, "  Conditions: {}", conditions.join(", "));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::{AlertRecord, GitRevertStatus, RolloutStatus};
+    use crate::engine::testkit::rollout as test_rollout;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    #[test]
+    fn status_shows_the_git_revert_and_the_latest_alerts() {
+        let mut rollout = test_rollout(2, None, false);
+        let record = |i: usize, state: &str| AlertRecord {
+            event_id: format!("stepCompleted/c/{i}"),
+            target: "AlertTarget/shop/team-slack".into(),
+            state: state.into(),
+            attempts: 1,
+            at: Time(jiff::Timestamp::UNIX_EPOCH),
+            message: None,
+        };
+        let mut alerts: Vec<AlertRecord> = (0..6).map(|i| record(i, "Sent")).collect();
+        alerts.push(AlertRecord {
+            event_id: "aborted/c/1".into(),
+            state: "Failed".into(),
+            attempts: 5,
+            ..record(0, "")
+        });
+        rollout.status = Some(RolloutStatus {
+            git_revert: Some(GitRevertStatus {
+                state: "Reverted".into(),
+                canary_revision: "c".into(),
+                revert_commit: Some("abc123".into()),
+                ..Default::default()
+            }),
+            alerts,
+            ..Default::default()
+        });
+        let text = render(&rollout);
+        assert!(text.contains("  Git:      Reverted abc123\n"), "{text}");
+        assert_eq!(text.matches("  Alert:").count(), 5, "{text}");
+        assert!(
+            text.contains(
+                "  Alert:    aborted → AlertTarget/shop/team-slack Failed (5 attempts)\n"
+            ),
+            "{text}"
+        );
+    }
 }
