@@ -11,7 +11,9 @@
 # passes early. Then CI pushes an image that answers 10% errors; the analysis
 # finds the canary worse than the baseline, Sluice aborts, traffic goes back
 # to stable at once, Sluice reverts the image commit in Git, and the sync
-# loop brings the Rollout home.
+# loop brings the Rollout home. A signed webhook (sluice-alert-sink, playing a
+# team's endpoint) hears about the promotion, the abort with its numbers, and
+# the revert.
 #
 # Simulated: only the users and the application's metrics (sluice-trafficgen);
 # pods are KWOK pods. Everything else is real: etcd, kube-apiserver,
@@ -79,7 +81,7 @@ note "Kubernetes $(jq -r .kubernetesVersion "$INFO") at $(jq -r .apiserver "$INF
 
 say "Installing the CRDs and the demo namespace"
 "$KUBECTL" apply --server-side -k crds/ >/dev/null
-for crd in rollouts analysisruns analysistemplates clusteranalysistemplates; do
+for crd in rollouts analysisruns analysistemplates clusteranalysistemplates alerttargets; do
   for _ in $(seq 1 300); do
     [[ $("$KUBECTL" get crd "$crd.sluice.dev" -o jsonpath='{.status.conditions[?(@.type=="Established")].status}' 2>/dev/null) == True ]] && break
     sleep 0.2
@@ -98,6 +100,13 @@ sed -e '0,/- pause: {duration: 30s}/s//- analysis: {templates: [{templateName: e
   -e 's/duration: 30s/duration: 10s/' -e 's/DelaySeconds: 30/DelaySeconds: 10/' \
   -e "/^spec:/a\\  git:\\n    repository: $DEMO/gitops.git\\n    branch: main\\n    path: apps/web" \
   examples/gateway-canary/rollout.yaml >"$DEMO/ci/apps/web/rollout.yaml"
+# The team's webhook hears about promotions, aborts and reverts.
+cat >>"$DEMO/ci/apps/web/rollout.yaml" <<'YAML'
+  alerts:
+    subscriptions:
+      - target: team-hook
+        events: [promoted, aborted, reverted, revertFailed]
+YAML
 cat >"$DEMO/ci/apps/web/analysis.yaml" <<YAML
 apiVersion: sluice.dev/v1alpha1
 kind: AnalysisTemplate
@@ -127,7 +136,23 @@ commit() { # message
 git -C "$DEMO/ci" add .
 commit "web 1.0.0"
 
-say "Starting the GitOps sync loop, the Sluice controller and the traffic generator (200 req/s)"
+say "Starting the GitOps sync loop, the Sluice controller, the traffic generator (200 req/s) and the team's webhook"
+SINK_KEY=demo-signing-key-$RANDOM$RANDOM
+background alert-sink "$BIN/sluice-alert-sink" --signing-key "$SINK_KEY" --out "$DEMO/alerts.jsonl"
+for _ in $(seq 1 100); do grep -q '^SLUICE_ALERT_SINK' "$DEMO/logs/alert-sink.out" 2>/dev/null && break; sleep 0.1; done
+SINK=$(awk '/^SLUICE_ALERT_SINK/ {print $2}' "$DEMO/logs/alert-sink.out")
+# The URL and key stay in a Secret; the AlertTarget only names it.
+"$KUBECTL" -n "$NS" create secret generic team-hook --from-literal=url="$SINK/hooks/team" \
+  --from-literal=signingKey="$SINK_KEY" >/dev/null
+"$KUBECTL" -n "$NS" apply --server-side -f - >/dev/null <<'YAML'
+apiVersion: sluice.dev/v1alpha1
+kind: AlertTarget
+metadata:
+  name: team-hook
+spec:
+  type: Webhook
+  secretName: team-hook
+YAML
 background gitops-sync "$BIN/sluice-gitops-sync" --repo "$DEMO/gitops.git" --path apps/web \
   --namespace "$NS" --work-dir "$DEMO/sync-work"
 background controller "$BIN/sluice" controller --namespace "$NS" --no-leader-election --listen 127.0.0.1:0 \
@@ -177,6 +202,9 @@ note "the GitOps repository now ends with Sluice's revert:"
 git --git-dir "$DEMO/gitops.git" log --format='     %h %an: %s' -3 main
 git --git-dir "$DEMO/gitops.git" log -1 --format='%b' main | sed 's/^/       /'
 note "every measurement and the numbers: $KUBECTL -n $NS get analysisruns -o yaml"
+note "the team's webhook received (signatures checked with the shared key):"
+sed 's/^/     /' "$DEMO/logs/alert-sink.out" | grep ALERT || note "(no alert yet: see $DEMO/logs/controller.log)"
+note "full alert bodies: $DEMO/alerts.jsonl"
 
 say "The demo keeps running. Look around:"
 note "export KUBECONFIG=$KUBECONFIG"

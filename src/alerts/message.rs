@@ -229,14 +229,17 @@ pub fn build(input: &Input) -> Alert {
                 let (reason, message) = abort
                     .map(|a| (Some(a.reason.clone()), a.message.clone()))
                     .unwrap_or((None, String::new()));
-                let numbers = analysis
+                // The failed metrics' numbers say more than the abort's one-liner.
+                let why = analysis
                     .as_ref()
-                    .and_then(|a| a.metrics.first())
-                    .map(metric_line)
-                    .map(|line| format!("; {line}"))
-                    .unwrap_or_default();
+                    .filter(|a| !a.metrics.is_empty())
+                    .map(|a| {
+                        let lines: Vec<String> = a.metrics.iter().map(metric_line).collect();
+                        format!("analysis {} {}: {}", a.run, a.phase, lines.join("; "))
+                    })
+                    .unwrap_or_else(|| message.clone());
                 let summary = format!(
-                    "{who} aborted{}: {message}{numbers}; traffic is back on stable",
+                    "{who} aborted{}: {why}; traffic is back on stable",
                     at_step(&step)
                 );
                 (reason, Some(message), summary)

@@ -81,10 +81,14 @@ pub fn render(rollout: &Rollout) -> String {
     // The last few alerts, newest last.
     for alert in status.alerts.iter().rev().take(5).rev() {
         let event = alert.event_id.split('/').next().unwrap_or_default();
+        let attempts = match alert.attempts {
+            1 => "1 attempt".to_string(),
+            n => format!("{n} attempts"),
+        };
         let _ = writeln!(
             out,
-            "  Alert:    {event} → {} {} ({} attempts)",
-            alert.target, alert.state, alert.attempts
+            "  Alert:    {event} → {} {} ({attempts})",
+            alert.target, alert.state
         );
     }
     let conditions: Vec<String> = status
