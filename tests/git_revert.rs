@@ -863,3 +863,50 @@ async fn both_commits_are_known_to_the_caller_before_the_push() {
     };
     assert_eq!(seen, vec![(bump, sha, true)]);
 }
+
+#[tokio::test]
+async fn with_a_signing_key_the_revert_commit_is_signed_and_verifies() {
+    let repo = Repo::new("signed");
+    repo.commit(&[("apps/web/rollout.yaml", &manifest(STABLE))], "web 1.0.1");
+    repo.commit(&[("apps/web/rollout.yaml", &manifest(CANARY))], "web 1.0.2");
+    let key = repo.root.join("signing");
+    keygen(&key);
+    let data = std::collections::BTreeMap::from([(
+        sluice::revert::credentials::SIGNING_KEY.to_string(),
+        std::fs::read(&key).expect("key"),
+    )]);
+    let mut request = repo.request("apps/web");
+    request.git_env =
+        sluice::revert::credentials::git_env(&data, &repo.root.join("keys")).expect("env");
+    let outcome = revert(&request).await.expect("revert");
+    let RevertOutcome::Reverted { revert: sha, .. } = outcome else {
+        panic!("expected a revert, got {outcome:?}");
+    };
+    // Verify as a forge would: the committer's email and the public key as an allowed signer.
+    let public = std::fs::read_to_string(key.with_extension("pub")).expect("public key");
+    let allowed = repo.root.join("allowed_signers");
+    std::fs::write(&allowed, format!("sluice@example.com {public}")).expect("allowed signers");
+    git(&repo.clone, &["fetch", "-q", "origin"]);
+    let config = format!("gpg.ssh.allowedSignersFile={}", allowed.display());
+    let status = git(
+        &repo.clone,
+        &["-c", &config, "log", "-1", "--format=%G? %GS", &sha],
+    );
+    assert_eq!(
+        status, "G sluice@example.com",
+        "a good signature by the committer"
+    );
+    // A commit CI made is unsigned: the check can tell the difference.
+    let unsigned = git(
+        &repo.clone,
+        &[
+            "-c",
+            &config,
+            "log",
+            "-1",
+            "--format=%G?",
+            &format!("{sha}~1"),
+        ],
+    );
+    assert_eq!(unsigned, "N");
+}

@@ -280,7 +280,8 @@ pub struct GitSource {
     #[schemars(length(min = 1, max = 1024))]
     pub path: String,
     /// Secret in the Rollout's namespace with credentials: `ssh-privatekey` and
-    /// `known_hosts` for SSH, or `username` and `password` (a token) for HTTPS.
+    /// `known_hosts` for SSH, or `username` and `password` (a token) for HTTPS;
+    /// optionally `commit-signing-key`, an OpenSSH private key that signs the revert commits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 253))]
     pub secret_name: Option<String>,

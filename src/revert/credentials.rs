@@ -5,6 +5,10 @@
 //! - HTTPS: `username` and `password` (a token) become an Authorization header
 //!   passed through `GIT_CONFIG_*` variables, so they never appear in a
 //!   command line that other processes could read.
+//! - Commit signing: `commit-signing-key` (an OpenSSH private key) is written
+//!   to a private file and `git` signs every commit it makes with it
+//!   (`gpg.format=ssh`, through `ssh-keygen -Y sign`), so GitHub, GitLab and
+//!   Gitea show the revert as verified once the public key is registered.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -13,6 +17,9 @@ use std::path::Path;
 use base64::Engine;
 
 use super::Error;
+
+/// Secret key of the SSH private key that signs revert commits.
+pub const SIGNING_KEY: &str = "commit-signing-key";
 
 /// Environment for `git` from the Secret's data (key → bytes).
 pub fn git_env(
@@ -43,14 +50,26 @@ pub fn git_env(
             ),
         ));
     }
+    let mut config: Vec<(&str, String)> = Vec::new();
     if let (Some(user), Some(password)) = (text("username"), text("password")) {
         let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-        env.push(("GIT_CONFIG_COUNT".into(), "1".into()));
-        env.push(("GIT_CONFIG_KEY_0".into(), "http.extraHeader".into()));
-        env.push((
-            "GIT_CONFIG_VALUE_0".into(),
-            format!("Authorization: Basic {token}"),
-        ));
+        config.push(("http.extraHeader", format!("Authorization: Basic {token}")));
+    }
+    if let Some(key) = data.get(SIGNING_KEY) {
+        std::fs::create_dir_all(key_dir)
+            .map_err(|e| Error::Workspace(key_dir.display().to_string(), e))?;
+        let key_file = key_dir.join("signing");
+        write_private(&key_file, key)?;
+        config.push(("gpg.format", "ssh".into()));
+        config.push(("user.signingKey", key_file.display().to_string()));
+        config.push(("commit.gpgSign", "true".into()));
+    }
+    if !config.is_empty() {
+        env.push(("GIT_CONFIG_COUNT".into(), config.len().to_string()));
+        for (i, (key, value)) in config.into_iter().enumerate() {
+            env.push((format!("GIT_CONFIG_KEY_{i}"), key.into()));
+            env.push((format!("GIT_CONFIG_VALUE_{i}"), value));
+        }
     }
     Ok(env)
 }

@@ -30,7 +30,8 @@ pub async fn run_with_env(
     run_full(dir, args, None, env).await
 }
 
-async fn run_full(
+/// Run `git args…` with `input` on stdin and extra environment.
+pub async fn run_full(
     dir: &Path,
     args: &[&str],
     input: Option<&str>,

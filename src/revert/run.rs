@@ -278,10 +278,12 @@ where
         );
         let name = format!("user.name={}", request.identity.name);
         let email = format!("user.email={}", request.identity.email);
-        git::run_with_input(
+        // The environment carries the commit-signing settings, if any.
+        git::run_full(
             &dir,
             &["-c", &name, "-c", &email, "commit", "-q", "-F", "-"],
             Some(&text),
+            &request.git_env,
         )
         .await?;
         let revert = git::run(&dir, &["rev-parse", "HEAD"]).await?;
