@@ -17,7 +17,8 @@ use sluice::crd::{AlertTarget, ClusterAlertTarget, RolloutPhase};
 
 use super::analysis::{canary_with, with_analysis};
 use super::harness::{
-    ControllerProcess, admin_client, apply_value, ensure_crds, http_get, namespace, wait_for,
+    ControllerProcess, admin_client, apply_value, cluster, ensure_crds, http_get, namespace,
+    wait_for,
 };
 use super::rbac::service_account_kubeconfig;
 use super::support::*;
@@ -432,4 +433,92 @@ async fn a_refused_alert_is_not_retried_and_marks_its_cluster_target_failing() {
         "{error}"
     );
     let _ = targets.delete(&target_name, &Default::default()).await;
+}
+
+#[tokio::test]
+async fn a_failed_git_revert_is_alerted_once_while_traffic_stays_on_stable() {
+    let receiver = Receiver::start(vec![]).await;
+    let admin = admin_client().await;
+    ensure_crds(&admin).await;
+    let ns = namespace(&admin, "alerts-revert-failed").await;
+    let kubeconfig = service_account_kubeconfig(&admin, &ns).await;
+    let controller =
+        ControllerProcess::start(&kubeconfig, &ns, "alerts-revert", &["--no-leader-election"]);
+    let hook = json!({"url": format!("{}/hooks/team", receiver.url)});
+    target(&ns, "team-hook", "Webhook", hook, None).await;
+    for file in [
+        "gateway-canary/services.yaml",
+        "gateway-canary/httproute.yaml",
+    ] {
+        apply_example(&admin, &ns, file, |_| {}).await;
+    }
+    apply_example(&admin, &ns, "gateway-canary/rollout.yaml", |doc| {
+        speed_up(doc);
+        doc["spec"]["strategy"]["canary"]["steps"] =
+            json!([{"setWeight": 30}, {"pause": {}}, {"setWeight": 100}]);
+        doc["spec"]["git"] = json!({"repository": "/nonexistent/gitops.git", "path": "apps/web"});
+        doc["spec"]["alerts"] = json!({"subscriptions": [
+            {"target": "team-hook", "events": ["aborted", "revertFailed"]}
+        ]});
+    })
+    .await;
+    wait_phase(
+        &admin,
+        &ns,
+        "web",
+        RolloutPhase::Healthy,
+        Duration::from_secs(90),
+    )
+    .await;
+    set_image(&admin, &ns, "web", "registry.example.com/web:2").await;
+    wait_phase(
+        &admin,
+        &ns,
+        "web",
+        RolloutPhase::Paused,
+        Duration::from_secs(90),
+    )
+    .await;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["rollout", "abort", "web", "--revert", "-n", &ns])
+        .env("KUBECONFIG", &cluster().info.kubeconfig)
+        .output()
+        .expect("sluice rollout abort");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let failed = wait_for(Duration::from_secs(60), "a revertFailed alert", || {
+        let got: Vec<_> = receiver
+            .received()
+            .into_iter()
+            .filter(|r| r.header("x-sluice-event").as_deref() == Some("revertFailed"))
+            .collect();
+        async move { got.into_iter().next() }
+    })
+    .await;
+    let body = failed.json();
+    assert_eq!(body["severity"], "critical");
+    assert_eq!(body["git"]["state"], "Failed", "{body}");
+    let summary = body["summary"].as_str().unwrap_or_default();
+    assert!(summary.contains("traffic stays on stable"), "{summary}");
+    assert!(
+        summary.contains("/nonexistent/gitops.git"),
+        "says which repository: {summary}"
+    );
+    // Traffic went back at once; the revert failure did not hold it up.
+    assert_eq!(
+        route_canary_weight(&admin, &ns, "web", "web-canary").await,
+        Some(0)
+    );
+    let aborted: Vec<_> = receiver
+        .received()
+        .into_iter()
+        .filter(|r| r.header("x-sluice-event").as_deref() == Some("aborted"))
+        .collect();
+    assert_eq!(aborted.len(), 1, "{}", controller.log_tail());
+    assert_eq!(aborted[0].json()["reason"], "AbortedByUser");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(receiver.received().len(), 2, "one alert per event");
 }
