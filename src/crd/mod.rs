@@ -25,13 +25,14 @@ pub use git_repository::{
 };
 pub use rollout::{
     AlertEvent, AlertLink, AlertSeverities, AlertSeverity, AlertSubscription, AlertsSpec,
-    AnalysisArg, AnalysisStep, AnalysisTemplateRef, BackgroundAnalysis, BaselineSpec, CanaryStep,
-    CanaryStrategy, ForgeProvider, GatewayApiRouting, GitAuthor, GitRepositoryRef, GitSource,
-    PauseStep, PullRequestSpec, Rollout, RolloutSpec, RolloutStrategy, TrafficRouting,
+    AnalysisArg, AnalysisStep, AnalysisTemplateRef, BackgroundAnalysis, BaselineSpec,
+    BlueGreenStrategy, CanaryStep, CanaryStrategy, ForgeProvider, GatewayApiRouting, GitAuthor,
+    GitRepositoryRef, GitSource, PauseStep, PromotionAnalysis, PullRequestSpec, Rollout,
+    RolloutSpec, RolloutStrategy, TrafficRouting,
 };
 pub use status::{
-    AbortStatus, AlertRecord, AnalysisRunRef, ControlTokens, GitRevertStatus, PromotionStatus,
-    RolloutPhase, RolloutStatus,
+    AbortStatus, AlertRecord, AnalysisRunRef, BlueGreenStatus, ControlTokens, GitRevertStatus,
+    PromotionStatus, RolloutPhase, RolloutStatus,
 };
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

@@ -343,11 +343,80 @@ pub struct GitAuthor {
 /// The delivery strategy; exactly one member is set.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("[has(self.canary)].filter(x, x).size() == 1").message("exactly one strategy must be set (supported: canary)"))]
+#[x_kube(validation = Rule::new("[has(self.canary), has(self.blueGreen)].filter(x, x).size() == 1").message("exactly one strategy must be set: canary or blueGreen"))]
 pub struct RolloutStrategy {
     /// Shift traffic to the new version in steps, judging it at each one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary: Option<CanaryStrategy>,
+    /// Run the new version at full size beside the old one, test it behind a
+    /// preview Service, then switch all traffic at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blue_green: Option<BlueGreenStrategy>,
+}
+
+/// Blue-green strategy: preview, optional analysis, one atomic switch, and
+/// the old version kept warm for an instant switch back.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.previewService) || self.previewService != self.activeService").message("activeService and previewService must differ"))]
+#[x_kube(validation = Rule::new("!has(self.trafficRouting) || has(self.previewService)").message("trafficRouting needs a previewService"))]
+pub struct BlueGreenStrategy {
+    /// Service that receives production traffic; Sluice points its selector at
+    /// the active version's pod-template hash.
+    #[schemars(length(min = 1, max = 253))]
+    pub active_service: String,
+    /// Service that reaches the new version before promotion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub preview_service: Option<String>,
+    /// Pods of the new version before promotion (scaled to `replicas` for the
+    /// switch). Defaults to `replicas`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 1").message("previewReplicaCount must be at least 1"))]
+    pub preview_replica_count: Option<i32>,
+    /// Switch without waiting for `sluice rollout promote`. Defaults to true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_promotion_enabled: Option<bool>,
+    /// With auto-promotion, wait this long after the preview is ready (and its
+    /// analysis passed) before switching. Defaults to 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 0").message("autoPromotionSeconds must not be negative"))]
+    pub auto_promotion_seconds: Option<i32>,
+    /// Seconds the old version keeps its pods after the switch (an instant
+    /// switch back while post-promotion analysis runs, and after). Defaults to 30.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 0").message("scaleDownDelaySeconds must not be negative"))]
+    pub scale_down_delay_seconds: Option<i32>,
+    /// Seconds an aborted new version keeps its pods. Defaults to 30.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 0").message("abortScaleDownDelaySeconds must not be negative"))]
+    pub abort_scale_down_delay_seconds: Option<i32>,
+    /// Analysis of the preview before the switch; failing it aborts without ever switching.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pre_promotion_analysis: Option<PromotionAnalysis>,
+    /// Analysis after the switch while the old version is still warm; failing
+    /// it switches back at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_promotion_analysis: Option<PromotionAnalysis>,
+    /// Route through a Gateway API HTTPRoute whose backendRefs are the active
+    /// and preview Services: the switch is a weight flip on the route, then
+    /// the active Service's selector.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic_routing: Option<TrafficRouting>,
+}
+
+/// An analysis run at a blue-green promotion point.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PromotionAnalysis {
+    /// Templates whose metrics make up the analysis.
+    #[x_kube(validation = Rule::new("self.size() > 0").message("analysis needs at least one template"))]
+    #[schemars(length(max = 16))]
+    pub templates: Vec<AnalysisTemplateRef>,
+    /// Values for the templates' arguments.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub args: Vec<AnalysisArg>,
 }
 
 /// Canary strategy: a list of steps run in order, then full promotion.

@@ -99,6 +99,12 @@ pub struct RolloutStatus {
     /// (written by the alert task under its own field manager, `sluice-alerts`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub alerts: Vec<AlertRecord>,
+    /// `Canary` or `BlueGreen`: the strategy the update in flight runs under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<String>,
+    /// Where a blue-green update stands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blue_green: Option<BlueGreenStatus>,
     /// The last promotion of a canary to stable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_promotion: Option<PromotionStatus>,
@@ -261,4 +267,37 @@ pub struct AlertRecord {
     /// Result or error, without URLs or keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+/// Where a blue-green update stands.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BlueGreenStatus {
+    /// `Preview` (scaling the new version), `PrePromotionAnalysis`,
+    /// `AwaitingPromotion`, `Switching`, `PostPromotionAnalysis`, or `Aborted`.
+    pub stage: String,
+    /// Revision the active Service selects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_revision: Option<String>,
+    /// Revision the preview Service selects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview_revision: Option<String>,
+    /// When the preview was first seen fully ready (auto-promotion counts from here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview_ready_at: Option<Time>,
+    /// When auto-promotion will switch, while waiting for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_promote_at: Option<Time>,
+    /// When the switch happened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub switched_at: Option<Time>,
+    /// Pre-promotion analysis run and its verdict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pre_promotion_analysis: Option<AnalysisRunRef>,
+    /// Post-promotion analysis run and its verdict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_promotion_analysis: Option<AnalysisRunRef>,
+    /// When the previous version's pods go (after a promotion or an abort).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_down_at: Option<Time>,
 }

@@ -17,14 +17,14 @@ use crate::crd::{
 };
 
 /// What an AnalysisRun is created for.
-struct RunRequest<'a> {
-    rollout: String,
-    step_index: usize,
-    stable: &'a str,
-    desired: &'a str,
-    templates: &'a [AnalysisTemplateRef],
-    args: &'a [AnalysisArg],
-    background: bool,
+pub(super) struct RunRequest<'a> {
+    pub(super) rollout: String,
+    pub(super) step_index: usize,
+    pub(super) stable: &'a str,
+    pub(super) desired: &'a str,
+    pub(super) templates: &'a [AnalysisTemplateRef],
+    pub(super) args: &'a [AnalysisArg],
+    pub(super) background: bool,
 }
 
 /// Pause reason while an inconclusive background analysis waits for a human.
@@ -360,7 +360,7 @@ impl Planner<'_> {
     }
 
     /// The verdict and summary of run `name`, planning its creation when it does not exist yet.
-    fn ensure_analysis_run(
+    pub(super) fn ensure_analysis_run(
         &mut self,
         name: &str,
         request: RunRequest<'_>,

@@ -1,5 +1,6 @@
 //! The rollout engine: a pure `plan` over a Rollout and what was observed.
 
+mod blue_green;
 mod canary;
 pub mod conditions;
 pub mod controls;

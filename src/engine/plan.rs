@@ -273,10 +273,45 @@ impl<'a> Planner<'a> {
             .clone()
             .unwrap_or_else(|| desired.clone());
         self.status.stable_revision = Some(stable.clone());
+        let strategy = self.settings.strategy.clone();
+        let recorded = self.old.strategy.clone();
+        let in_flight = self.old.canary_revision.as_deref() == Some(desired.as_str());
+        if in_flight
+            && desired != stable
+            && self.old.abort.is_none()
+            && recorded.as_deref().is_some_and(|r| r != strategy.name())
+        {
+            // The update restarts under the new strategy from its first stage;
+            // both first stages keep the stable version at full size and traffic on it.
+            self.event(
+                false,
+                "StrategyChanged",
+                format!(
+                    "strategy changed from {} to {} while {desired} was in flight; starting it over under {}",
+                    recorded.unwrap_or_default(),
+                    strategy.name(),
+                    strategy.name()
+                ),
+            );
+            self.old.canary_revision = None;
+            self.old.current_step_index = None;
+            self.old.blue_green = None;
+            self.old.current_analysis = None;
+            self.status.background_analysis = None;
+        }
+        self.status.strategy = Some(strategy.name().to_string());
         if desired == stable {
             self.steady(&stable);
         } else {
-            self.canary(&stable, &desired, &requests);
+            match &strategy {
+                spec::Strategy::Canary => {
+                    self.status.blue_green = None;
+                    self.canary(&stable, &desired, &requests)
+                }
+                spec::Strategy::BlueGreen(settings) => {
+                    self.blue_green(&stable, &desired, &requests, settings)
+                }
+            }
         }
         self.retire_old_revisions();
     }
@@ -302,6 +337,11 @@ impl<'a> Planner<'a> {
         self.status.pause_reason = None;
         self.status.current_analysis = None;
         self.status.desired_weight = 0;
+        // A blue-green promotion stays on show until the old version is gone.
+        self.status.blue_green = self.old.blue_green.clone().filter(|b| {
+            b.stage == super::blue_green::PROMOTED
+                && b.scale_down_at.as_ref().is_some_and(|at| at.0 > self.now)
+        });
         let replicas = self.settings.replicas;
         self.ensure_revision(stable, replicas);
         self.route_weight_down_to(0);
@@ -526,6 +566,14 @@ impl<'a> Planner<'a> {
     /// How long an old revision keeps its pods once it stops being stable or canary.
     fn retire_delay(&self, hash: &str) -> Duration {
         let was_stable = self.old.stable_revision.as_deref() == Some(hash);
+        if let spec::Strategy::BlueGreen(_) = self.settings.strategy {
+            // Nothing routes to an old blue-green version: keep it warm for a switch back.
+            return if was_stable {
+                self.settings.scale_down_delay
+            } else {
+                self.settings.abort_scale_down_delay
+            };
+        }
         match self.settings.routing {
             // Without a router, live pods of an old revision still take a share of traffic.
             Routing::ReplicaRatio => Duration::ZERO,

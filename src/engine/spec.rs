@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use crate::crd::{AnalysisStep, CanaryStrategy, Rollout};
+use crate::crd::{AnalysisStep, BlueGreenStrategy, CanaryStrategy, PromotionAnalysis, Rollout};
 
 /// Default replicas when `spec.replicas` is omitted.
 pub const DEFAULT_REPLICAS: i32 = 1;
@@ -81,6 +81,42 @@ impl Routing {
     }
 }
 
+/// Which strategy brings new versions in.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Strategy {
+    /// Steps of weights, pauses and analysis.
+    Canary,
+    /// Preview, switch, keep the old version warm.
+    BlueGreen(BlueGreenSettings),
+}
+
+impl Strategy {
+    /// Name recorded in `status.strategy`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Strategy::Canary => "Canary",
+            Strategy::BlueGreen(_) => "BlueGreen",
+        }
+    }
+}
+
+/// Blue-green settings, defaults applied. The active Service is
+/// `Settings::stable_service` and the preview Service `canary_service`, so
+/// Service pointing and route weights work as for a canary.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BlueGreenSettings {
+    /// Pods of the new version before the switch.
+    pub preview_replicas: i32,
+    /// Switch without an operator's promote.
+    pub auto_promotion: bool,
+    /// Wait after the preview is ready before an automatic switch.
+    pub auto_promotion_delay: Duration,
+    /// Analysis of the preview before the switch.
+    pub pre_promotion: Option<PromotionAnalysis>,
+    /// Analysis after the switch.
+    pub post_promotion: Option<PromotionAnalysis>,
+}
+
 /// The parts of a Rollout spec the engine works with, defaults applied.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Settings {
@@ -110,6 +146,8 @@ pub struct Settings {
     pub background_analysis: Option<crate::crd::BackgroundAnalysis>,
     /// Dedicated baseline, if configured: `Some(service)` (the service only with a router).
     pub baseline: Option<Option<String>>,
+    /// Canary or blue-green.
+    pub strategy: Strategy,
 }
 
 /// Hash label value of the dedicated baseline started beside a canary of `stable`.
@@ -139,10 +177,13 @@ pub fn settings(rollout: &Rollout) -> Result<Settings, Vec<String>> {
         problems.push(format!("spec.replicas is {replicas}, must not be negative"));
     }
     check_selector(rollout, &mut problems);
-    let Some(canary) = spec.strategy.canary.as_ref() else {
-        problems
-            .push("spec.strategy.canary is required (no other strategy is supported yet)".into());
-        return Err(problems);
+    let canary = match (&spec.strategy.canary, &spec.strategy.blue_green) {
+        (Some(canary), None) => canary,
+        (None, Some(blue_green)) => return blue_green_settings(rollout, blue_green, problems),
+        _ => {
+            problems.push("spec.strategy must set exactly one of canary and blueGreen".into());
+            return Err(problems);
+        }
     };
     let steps = canary_steps(canary, &mut problems);
     let routing = routing(rollout, canary, &mut problems);
@@ -169,14 +210,6 @@ pub fn settings(rollout: &Rollout) -> Result<Settings, Vec<String>> {
     if max_surge == 0 && max_unavailable == 0 && replicas > 0 {
         problems.push("maxSurge and maxUnavailable cannot both be 0".into());
     }
-    let non_negative =
-        |value: Option<i32>, default: i32, field: &str, problems: &mut Vec<String>| {
-            let value = value.unwrap_or(default);
-            if value < 0 {
-                problems.push(format!("{field} is {value}, must not be negative"));
-            }
-            u64::try_from(value).unwrap_or(0)
-        };
     let history = non_negative(
         spec.revision_history_limit,
         DEFAULT_REVISION_HISTORY_LIMIT,
@@ -218,6 +251,129 @@ pub fn settings(rollout: &Rollout) -> Result<Settings, Vec<String>> {
         abort_scale_down_delay: Duration::from_secs(abort_delay),
         background_analysis: canary.analysis.clone(),
         baseline: canary.baseline.as_ref().map(|b| b.service.clone()),
+        strategy: Strategy::Canary,
+    })
+}
+
+/// A field that must not be negative, with its default.
+fn non_negative(value: Option<i32>, default: i32, field: &str, problems: &mut Vec<String>) -> u64 {
+    let value = value.unwrap_or(default);
+    if value < 0 {
+        problems.push(format!("{field} is {value}, must not be negative"));
+    }
+    u64::try_from(value).unwrap_or(0)
+}
+
+fn blue_green_settings(
+    rollout: &Rollout,
+    blue_green: &BlueGreenStrategy,
+    mut problems: Vec<String>,
+) -> Result<Settings, Vec<String>> {
+    let spec = &rollout.spec;
+    let replicas = spec.replicas.unwrap_or(DEFAULT_REPLICAS);
+    if blue_green.active_service.is_empty() {
+        problems.push("blueGreen.activeService must not be empty".into());
+    }
+    if blue_green.preview_service.as_deref() == Some(blue_green.active_service.as_str()) {
+        problems.push("blueGreen.activeService and previewService must differ".into());
+    }
+    let preview_replicas = blue_green.preview_replica_count.unwrap_or(replicas);
+    if preview_replicas < 1 && replicas > 0 {
+        problems.push(format!(
+            "blueGreen.previewReplicaCount is {preview_replicas}, must be at least 1"
+        ));
+    }
+    let routing = match blue_green
+        .traffic_routing
+        .as_ref()
+        .and_then(|t| t.gateway_api.as_ref())
+    {
+        None => {
+            if blue_green.traffic_routing.is_some() {
+                problems.push("blueGreen.trafficRouting must set gatewayAPI".into());
+            }
+            Routing::ReplicaRatio
+        }
+        Some(gateway) => {
+            if blue_green.preview_service.is_none() {
+                problems.push("blueGreen.trafficRouting needs a previewService".into());
+            }
+            if gateway.http_route.is_empty() {
+                problems.push("trafficRouting.gatewayAPI.httpRoute must not be empty".into());
+            }
+            Routing::GatewayApi {
+                namespace: gateway
+                    .namespace
+                    .clone()
+                    .or_else(|| rollout.metadata.namespace.clone())
+                    .unwrap_or_default(),
+                name: gateway.http_route.clone(),
+                rule_indexes: gateway.rule_indexes.clone(),
+            }
+        }
+    };
+    for (field, analysis) in [
+        ("prePromotionAnalysis", &blue_green.pre_promotion_analysis),
+        ("postPromotionAnalysis", &blue_green.post_promotion_analysis),
+    ] {
+        if analysis.as_ref().is_some_and(|a| a.templates.is_empty()) {
+            problems.push(format!("blueGreen.{field} needs at least one template"));
+        }
+    }
+    let history = non_negative(
+        spec.revision_history_limit,
+        DEFAULT_REVISION_HISTORY_LIMIT,
+        "revisionHistoryLimit",
+        &mut problems,
+    );
+    let deadline = non_negative(
+        spec.progress_deadline_seconds,
+        DEFAULT_PROGRESS_DEADLINE_SECONDS,
+        "progressDeadlineSeconds",
+        &mut problems,
+    );
+    let delay = non_negative(
+        blue_green.scale_down_delay_seconds,
+        DEFAULT_SCALE_DOWN_DELAY_SECONDS,
+        "scaleDownDelaySeconds",
+        &mut problems,
+    );
+    let abort_delay = non_negative(
+        blue_green.abort_scale_down_delay_seconds,
+        DEFAULT_SCALE_DOWN_DELAY_SECONDS,
+        "abortScaleDownDelaySeconds",
+        &mut problems,
+    );
+    let auto_delay = non_negative(
+        blue_green.auto_promotion_seconds,
+        0,
+        "autoPromotionSeconds",
+        &mut problems,
+    );
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok(Settings {
+        replicas,
+        steps: Vec::new(),
+        stable_service: Some(blue_green.active_service.clone()),
+        canary_service: blue_green.preview_service.clone(),
+        routing,
+        max_surge: 0,
+        max_unavailable: 0,
+        revision_history_limit: usize::try_from(history).unwrap_or(usize::MAX),
+        progress_deadline: Duration::from_secs(deadline),
+        scale_down_delay: Duration::from_secs(delay),
+        abort_scale_down_delay: Duration::from_secs(abort_delay),
+        background_analysis: None,
+        baseline: None,
+        strategy: Strategy::BlueGreen(BlueGreenSettings {
+            preview_replicas: preview_replicas.min(replicas).max(0),
+            auto_promotion: blue_green.auto_promotion_enabled.unwrap_or(true),
+            auto_promotion_delay: Duration::from_secs(auto_delay),
+            pre_promotion: blue_green.pre_promotion_analysis.clone(),
+            post_promotion: blue_green.post_promotion_analysis.clone(),
+        }),
     })
 }
 

@@ -95,6 +95,7 @@ pub fn rollout(replicas: i32, steps: Option<Vec<CanaryStep>>, gateway: bool) -> 
             progress_deadline_seconds: None,
             strategy: RolloutStrategy {
                 canary: Some(canary),
+                blue_green: None,
             },
             git: None,
             alerts: None,

@@ -1,0 +1,427 @@
+//! The blue-green machine: preview, pre-promotion analysis, the switch,
+//! post-promotion analysis, and the switch back on abort.
+//!
+//! The active Service is `Settings::stable_service`, the preview Service
+//! `canary_service`, so pointing Services and setting route weights reuse the
+//! canary's helpers; a route's "canary weight" is the preview backend's.
+//! The stage is persisted in `status.blueGreen`, and every transition waits
+//! on observed state: the active Service is only ever pointed at a revision
+//! whose pods are all available.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use super::canary::RunRequest;
+use super::plan::{ControlRequests, Planner};
+use super::spec::{BlueGreenSettings, Routing};
+use crate::crd::{
+    AnalysisPhase, AnalysisRunRef, BlueGreenStatus, PromotionAnalysis, PromotionStatus,
+    RolloutPhase,
+};
+
+/// Stages persisted in `status.blueGreen.stage`.
+pub const PREVIEW: &str = "Preview";
+pub const PRE_PROMOTION_ANALYSIS: &str = "PrePromotionAnalysis";
+pub const AWAITING_PROMOTION: &str = "AwaitingPromotion";
+pub const SWITCHING: &str = "Switching";
+pub const POST_PROMOTION_ANALYSIS: &str = "PostPromotionAnalysis";
+pub const ABORTED: &str = "Aborted";
+pub const PROMOTED: &str = "Promoted";
+
+/// What an analysis verdict asks of the machine.
+enum Verdict {
+    Passed,
+    Failed(String, String),
+    Waiting,
+}
+
+impl Planner<'_> {
+    /// A blue-green update is in flight: `desired` differs from `stable`.
+    pub(super) fn blue_green(
+        &mut self,
+        stable: &str,
+        desired: &str,
+        requests: &ControlRequests,
+        settings: &BlueGreenSettings,
+    ) {
+        let fresh = BlueGreenStatus {
+            stage: PREVIEW.into(),
+            active_revision: Some(stable.to_string()),
+            preview_revision: Some(desired.to_string()),
+            ..Default::default()
+        };
+        let mut state = self
+            .old
+            .blue_green
+            .clone()
+            .filter(|s| s.preview_revision.as_deref() == Some(desired) && s.stage != PROMOTED)
+            .unwrap_or_else(|| fresh.clone());
+        if self.old.canary_revision.as_deref() != Some(desired) {
+            let note = match self.old.canary_revision.clone().filter(|c| c != stable) {
+                Some(previous) => format!("{previous} superseded by {desired}; previewing it"),
+                None => format!("previewing revision {desired} beside active {stable}"),
+            };
+            self.event(false, "BlueGreenStarted", note);
+            state = fresh.clone();
+            self.status.abort = None;
+            self.status.current_analysis = None;
+        }
+        self.status.canary_revision = Some(desired.to_string());
+        self.status.current_step_index = None;
+        if self.status.abort.is_some() && requests.retry {
+            state = fresh;
+            self.status.abort = None;
+            self.status.current_analysis = None;
+            self.event(false, "Retry", format!("retrying blue-green of {desired}"));
+        }
+        if self.status.abort.is_none() && requests.abort {
+            self.abort(desired, "AbortedByUser", "aborted by an operator".into());
+        }
+        if self.status.abort.is_none() {
+            match state.stage.as_str() {
+                SWITCHING | POST_PROMOTION_ANALYSIS => {
+                    self.after_switch(stable, desired, requests, settings, &mut state)
+                }
+                _ => self.before_switch(stable, desired, requests, settings, &mut state),
+            }
+        }
+        if self.status.abort.is_some() {
+            self.blue_green_aborted(stable, desired, &mut state);
+        }
+        self.status.step_label = (state.stage != PROMOTED).then(|| state.stage.clone());
+        self.status.blue_green = Some(state);
+    }
+
+    /// Preview, pre-promotion analysis and the promotion gate; then the switch.
+    fn before_switch(
+        &mut self,
+        stable: &str,
+        desired: &str,
+        requests: &ControlRequests,
+        settings: &BlueGreenSettings,
+        state: &mut BlueGreenStatus,
+    ) {
+        let replicas = self.settings.replicas;
+        let preview = settings.preview_replicas;
+        self.ensure_revision(stable, replicas);
+        self.ensure_revision(desired, preview);
+        self.point_services(stable, desired);
+        self.route_weight_down_to(0);
+        self.status.current_weight = 0;
+        self.status.desired_weight = 0;
+        let rev = self.revisions.get(desired);
+        let available = rev.map(|r| r.available).unwrap_or(0);
+        let ready = rev.is_some_and(|r| !r.stale && r.current >= preview) && available >= preview;
+        if !ready {
+            state.stage = PREVIEW.into();
+            let message = format!("preview {desired}: {available}/{preview} pods available");
+            self.set_outcome(RolloutPhase::Progressing, "Preview", message);
+            return;
+        }
+        if state.preview_ready_at.is_none() {
+            state.preview_ready_at = Some(Time(self.now));
+        }
+        if matches!(state.stage.as_str(), PREVIEW | PRE_PROMOTION_ANALYSIS)
+            && let Some(analysis) = &settings.pre_promotion
+            && !requests.promote_full
+        {
+            state.stage = PRE_PROMOTION_ANALYSIS.into();
+            let (verdict, run) =
+                self.promotion_analysis("pre", analysis, stable, desired, requests);
+            state.pre_promotion_analysis = Some(run);
+            match verdict {
+                Verdict::Passed => {}
+                Verdict::Failed(reason, message) => {
+                    self.abort(desired, &format!("PrePromotion{reason}"), message);
+                    return;
+                }
+                Verdict::Waiting => return,
+            }
+        }
+        if state.stage != AWAITING_PROMOTION {
+            state.stage = AWAITING_PROMOTION.into();
+            state.auto_promote_at = settings
+                .auto_promotion
+                .then(|| Time(self.now + settings.auto_promotion_delay));
+        }
+        if !(requests.promote || requests.promote_full) {
+            if !settings.auto_promotion {
+                self.waiting_by_design = true;
+                self.status.pause_reason = Some("AwaitingPromotion".into());
+                let message = format!(
+                    "preview {desired} is ready; switch with `sluice rollout promote` (auto-promotion is off)"
+                );
+                self.set_outcome(RolloutPhase::Paused, "AwaitingPromotion", message);
+                return;
+            }
+            let at = state
+                .auto_promote_at
+                .as_ref()
+                .map(|t| t.0)
+                .unwrap_or(self.now);
+            if self.now < at {
+                self.waiting_by_design = true;
+                self.wake.push(at);
+                let left = humantime::format_duration(std::time::Duration::from_secs(
+                    at.duration_since(self.now).as_secs() as u64,
+                ));
+                let message = format!("preview {desired} is ready; switching in {left}");
+                self.set_outcome(RolloutPhase::Progressing, "AwaitingPromotion", message);
+                return;
+            }
+        }
+        self.status.pause_reason = None;
+        state.stage = SWITCHING.into();
+        state.auto_promote_at = None;
+        self.after_switch(stable, desired, requests, settings, state);
+    }
+
+    /// The switch itself, then post-promotion analysis with the old version warm.
+    fn after_switch(
+        &mut self,
+        stable: &str,
+        desired: &str,
+        requests: &ControlRequests,
+        settings: &BlueGreenSettings,
+        state: &mut BlueGreenStatus,
+    ) {
+        let replicas = self.settings.replicas;
+        self.ensure_revision(desired, replicas);
+        self.ensure_revision(stable, replicas);
+        let active = self.settings.stable_service.clone().unwrap_or_default();
+        if state.stage == SWITCHING {
+            let rev = self.revisions.get(desired);
+            let available = rev.map(|r| r.available).unwrap_or(0);
+            let full = rev
+                .is_some_and(|r| !r.stale && r.current == replicas && r.desired == replicas)
+                && available >= replicas;
+            if !full {
+                self.point_services(stable, desired);
+                self.route_weight_down_to(0);
+                let message = format!(
+                    "scaling {desired} to {replicas} pods before the switch: {available}/{replicas} available"
+                );
+                self.set_outcome(RolloutPhase::Progressing, "Switching", message);
+                return;
+            }
+            if self.service_selects(&active) != Some(desired) {
+                match self.settings.routing {
+                    // All traffic moves in one route update to the preview backend
+                    // (already on the new pods); then the active Service follows.
+                    Routing::GatewayApi { .. } if self.route_weight() != Some(100) => {
+                        self.point_services(stable, desired);
+                        self.set_route_weight(100);
+                        self.status.current_weight = 0;
+                    }
+                    _ => {
+                        self.point_services(desired, desired);
+                        self.status.current_weight = 100;
+                    }
+                }
+                let message = format!("switching the active Service {active} to {desired}");
+                self.set_outcome(RolloutPhase::Progressing, "Switching", message);
+                return;
+            }
+            self.point_services(desired, desired);
+            self.set_route_weight(0);
+            if self.route_weight().is_some_and(|w| w != 0) {
+                let message = format!("moving traffic back to the active backend, now {desired}");
+                self.set_outcome(RolloutPhase::Progressing, "Switching", message);
+                return;
+            }
+            state.switched_at = Some(Time(self.now));
+            state.active_revision = Some(desired.to_string());
+            let warm = humantime::format_duration(self.settings.scale_down_delay);
+            self.event(
+                false,
+                "Switched",
+                format!("active Service {active} now selects {desired}; {stable} stays warm ({warm} after promotion) for a switch back"),
+            );
+            state.stage = POST_PROMOTION_ANALYSIS.into();
+        }
+        self.point_services(desired, desired);
+        self.route_weight_down_to(0);
+        self.status.current_weight = 100;
+        self.status.desired_weight = 100;
+        if let Some(analysis) = &settings.post_promotion
+            && !requests.promote_full
+        {
+            let (verdict, run) =
+                self.promotion_analysis("post", analysis, stable, desired, requests);
+            state.post_promotion_analysis = Some(run);
+            match verdict {
+                Verdict::Passed => {}
+                Verdict::Failed(reason, message) => {
+                    self.abort(desired, &format!("PostPromotion{reason}"), message);
+                    return;
+                }
+                Verdict::Waiting => return,
+            }
+        }
+        self.promote_blue_green(stable, desired, state);
+    }
+
+    /// Run (or read) the `pre`/`post` analysis of `desired`.
+    fn promotion_analysis(
+        &mut self,
+        when: &str,
+        analysis: &PromotionAnalysis,
+        stable: &str,
+        desired: &str,
+        requests: &ControlRequests,
+    ) -> (Verdict, AnalysisRunRef) {
+        let rollout = self.rollout.metadata.name.clone().unwrap_or_default();
+        let name = format!("{rollout}-{desired}-{when}");
+        let (phase, summary) = self.ensure_analysis_run(
+            &name,
+            RunRequest {
+                rollout,
+                step_index: 0,
+                stable,
+                desired,
+                templates: &analysis.templates,
+                args: &analysis.args,
+                background: false,
+            },
+        );
+        let run = AnalysisRunRef {
+            name: name.clone(),
+            phase: phase.map(|p| p.as_str().to_string()),
+            message: summary.clone(),
+        };
+        self.status.current_analysis = Some(run.clone());
+        let label = if when == "pre" {
+            "pre-promotion"
+        } else {
+            "post-promotion"
+        };
+        let detail = summary.unwrap_or_else(|| "no summary".into());
+        let was = self
+            .old
+            .current_analysis
+            .as_ref()
+            .filter(|r| r.name == name)
+            .and_then(|r| r.phase.clone());
+        let verdict = match phase {
+            Some(AnalysisPhase::Successful) => {
+                if was.as_deref() != Some("Successful") {
+                    self.event(
+                        false,
+                        "AnalysisSuccessful",
+                        format!("{label} analysis {name} Successful: {detail}"),
+                    );
+                }
+                Verdict::Passed
+            }
+            Some(verdict @ (AnalysisPhase::Failed | AnalysisPhase::Error)) => {
+                let reason = if verdict == AnalysisPhase::Failed {
+                    "AnalysisFailed"
+                } else {
+                    "AnalysisError"
+                };
+                Verdict::Failed(
+                    reason.into(),
+                    format!("{label} analysis {name} {}: {detail}", verdict.as_str()),
+                )
+            }
+            // An operator's promote acknowledges an inconclusive verdict.
+            Some(AnalysisPhase::Inconclusive) if requests.promote => Verdict::Passed,
+            Some(AnalysisPhase::Inconclusive) => {
+                self.waiting_by_design = true;
+                self.status.pause_reason = Some("AnalysisInconclusive".into());
+                let message = format!(
+                    "{label} analysis {name} inconclusive ({detail}); promote to continue or abort"
+                );
+                self.set_outcome(RolloutPhase::Paused, "AnalysisInconclusive", message);
+                Verdict::Waiting
+            }
+            _ => {
+                self.waiting_by_design = true;
+                let message = format!("waiting for {label} analysis {name} of {desired}");
+                self.set_outcome(RolloutPhase::Progressing, "Analyzing", message);
+                Verdict::Waiting
+            }
+        };
+        (verdict, run)
+    }
+
+    /// The new version becomes stable; the old one scales down after its delay.
+    fn promote_blue_green(&mut self, stable: &str, desired: &str, state: &mut BlueGreenStatus) {
+        let replicas = self.settings.replicas;
+        self.kept.retain(|h| h != stable);
+        self.status.stable_revision = Some(desired.to_string());
+        self.status.last_promotion = Some(PromotionStatus {
+            revision: desired.into(),
+            previous: stable.into(),
+            at: Time(self.now),
+        });
+        self.status.canary_revision = None;
+        self.status.current_analysis = None;
+        self.status.pause_reason = None;
+        self.status.current_weight = 0;
+        self.status.desired_weight = 0;
+        state.stage = PROMOTED.into();
+        state.active_revision = Some(desired.to_string());
+        state.scale_down_at = Some(Time(self.now + self.settings.scale_down_delay));
+        let warm = humantime::format_duration(self.settings.scale_down_delay);
+        self.event(
+            false,
+            "Promoted",
+            format!("revision {desired} is now stable; previous {stable} scales down in {warm}"),
+        );
+        let message = format!(
+            "stable revision {desired} serves all traffic with {replicas}/{replicas} pods available; {stable} scales down in {warm}"
+        );
+        self.set_outcome(RolloutPhase::Healthy, "Promoted", message);
+    }
+
+    /// Aborted: the active Service on the old version (switching back if the
+    /// switch happened), the new version scaled down after its delay.
+    fn blue_green_aborted(&mut self, stable: &str, desired: &str, state: &mut BlueGreenStatus) {
+        let Some(abort) = self.status.abort.clone() else {
+            return;
+        };
+        let replicas = self.settings.replicas;
+        self.ensure_revision(stable, replicas);
+        let rev = self.revisions.get(stable);
+        let stable_ready =
+            rev.is_some_and(|r| !r.stale) && rev.map(|r| r.available).unwrap_or(0) >= replicas;
+        let active = self.settings.stable_service.clone().unwrap_or_default();
+        let switched_back = self.service_selects(&active) == Some(stable);
+        if stable_ready || switched_back {
+            self.point_services(stable, stable);
+            self.route_weight_down_to(0);
+            state.active_revision = Some(stable.to_string());
+        }
+        let due = abort.at.0 + self.settings.abort_scale_down_delay;
+        let pods = if self.now >= due || !switched_back {
+            // Keep the new version up until the active Service has left it.
+            if switched_back {
+                0
+            } else {
+                self.revisions.get(desired).map(|r| r.desired).unwrap_or(0)
+            }
+        } else {
+            self.wake.push(due);
+            self.revisions.get(desired).map(|r| r.desired).unwrap_or(0)
+        };
+        self.ensure_revision(desired, pods);
+        if switched_back && pods > 0 {
+            state.scale_down_at = Some(Time(due));
+        }
+        state.stage = ABORTED.into();
+        self.status.current_weight = 0;
+        self.status.desired_weight = 0;
+        let message = if switched_back {
+            format!(
+                "blue-green of {desired} aborted ({}): {}; the active Service is on {stable}",
+                abort.reason, abort.message
+            )
+        } else {
+            format!(
+                "blue-green of {desired} aborted ({}): {}; scaling {stable} up before switching back",
+                abort.reason, abort.message
+            )
+        };
+        self.set_outcome(RolloutPhase::Aborted, &abort.reason, message);
+    }
+}
