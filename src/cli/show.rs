@@ -70,6 +70,21 @@ pub fn render(rollout: &Rollout) -> String {
             abort.message
         );
     }
+    if let Some(bg) = &status.blue_green {
+        let mut line = format!(
+            "  BlueGreen: {} (active {}, preview {})",
+            bg.stage,
+            bg.active_revision.as_deref().unwrap_or("-"),
+            bg.preview_revision.as_deref().unwrap_or("-")
+        );
+        if let Some(at) = &bg.auto_promote_at {
+            line.push_str(&format!(", auto-promotion at {}", at.0));
+        }
+        if let Some(at) = &bg.scale_down_at {
+            line.push_str(&format!(", old version scales down at {}", at.0));
+        }
+        let _ = writeln!(out, "{line}");
+    }
     if let Some(git) = &status.git_revert {
         let what = match (&git.pull_request, &git.revert_commit) {
             (Some(pr), _) => format!(" {pr}"),

@@ -16,6 +16,8 @@ pub use observed::{Lookup, Observed, RouteState, ServiceState};
 pub use plan::{Plan, PlannedEvent, Write, plan};
 
 #[cfg(test)]
+mod blue_green_tests;
+#[cfg(test)]
 mod plan_tests;
 #[cfg(test)]
 pub(crate) mod testkit;

@@ -107,6 +107,34 @@ pub fn rollout(replicas: i32, steps: Option<Vec<CanaryStep>>, gateway: bool) -> 
     rollout
 }
 
+/// A blue-green Rollout of `replicas` pods: active `web-stable`, preview
+/// `web-canary`, optionally routed through the `web` HTTPRoute.
+pub fn blue_green_rollout(
+    replicas: i32,
+    gateway: bool,
+    edit: impl FnOnce(&mut crate::crd::BlueGreenStrategy),
+) -> Rollout {
+    let mut r = rollout(replicas, None, false);
+    let mut strategy = crate::crd::BlueGreenStrategy {
+        active_service: "web-stable".into(),
+        preview_service: Some("web-canary".into()),
+        traffic_routing: gateway.then(|| TrafficRouting {
+            gateway_api: Some(GatewayApiRouting {
+                http_route: "web".into(),
+                namespace: None,
+                rule_indexes: None,
+            }),
+        }),
+        ..Default::default()
+    };
+    edit(&mut strategy);
+    r.spec.strategy = RolloutStrategy {
+        canary: None,
+        blue_green: Some(strategy),
+    };
+    r
+}
+
 /// An in-memory cluster that carries out plans.
 pub struct Sim {
     pub rollout: Rollout,
@@ -124,7 +152,13 @@ impl Sim {
             .strategy
             .canary
             .as_ref()
-            .is_some_and(|c| c.traffic_routing.is_some());
+            .is_some_and(|c| c.traffic_routing.is_some())
+            || rollout
+                .spec
+                .strategy
+                .blue_green
+                .as_ref()
+                .is_some_and(|b| b.traffic_routing.is_some());
         let baseline = rollout
             .spec
             .strategy
