@@ -149,6 +149,13 @@ pub fn speed_up(doc: &mut serde_json::Value) {
     if doc["kind"] != "Rollout" {
         return;
     }
+    if doc["spec"]["strategy"]["blueGreen"].is_object() {
+        let blue_green = &mut doc["spec"]["strategy"]["blueGreen"];
+        blue_green["scaleDownDelaySeconds"] = json!(3);
+        blue_green["abortScaleDownDelaySeconds"] = json!(3);
+        blue_green["autoPromotionSeconds"] = json!(2);
+        return;
+    }
     let canary = &mut doc["spec"]["strategy"]["canary"];
     canary["scaleDownDelaySeconds"] = json!(3);
     canary["abortScaleDownDelaySeconds"] = json!(3);
@@ -163,6 +170,11 @@ pub fn speed_up(doc: &mut serde_json::Value) {
 
 /// `sluice-trafficgen` for Rollout `web` in `namespace` at `rps`, registered with the stack's Prometheus.
 pub fn start_trafficgen(namespace: &str, rps: u32) -> BackgroundProcess {
+    start_trafficgen_with(namespace, rps, &[])
+}
+
+/// `start_trafficgen` with extra flags (e.g. `--smoke-service`).
+pub fn start_trafficgen_with(namespace: &str, rps: u32, extra: &[&str]) -> BackgroundProcess {
     let targets = cluster()
         .info
         .prometheus_targets_dir
@@ -181,7 +193,10 @@ pub fn start_trafficgen(namespace: &str, rps: u32) -> BackgroundProcess {
             &rps,
             "--prometheus-targets-dir",
             &targets,
-        ],
+        ]
+        .into_iter()
+        .chain(extra.iter().copied())
+        .collect::<Vec<_>>(),
     )
 }
 

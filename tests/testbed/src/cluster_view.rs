@@ -1,6 +1,7 @@
 //! What the traffic generator reads from the API server: the Rollout, its
-//! HTTPRoute weights (or, without a router, its Ready pods), and the image of
-//! each revision.
+//! HTTPRoute weights (or, without a router, its Ready pods; for a blue-green
+//! Rollout, the pods behind its active Service), and the image of each
+//! revision.
 
 use std::collections::BTreeMap;
 
@@ -21,8 +22,10 @@ pub struct View {
     pub shares: Shares,
     /// Image of the first container, per pod-template hash.
     pub images: BTreeMap<String, String>,
-    /// "httproute/<name>" or "replica-ratio".
+    /// "httproute/<name>", "service/<name>" or "replica-ratio".
     pub source: String,
+    /// Where smoke-test requests go: the Ready pods behind the smoke Service.
+    pub smoke: Shares,
 }
 
 pub fn rollout_resource() -> ApiResource {
@@ -69,8 +72,46 @@ async fn ready_hashes(pods: &Api<Pod>, selector: &str) -> Result<Vec<String>> {
         .collect())
 }
 
-/// Read the live traffic split of Rollout `name` in `namespace`.
-pub async fn look(client: &Client, namespace: &str, name: &str) -> Result<View> {
+/// The Ready pods behind Service `name`, as a backend of `weight`.
+async fn service_backend(
+    services: &Api<Service>,
+    pods: &Api<Pod>,
+    name: &str,
+    weight: f64,
+) -> Result<Backend> {
+    let service = services
+        .get(name)
+        .await
+        .with_context(|| format!("get Service {name}"))?;
+    let selector = service
+        .spec
+        .and_then(|s| s.selector)
+        .map(|s| {
+            s.iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    let hashes = if selector.is_empty() {
+        Vec::new()
+    } else {
+        ready_hashes(pods, &selector).await?
+    };
+    Ok(Backend {
+        weight,
+        ready_pod_hashes: hashes,
+    })
+}
+
+/// Read the live traffic split of Rollout `name` in `namespace`; smoke
+/// requests go to Service `smoke_service`, if given.
+pub async fn look(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    smoke_service: Option<&str>,
+) -> Result<View> {
     let rollouts: Api<DynamicObject> =
         Api::namespaced_with(client.clone(), namespace, &rollout_resource());
     let rollout = rollouts
@@ -79,8 +120,13 @@ pub async fn look(client: &Client, namespace: &str, name: &str) -> Result<View> 
         .with_context(|| format!("get Rollout {namespace}/{name}"))?;
     let spec = &rollout.data["spec"];
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let canary = &spec["strategy"]["canary"];
-    let gateway = &canary["trafficRouting"]["gatewayAPI"];
+    let strategy = &spec["strategy"];
+    let blue_green = &strategy["blueGreen"];
+    let gateway = if blue_green.is_object() {
+        &blue_green["trafficRouting"]["gatewayAPI"]
+    } else {
+        &strategy["canary"]["trafficRouting"]["gatewayAPI"]
+    };
 
     let (backends, source) = if let Some(route_name) = gateway["httpRoute"].as_str() {
         let route_ns = gateway["namespace"].as_str().unwrap_or(namespace);
@@ -103,31 +149,14 @@ pub async fn look(client: &Client, namespace: &str, name: &str) -> Result<View> 
             };
             // Gateway API: an omitted weight means 1.
             let weight = backend_ref["weight"].as_f64().unwrap_or(1.0);
-            let service = services
-                .get(service_name)
-                .await
-                .with_context(|| format!("get Service {service_name}"))?;
-            let selector = service
-                .spec
-                .and_then(|s| s.selector)
-                .map(|s| {
-                    s.iter()
-                        .map(|(k, v)| format!("{k}={v}"))
-                        .collect::<Vec<_>>()
-                        .join(",")
-                })
-                .unwrap_or_default();
-            let hashes = if selector.is_empty() {
-                Vec::new()
-            } else {
-                ready_hashes(&pods, &selector).await?
-            };
-            backends.push(Backend {
-                weight,
-                ready_pod_hashes: hashes,
-            });
+            backends.push(service_backend(&services, &pods, service_name, weight).await?);
         }
         (backends, format!("httproute/{route_name}"))
+    } else if let Some(active) = blue_green["activeService"].as_str() {
+        // Blue-green without a router: users reach whatever the active Service selects.
+        let services: Api<Service> = Api::namespaced(client.clone(), namespace);
+        let backend = service_backend(&services, &pods, active, 1.0).await?;
+        (vec![backend], format!("service/{active}"))
     } else {
         let labels = spec["selector"]["matchLabels"]
             .as_object()
@@ -141,6 +170,13 @@ pub async fn look(client: &Client, namespace: &str, name: &str) -> Result<View> 
             }],
             "replica-ratio".to_string(),
         )
+    };
+    let smoke = match smoke_service {
+        Some(service) => {
+            let services: Api<Service> = Api::namespaced(client.clone(), namespace);
+            shares(&[service_backend(&services, &pods, service, 1.0).await?])
+        }
+        None => Shares::default(),
     };
 
     let replica_sets: Api<k8s_openapi::api::apps::v1::ReplicaSet> =
@@ -172,5 +208,6 @@ pub async fn look(client: &Client, namespace: &str, name: &str) -> Result<View> 
         shares: shares(&backends),
         images,
         source,
+        smoke,
     })
 }

@@ -55,6 +55,13 @@ struct Args {
     /// Seed for the simulated outcomes (fixed seeds make runs repeatable).
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Also send smoke-test requests to the Ready pods behind this Service
+    /// (e.g. a blue-green preview Service), as a team's smoke tests would.
+    #[arg(long)]
+    smoke_service: Option<String>,
+    /// Smoke-test requests per second.
+    #[arg(long, default_value_t = 20.0)]
+    smoke_rps: f64,
 }
 
 #[tokio::main]
@@ -137,16 +144,17 @@ async fn main() -> Result<()> {
 
     let refresher = {
         let (view, traffic) = (view.clone(), traffic.clone());
-        let (client, namespace, rollout, every) = (
+        let (client, namespace, rollout, every, smoke) = (
             client.clone(),
             args.namespace.clone(),
             args.rollout.clone(),
             args.refresh,
+            args.smoke_service.clone(),
         );
         tokio::spawn(async move {
             let mut last_logged = String::new();
             loop {
-                match look(&client, &namespace, &rollout).await {
+                match look(&client, &namespace, &rollout, smoke.as_deref()).await {
                     Ok(next) => {
                         let summary = format!("{} {:?}", next.source, next.shares);
                         if summary != last_logged {
@@ -167,16 +175,20 @@ async fn main() -> Result<()> {
     };
 
     let generator = {
-        let (view, traffic, rps) = (view.clone(), traffic.clone(), args.rps);
+        let (view, traffic, rps, smoke_rps) =
+            (view.clone(), traffic.clone(), args.rps, args.smoke_rps);
         tokio::spawn(async move {
             let tick = Duration::from_millis(100);
             let mut allocator = Allocator::default();
+            let mut smoke_allocator = Allocator::default();
             let mut interval = tokio::time::interval(tick);
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 interval.tick().await;
                 let current = view.read().map(|v| v.clone()).unwrap_or_default();
-                for (hash, count) in allocator.allocate(&current.shares, rps * tick.as_secs_f64()) {
+                let users = allocator.allocate(&current.shares, rps * tick.as_secs_f64());
+                let smoke = smoke_allocator.allocate(&current.smoke, smoke_rps * tick.as_secs_f64());
+                for (hash, count) in users.into_iter().chain(smoke) {
                     let image = current.images.get(&hash).map(String::as_str).unwrap_or("");
                     traffic.serve(&hash, image, count);
                 }
