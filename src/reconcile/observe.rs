@@ -66,6 +66,10 @@ pub async fn observe(client: &Client, rollout: &Rollout) -> Result<Observed, Err
                 .cloned(),
         );
     }
+    if let Some(blue_green) = rollout.spec.strategy.blue_green.as_ref() {
+        services.push(blue_green.active_service.clone());
+        services.extend(blue_green.preview_service.iter().cloned());
+    }
     let svc_api: Api<Service> = Api::namespaced(client.clone(), &namespace);
     for service in services {
         let found = svc_api

@@ -10,8 +10,7 @@ use sluice::crd::RolloutPhase;
 
 use super::analysis::error_rate_template;
 use super::harness::{
-    BackgroundProcess, ControllerProcess, admin_client, cluster, ensure_crds, namespace, repo_root,
-    wait_for, workspace_binary,
+    ControllerProcess, admin_client, cluster, ensure_crds, namespace, repo_root, wait_for,
 };
 use super::rbac::service_account_kubeconfig;
 use super::support::*;
@@ -38,26 +37,12 @@ async fn an_analysis_abort_reverts_the_image_commit_and_git_brings_the_rollout_h
     );
 
     // The GitOps repository: the gateway example, an analysis step, and spec.git.
-    let root = info.data_dir.join(format!("git-{ns}"));
-    std::fs::create_dir_all(&root).expect("root");
-    git(&root, &["init", "-q", "--bare", "-b", "main", "apps.git"]);
-    git(&root, &["clone", "-q", "apps.git", "ci"]);
-    let bare = root.join("apps.git").display().to_string();
-    let ci = root.join("ci");
-    let dir = ci.join("apps/web");
-    std::fs::create_dir_all(&dir).expect("dir");
-    for file in ["services.yaml", "httproute.yaml"] {
-        std::fs::copy(
-            repo_root().join("examples/gateway-canary").join(file),
-            dir.join(file),
-        )
-        .expect("copy");
-    }
-    let mut manifest: serde_json::Value = serde_yaml_ng::from_str(
-        &std::fs::read_to_string(repo_root().join("examples/gateway-canary/rollout.yaml"))
-            .expect("example"),
-    )
-    .expect("yaml");
+    let example = |file: &str| {
+        std::fs::read_to_string(repo_root().join("examples/gateway-canary").join(file))
+            .expect("example")
+    };
+    let mut manifest: serde_json::Value =
+        serde_yaml_ng::from_str(&example("rollout.yaml")).expect("yaml");
     speed_up(&mut manifest);
     manifest["spec"]["strategy"]["canary"]["steps"] = json!([
         {"setWeight": 25},
@@ -66,38 +51,22 @@ async fn an_analysis_abort_reverts_the_image_commit_and_git_brings_the_rollout_h
     ]);
     // The repository is a shared GitRepository the Rollout references.
     manifest["spec"]["git"] = json!({"repositoryRef": {"name": "apps"}, "path": "apps/web"});
+    let bare_path = info.data_dir.join(format!("git-{ns}")).join("apps.git");
+    let bare = bare_path.display().to_string();
     let repository = json!({
         "apiVersion": "sluice.dev/v1alpha1",
         "kind": "GitRepository",
         "metadata": {"name": "apps"},
         "spec": {"url": bare, "branch": "main", "author": {"name": "Sluice", "email": "sluice@example.com"}}
     });
-    std::fs::write(dir.join("repository.yaml"), yaml(&repository)).expect("write");
-    std::fs::write(dir.join("rollout.yaml"), yaml(&manifest)).expect("write");
-    std::fs::write(
-        dir.join("analysis.yaml"),
-        yaml(&error_rate_template(&prometheus)),
-    )
-    .expect("write");
-    git(&ci, &["add", "."]);
-    git(&ci, &["commit", "-q", "-m", "web 1.0.0"]);
-    git(&ci, &["push", "-q", "origin", "main"]);
-
-    let work = root.join("sync").display().to_string();
-    let _sync = BackgroundProcess::start(
-        &format!("{ns}-gitops-sync"),
-        &workspace_binary("sluice-gitops-sync"),
+    let gitops = GitOps::start(
+        &ns,
         &[
-            "--repo",
-            &bare,
-            "--path",
-            "apps/web",
-            "--namespace",
-            &ns,
-            "--work-dir",
-            &work,
-            "--interval",
-            "500ms",
+            ("services.yaml", example("services.yaml")),
+            ("httproute.yaml", example("httproute.yaml")),
+            ("repository.yaml", yaml(&repository)),
+            ("rollout.yaml", yaml(&manifest)),
+            ("analysis.yaml", yaml(&error_rate_template(&prometheus))),
         ],
     );
     let first = wait_phase(
@@ -116,15 +85,7 @@ async fn an_analysis_abort_reverts_the_image_commit_and_git_brings_the_rollout_h
     tokio::time::sleep(Duration::from_secs(4)).await;
 
     // CI ships an image that answers 10% errors.
-    let text = std::fs::read_to_string(dir.join("rollout.yaml")).expect("read");
-    std::fs::write(
-        dir.join("rollout.yaml"),
-        text.replace("web:1.0.0", "web:1.0.1-err10"),
-    )
-    .expect("write");
-    git(&ci, &["commit", "-q", "-am", "web 1.0.1"]);
-    git(&ci, &["push", "-q", "origin", "main"]);
-    let bump = git(&ci, &["rev-parse", "HEAD"]);
+    let bump = gitops.bump("rollout.yaml", "web:1.0.0", "web:1.0.1-err10", "web 1.0.1");
 
     // Sluice aborts, reverts the commit, and the sync loop applies the revert.
     let home = wait_for(
@@ -152,10 +113,7 @@ async fn an_analysis_abort_reverts_the_image_commit_and_git_brings_the_rollout_h
         "{}",
         controller.log_tail()
     );
-    let head = git(
-        &root.join("apps.git"),
-        &["log", "-1", "--format=%H%n%B", "main"],
-    );
+    let head = git(&gitops.bare, &["log", "-1", "--format=%H%n%B", "main"]);
     assert!(
         head.starts_with(record.revert_commit.as_deref().unwrap_or("?")),
         "{head}"
@@ -186,19 +144,5 @@ async fn an_analysis_abort_reverts_the_image_commit_and_git_brings_the_rollout_h
     );
     let reasons = event_reasons(&admin, &ns, "web").await;
     assert!(reasons.iter().any(|r| r == "GitReverted"), "{reasons:?}");
-    assert_eq!(
-        git(
-            &root.join("apps.git"),
-            &[
-                "log",
-                "--format=%H",
-                &format!("--grep=^Sluice-Reverts: {bump}$"),
-                "main"
-            ]
-        )
-        .lines()
-        .count(),
-        1,
-        "exactly one revert"
-    );
+    assert_eq!(gitops.reverts_of(&bump), 1, "exactly one revert");
 }

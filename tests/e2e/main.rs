@@ -6,6 +6,7 @@
 
 mod alerts;
 mod analysis;
+mod blue_green;
 mod canary;
 mod git_loop;
 mod harness;

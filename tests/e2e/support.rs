@@ -216,3 +216,75 @@ pub fn git(dir: &std::path::Path, args: &[&str]) -> String {
     );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
+
+/// A GitOps repository (a local bare repository with a CI clone) whose
+/// `apps/web` directory a `sluice-gitops-sync` loop applies to a namespace.
+pub struct GitOps {
+    pub bare: std::path::PathBuf,
+    pub ci: std::path::PathBuf,
+    pub dir: std::path::PathBuf,
+    _sync: BackgroundProcess,
+}
+
+impl GitOps {
+    /// Commit `files` (name, YAML) as `web 1.0.0` and start syncing them into `ns`.
+    pub fn start(ns: &str, files: &[(&str, String)]) -> GitOps {
+        let root = cluster().info.data_dir.join(format!("git-{ns}"));
+        std::fs::create_dir_all(&root).expect("root");
+        git(&root, &["init", "-q", "--bare", "-b", "main", "apps.git"]);
+        git(&root, &["clone", "-q", "apps.git", "ci"]);
+        let (bare, ci) = (root.join("apps.git"), root.join("ci"));
+        let dir = ci.join("apps/web");
+        std::fs::create_dir_all(&dir).expect("dir");
+        for (name, text) in files {
+            std::fs::write(dir.join(name), text).expect("write");
+        }
+        git(&ci, &["add", "."]);
+        git(&ci, &["commit", "-q", "-m", "web 1.0.0"]);
+        git(&ci, &["push", "-q", "origin", "main"]);
+        let (bare_arg, work) = (
+            bare.display().to_string(),
+            root.join("sync").display().to_string(),
+        );
+        let sync = BackgroundProcess::start(
+            &format!("{ns}-gitops-sync"),
+            &workspace_binary("sluice-gitops-sync"),
+            &[
+                "--repo",
+                &bare_arg,
+                "--path",
+                "apps/web",
+                "--namespace",
+                ns,
+                "--work-dir",
+                &work,
+                "--interval",
+                "500ms",
+            ],
+        );
+        GitOps {
+            bare,
+            ci,
+            dir,
+            _sync: sync,
+        }
+    }
+
+    /// CI replaces `from` with `to` in the Rollout's file and pushes; returns the commit.
+    pub fn bump(&self, file: &str, from: &str, to: &str, message: &str) -> String {
+        let path = self.dir.join(file);
+        let text = std::fs::read_to_string(&path).expect("read");
+        std::fs::write(&path, text.replace(from, to)).expect("write");
+        git(&self.ci, &["commit", "-q", "-am", message]);
+        git(&self.ci, &["push", "-q", "origin", "main"]);
+        git(&self.ci, &["rev-parse", "HEAD"])
+    }
+
+    /// Commits on the branch that carry `Sluice-Reverts: <sha>`.
+    pub fn reverts_of(&self, sha: &str) -> usize {
+        let grep = format!("--grep=^Sluice-Reverts: {sha}$");
+        git(&self.bare, &["log", "--format=%H", &grep, "main"])
+            .lines()
+            .count()
+    }
+}

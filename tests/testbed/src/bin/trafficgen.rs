@@ -187,7 +187,8 @@ async fn main() -> Result<()> {
                 interval.tick().await;
                 let current = view.read().map(|v| v.clone()).unwrap_or_default();
                 let users = allocator.allocate(&current.shares, rps * tick.as_secs_f64());
-                let smoke = smoke_allocator.allocate(&current.smoke, smoke_rps * tick.as_secs_f64());
+                let smoke =
+                    smoke_allocator.allocate(&current.smoke, smoke_rps * tick.as_secs_f64());
                 for (hash, count) in users.into_iter().chain(smoke) {
                     let image = current.images.get(&hash).map(String::as_str).unwrap_or("");
                     traffic.serve(&hash, image, count);
