@@ -329,23 +329,7 @@ async fn a_failing_post_promotion_analysis_switches_back_at_once_and_the_revert_
     assert_eq!(abort.reason, "PostPromotionAnalysisFailed");
 
     // Sluice reverts the commit; the sync loop brings the Rollout home on the old image.
-    let home = wait_for(
-        Duration::from_secs(120),
-        "revert synced and Healthy on the old version",
-        || {
-            let (admin, ns, old) = (admin.clone(), ns.clone(), old.clone());
-            async move {
-                let r = rollout(&admin, &ns, "web").await;
-                let s = r.status.clone()?;
-                let reverted = s.git_revert.as_ref().is_some_and(|g| g.state == "Reverted");
-                (reverted
-                    && s.phase == Some(RolloutPhase::Healthy)
-                    && s.stable_revision.as_ref() == Some(&old))
-                .then_some(r)
-            }
-        },
-    )
-    .await;
+    let home = wait_reverted_home(&admin, &ns, &old, Duration::from_secs(120)).await;
     assert_eq!(gitops.reverts_of(&bump), 1, "exactly one revert in Git");
     let image = home
         .spec

@@ -9,9 +9,7 @@ use serde_json::json;
 use sluice::crd::RolloutPhase;
 
 use super::analysis::error_rate_template;
-use super::harness::{
-    ControllerProcess, admin_client, cluster, ensure_crds, namespace, repo_root, wait_for,
-};
+use super::harness::{ControllerProcess, admin_client, cluster, ensure_crds, namespace, repo_root};
 use super::rbac::service_account_kubeconfig;
 use super::support::*;
 
@@ -88,23 +86,7 @@ async fn an_analysis_abort_reverts_the_image_commit_and_git_brings_the_rollout_h
     let bump = gitops.bump("rollout.yaml", "web:1.0.0", "web:1.0.1-err10", "web 1.0.1");
 
     // Sluice aborts, reverts the commit, and the sync loop applies the revert.
-    let home = wait_for(
-        Duration::from_secs(150),
-        "revert synced and Rollout Healthy",
-        || {
-            let (admin, ns, stable) = (admin.clone(), ns.clone(), stable.clone());
-            async move {
-                let r = rollout(&admin, &ns, "web").await;
-                let s = r.status.clone()?;
-                let reverted = s.git_revert.as_ref().is_some_and(|g| g.state == "Reverted");
-                (reverted
-                    && s.phase == Some(RolloutPhase::Healthy)
-                    && s.stable_revision.as_ref() == Some(&stable))
-                .then_some(r)
-            }
-        },
-    )
-    .await;
+    let home = wait_reverted_home(&admin, &ns, &stable, Duration::from_secs(150)).await;
     let status = home.status.clone().expect("status");
     let record = status.git_revert.clone().expect("record");
     assert_eq!(

@@ -288,3 +288,25 @@ impl GitOps {
             .count()
     }
 }
+
+/// Wait until the Git revert is recorded and the Rollout is Healthy on `stable` again.
+pub async fn wait_reverted_home(
+    admin: &Client,
+    ns: &str,
+    stable: &str,
+    limit: Duration,
+) -> Rollout {
+    wait_for(limit, "revert synced and Rollout Healthy on stable", || {
+        let (admin, ns, stable) = (admin.clone(), ns.to_string(), stable.to_string());
+        async move {
+            let r = rollout(&admin, &ns, "web").await;
+            let s = r.status.clone()?;
+            let reverted = s.git_revert.as_ref().is_some_and(|g| g.state == "Reverted");
+            (reverted
+                && s.phase == Some(RolloutPhase::Healthy)
+                && s.stable_revision.as_deref() == Some(stable.as_str()))
+            .then_some(r)
+        }
+    })
+    .await
+}
