@@ -137,6 +137,15 @@ impl Planner<'_> {
                 Verdict::Waiting => return,
             }
         }
+        if requests.paused {
+            self.waiting_by_design = true;
+            self.status.pause_reason = Some("PausedByUser".into());
+            let message = format!(
+                "held by an operator before the switch to {desired} (sluice.dev/paused=true)"
+            );
+            self.set_outcome(RolloutPhase::Paused, "PausedByUser", message);
+            return;
+        }
         if state.stage != AWAITING_PROMOTION {
             state.stage = AWAITING_PROMOTION.into();
             state.auto_promote_at = settings
