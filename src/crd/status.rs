@@ -300,4 +300,7 @@ pub struct BlueGreenStatus {
     /// When the previous version's pods go (after a promotion or an abort).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scale_down_at: Option<Time>,
+    /// An operator's `promote --full`: the remaining analysis is skipped.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub promoted_full: bool,
 }

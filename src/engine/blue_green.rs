@@ -76,6 +76,14 @@ impl Planner<'_> {
         if self.status.abort.is_none() && requests.abort {
             self.abort(desired, "AbortedByUser", "aborted by an operator".into());
         }
+        if requests.promote_full && self.status.abort.is_none() {
+            state.promoted_full = true;
+            self.event(
+                false,
+                "PromotedFull",
+                format!("operator promoted {desired} fully: the remaining analysis is skipped"),
+            );
+        }
         if self.status.abort.is_none() {
             match state.stage.as_str() {
                 SWITCHING | POST_PROMOTION_ANALYSIS => {
@@ -122,7 +130,7 @@ impl Planner<'_> {
         }
         if matches!(state.stage.as_str(), PREVIEW | PRE_PROMOTION_ANALYSIS)
             && let Some(analysis) = &settings.pre_promotion
-            && !requests.promote_full
+            && !state.promoted_full
         {
             state.stage = PRE_PROMOTION_ANALYSIS.into();
             let (verdict, run) =
@@ -152,7 +160,7 @@ impl Planner<'_> {
                 .auto_promotion
                 .then(|| Time(self.now + settings.auto_promotion_delay));
         }
-        if !(requests.promote || requests.promote_full) {
+        if !(requests.promote || state.promoted_full) {
             if !settings.auto_promotion {
                 self.waiting_by_design = true;
                 self.status.pause_reason = Some("AwaitingPromotion".into());
@@ -252,7 +260,7 @@ impl Planner<'_> {
         self.status.current_weight = 100;
         self.status.desired_weight = 100;
         if let Some(analysis) = &settings.post_promotion
-            && !requests.promote_full
+            && !state.promoted_full
         {
             let (verdict, run) =
                 self.promotion_analysis("post", analysis, stable, desired, requests);

@@ -320,3 +320,33 @@ fn changing_strategy_in_flight_restarts_the_update_under_the_new_one() {
     sim.run_until(SEC, 20, |s| s.phase() == Some(RolloutPhase::Healthy));
     assert_eq!(sim.selector_of("web-stable"), Some(hash("web:2")));
 }
+
+#[test]
+fn an_operator_pause_holds_the_switch_until_resumed() {
+    let mut sim = updating(false, |_| {});
+    let new = hash("web:2");
+    sim.annotate(super::controls::PAUSED, "true");
+    for _ in 0..10 {
+        sim.tick(SEC);
+    }
+    assert_eq!(sim.phase(), Some(RolloutPhase::Paused));
+    assert_ne!(sim.selector_of("web-stable"), Some(new.clone()));
+    if let Some(annotations) = sim.rollout.metadata.annotations.as_mut() {
+        annotations.remove(super::controls::PAUSED);
+    }
+    sim.run_until(SEC, 10, |s| s.phase() == Some(RolloutPhase::Healthy));
+    assert_eq!(sim.selector_of("web-stable"), Some(new));
+}
+
+#[test]
+fn promote_full_skips_both_analyses() {
+    let mut sim = updating(false, |b| {
+        b.pre_promotion_analysis = analysis();
+        b.post_promotion_analysis = analysis();
+    });
+    sim.run_until(SEC, 10, |s| stage(s) == "PrePromotionAnalysis");
+    sim.annotate(super::controls::PROMOTE_FULL, "f1");
+    sim.run_until(SEC, 10, |s| s.phase() == Some(RolloutPhase::Healthy));
+    assert_eq!(sim.selector_of("web-stable"), Some(hash("web:2")));
+    assert_eq!(sim.observed.analysis_runs.len(), 1, "no post-promotion run");
+}
