@@ -177,7 +177,10 @@ pub fn build(input: &Input) -> Alert {
         .as_ref()
         .and_then(|c| c.steps.as_ref())
         .map(|s| i32::try_from(s.len()).unwrap_or(i32::MAX));
+    let blue_green = rollout.spec.strategy.blue_green.is_some();
     let step = match (&occurrence.trigger, abort) {
+        // Blue-green has stages, not steps: the message names the stage.
+        _ if blue_green => None,
         (_, Some(abort)) => Some(StepInfo {
             number: abort.step_index + 1,
             total,
