@@ -17,11 +17,10 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::{Patch, PatchParams};
-use kube::runtime::events::{Event, EventType};
-use kube::{Api, Resource, ResourceExt};
+use kube::{Api, ResourceExt};
 use serde_json::json;
 use tokio::sync::mpsc;
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 use super::Context;
 use super::git_revert::images;
@@ -600,23 +599,5 @@ async fn record_target(
 }
 
 async fn publish(ctx: &Context, rollout: &Rollout, warning: bool, reason: &str, note: &str) {
-    if warning {
-        warn!(rollout = %rollout.name_any(), reason, "{note}");
-    } else {
-        info!(rollout = %rollout.name_any(), reason, "{note}");
-    }
-    let event = Event {
-        type_: if warning {
-            EventType::Warning
-        } else {
-            EventType::Normal
-        },
-        reason: reason.into(),
-        note: Some(note.chars().take(1000).collect()),
-        action: "Alert".into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&event, &rollout.object_ref(&())).await {
-        warn!(rollout = %rollout.name_any(), error = %e, "cannot publish Event");
-    }
+    super::publish_as(ctx, rollout, "Alert", warning, reason, note).await
 }

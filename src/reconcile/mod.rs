@@ -151,6 +151,18 @@ fn log_write(key: &str, write: &Write) {
 }
 
 async fn publish(ctx: &Context, rollout: &Rollout, warning: bool, reason: &str, note: &str) {
+    publish_as(ctx, rollout, "Reconcile", warning, reason, note).await
+}
+
+/// Log `note` and publish it as an Event on `rollout` for `action`.
+pub(crate) async fn publish_as(
+    ctx: &Context,
+    rollout: &Rollout,
+    action: &str,
+    warning: bool,
+    reason: &str,
+    note: &str,
+) {
     if warning {
         warn!(rollout = %rollout.name_any(), reason, "{note}");
     } else {
@@ -164,7 +176,7 @@ async fn publish(ctx: &Context, rollout: &Rollout, warning: bool, reason: &str, 
         },
         reason: reason.into(),
         note: Some(note.chars().take(1000).collect()),
-        action: "Reconcile".into(),
+        action: action.into(),
         secondary: None,
     };
     if let Err(err) = ctx.recorder.publish(&event, &rollout.object_ref(&())).await {
