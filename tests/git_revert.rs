@@ -910,3 +910,128 @@ async fn with_a_signing_key_the_revert_commit_is_signed_and_verifies() {
     );
     assert_eq!(unsigned, "N");
 }
+
+// ---- Several Rollouts in one repository (issue #12, item 1) ----
+
+/// Four Rollouts of one repository abort together while CI keeps pushing:
+/// each records the commit that reverts its own bump, each revert touches
+/// only its own directory, and no revert fails on a lock of the shared clone.
+#[tokio::test]
+async fn reverts_of_several_rollouts_in_one_repository_each_record_their_own_commit() {
+    const ROLLOUTS: usize = 5;
+    let repo = Repo::new("shared");
+    let image = |i: usize, version: &str| format!("registry.example.com/app-{i}:{version}");
+    let initial: Vec<(String, String)> = (0..ROLLOUTS)
+        .map(|i| {
+            (
+                format!("apps/app-{i}/rollout.yaml"),
+                manifest(&image(i, "1.0.1")),
+            )
+        })
+        .chain([("ci/build.txt".to_string(), "0\n".to_string())])
+        .collect();
+    let files: Vec<(&str, &str)> = initial
+        .iter()
+        .map(|(p, t)| (p.as_str(), t.as_str()))
+        .collect();
+    repo.commit(&files, "initial");
+    let bumps: Vec<String> = (0..ROLLOUTS)
+        .map(|i| {
+            repo.commit(
+                &[(
+                    &format!("apps/app-{i}/rollout.yaml"),
+                    &manifest(&image(i, "1.0.2")),
+                )],
+                &format!("app-{i} 1.0.2"),
+            )
+        })
+        .collect();
+    // CI keeps committing elsewhere in the repository from its own clone.
+    let ci_clone = repo.root.join("ci-pusher");
+    git(
+        &repo.root,
+        &["clone", "-q", "repo.git", &ci_clone.display().to_string()],
+    );
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let pusher = {
+        let (stop, dir) = (stop.clone(), ci_clone.clone());
+        std::thread::spawn(move || {
+            let mut pushed = 0;
+            for n in 1..=40 {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                std::fs::write(dir.join("ci/build.txt"), format!("{n}\n")).expect("write");
+                git(&dir, &["commit", "-q", "-am", &format!("ci build {n}")]);
+                let pushed_now = Command::new("git")
+                    .arg("-C")
+                    .arg(&dir)
+                    .args(["push", "-q", "origin", "main"])
+                    .output()
+                    .is_ok_and(|o| o.status.success());
+                if pushed_now {
+                    pushed += 1;
+                } else {
+                    git(&dir, &["pull", "-q", "--rebase", "origin", "main"]);
+                }
+                std::thread::sleep(Duration::from_millis(fastrand::u64(20..120)));
+            }
+            pushed
+        })
+    };
+    let tasks: Vec<_> = (0..ROLLOUTS)
+        .map(|i| {
+            let mut request = repo.request(&format!("apps/app-{i}"));
+            request.rollout = format!("shop/app-{i}");
+            request.canary_image = image(i, "1.0.2");
+            request.stable_image = image(i, "1.0.1");
+            request.attempts = 12;
+            tokio::spawn(async move { revert(&request).await })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        outcomes.push(task.await.expect("join"));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let ci_pushes = pusher.join().expect("pusher");
+    for (i, outcome) in outcomes.into_iter().enumerate() {
+        let outcome = outcome.unwrap_or_else(|e| panic!("app-{i}: {e}"));
+        let RevertOutcome::Reverted {
+            reverted,
+            revert: sha,
+            fallback: false,
+            ..
+        } = outcome
+        else {
+            panic!("app-{i}: expected a plain revert, got {outcome:?}");
+        };
+        assert_eq!(reverted, bumps[i], "app-{i} reverted its own bump");
+        let message = git(&repo.bare, &["log", "-1", "--format=%B", &sha]);
+        assert!(
+            message.contains(&format!("Sluice-Reverts: {}", bumps[i]))
+                && message.contains(&format!("Sluice-Rollout: shop/app-{i}")),
+            "app-{i} recorded {sha}, which is another Rollout's revert:\n{message}"
+        );
+        let touched = git(&repo.bare, &["show", "--name-only", "--format=", &sha]);
+        assert_eq!(
+            touched,
+            format!("apps/app-{i}/rollout.yaml"),
+            "app-{i}'s revert touches only its own files"
+        );
+        assert_eq!(repo.count_reverts_of(&bumps[i]), 1, "app-{i}");
+        assert_eq!(
+            repo.head_file(&format!("apps/app-{i}/rollout.yaml")),
+            manifest(&image(i, "1.0.1")).trim_end()
+        );
+    }
+    let ci_commits = git(
+        &repo.bare,
+        &["log", "--format=%s", "--grep=^ci build", "main"],
+    );
+    assert_eq!(
+        ci_commits.lines().count(),
+        ci_pushes,
+        "no CI commit was lost"
+    );
+}

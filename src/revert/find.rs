@@ -81,6 +81,26 @@ pub async fn revert_of(dir: &Path, rev: &str, sha: &str) -> Result<Option<String
     Ok(out.lines().next().map(str::to_string))
 }
 
+/// The shas a commit's `Sluice-Reverts:` trailers name.
+pub async fn reverts_recorded(dir: &Path, commit: &str) -> Result<Vec<String>, Error> {
+    let out = git::run(
+        dir,
+        &[
+            "log",
+            "-1",
+            "--format=%(trailers:key=Sluice-Reverts,valueonly,separator=%x0A)",
+            commit,
+        ],
+    )
+    .await?;
+    Ok(out
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,8 @@
 //!   `images:`, Helm values);
 //! - `find`: which commit set the canary image, read from diffs;
 //! - `git`: the command runner;
-//! - `run`: the whole revert, exactly once, with push retries.
+//! - `run`: the whole revert, exactly once, with push retries;
+//! - `workspace`: the shared clone and the lock that serialises its users.
 
 pub mod credentials;
 pub mod edit;
@@ -19,6 +20,7 @@ pub mod find;
 pub mod git;
 pub mod pull_request;
 pub mod run;
+pub mod workspace;
 
 pub use run::{RevertOutcome, RevertRequest, revert, revert_with};
 
@@ -58,6 +60,9 @@ pub enum Error {
     /// The branch kept moving faster than the revert could be pushed.
     #[error("push rejected {attempts} times because the branch kept moving")]
     BranchKeptMoving { attempts: usize },
+    /// After the push, the branch does not hold a commit that says it reverts the bump.
+    #[error("the pushed revert {revert} cannot be confirmed: {why}")]
+    Unverified { revert: String, why: String },
     /// Local workspace problems.
     #[error("workspace {0}: {1}")]
     Workspace(String, #[source] std::io::Error),

@@ -12,11 +12,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
-use sha2::{Digest, Sha256};
 
 use super::edit::set_back;
-use super::find::{Found, commit_that_set, revert_of, still_sets};
+use super::find::{Found, commit_that_set, revert_of, reverts_recorded, still_sets};
 use super::pull_request::{PullRequestSettings, find_open, open};
+use super::workspace::{clone_dir, lock, prepare};
 use super::{Error, Identity, Target, git};
 
 /// What to revert and why.
@@ -63,23 +63,6 @@ pub enum RevertOutcome {
     },
     /// Nothing to do, and why.
     NotNeeded { reason: String },
-}
-
-fn clone_dir(request: &RevertRequest) -> PathBuf {
-    let digest = Sha256::digest(format!("{}#{}", request.target.url, request.target.branch));
-    let name: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
-    request.workspace.join(name)
-}
-
-async fn prepare(dir: &Path, url: &str) -> Result<(), Error> {
-    if !dir.join(".git").exists() {
-        std::fs::create_dir_all(dir).map_err(|e| Error::Workspace(dir.display().to_string(), e))?;
-        git::run(dir, &["init", "-q"]).await?;
-        git::run(dir, &["remote", "add", "origin", url]).await?;
-    } else {
-        git::run(dir, &["remote", "set-url", "origin", url]).await?;
-    }
-    Ok(())
 }
 
 fn message(request: &RevertRequest, found: &Found, fallback: bool, bundled: &[String]) -> String {
@@ -149,8 +132,10 @@ where
     F: FnMut(String, String) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    let dir = clone_dir(request);
     let (branch, path) = (&request.target.branch, &request.target.path);
+    let dir = clone_dir(&request.workspace, &request.target.url, branch);
+    // Held until the revert is pushed and verified: Rollouts of one repository share the clone.
+    let _exclusive = lock(&dir).await?;
     let remote = format!("refs/remotes/origin/{branch}");
     prepare(&dir, &request.target.url).await?;
     let mut delays = ExponentialBuilder::default()
@@ -162,17 +147,7 @@ where
     let mut attempts = 0;
     loop {
         attempts += 1;
-        git::run_with_env(
-            &dir,
-            &[
-                "fetch",
-                "-q",
-                "origin",
-                &format!("+refs/heads/{branch}:{remote}"),
-            ],
-            &request.git_env,
-        )
-        .await?;
+        fetch(&dir, branch, &request.git_env).await?;
         let head = git::run(&dir, &["rev-parse", &remote]).await?;
         if git::run(&dir, &["cat-file", "-e", &format!("{remote}:{path}")])
             .await
@@ -209,17 +184,7 @@ where
             )
             .await?;
             if !listed.is_empty() {
-                git::run_with_env(
-                    &dir,
-                    &[
-                        "fetch",
-                        "-q",
-                        "origin",
-                        &format!("+refs/heads/{pr_branch}:{pr_remote}"),
-                    ],
-                    &request.git_env,
-                )
-                .await?;
+                fetch(&dir, &pr_branch, &request.git_env).await?;
                 if let Some(revert) = revert_of(&dir, &pr_remote, &found.sha).await? {
                     let url = ensure_request(settings, &pr_branch, branch, &dir, &revert).await?;
                     return Ok(RevertOutcome::AlreadyReverted {
@@ -305,6 +270,10 @@ where
         .await
         {
             Ok(_) => {
+                // What status will record must be what Git holds: the pushed commit, on the
+                // branch, carrying this Rollout's trailer for this bump.
+                fetch(&dir, &push_to, &request.git_env).await?;
+                verify_pushed(&dir, &push_to, &revert, &found.sha).await?;
                 let pull_request = match &request.pull_request {
                     Some(settings) => {
                         Some(ensure_request(settings, &pr_branch, branch, &dir, &revert).await?)
@@ -321,17 +290,7 @@ where
             }
             Err(error) if is_rejection(&error) => {
                 // Retry only if the branch really moved; a hook or a protected branch would reject forever.
-                git::run_with_env(
-                    &dir,
-                    &[
-                        "fetch",
-                        "-q",
-                        "origin",
-                        &format!("+refs/heads/{branch}:{remote}"),
-                    ],
-                    &request.git_env,
-                )
-                .await?;
+                fetch(&dir, branch, &request.git_env).await?;
                 let now = git::run(&dir, &["rev-parse", &remote]).await?;
                 if now == head {
                     return Err(error);
@@ -344,6 +303,40 @@ where
             Err(error) => return Err(error),
         }
     }
+}
+
+/// Fetch `branch` of origin into `refs/remotes/origin/<branch>`.
+async fn fetch(dir: &Path, branch: &str, env: &[(String, String)]) -> Result<(), Error> {
+    let refspec = format!("+refs/heads/{branch}:refs/remotes/origin/{branch}");
+    git::run_with_env(dir, &["fetch", "-q", "origin", &refspec], env).await?;
+    Ok(())
+}
+
+/// Check that `revert` is on origin's `branch` and says it reverts `reverted`.
+async fn verify_pushed(
+    dir: &Path,
+    branch: &str,
+    revert: &str,
+    reverted: &str,
+) -> Result<(), Error> {
+    let remote = format!("refs/remotes/origin/{branch}");
+    let unverified = |why: String| Error::Unverified {
+        revert: revert.to_string(),
+        why,
+    };
+    if git::run(dir, &["merge-base", "--is-ancestor", revert, &remote])
+        .await
+        .is_err()
+    {
+        return Err(unverified(format!("it is not on {branch} after the push")));
+    }
+    let trailers = reverts_recorded(dir, revert).await?;
+    if !trailers.iter().any(|t| t == reverted) {
+        return Err(unverified(format!(
+            "its Sluice-Reverts trailer names {trailers:?}, not {reverted}"
+        )));
+    }
+    Ok(())
 }
 
 /// The open request for `head`, or a new one titled and described by the revert commit.
