@@ -1035,3 +1035,49 @@ async fn reverts_of_several_rollouts_in_one_repository_each_record_their_own_com
         "no CI commit was lost"
     );
 }
+
+/// A translated locale (here German, as `LANGUAGE=de` selects) must not turn
+/// a lost push race into a hard error: git's messages are read in `C`.
+#[tokio::test]
+async fn a_push_race_is_retried_whatever_the_locale() {
+    let repo = Repo::new("locale");
+    repo.commit(
+        &[
+            ("apps/web/rollout.yaml", &manifest(STABLE)),
+            ("other/app.yaml", "v: 1\n"),
+        ],
+        "web 1.0.1",
+    );
+    let bump = repo.commit(&[("apps/web/rollout.yaml", &manifest(CANARY))], "web 1.0.2");
+    let mut request = repo.request("apps/web");
+    request.git_env = vec![
+        ("LANGUAGE".into(), "de".into()),
+        ("LC_ALL".into(), "C.UTF-8".into()),
+        ("LANG".into(), "de_DE.UTF-8".into()),
+    ];
+    // CI pushes between the revert's fetch and its push: a client-side rejection.
+    let mut raced = false;
+    let outcome = revert_with(&request, |_, _| {
+        if !raced {
+            raced = true;
+            repo.commit(&[("other/app.yaml", "v: 2\n")], "teammate's change");
+        }
+        async {}
+    })
+    .await
+    .expect("revert after a retry");
+    assert!(
+        matches!(outcome, RevertOutcome::Reverted { .. }),
+        "{outcome:?}"
+    );
+    assert_eq!(repo.count_reverts_of(&bump), 1);
+    assert_eq!(
+        repo.head_file("other/app.yaml"),
+        "v: 2",
+        "CI's commit stays"
+    );
+    // Errors users read are in one language too.
+    request.target.url = repo.root.join("missing.git").display().to_string();
+    let error = revert(&request).await.expect_err("unreachable");
+    assert!(error.to_string().contains("fatal:"), "{error}");
+}

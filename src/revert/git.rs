@@ -1,4 +1,7 @@
 //! Running `git` with no prompts, in a given directory, with typed errors.
+//!
+//! Decisions are taken on exit codes and porcelain output, never on the
+//! wording of a message; messages are still produced in the `C` locale.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -43,6 +46,10 @@ pub async fn run_full(
         .arg(dir)
         .args(args)
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        // Untranslated messages, whatever the pod's or the Secret's locale: they end
+        // up in status and Events, and one language keeps them searchable.
+        .env("LC_ALL", "C")
+        .env_remove("LANGUAGE")
         // Never wait for a password on a terminal that is not there.
         .env("GIT_TERMINAL_PROMPT", "0")
         .env("GIT_ASKPASS", "true")

@@ -109,14 +109,6 @@ async fn edit_back(dir: &Path, request: &RevertRequest) -> Result<bool, Error> {
     Ok(changed)
 }
 
-fn is_rejection(error: &Error) -> bool {
-    matches!(error, Error::Git { message, .. } if message.contains("rejected")
-        || message.contains("non-fast-forward")
-        || message.contains("fetch first")
-        || message.contains("failed to update ref")
-        || message.contains("cannot lock ref"))
-}
-
 /// Revert the commit that set the canary image on the request's branch.
 pub async fn revert(request: &RevertRequest) -> Result<RevertOutcome, Error> {
     revert_with(request, |_, _| async {}).await
@@ -288,8 +280,9 @@ where
                     pull_request,
                 });
             }
-            Err(error) if is_rejection(&error) => {
-                // Retry only if the branch really moved; a hook or a protected branch would reject forever.
+            Err(error) => {
+                // Decided on the branch, not on the message: retry only if it really moved;
+                // a hook or a protected branch would reject forever.
                 fetch(&dir, branch, &request.git_env).await?;
                 let now = git::run(&dir, &["rev-parse", &remote]).await?;
                 if now == head {
@@ -300,7 +293,6 @@ where
                     None => return Err(Error::BranchKeptMoving { attempts }),
                 }
             }
-            Err(error) => return Err(error),
         }
     }
 }
