@@ -493,18 +493,18 @@ async fn over_ssh_a_good_key_reverts_and_a_wrong_key_or_unknown_host_is_a_clear_
         let mut request = repo.request("apps/web");
         request.target.url = url.clone();
         request.workspace = repo.root.join(format!("workspace-{name}"));
-        request.git_env = git_env(&data, &repo.root.join(format!("keys-{name}"))).expect("env");
-        request
+        // The key files live as long as the credentials do.
+        let credentials = git_env(&data, &repo.root.join(format!("keys-{name}"))).expect("env");
+        request.git_env = credentials.env.clone();
+        (request, credentials)
     };
 
-    let wrong_key = revert(&attempt(
-        secret(&sshd.other_key, &sshd.known_hosts),
-        "wrong",
-    ))
-    .await;
+    let (request, _keys) = attempt(secret(&sshd.other_key, &sshd.known_hosts), "wrong");
+    let wrong_key = revert(&request).await;
     let message = wrong_key.expect_err("a key sshd does not know").to_string();
     assert!(message.contains("Permission denied"), "{message}");
-    let unknown_host = revert(&attempt(secret(&sshd.user_key, ""), "unknown")).await;
+    let (request, _keys) = attempt(secret(&sshd.user_key, ""), "unknown");
+    let unknown_host = revert(&request).await;
     let message = unknown_host
         .expect_err("strict host-key checking")
         .to_string();
@@ -514,9 +514,8 @@ async fn over_ssh_a_good_key_reverts_and_a_wrong_key_or_unknown_host_is_a_clear_
     );
     assert_eq!(repo.count_reverts_of(&bump), 0);
 
-    let outcome = revert(&attempt(secret(&sshd.user_key, &sshd.known_hosts), "good"))
-        .await
-        .expect("revert over SSH");
+    let (request, _keys) = attempt(secret(&sshd.user_key, &sshd.known_hosts), "good");
+    let outcome = revert(&request).await.expect("revert over SSH");
     assert!(
         matches!(outcome, RevertOutcome::Reverted { .. }),
         "{outcome:?}"
@@ -666,7 +665,7 @@ async fn over_smart_http_a_good_token_reverts_and_a_wrong_one_is_a_clear_error()
         let mut request = repo.request("apps/web");
         request.target.url = url.clone();
         request.workspace = repo.root.join(format!("workspace-{name}"));
-        request.git_env = git_env(&data, &repo.root.join("keys")).expect("env");
+        request.git_env = git_env(&data, &repo.root.join("keys")).expect("env").env;
         request
     };
     let denied = revert(&attempt("wrong", "wrong"))
@@ -876,8 +875,9 @@ async fn with_a_signing_key_the_revert_commit_is_signed_and_verifies() {
         std::fs::read(&key).expect("key"),
     )]);
     let mut request = repo.request("apps/web");
-    request.git_env =
+    let credentials =
         sluice::revert::credentials::git_env(&data, &repo.root.join("keys")).expect("env");
+    request.git_env = credentials.env.clone();
     let outcome = revert(&request).await.expect("revert");
     let RevertOutcome::Reverted { revert: sha, .. } = outcome else {
         panic!("expected a revert, got {outcome:?}");

@@ -239,13 +239,11 @@ impl GitReverter {
                         .get("token")
                         .or_else(|| data.get("password"))
                         .map(|v| String::from_utf8_lossy(v).trim().to_string());
-                    let keys = self
-                        .workspace
-                        .join("keys")
-                        .join(format!("{namespace}-{}", rollout.name_any()));
-                    credentials::git_env(&data, &keys).map_err(|e| e.to_string())?
+                    // A private directory per revert, removed when the revert ends.
+                    let keys = self.workspace.join("keys");
+                    Some(credentials::git_env(&data, &keys).map_err(|e| e.to_string())?)
                 }
-                None => Vec::new(),
+                None => None,
             };
             let author = repository.author;
             let pull_request = match repository.pull_request {
@@ -291,7 +289,7 @@ impl GitReverter {
                 },
                 workspace: self.workspace.clone(),
                 attempts: 5,
-                git_env: env,
+                git_env: env.as_ref().map(|c| c.env.clone()).unwrap_or_default(),
                 pull_request,
             };
             // Both SHAs are in status before the push; the trailer in Git makes a rerun safe.

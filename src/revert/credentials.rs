@@ -2,6 +2,10 @@
 //!
 //! - SSH: `ssh-privatekey` (and `known_hosts`, checked strictly) are written to
 //!   files readable only by the controller, and `GIT_SSH_COMMAND` points at them.
+//!   Each revert gets its own fresh directory (mode 0700, random name), removed
+//!   when its `Credentials` are dropped: no name derived from a tenant's
+//!   namespace and Secret can collide with another tenant's, and no key
+//!   outlives the revert that needed it.
 //! - HTTPS: `username` and `password` (a token) become an Authorization header
 //!   passed through `GIT_CONFIG_*` variables, so they never appear in a
 //!   command line that other processes could read.
@@ -21,19 +25,37 @@ use super::Error;
 /// Secret key of the SSH private key that signs revert commits.
 pub const SIGNING_KEY: &str = "commit-signing-key";
 
-/// Environment for `git` from the Secret's data (key → bytes).
-pub fn git_env(
-    data: &BTreeMap<String, Vec<u8>>,
-    key_dir: &Path,
-) -> Result<Vec<(String, String)>, Error> {
+/// Environment for `git`, and the private files it points at (removed on drop).
+#[derive(Debug)]
+pub struct Credentials {
+    pub env: Vec<(String, String)>,
+    _files: Option<tempfile::TempDir>,
+}
+
+/// Credentials for one revert from the Secret's data (key → bytes); key files go
+/// to a new private directory under `keys`.
+pub fn git_env(data: &BTreeMap<String, Vec<u8>>, keys: &Path) -> Result<Credentials, Error> {
     let text = |key: &str| {
         data.get(key)
             .map(|v| String::from_utf8_lossy(v).to_string())
     };
+    let needs_files = data.contains_key("ssh-privatekey") || data.contains_key(SIGNING_KEY);
+    let files = if needs_files {
+        std::fs::create_dir_all(keys)
+            .map_err(|e| Error::Workspace(keys.display().to_string(), e))?;
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::Builder::new()
+            .prefix("revert-")
+            .permissions(std::fs::Permissions::from_mode(0o700))
+            .tempdir_in(keys)
+            .map_err(|e| Error::Workspace(keys.display().to_string(), e))?;
+        Some(dir)
+    } else {
+        None
+    };
+    let key_dir = files.as_ref().map(|d| d.path()).unwrap_or(keys);
     let mut env = Vec::new();
     if let Some(key) = data.get("ssh-privatekey") {
-        std::fs::create_dir_all(key_dir)
-            .map_err(|e| Error::Workspace(key_dir.display().to_string(), e))?;
         let key_file = key_dir.join("id");
         write_private(&key_file, key)?;
         let known_hosts = key_dir.join("known_hosts");
@@ -56,8 +78,6 @@ pub fn git_env(
         config.push(("http.extraHeader", format!("Authorization: Basic {token}")));
     }
     if let Some(key) = data.get(SIGNING_KEY) {
-        std::fs::create_dir_all(key_dir)
-            .map_err(|e| Error::Workspace(key_dir.display().to_string(), e))?;
         let key_file = key_dir.join("signing");
         write_private(&key_file, key)?;
         config.push(("gpg.format", "ssh".into()));
@@ -71,7 +91,7 @@ pub fn git_env(
             env.push((format!("GIT_CONFIG_VALUE_{i}"), value));
         }
     }
-    Ok(env)
+    Ok(Credentials { env, _files: files })
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
@@ -95,6 +115,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     #[test]
     fn https_credentials_become_a_header_not_an_argument() {
@@ -102,7 +123,7 @@ mod tests {
             ("username".to_string(), b"sluice".to_vec()),
             ("password".to_string(), b"t0ken".to_vec()),
         ]);
-        let env = git_env(&data, Path::new("/nonexistent")).expect("env");
+        let env = git_env(&data, Path::new("/nonexistent")).expect("env").env;
         assert!(env.contains(&(
             "GIT_CONFIG_VALUE_0".to_string(),
             "Authorization: Basic c2x1aWNlOnQwa2Vu".to_string()
@@ -116,14 +137,41 @@ mod tests {
             ("ssh-privatekey".to_string(), b"KEY".to_vec()),
             ("known_hosts".to_string(), b"host ssh-ed25519 AAAA".to_vec()),
         ]);
-        let env = git_env(&data, &dir).expect("env");
+        let credentials = git_env(&data, &dir).expect("env");
+        let env = &credentials.env;
         assert!(env[0].1.contains("StrictHostKeyChecking=yes"));
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(dir.join("id"))
-            .expect("key")
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o777, 0o600);
+        let key = key_file(env);
+        let mode = |p: &Path| std::fs::metadata(p).expect("file").permissions().mode() & 0o777;
+        assert_eq!(mode(&key), 0o600);
+        assert_eq!(mode(key.parent().expect("dir")), 0o700);
+        drop(credentials);
+        assert!(!key.exists(), "the key is removed when the revert is done");
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    fn key_file(env: &[(String, String)]) -> PathBuf {
+        let command = env
+            .iter()
+            .find(|(k, _)| k == "GIT_SSH_COMMAND")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        let path = command.split(' ').nth(2).unwrap_or_default();
+        PathBuf::from(path)
+    }
+
+    #[test]
+    fn two_tenants_reverting_at_once_never_share_a_key_file() {
+        // `sec-a-b/c` and `sec-a/b-c` once mapped to the same `sec-a-b-c` file.
+        let keys = std::env::temp_dir().join(format!("sluice-tenants-{}", std::process::id()));
+        let tenant = |key: &[u8]| BTreeMap::from([("ssh-privatekey".to_string(), key.to_vec())]);
+        let first = git_env(&tenant(b"KEY OF sec-a-b/c"), &keys).expect("first");
+        let second = git_env(&tenant(b"KEY OF sec-a/b-c"), &keys).expect("second");
+        let (first_file, second_file) = (key_file(&first.env), key_file(&second.env));
+        assert_ne!(first_file, second_file);
+        let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+        assert_eq!(read(&first_file), "KEY OF sec-a-b/c\n");
+        assert_eq!(read(&second_file), "KEY OF sec-a/b-c\n");
+        let _ = std::fs::remove_dir_all(keys);
     }
 }
