@@ -8,13 +8,12 @@
 //! A task killed at any point is simply run again: the revert itself is
 //! idempotent (it finds its own `Sluice-Reverts:` trailer on the branch).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::events::{Event, EventType};
@@ -23,14 +22,11 @@ use serde_json::json;
 use tracing::{info, warn};
 
 use super::Context;
-use crate::crd::{
-    ClusterGitRepository, ForgeProvider, GitAuthor, GitRepository, GitRevertStatus, GitSource,
-    PullRequestSpec, Rollout, RolloutStatus,
-};
+use super::git_source::{Prepared, prepare_request};
+use crate::crd::{GitRevertStatus, Rollout, RolloutStatus};
 use crate::engine::Observed;
 use crate::engine::revisions::index;
-use crate::revert::pull_request::{Provider, PullRequestSettings};
-use crate::revert::{Identity, RevertOutcome, RevertRequest, Target, credentials, revert_with};
+use crate::revert::{RevertOutcome, find_pushed, revert_with};
 
 /// Annotation an operator's abort carries to ask for (`true`) or refuse (`false`) a revert.
 pub const ABORT_REVERT_ANNOTATION: &str = "sluice.dev/abort-revert";
@@ -48,7 +44,14 @@ pub enum Wanted {
     Revert { canary: String, attempts: i32 },
     /// Come back after this long (a failed attempt is backing off).
     Later(Duration),
+    /// Settle a record a killed controller left unfinished after its abort
+    /// ended (the GitOps sync applied the revert, or an operator retried):
+    /// look on the branch for the revert it was pushing.
+    Resolve { record: GitRevertStatus },
 }
+
+/// States of an attempt in progress: only a task of this process may hold them.
+const IN_PROGRESS: [&str; 2] = ["Reverting", "Pushing"];
 
 /// Back-off between failed attempts: 30 s, 1 min, 2 min … at most 10 min.
 pub fn backoff(attempts: i32) -> Duration {
@@ -58,8 +61,16 @@ pub fn backoff(attempts: i32) -> Duration {
 
 /// Decide from the Rollout and its current status.
 pub fn wanted(rollout: &Rollout, status: &RolloutStatus, now: Timestamp) -> Wanted {
-    let (Some(git), Some(abort)) = (&rollout.spec.git, &status.abort) else {
+    let Some(git) = &rollout.spec.git else {
         return Wanted::Nothing;
+    };
+    let Some(abort) = &status.abort else {
+        return match &status.git_revert {
+            Some(record) if IN_PROGRESS.contains(&record.state.as_str()) => Wanted::Resolve {
+                record: record.clone(),
+            },
+            _ => Wanted::Nothing,
+        };
     };
     let canary = abort.revision.clone();
     let record = status
@@ -161,14 +172,20 @@ impl GitReverter {
                 tokio::spawn(async move { record_state(&ctx, &rollout, &record).await });
                 None
             }
+            Wanted::Resolve { record } => {
+                if !self.claim(&key) {
+                    return None;
+                }
+                let (this, ctx, rollout) = (self.clone(), ctx.clone(), rollout.clone());
+                tokio::spawn(async move {
+                    this.resolve(&ctx, &rollout, record).await;
+                    this.release(&key);
+                });
+                None
+            }
             Wanted::Revert { canary, attempts } => {
-                {
-                    let Ok(mut running) = self.in_flight.lock() else {
-                        return None;
-                    };
-                    if !running.insert(key.clone()) {
-                        return None;
-                    }
+                if !self.claim(&key) {
+                    return None;
                 }
                 let stable = status.stable_revision.clone().unwrap_or_default();
                 let found = images(observed, &canary, &stable);
@@ -178,120 +195,125 @@ impl GitReverter {
                     .as_ref()
                     .map(|a| format!("{} ({})", a.message, a.reason))
                     .unwrap_or_else(|| "aborted".into());
+                // The commits an earlier, killed attempt was pushing stay known, so
+                // that a crash in this attempt can still be settled from the branch.
+                let earlier = status
+                    .git_revert
+                    .as_ref()
+                    .filter(|r| r.canary_revision == canary);
+                let record = GitRevertStatus {
+                    state: "Reverting".into(),
+                    canary_revision: canary,
+                    attempts: attempts + 1,
+                    reverted_commit: earlier.and_then(|r| r.reverted_commit.clone()),
+                    revert_commit: earlier.and_then(|r| r.revert_commit.clone()),
+                    message: Some("reverting the image commit in Git".into()),
+                    ..Default::default()
+                };
                 let (this, ctx, rollout) = (self.clone(), ctx.clone(), rollout.clone());
                 tokio::spawn(async move {
-                    this.run(&ctx, &rollout, canary, attempts + 1, found, reason)
-                        .await;
-                    if let Ok(mut running) = this.in_flight.lock() {
-                        running.remove(&key);
-                    }
+                    this.run(&ctx, &rollout, record, found, reason).await;
+                    this.release(&key);
                 });
                 None
             }
         }
     }
 
+    /// Mark a Rollout's Git work as running here; false when it already is.
+    fn claim(&self, key: &str) -> bool {
+        self.in_flight
+            .lock()
+            .is_ok_and(|mut running| running.insert(key.to_string()))
+    }
+
+    fn release(&self, key: &str) {
+        if let Ok(mut running) = self.in_flight.lock() {
+            running.remove(key);
+        }
+    }
+
+    /// Settle an unfinished record whose abort has ended (see `Wanted::Resolve`).
+    async fn resolve(&self, ctx: &Context, rollout: &Rollout, mut record: GitRevertStatus) {
+        let found = match record.reverted_commit.clone() {
+            // Killed before its commit existed: nothing was pushed by that attempt.
+            None => Ok(None),
+            Some(reverted) => {
+                let images = (String::new(), String::new());
+                match prepare_request(&ctx.client, rollout, &self.workspace, images, String::new())
+                    .await
+                {
+                    Ok(Prepared {
+                        request,
+                        credentials: _credentials,
+                    }) => find_pushed(&request, &reverted)
+                        .await
+                        .map(|found| found.map(|(revert, pr)| (reverted, revert, pr)))
+                        .map_err(|e| e.to_string()),
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        record.last_attempt = Some(Time(Timestamp::now()));
+        let (warning, reason, note) = match found {
+            Ok(Some((reverted, revert, pull_request))) => {
+                let note = format!(
+                    "reverted commit {reverted} with {revert} (the push was confirmed on the branch after a restart)"
+                );
+                record.state = "Reverted".into();
+                record.reverted_commit = Some(reverted);
+                record.revert_commit = Some(revert);
+                record.pull_request = pull_request;
+                (false, "GitReverted", note)
+            }
+            Ok(None) => {
+                record.state = "NotNeeded".into();
+                record.revert_commit = None;
+                (
+                    false,
+                    "GitRevertNotNeeded",
+                    "the abort ended before the revert reached the branch; Git is left as it is"
+                        .to_string(),
+                )
+            }
+            // The abort is over: record why and do not retry in a loop.
+            Err(error) => {
+                record.state = "Failed".into();
+                (
+                    true,
+                    "GitRevertFailed",
+                    format!("cannot confirm the revert: {error}"),
+                )
+            }
+        };
+        Self::finish(ctx, rollout, record, warning, reason, note).await;
+    }
+
     async fn run(
         &self,
         ctx: &Context,
         rollout: &Rollout,
-        canary: String,
-        attempts: i32,
+        mut record: GitRevertStatus,
         images: Option<(String, String)>,
         reason: String,
     ) {
-        let Some(git) = rollout.spec.git.clone() else {
+        if rollout.spec.git.is_none() {
             return;
-        };
-        let namespace = rollout.namespace().unwrap_or_default();
-        let key = format!("{namespace}/{}", rollout.name_any());
-        let mut record = GitRevertStatus {
-            state: "Reverting".into(),
-            canary_revision: canary.clone(),
-            attempts,
-            message: Some("reverting the image commit in Git".into()),
-            ..Default::default()
-        };
+        }
+        let attempts = record.attempts;
         record_state(ctx, rollout, &record).await;
         let result = async {
-            let Some((canary_image, stable_image)) = images else {
+            let Some(images) = images else {
                 return Err(
                     "cannot tell which image the canary changed (its ReplicaSets are gone)"
                         .to_string(),
                 );
             };
-            let repository = resolve(&ctx.client, &namespace, &git).await?;
-            let mut token = None;
-            let env = match &repository.secret {
-                Some((secret_namespace, name)) => {
-                    let secrets: Api<Secret> =
-                        Api::namespaced(ctx.client.clone(), secret_namespace);
-                    let secret = secrets.get(name).await.map_err(|e| {
-                        format!("cannot read Secret {secret_namespace}/{name}: {e}")
-                    })?;
-                    let data: BTreeMap<String, Vec<u8>> = secret
-                        .data
-                        .unwrap_or_default()
-                        .into_iter()
-                        .map(|(k, v)| (k, v.0))
-                        .collect();
-                    token = data
-                        .get("token")
-                        .or_else(|| data.get("password"))
-                        .map(|v| String::from_utf8_lossy(v).trim().to_string());
-                    // A private directory per revert, removed when the revert ends.
-                    let keys = self.workspace.join("keys");
-                    Some(credentials::git_env(&data, &keys).map_err(|e| e.to_string())?)
-                }
-                None => None,
-            };
-            let author = repository.author;
-            let pull_request = match repository.pull_request {
-                None => None,
-                Some(spec) => {
-                    let provider = match spec.provider {
-                        ForgeProvider::GitHub => Provider::GitHub,
-                        ForgeProvider::GitLab => Provider::GitLab,
-                        ForgeProvider::Gitea => Provider::Gitea,
-                    };
-                    let api_url = match (&spec.api_url, provider) {
-                        (Some(url), _) => url.clone(),
-                        (None, Provider::GitHub) => "https://api.github.com".into(),
-                        (None, _) => {
-                            return Err(
-                                "pullRequest.apiUrl is required for GitLab and Gitea".to_string()
-                            );
-                        }
-                    };
-                    Some(PullRequestSettings {
-                        provider,
-                        api_url,
-                        repository: spec.repository,
-                        token: token.clone().ok_or(
-                            "pull-request mode needs a `token` (or `password`) in the Secret",
-                        )?,
-                    })
-                }
-            };
-            let request = RevertRequest {
-                target: Target {
-                    url: repository.url,
-                    branch: repository.branch,
-                    path: git.path.clone(),
-                },
-                rollout: key.clone(),
-                canary_image,
-                stable_image,
-                reason,
-                identity: Identity {
-                    name: author.name,
-                    email: author.email,
-                },
-                workspace: self.workspace.clone(),
-                attempts: 5,
-                git_env: env.as_ref().map(|c| c.env.clone()).unwrap_or_default(),
-                pull_request,
-            };
+            // `_credentials` keeps the key files until the revert is done.
+            let Prepared {
+                request,
+                credentials: _credentials,
+            } = prepare_request(&ctx.client, rollout, &self.workspace, images, reason).await?;
             // Both SHAs are in status before the push; the trailer in Git makes a rerun safe.
             let pushing = record.clone();
             revert_with(&request, |reverted, revert| {
@@ -363,6 +385,25 @@ impl GitReverter {
                 )
             }
         };
+        Self::finish(ctx, rollout, record, warning, reason, note).await;
+    }
+}
+
+impl GitReverter {
+    /// Record the outcome, log it, and publish it as an Event.
+    async fn finish(
+        ctx: &Context,
+        rollout: &Rollout,
+        mut record: GitRevertStatus,
+        warning: bool,
+        reason: &str,
+        note: String,
+    ) {
+        let key = format!(
+            "{}/{}",
+            rollout.namespace().unwrap_or_default(),
+            rollout.name_any()
+        );
         record.message = Some(note.clone());
         if warning {
             warn!(rollout = %key, "{note}");
@@ -385,124 +426,6 @@ impl GitReverter {
             warn!(rollout = %key, error = %e, "cannot publish Event");
         }
     }
-}
-
-/// A repository's settings after a shared resource (if any) was read.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Resolved {
-    pub url: String,
-    pub branch: String,
-    /// (namespace, name) of the credentials Secret.
-    pub secret: Option<(String, String)>,
-    pub author: GitAuthor,
-    pub pull_request: Option<PullRequestSpec>,
-}
-
-/// What a `GitRepository` or `ClusterGitRepository` provides.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Shared {
-    pub url: String,
-    pub branch: Option<String>,
-    pub secret: Option<(String, String)>,
-    pub author: Option<GitAuthor>,
-    pub pull_request: Option<PullRequestSpec>,
-}
-
-/// Merge a Rollout's `spec.git` over its repository resource; the Rollout's own fields win.
-pub fn merge(git: &GitSource, namespace: &str, shared: Option<Shared>) -> Result<Resolved, String> {
-    let Shared {
-        url,
-        branch,
-        secret,
-        author,
-        pull_request,
-    } = match shared {
-        Some(shared) => shared,
-        None => Shared {
-            url: git
-                .repository
-                .clone()
-                .ok_or("spec.git needs repository or repositoryRef")?,
-            branch: None,
-            secret: None,
-            author: None,
-            pull_request: None,
-        },
-    };
-    Ok(Resolved {
-        url,
-        branch: git
-            .branch
-            .clone()
-            .or(branch)
-            .unwrap_or_else(|| "main".into()),
-        secret: git
-            .secret_name
-            .clone()
-            .map(|name| (namespace.to_string(), name))
-            .or(secret),
-        pull_request: git.pull_request.clone().or(pull_request),
-        author: git.author.clone().or(author).unwrap_or(GitAuthor {
-            name: "Sluice".into(),
-            email: "sluice@localhost".into(),
-        }),
-    })
-}
-
-/// Read the repository resource `spec.git` names, if any, and merge.
-async fn resolve(
-    client: &kube::Client,
-    namespace: &str,
-    git: &GitSource,
-) -> Result<Resolved, String> {
-    let shared = match &git.repository_ref {
-        None => None,
-        Some(reference) if reference.cluster_scope => {
-            let api: Api<ClusterGitRepository> = Api::all(client.clone());
-            let repo = api
-                .get(&reference.name)
-                .await
-                .map_err(|e| format!("cannot read ClusterGitRepository {}: {e}", reference.name))?;
-            let secret = match (&repo.spec.secret_name, &repo.spec.secret_namespace) {
-                (Some(name), Some(ns)) => Some((ns.clone(), name.clone())),
-                (Some(_), None) => {
-                    return Err(format!(
-                        "ClusterGitRepository {} names a Secret without secretNamespace",
-                        reference.name
-                    ));
-                }
-                _ => None,
-            };
-            Some(Shared {
-                url: repo.spec.url,
-                branch: repo.spec.branch,
-                secret,
-                author: repo.spec.author,
-                pull_request: repo.spec.pull_request,
-            })
-        }
-        Some(reference) => {
-            let api: Api<GitRepository> = Api::namespaced(client.clone(), namespace);
-            let repo = api.get(&reference.name).await.map_err(|e| {
-                format!(
-                    "cannot read GitRepository {namespace}/{}: {e}",
-                    reference.name
-                )
-            })?;
-            let secret = repo
-                .spec
-                .secret_name
-                .map(|name| (namespace.to_string(), name));
-            Some(Shared {
-                url: repo.spec.url,
-                branch: repo.spec.branch,
-                secret,
-                author: repo.spec.author,
-                pull_request: repo.spec.pull_request,
-            })
-        }
-    };
-    merge(git, namespace, shared)
 }
 
 /// Write `status.gitRevert` under the revert task's own field manager.
@@ -530,7 +453,7 @@ async fn record_state(ctx: &Context, rollout: &Rollout, record: &GitRevertStatus
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::AbortStatus;
+    use crate::crd::{AbortStatus, GitSource};
     use crate::engine::testkit::rollout as test_rollout;
 
     fn aborted(reason: &str) -> (Rollout, RolloutStatus) {
@@ -647,39 +570,42 @@ mod tests {
         });
         assert!(matches!(wanted(&r, &s, now), Wanted::Revert { .. }));
     }
-}
-
-#[cfg(test)]
-mod merge_tests {
-    use super::*;
-
     #[test]
-    fn the_rollouts_own_fields_win_over_the_shared_repository() {
-        let git = GitSource {
-            repository_ref: Some(crate::crd::GitRepositoryRef {
-                name: "deploy".into(),
-                cluster_scope: false,
-            }),
-            branch: Some("release".into()),
-            path: "apps/web".into(),
+    fn a_push_left_unconfirmed_by_a_crash_is_resolved_even_after_the_abort_cleared() {
+        let now = Timestamp::UNIX_EPOCH;
+        let (r, mut s) = aborted("AnalysisFailed");
+        let pushing = GitRevertStatus {
+            state: "Pushing".into(),
+            canary_revision: "canaryhash".into(),
+            reverted_commit: Some("bump".into()),
+            revert_commit: Some("revert".into()),
+            attempts: 1,
             ..Default::default()
         };
-        let shared = Some(Shared {
-            url: "ssh://git@example.com/deploy.git".to_string(),
-            branch: Some("main".to_string()),
-            secret: Some(("shop".to_string(), "deploy-key".to_string())),
-            author: None,
-            pull_request: None,
-        });
-        let resolved = merge(&git, "shop", shared).expect("merge");
-        assert_eq!(resolved.url, "ssh://git@example.com/deploy.git");
-        assert_eq!(resolved.branch, "release");
-        assert_eq!(resolved.secret, Some(("shop".into(), "deploy-key".into())));
-        assert_eq!(resolved.author.name, "Sluice");
-        let inline = GitSource::default();
-        assert!(
-            merge(&inline, "shop", None).is_err(),
-            "neither repository nor repositoryRef"
+        s.git_revert = Some(pushing.clone());
+        // The GitOps sync applied the revert while the controller was down:
+        // the abort is over, but the record still waits for its push.
+        s.abort = None;
+        assert_eq!(
+            wanted(&r, &s, now),
+            Wanted::Resolve { record: pushing },
+            "the trailer on the branch settles it"
         );
+        let mut reverting = s.clone();
+        if let Some(record) = reverting.git_revert.as_mut() {
+            record.state = "Reverting".into();
+        }
+        assert!(matches!(
+            wanted(&r, &reverting, now),
+            Wanted::Resolve { .. }
+        ));
+        // Settled records stay settled.
+        for state in FINAL_STATES.into_iter().chain(["Failed"]) {
+            let mut done = s.clone();
+            if let Some(record) = done.git_revert.as_mut() {
+                record.state = state.into();
+            }
+            assert_eq!(wanted(&r, &done, now), Wanted::Nothing, "{state}");
+        }
     }
 }

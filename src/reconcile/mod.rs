@@ -8,6 +8,7 @@ pub mod alerts;
 pub mod analysis;
 pub mod apply;
 pub mod git_revert;
+pub mod git_source;
 pub mod observe;
 
 use std::sync::Arc;

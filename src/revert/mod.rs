@@ -22,7 +22,7 @@ pub mod pull_request;
 pub mod run;
 pub mod workspace;
 
-pub use run::{RevertOutcome, RevertRequest, revert, revert_with};
+pub use run::{RevertOutcome, RevertRequest, find_pushed, revert, revert_with};
 
 /// Where a Rollout lives in Git.
 #[derive(Debug, Clone, PartialEq)]

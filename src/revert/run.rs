@@ -158,35 +158,14 @@ where
                 ),
             });
         };
-        if let Some(revert) = revert_of(&dir, &remote, &found.sha).await? {
+        if let Some((revert, pull_request)) = existing_revert(&dir, request, &found.sha).await? {
             return Ok(RevertOutcome::AlreadyReverted {
                 reverted: found.sha,
                 revert,
-                pull_request: None,
+                pull_request,
             });
         }
-        let pr_branch = format!("sluice/revert-{}", &found.sha[..found.sha.len().min(12)]);
-        if let Some(settings) = &request.pull_request {
-            // A revert waiting in its own branch (pushed before a restart): reuse it.
-            let pr_remote = format!("refs/remotes/origin/{pr_branch}");
-            let listed = git::run_with_env(
-                &dir,
-                &["ls-remote", "origin", &format!("refs/heads/{pr_branch}")],
-                &request.git_env,
-            )
-            .await?;
-            if !listed.is_empty() {
-                fetch(&dir, &pr_branch, &request.git_env).await?;
-                if let Some(revert) = revert_of(&dir, &pr_remote, &found.sha).await? {
-                    let url = ensure_request(settings, &pr_branch, branch, &dir, &revert).await?;
-                    return Ok(RevertOutcome::AlreadyReverted {
-                        reverted: found.sha,
-                        revert,
-                        pull_request: Some(url),
-                    });
-                }
-            }
-        }
+        let pr_branch = pull_request_branch(&found.sha);
         if !still_sets(&dir, &remote, path, &request.canary_image).await? {
             return Ok(RevertOutcome::NotNeeded {
                 reason: format!(
@@ -295,6 +274,63 @@ where
             }
         }
     }
+}
+
+/// The branch a pull-request-mode revert of `reverted` is pushed to.
+fn pull_request_branch(reverted: &str) -> String {
+    format!("sluice/revert-{}", &reverted[..reverted.len().min(12)])
+}
+
+/// A commit whose trailer says it reverts `reverted`: on the branch (fetched
+/// already), or waiting in its own pull-request branch (and its open request).
+async fn existing_revert(
+    dir: &Path,
+    request: &RevertRequest,
+    reverted: &str,
+) -> Result<Option<(String, Option<String>)>, Error> {
+    let branch = &request.target.branch;
+    let remote = format!("refs/remotes/origin/{branch}");
+    if let Some(revert) = revert_of(dir, &remote, reverted).await? {
+        return Ok(Some((revert, None)));
+    }
+    let Some(settings) = &request.pull_request else {
+        return Ok(None);
+    };
+    let pr_branch = pull_request_branch(reverted);
+    let listed = git::run_with_env(
+        dir,
+        &["ls-remote", "origin", &format!("refs/heads/{pr_branch}")],
+        &request.git_env,
+    )
+    .await?;
+    if listed.is_empty() {
+        return Ok(None);
+    }
+    fetch(dir, &pr_branch, &request.git_env).await?;
+    let pr_remote = format!("refs/remotes/origin/{pr_branch}");
+    match revert_of(dir, &pr_remote, reverted).await? {
+        Some(revert) => {
+            let url = ensure_request(settings, &pr_branch, branch, dir, &revert).await?;
+            Ok(Some((revert, Some(url))))
+        }
+        None => Ok(None),
+    }
+}
+
+/// After a restart, settle a revert a killed controller was pushing: the
+/// commit (and pull request) that reverts `reverted`, if it reached the
+/// remote. Only the request's target, workspace, environment and
+/// pull-request settings are used.
+pub async fn find_pushed(
+    request: &RevertRequest,
+    reverted: &str,
+) -> Result<Option<(String, Option<String>)>, Error> {
+    let branch = &request.target.branch;
+    let dir = clone_dir(&request.workspace, &request.target.url, branch);
+    let _exclusive = lock(&dir).await?;
+    prepare(&dir, &request.target.url).await?;
+    fetch(&dir, branch, &request.git_env).await?;
+    existing_revert(&dir, request, reverted).await
 }
 
 /// Fetch `branch` of origin into `refs/remotes/origin/<branch>`.
