@@ -4,7 +4,7 @@
 //! them again, and the recovery resolves the PagerDuty incident.
 
 #[path = "../common/receiver.rs"]
-mod receiver;
+pub(super) mod receiver;
 
 use std::time::Duration;
 

@@ -5,11 +5,16 @@
 
 use std::time::Duration;
 
+use kube::Api;
 use serde_json::json;
-use sluice::crd::RolloutPhase;
+use sluice::crd::{Rollout, RolloutPhase};
 
+use super::alerts::receiver::Receiver;
 use super::analysis::error_rate_template;
-use super::harness::{ControllerProcess, admin_client, cluster, ensure_crds, namespace, repo_root};
+use super::harness::{
+    ControllerProcess, admin_client, apply_value, cluster, ensure_crds, namespace, repo_root,
+    wait_for,
+};
 use super::rbac::service_account_kubeconfig;
 use super::support::*;
 
@@ -127,4 +132,197 @@ async fn an_analysis_abort_reverts_the_image_commit_and_git_brings_the_rollout_h
     let reasons = event_reasons(&admin, &ns, "web").await;
     assert!(reasons.iter().any(|r| r == "GitReverted"), "{reasons:?}");
     assert_eq!(gitops.reverts_of(&bump), 1, "exactly one revert");
+}
+
+/// A controller killed while it pushes the revert, back only after the GitOps
+/// sync applied that revert (a failover takes longer than a sync): the record
+/// it left in `Pushing` is settled from the branch, `GitReverted` turns True
+/// with the revert that is really there, and `reverted` is alerted once.
+#[tokio::test]
+async fn a_controller_killed_mid_push_settles_the_revert_the_sync_already_applied() {
+    let receiver = Receiver::start(vec![]).await;
+    let admin = admin_client().await;
+    ensure_crds(&admin).await;
+    let ns = namespace(&admin, "gitpush").await;
+    let kubeconfig = service_account_kubeconfig(&admin, &ns).await;
+    let workspace = info_dir(&format!("git-workspace-{ns}"));
+    let args = [
+        "--no-leader-election",
+        "--git-workspace",
+        workspace.as_str(),
+    ];
+    let mut controller = ControllerProcess::start(&kubeconfig, &ns, "gitpush", &args);
+    apply_value(
+        &admin,
+        &ns,
+        json!({
+            "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "team-hook"},
+            "stringData": {"url": format!("{}/hooks/team", receiver.url)}
+        }),
+    )
+    .await;
+    apply_value(&admin, &ns, json!({
+        "apiVersion": "sluice.dev/v1alpha1", "kind": "AlertTarget", "metadata": {"name": "team-hook"},
+        "spec": {"type": "Webhook", "secretName": "team-hook"}
+    }))
+    .await;
+    let example = |file: &str| {
+        std::fs::read_to_string(repo_root().join("examples/gateway-canary").join(file))
+            .expect("example")
+    };
+    let mut manifest: serde_json::Value =
+        serde_yaml_ng::from_str(&example("rollout.yaml")).expect("yaml");
+    speed_up(&mut manifest);
+    manifest["spec"]["strategy"]["canary"]["steps"] =
+        json!([{"setWeight": 20}, {"pause": {}}, {"setWeight": 100}]);
+    let bare_path = cluster()
+        .info
+        .data_dir
+        .join(format!("git-{ns}"))
+        .join("apps.git");
+    manifest["spec"]["git"] =
+        json!({"repository": bare_path.display().to_string(), "path": "apps/web"});
+    manifest["spec"]["alerts"] =
+        json!({"subscriptions": [{"target": "team-hook", "events": ["aborted", "reverted"]}]});
+    let gitops = GitOps::start(
+        &ns,
+        &[
+            ("services.yaml", example("services.yaml")),
+            ("httproute.yaml", example("httproute.yaml")),
+            ("rollout.yaml", yaml(&manifest)),
+        ],
+    );
+    let first = wait_phase(
+        &admin,
+        &ns,
+        "web",
+        RolloutPhase::Healthy,
+        Duration::from_secs(90),
+    )
+    .await;
+    let stable = first
+        .status
+        .and_then(|s| s.stable_revision)
+        .expect("stable");
+    let bump = gitops.bump("rollout.yaml", "web:1.0.0", "web:1.0.1", "web 1.0.1");
+    wait_phase(
+        &admin,
+        &ns,
+        "web",
+        RolloutPhase::Paused,
+        Duration::from_secs(90),
+    )
+    .await;
+
+    // The push lands on the branch, but the pusher never hears back: a
+    // post-receive hook holds the connection until the test lets it go.
+    let release = gitops.bare.join("release-push");
+    let hook = gitops.bare.join("hooks/post-receive");
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\ni=0\nwhile [ ! -e '{}' ] && [ $i -lt 1200 ]; do sleep 0.1; i=$((i+1)); done\n",
+            release.display()
+        ),
+    )
+    .expect("hook");
+    std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&hook)
+        .status()
+        .expect("chmod");
+    let abort = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["rollout", "abort", "web", "--revert", "-n", &ns])
+        .env("KUBECONFIG", &cluster().info.kubeconfig)
+        .output()
+        .expect("sluice rollout abort");
+    assert!(
+        abort.status.success(),
+        "{}",
+        String::from_utf8_lossy(&abort.stderr)
+    );
+
+    // Pushing, the revert on the branch, and the sync has applied it.
+    let api: Api<Rollout> = Api::namespaced(admin.clone(), &ns);
+    let pushing = wait_for(Duration::from_secs(90), "the record in Pushing", || {
+        let api = api.clone();
+        async move {
+            let record = api.get("web").await.ok()?.status?.git_revert?;
+            (record.state == "Pushing").then_some(record)
+        }
+    })
+    .await;
+    let on_branch = wait_for(Duration::from_secs(30), "the revert on the branch", || {
+        let found = git(
+            &gitops.bare,
+            &[
+                "log",
+                "--format=%H",
+                &format!("--grep=^Sluice-Reverts: {bump}$"),
+                "main",
+            ],
+        );
+        async move { (!found.is_empty()).then_some(found) }
+    })
+    .await;
+    assert_eq!(pushing.revert_commit.as_deref(), Some(on_branch.as_str()));
+    wait_for(
+        Duration::from_secs(90),
+        "the sync applied the revert",
+        || {
+            let api = api.clone();
+            let stable = stable.clone();
+            async move {
+                let status = api.get("web").await.ok()?.status?;
+                (status.abort.is_none()
+                    && status.phase == Some(RolloutPhase::Healthy)
+                    && status.stable_revision.as_deref() == Some(stable.as_str()))
+                .then_some(())
+            }
+        },
+    )
+    .await;
+
+    // The controller dies mid-push; the hook lets go; a new controller starts.
+    controller.kill();
+    std::fs::write(&release, "").expect("release");
+    let restarted = ControllerProcess::start(&kubeconfig, &ns, "gitpush", &args);
+    let record = wait_for(Duration::from_secs(90), "GitReverted=True", || {
+        let api = api.clone();
+        async move {
+            let status = api.get("web").await.ok()?.status?;
+            let condition = status
+                .conditions
+                .iter()
+                .find(|c| c.type_ == "GitReverted")?;
+            (condition.status == "True").then_some(status.git_revert?)
+        }
+    })
+    .await;
+    assert_eq!(record.state, "Reverted", "{}", restarted.log_tail());
+    assert_eq!(record.reverted_commit.as_deref(), Some(bump.as_str()));
+    assert_eq!(record.revert_commit.as_deref(), Some(on_branch.as_str()));
+    assert_eq!(gitops.reverts_of(&bump), 1, "exactly one revert");
+    wait_for(Duration::from_secs(60), "the reverted alert", || {
+        let sent = receiver
+            .received()
+            .iter()
+            .any(|r| r.header("x-sluice-event").as_deref() == Some("reverted"));
+        async move { sent.then_some(()) }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let count = |event: &str| {
+        receiver
+            .received()
+            .iter()
+            .filter(|r| r.header("x-sluice-event").as_deref() == Some(event))
+            .count()
+    };
+    assert_eq!(count("reverted"), 1, "one reverted alert");
+    assert_eq!(count("aborted"), 1, "one aborted alert");
+}
+
+fn info_dir(name: &str) -> String {
+    cluster().info.data_dir.join(name).display().to_string()
 }
