@@ -334,7 +334,7 @@ async fn a_refused_alert_is_not_retried_and_marks_its_cluster_target_failing() {
     let target = json!({
         "apiVersion": "sluice.dev/v1alpha1", "kind": "ClusterAlertTarget",
         "metadata": {"name": target_name},
-        "spec": {"type": "Slack", "secretName": "slack", "secretNamespace": ns}
+        "spec": {"type": "Slack", "secretName": "slack", "secretNamespace": ns, "allowedNamespaces": [ns]}
     });
     targets
         .patch(
