@@ -3,8 +3,7 @@
 //! webhook, Slack, Teams, PagerDuty), a restarted controller sends none of
 //! them again, and the recovery resolves the PagerDuty incident.
 
-#[path = "../common/receiver.rs"]
-mod receiver;
+use super::receiver;
 
 use std::time::Duration;
 
