@@ -104,12 +104,8 @@ async fn an_alert_outlives_a_receiver_outage_and_a_missing_secret_and_is_deliver
     ensure_crds(&admin).await;
     let ns = namespace(&admin, "alerts-outage").await;
     let kubeconfig = service_account_kubeconfig(&admin, &ns).await;
-    let controller = ControllerProcess::start(
-        &kubeconfig,
-        &ns,
-        "alerts-outage",
-        &["--no-leader-election", "--alert-retry-max-interval", "4s"],
-    );
+    let controller =
+        ControllerProcess::start(&kubeconfig, &ns, "alerts-outage", &["--no-leader-election"]);
     // `down-hook` points at a port nobody listens on yet; `late-hook`'s Secret does not exist yet.
     let port = free_port();
     let down_url = format!("http://127.0.0.1:{port}/hooks/down");

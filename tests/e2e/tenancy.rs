@@ -316,13 +316,7 @@ async fn a_cluster_alert_target_pages_only_for_listed_namespaces() {
     let admin = admin_client().await;
     ensure_crds(&admin).await;
     let ns = namespace(&admin, "tenant-alerts").await;
-    let _controller = controller_for(
-        &admin,
-        &ns,
-        "tenant-alerts",
-        &["--alert-retry-max-interval", "3s"],
-    )
-    .await;
+    let _controller = controller_for(&admin, &ns, "tenant-alerts", &[]).await;
     apply_value(
         &admin,
         &ns,
