@@ -78,6 +78,7 @@ fn fixture() -> (Rollout, Observed) {
     observed.http_route = Some(Lookup::Found(RouteState {
         resource_version: Some("9".into()),
         rules: json!([{"backendRefs": [{"name": "web-stable", "port": 80, "weight": 90}, {"name": "web-canary", "port": 80, "weight": 10}]}]),
+        ..RouteState::default()
     }));
     rollout.status = Some(RolloutStatus {
         phase: Some(RolloutPhase::Progressing),

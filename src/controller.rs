@@ -45,6 +45,8 @@ pub struct Options {
     pub alert_workers: usize,
     /// First back-off of a failed alert delivery.
     pub alert_backoff: Duration,
+    /// Longest wait between two rounds of a pending alert.
+    pub alert_retry_max_interval: Duration,
 }
 
 /// Errors that stop the controller process.
@@ -121,6 +123,7 @@ pub async fn run(options: Options) -> Result<(), Error> {
         alerts: Arc::new(reconcile::alerts::Alerter::new(
             options.alert_queue,
             options.alert_backoff,
+            options.alert_retry_max_interval,
         )),
     });
     ctx.alerts.start(&ctx, options.alert_workers);

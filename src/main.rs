@@ -27,6 +27,7 @@ async fn main() -> ExitCode {
                 alert_queue: args.alert_queue,
                 alert_workers: args.alert_workers,
                 alert_backoff: args.alert_backoff,
+                alert_retry_max_interval: args.alert_retry_max_interval,
             };
             controller::run(options).await.map_err(Into::into)
         }

@@ -5,7 +5,9 @@
 //! - `sluice_reconcile_duration_seconds`: histogram of reconcile time.
 //! - `sluice_rollouts{phase}`: Rollouts currently in each phase.
 //! - `sluice_alerts_total{target_type,event,result}`: alerts by outcome
-//!   (`delivered`, `rejected`, `gave_up`, `unconfirmed`).
+//!   (`delivered`, `rejected`, `pending` when an alert first waits for a
+//!   retry, `gave_up` when its `retryFor` is over, `unconfirmed`).
+//! - `sluice_alerts_pending{target_type}`: alerts not delivered yet that will be retried.
 //! - `sluice_alert_attempts_total{target_type,result}`: HTTP attempts
 //!   (`2xx`, `4xx`, `429`, `5xx`, `timeout`, `network`).
 //! - `sluice_alert_queue_depth`, `sluice_alert_queue_dropped_total`: the
@@ -48,6 +50,11 @@ struct AttemptLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TargetTypeLabels {
+    target_type: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PhaseLabels {
     phase: &'static str,
 }
@@ -63,6 +70,7 @@ pub struct Metrics {
     alert_attempts: Family<AttemptLabels, Counter>,
     alert_queue_depth: Gauge,
     alert_queue_dropped: Counter,
+    alerts_pending: Family<TargetTypeLabels, Gauge>,
     phases: Mutex<HashMap<String, RolloutPhase>>,
 }
 
@@ -112,6 +120,12 @@ impl Default for Metrics {
             "Alert jobs dropped because the queue was full",
             alert_queue_dropped.clone(),
         );
+        let alerts_pending = Family::<TargetTypeLabels, Gauge>::default();
+        registry.register(
+            "alerts_pending",
+            "Alerts not delivered yet that will be retried, by target type",
+            alerts_pending.clone(),
+        );
         for phase in RolloutPhase::ALL {
             rollouts
                 .get_or_create(&PhaseLabels {
@@ -129,6 +143,7 @@ impl Default for Metrics {
             alert_attempts,
             alert_queue_depth,
             alert_queue_dropped,
+            alerts_pending,
             phases: Mutex::default(),
         }
     }
@@ -202,6 +217,13 @@ impl Metrics {
     pub fn alert_queue_depth(&self, depth: usize) {
         self.alert_queue_depth
             .set(i64::try_from(depth).unwrap_or(i64::MAX));
+    }
+
+    /// Set the number of alerts of one target type waiting for a retry.
+    pub fn alerts_pending(&self, target_type: &'static str, count: usize) {
+        self.alerts_pending
+            .get_or_create(&TargetTypeLabels { target_type })
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
     }
 
     /// Count a job the full queue turned away.

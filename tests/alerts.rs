@@ -36,6 +36,7 @@ fn fast() -> Policy {
         base_delay: Duration::from_millis(200),
         max_delay: Duration::from_secs(2),
         max_retry_after: Duration::from_secs(5),
+        ..Policy::default()
     }
 }
 

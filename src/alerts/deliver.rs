@@ -4,6 +4,11 @@
 //! with exponential back-off and jitter; 429 waits for `Retry-After` (capped);
 //! any other 4xx is a rejection that retrying cannot fix. Error texts never
 //! carry the URL: a Slack or Teams URL is a credential.
+//!
+//! One call of [`deliver`] is a round of a few quick attempts. When a round
+//! fails the alert stays pending and [`next_round`] says when the next round
+//! starts (capped back-off) or that the target's `retryFor` is over, so a
+//! receiver outage of hours still ends in one delivery.
 
 use std::time::Duration;
 
@@ -41,6 +46,11 @@ impl std::fmt::Debug for Outgoing {
     }
 }
 
+/// How long an undelivered alert is retried unless the target says otherwise.
+pub const DEFAULT_RETRY_FOR: Duration = Duration::from_secs(6 * 3600);
+/// Longest wait between two rounds of a pending alert unless configured otherwise.
+pub const DEFAULT_MAX_RETRY_INTERVAL: Duration = Duration::from_secs(300);
+
 /// Retry settings of one target.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Policy {
@@ -52,8 +62,12 @@ pub struct Policy {
     pub base_delay: Duration,
     /// Longest back-off.
     pub max_delay: Duration,
-    /// Longest `Retry-After` honoured; a longer one gives up.
+    /// Longest `Retry-After` honoured; a longer one ends the round.
     pub max_retry_after: Duration,
+    /// How long an undelivered alert stays pending before it is given up.
+    pub retry_for: Duration,
+    /// Longest wait between two rounds of a pending alert.
+    pub max_retry_interval: Duration,
 }
 
 impl Default for Policy {
@@ -64,6 +78,8 @@ impl Default for Policy {
             base_delay: Duration::from_secs(1),
             max_delay: Duration::from_secs(30),
             max_retry_after: Duration::from_secs(300),
+            retry_for: DEFAULT_RETRY_FOR,
+            max_retry_interval: DEFAULT_MAX_RETRY_INTERVAL,
         }
     }
 }
@@ -110,6 +126,41 @@ pub fn backoff(policy: &Policy, attempt: u32, jitter: f64) -> Duration {
     let raw = policy.base_delay.saturating_mul(1u32 << exponent);
     raw.min(policy.max_delay)
         .mul_f64(0.5 + jitter.clamp(0.0, 1.0) / 2.0)
+}
+
+/// What becomes of an alert whose round of delivery failed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum NextRound {
+    /// Keep it pending (since `since`) and start a new round at `at`.
+    At { since: Timestamp, at: Timestamp },
+    /// It has been pending since `since` for longer than `retryFor`: give up.
+    GiveUp { since: Timestamp },
+}
+
+/// After a failed round: when the next one starts, or that the alert is given
+/// up. `since` is when the alert's first round began. The wait is about as
+/// long as the alert has waited so far (so it doubles round by round), at
+/// least `base_delay`, at most `max_retry_interval`, scaled by a jitter in
+/// [0.5, 1.0), and never runs past the end of `retryFor`, so the last round
+/// happens just before it is over.
+pub fn next_round(policy: &Policy, since: Timestamp, now: Timestamp, jitter: f64) -> NextRound {
+    let waited = now.duration_since(since).unsigned_abs();
+    let left = policy.retry_for.saturating_sub(waited);
+    if left.is_zero() {
+        return NextRound::GiveUp { since };
+    }
+    let wait = waited
+        .max(policy.base_delay)
+        .min(policy.max_retry_interval)
+        .mul_f64(0.5 + jitter.clamp(0.0, 1.0) / 2.0)
+        .min(left);
+    match jiff::SignedDuration::try_from(wait)
+        .ok()
+        .and_then(|w| now.checked_add(w).ok())
+    {
+        Some(at) => NextRound::At { since, at },
+        None => NextRound::GiveUp { since },
+    }
 }
 
 /// HMAC-SHA256 over `"<timestamp>.<body>"`, hex-encoded.
@@ -324,6 +375,85 @@ mod tests {
         assert_eq!(backoff(&policy, 10, 1.0), Duration::from_secs(30));
         assert_eq!(backoff(&policy, 3, 0.0), Duration::from_secs(2));
         assert_eq!(backoff(&policy, 40, 0.5), Duration::from_millis(22_500));
+    }
+
+    #[test]
+    fn a_failed_round_waits_longer_each_time_up_to_the_cap_then_gives_up() {
+        let policy = Policy {
+            base_delay: Duration::from_secs(1),
+            retry_for: Duration::from_secs(3600),
+            max_retry_interval: Duration::from_secs(300),
+            ..Policy::default()
+        };
+        let start: Timestamp = "2026-11-26T12:00:00Z".parse().expect("time");
+        let after = |secs: i64| {
+            start
+                .checked_add(jiff::SignedDuration::from_secs(secs))
+                .expect("time")
+        };
+        let next = |now: i64| next_round(&policy, start, after(now), 1.0);
+        // At once (a missing Secret): the base delay.
+        assert_eq!(
+            next(0),
+            NextRound::At {
+                since: start,
+                at: after(1)
+            }
+        );
+        // After a 15s round: as long again, so the waits double.
+        assert_eq!(
+            next(15),
+            NextRound::At {
+                since: start,
+                at: after(30)
+            }
+        );
+        assert_eq!(
+            next(30),
+            NextRound::At {
+                since: start,
+                at: after(60)
+            }
+        );
+        // Hours into an outage the wait is capped at five minutes.
+        assert_eq!(
+            next(600),
+            NextRound::At {
+                since: start,
+                at: after(900)
+            }
+        );
+        // Near the end the last round is at the end, not past it.
+        assert_eq!(
+            next(3500),
+            NextRound::At {
+                since: start,
+                at: after(3600)
+            }
+        );
+        assert_eq!(next(3600), NextRound::GiveUp { since: start });
+        // Jitter shortens a wait by at most half.
+        assert_eq!(
+            next_round(&policy, start, after(30), 0.0),
+            NextRound::At {
+                since: start,
+                at: after(45)
+            }
+        );
+    }
+
+    #[test]
+    fn the_default_keeps_an_alert_for_hours_not_seconds() {
+        let policy = Policy::default();
+        assert!(policy.retry_for >= Duration::from_secs(3600));
+        let start: Timestamp = "2026-11-26T12:00:00Z".parse().expect("time");
+        let two_hours = start
+            .checked_add(jiff::SignedDuration::from_hours(2))
+            .expect("time");
+        assert!(matches!(
+            next_round(&policy, start, two_hours, 0.3),
+            NextRound::At { .. }
+        ));
     }
 
     #[test]

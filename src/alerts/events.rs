@@ -284,6 +284,16 @@ pub fn due(
                     Action::Send
                 }
                 Some("Sending") => Action::MarkUnconfirmed,
+                // Not delivered yet: a new round once its time has come.
+                Some("Pending") => {
+                    let waiting = record
+                        .and_then(|r| r.next_attempt.as_ref())
+                        .is_some_and(|next| next.0 > now);
+                    if waiting {
+                        continue;
+                    }
+                    Action::Send
+                }
                 Some(_) => continue,
             };
             due.push(Due {
@@ -295,6 +305,27 @@ pub fn due(
         }
     }
     due
+}
+
+/// The earliest time a pending alert of a current event to a subscribed
+/// target is due for its next round, if any.
+pub fn next_retry(rollout: &Rollout, namespace: &str, status: &RolloutStatus) -> Option<Timestamp> {
+    let targets: Vec<String> = subscribed_targets(rollout, namespace)
+        .iter()
+        .map(TargetKey::label)
+        .collect();
+    let current = occurrences(status);
+    status
+        .alerts
+        .iter()
+        .filter(|r| r.state == "Pending" && targets.contains(&r.target))
+        .filter(|r| current.iter().any(|o| o.id == r.event_id))
+        .map(|r| {
+            r.next_attempt
+                .as_ref()
+                .map_or(Timestamp::UNIX_EPOCH, |t| t.0)
+        })
+        .min()
 }
 
 /// `records` with `record` in place of the one for the same event and target,

@@ -78,6 +78,8 @@ fn record(event_id: &str, target: &str, state: &str) -> AlertRecord {
         attempts: 1,
         at: at(1),
         message: None,
+        pending_since: None,
+        next_attempt: None,
     }
 }
 
@@ -306,4 +308,48 @@ fn records_stay_bounded_and_keep_what_current_events_need() {
             .count(),
         1
     );
+}
+
+#[test]
+fn a_pending_alert_is_due_again_at_its_next_attempt_even_hours_after_the_event() {
+    let rollout = subscribed(vec![to("team-slack", None)]);
+    let kinds = types(&[("team-slack", AlertTargetType::Slack)]);
+    let mut status = aborted_status();
+    let mut pending = record(
+        "aborted/canary1/1800000000",
+        "AlertTarget/shop/team-slack",
+        "Pending",
+    );
+    pending.pending_since = Some(at(1));
+    pending.next_attempt = Some(at(3 * 3600));
+    status.alerts = vec![pending];
+    assert!(due(&rollout, "shop", &status, &kinds, now(3 * 3600 - 1)).is_empty());
+    let again = due(&rollout, "shop", &status, &kinds, now(3 * 3600));
+    assert_eq!(again.len(), 1, "past the one-hour age limit, still due");
+    assert_eq!(again[0].action, Action::Send);
+    assert_eq!(
+        next_retry(&rollout, "shop", &status),
+        Some(now(3 * 3600)),
+        "the alerter wakes up for it"
+    );
+}
+
+#[test]
+fn no_wake_up_for_pending_alerts_of_past_events_or_dropped_targets() {
+    let mut status = aborted_status();
+    let mut stale = record(
+        "aborted/old/1700000000",
+        "AlertTarget/shop/team-slack",
+        "Pending",
+    );
+    stale.next_attempt = Some(at(10));
+    let mut unsubscribed = record(
+        "aborted/canary1/1800000000",
+        "AlertTarget/shop/gone",
+        "Pending",
+    );
+    unsubscribed.next_attempt = Some(at(10));
+    status.alerts = vec![stale, unsubscribed];
+    let rollout = subscribed(vec![to("team-slack", None)]);
+    assert_eq!(next_retry(&rollout, "shop", &status), None);
 }

@@ -223,6 +223,8 @@ fn pagerduty_gets_a_trigger_then_a_resolve_with_the_same_dedup_key() {
         attempts: 1,
         at: Time(Timestamp::UNIX_EPOCH),
         message: None,
+        pending_since: None,
+        next_attempt: None,
     }];
     let resolve = alert_for(&rollout, &healthy, None);
     assert_eq!(resolve.event, "resolved");

@@ -3,7 +3,8 @@
 //! - [`events`]: which alerts are due, from the Rollout's persisted status (pure).
 //! - [`message`]: what an alert says, rendered for Slack, Teams, PagerDuty and
 //!   the signed generic webhook (pure).
-//! - [`deliver`]: the HTTP delivery with retries, back-off and `Retry-After`.
+//! - [`deliver`]: the HTTP delivery with retries, back-off and `Retry-After`,
+//!   and when a pending alert's next round is due.
 //!
 //! The task that runs them beside the reconcile loop is `reconcile::alerts`.
 
@@ -11,6 +12,6 @@ pub mod deliver;
 pub mod events;
 pub mod message;
 
-pub use deliver::{Delivery, Outcome, Outgoing, Policy, deliver};
+pub use deliver::{Delivery, NextRound, Outcome, Outgoing, Policy, deliver, next_round};
 pub use events::{Action, Due, Occurrence, TargetKey, Trigger, due, occurrences};
 pub use message::{Alert, Input, build};

@@ -9,6 +9,7 @@ pub mod condition;
 pub mod judge;
 pub mod measure;
 pub mod prometheus;
+pub mod redact;
 pub mod run;
 pub mod scrape;
 pub mod template;

@@ -74,4 +74,8 @@ pub struct ControllerArgs {
     /// First back-off of a failed alert delivery; it doubles up to 30s, with jitter.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     pub alert_backoff: std::time::Duration,
+    /// Longest wait between two rounds of delivery of an alert that is still
+    /// pending (receiver down, Secret missing); the wait doubles up to it.
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    pub alert_retry_max_interval: std::time::Duration,
 }

@@ -134,6 +134,8 @@ mod tests {
             attempts: 1,
             at: Time(jiff::Timestamp::UNIX_EPOCH),
             message: None,
+            pending_since: None,
+            next_attempt: None,
         };
         let mut alerts: Vec<AlertRecord> = (0..6).map(|i| record(i, "Sent")).collect();
         alerts.push(AlertRecord {

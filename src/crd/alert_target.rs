@@ -83,11 +83,19 @@ pub struct AlertTargetSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = DURATION_PATTERN))]
     pub timeout: Option<String>,
-    /// Attempts per alert before it is given up (5xx, 429 and network errors
-    /// are retried with exponential back-off and jitter; other 4xx are not). Defaults to 5.
+    /// Attempts per round of delivery (5xx, 429 and network errors are retried
+    /// with exponential back-off and jitter; other 4xx are not). After a round
+    /// fails the alert stays pending and a new round starts later, until
+    /// `retryFor` is over. Defaults to 5.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self >= 1 && self <= 20").message("maxAttempts must be between 1 and 20"))]
     pub max_attempts: Option<i32>,
+    /// How long an alert that cannot be delivered (receiver down, Secret
+    /// missing or incomplete) stays pending and is retried with capped
+    /// back-off before it is given up, e.g. `6h`. Defaults to 6h.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = DURATION_PATTERN))]
+    pub retry_for: Option<String>,
 }
 
 /// Where alerts go, for Rollouts of every namespace.
@@ -132,21 +140,34 @@ pub struct ClusterAlertTargetSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = DURATION_PATTERN))]
     pub timeout: Option<String>,
-    /// Attempts per alert before it is given up. Defaults to 5.
+    /// Attempts per round of delivery; see `AlertTarget`. Defaults to 5.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self >= 1 && self <= 20").message("maxAttempts must be between 1 and 20"))]
     pub max_attempts: Option<i32>,
+    /// How long an alert that cannot be delivered (receiver down, Secret
+    /// missing or incomplete) stays pending and is retried with capped
+    /// back-off before it is given up, e.g. `6h`. Defaults to 6h.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = DURATION_PATTERN))]
+    pub retry_for: Option<String>,
+    /// Namespaces whose Rollouts may send alerts through this target; `*`
+    /// admits every namespace. Empty (the default) denies all: a shared
+    /// paging key is not every tenant's to use.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_namespaces: Vec<String>,
 }
 
 /// How deliveries to a target went; written by the controller (field manager `sluice-alerts`).
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct AlertTargetStatus {
-    /// `Ready`: True while deliveries succeed, False after one is given up
-    /// (reason `DeliveryFailing`) or when the Secret is unusable (`SecretInvalid`).
+    /// `Ready`: True while deliveries succeed; False while alerts wait for a
+    /// retry (reason `DeliveryPending`), after one is given up
+    /// (`DeliveryFailing`) or when the Secret is unusable (`SecretInvalid`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
-    /// Alerts given up in a row since the last success.
+    /// Failed deliveries in a row since the last success: alerts rejected or
+    /// given up, and failed rounds of alerts still pending.
     #[serde(default)]
     pub consecutive_failures: i32,
     /// When an alert was last delivered.

@@ -71,4 +71,8 @@ pub struct ClusterGitRepositorySpec {
     /// Open pull requests instead of pushing (protected branches).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pull_request: Option<PullRequestSpec>,
+    /// Namespaces whose Rollouts may revert through this repository (with its
+    /// credentials); `*` admits every namespace. Empty (the default) denies all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_namespaces: Vec<String>,
 }

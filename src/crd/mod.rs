@@ -6,6 +6,7 @@ pub mod analysis_template;
 pub mod git_repository;
 pub mod rollout;
 pub mod status;
+pub mod tenancy;
 
 pub use alert_target::{
     AlertTarget, AlertTargetSpec, AlertTargetStatus, AlertTargetType, ClusterAlertTarget,

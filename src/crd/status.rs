@@ -256,8 +256,10 @@ pub struct AlertRecord {
     pub event_id: String,
     /// `AlertTarget/<namespace>/<name>` or `ClusterAlertTarget/<name>`.
     pub target: String,
-    /// `Sending`, `Sent`, `Failed` (given up), or `Unconfirmed` (a restart cut a
-    /// delivery short and the receiver cannot deduplicate, so it is not re-sent).
+    /// `Sending`, `Sent`, `Pending` (not delivered yet: retried at `nextAttempt`
+    /// until the target's `retryFor` is over), `Failed` (rejected or given up),
+    /// or `Unconfirmed` (a restart cut a delivery short and the receiver cannot
+    /// deduplicate, so it is not re-sent).
     pub state: String,
     /// HTTP attempts made.
     #[serde(default)]
@@ -267,6 +269,12 @@ pub struct AlertRecord {
     /// Result or error, without URLs or keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// Since when the alert has been waiting to be delivered (first failure).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_since: Option<Time>,
+    /// When a `Pending` alert is tried again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt: Option<Time>,
 }
 
 /// Where a blue-green update stands.

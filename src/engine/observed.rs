@@ -31,6 +31,11 @@ pub struct RouteState {
     pub resource_version: Option<String>,
     /// `spec.rules`, kept as JSON so unknown fields survive a write.
     pub rules: serde_json::Value,
+    /// Namespace of the route: a backendRef without `namespace` points here.
+    pub namespace: String,
+    /// Namespace of the Rollout's Services: only backendRefs that point
+    /// there are the Rollout's (a same-named Service elsewhere is not).
+    pub service_namespace: String,
 }
 
 /// The cluster state that belongs to one Rollout.
@@ -42,6 +47,9 @@ pub struct Observed {
     pub services: BTreeMap<String, Lookup<ServiceState>>,
     /// The HTTPRoute named in the spec, when Gateway API routing is used.
     pub http_route: Option<Lookup<RouteState>>,
+    /// Why the HTTPRoute may not be used, when it is in another namespace
+    /// and no ReferenceGrant there allows it (it is then not read at all).
+    pub http_route_refused: Option<String>,
     /// AnalysisRuns owned by the Rollout.
     pub analysis_runs: Vec<AnalysisRun>,
 }

@@ -152,6 +152,9 @@ fn check_references(
     } = &settings.routing
     {
         match &observed.http_route {
+            _ if observed.http_route_refused.is_some() => {
+                problems.extend(observed.http_route_refused.clone());
+            }
             Some(Lookup::Found(state)) => {
                 let stable = settings.stable_service.as_deref().unwrap_or_default();
                 let canary = settings.canary_service.as_deref().unwrap_or_default();

@@ -3,6 +3,11 @@
 //! Only `backendRefs[].weight` of the stable and canary Services in the
 //! managed rules is ever changed; everything else in the rules is sent back
 //! exactly as read, with the read `resourceVersion` as a precondition.
+//!
+//! A backendRef is the Rollout's only when it names the Service *and* points
+//! at the Rollout's namespace (Gateway API: a ref without `namespace` points
+//! at the route's own), and a route in another namespace is used only when a
+//! `ReferenceGrant` there allows the Rollout's namespace ([`route_granted`]).
 
 use serde_json::Value;
 
@@ -25,12 +30,13 @@ pub fn managed_rules(
     let indexes: Vec<usize> = match rule_indexes {
         Some(list) => list.iter().map(|i| *i as usize).collect(),
         None => (0..rules.len())
-            .filter(|i| backend_ref(&rules[*i], stable).is_some())
+            .filter(|i| backend_ref(route, &rules[*i], stable).is_some())
             .collect(),
     };
     if indexes.is_empty() {
         return Err(format!(
-            "no rule of the HTTPRoute references the stable Service {stable:?}"
+            "no rule of the HTTPRoute references the stable Service {stable:?} in namespace {}",
+            route.service_namespace
         ));
     }
     for index in &indexes {
@@ -38,9 +44,10 @@ pub fn managed_rules(
             return Err(format!("the HTTPRoute has no rule at index {index}"));
         };
         for service in [Some(stable), Some(canary), baseline].into_iter().flatten() {
-            if backend_ref(rule, service).is_none() {
+            if backend_ref(route, rule, service).is_none() {
                 return Err(format!(
-                    "rule {index} of the HTTPRoute has no backendRef to Service {service:?}"
+                    "rule {index} of the HTTPRoute has no backendRef to Service {service:?} in namespace {}",
+                    route.service_namespace
                 ));
             }
         }
@@ -59,7 +66,11 @@ pub fn canary_weight(
     let Some(rule) = rules.first().and_then(|i| route.rules.get(*i)) else {
         return 0;
     };
-    let weight = |service| backend_ref(rule, service).map(ref_weight).unwrap_or(0);
+    let weight = |service| {
+        backend_ref(route, rule, service)
+            .map(ref_weight)
+            .unwrap_or(0)
+    };
     let (stable_weight, canary_weight) = (weight(stable), weight(canary));
     let total = stable_weight + canary_weight + baseline.map(weight).unwrap_or(0);
     if total == 0 {
@@ -97,7 +108,7 @@ pub fn rules_with_weight(
             continue;
         };
         for backend in refs.iter_mut() {
-            let weight = match backend_name(backend) {
+            let weight = match backend_name(route, backend) {
                 Some(name) if name == stable => 100 - percent - baseline_share,
                 Some(name) if name == canary => percent,
                 Some(name) if Some(name) == baseline => baseline_share,
@@ -111,21 +122,74 @@ pub fn rules_with_weight(
     all
 }
 
-fn backend_ref<'a>(rule: &'a Value, service: &str) -> Option<&'a Value> {
+fn backend_ref<'a>(route: &RouteState, rule: &'a Value, service: &str) -> Option<&'a Value> {
     rule.get("backendRefs")?
         .as_array()?
         .iter()
-        .find(|b| backend_name(b) == Some(service))
+        .find(|b| backend_name(route, b) == Some(service))
 }
 
-/// Name of a backendRef that points at a core Service (the default kind).
-fn backend_name(backend: &Value) -> Option<&str> {
+/// Name of a backendRef that points at a core Service (the default kind) in
+/// the Rollout's namespace; `None` for anything else.
+fn backend_name<'a>(route: &RouteState, backend: &'a Value) -> Option<&'a str> {
     let kind = backend
         .get("kind")
         .and_then(Value::as_str)
         .unwrap_or("Service");
     let group = backend.get("group").and_then(Value::as_str).unwrap_or("");
-    (kind == "Service" && group.is_empty()).then(|| backend.get("name").and_then(Value::as_str))?
+    let namespace = backend
+        .get("namespace")
+        .and_then(Value::as_str)
+        .unwrap_or(&route.namespace);
+    (kind == "Service" && group.is_empty() && namespace == route.service_namespace)
+        .then(|| backend.get("name").and_then(Value::as_str))?
+}
+
+/// Group and kind a `ReferenceGrant` must name in `from` to admit Rollouts.
+const ROLLOUT_GROUP_KIND: (&str, &str) = ("sluice.dev", "Rollout");
+/// Group and kind a `ReferenceGrant` must name in `to` to admit HTTPRoutes.
+const ROUTE_GROUP_KIND: (&str, &str) = ("gateway.networking.k8s.io", "HTTPRoute");
+
+/// Whether one of `grants` (`ReferenceGrant` objects of the route's
+/// namespace, as JSON) lets Rollouts of `rollout_namespace` use the HTTPRoute
+/// `route`: `from` names group `sluice.dev`, kind `Rollout` and that
+/// namespace; `to` names group `gateway.networking.k8s.io`, kind `HTTPRoute`
+/// and that route's name, or no name (every HTTPRoute).
+pub fn route_granted(grants: &[Value], rollout_namespace: &str, route: &str) -> bool {
+    let text = |v: &Value, key: &str| v.get(key).and_then(Value::as_str).unwrap_or("").to_string();
+    grants.iter().any(|grant| {
+        let list = |key: &str| {
+            grant
+                .get("spec")
+                .and_then(|s| s.get(key))
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+        };
+        let from = list("from").iter().any(|f| {
+            (text(f, "group").as_str(), text(f, "kind").as_str()) == ROLLOUT_GROUP_KIND
+                && text(f, "namespace") == rollout_namespace
+        });
+        let to = list("to").iter().any(|t| {
+            (text(t, "group").as_str(), text(t, "kind").as_str()) == ROUTE_GROUP_KIND
+                && t.get("name")
+                    .and_then(Value::as_str)
+                    .is_none_or(|n| n == route)
+        });
+        from && to
+    })
+}
+
+/// What a Rollout of `rollout_namespace` is told when the HTTPRoute
+/// `namespace/name` is in another namespace that does not grant it.
+pub fn refusal(rollout_namespace: &str, namespace: &str, name: &str) -> String {
+    format!(
+        "HTTPRoute {namespace}/{name} is in another namespace and no ReferenceGrant in \
+         {namespace} allows Rollouts from {rollout_namespace} to use it: add a ReferenceGrant \
+         in {namespace} with from {{group: sluice.dev, kind: Rollout, namespace: \
+         {rollout_namespace}}} and to {{group: gateway.networking.k8s.io, kind: HTTPRoute, \
+         name: {name}}}; the route is left untouched"
+    )
 }
 
 /// Weight of a backendRef; the Gateway API default is 1.
@@ -142,6 +206,7 @@ mod tests {
         RouteState {
             resource_version: Some("7".into()),
             rules,
+            ..RouteState::default()
         }
     }
 
@@ -193,5 +258,87 @@ mod tests {
             canary_weight(&r, &[0], "web-stable", "web-canary", None),
             50
         );
+    }
+
+    #[test]
+    fn backend_refs_count_only_in_the_rollouts_namespace() {
+        // The Rollout lives in `team-a`; the route in `team-b` names Services
+        // `web-stable`/`web-canary` without a namespace, i.e. team-b's own.
+        let foreign = RouteState {
+            namespace: "team-b".into(),
+            service_namespace: "team-a".into(),
+            ..route(two_backends(100, 0))
+        };
+        let err = managed_rules(&foreign, None, "web-stable", "web-canary", None)
+            .expect_err("team-b's Services are not the Rollout's");
+        assert!(err.contains("team-a"), "{err}");
+        let unchanged = rules_with_weight(&foreign, &[0], "web-stable", "web-canary", None, 100);
+        assert_eq!(
+            unchanged, foreign.rules,
+            "no weight of team-b's backends moves"
+        );
+
+        // The same route pointing at team-a's Services explicitly is the Rollout's.
+        let explicit = RouteState {
+            namespace: "team-b".into(),
+            service_namespace: "team-a".into(),
+            ..route(json!([{ "backendRefs": [
+                {"name": "web-stable", "namespace": "team-a", "port": 80, "weight": 100},
+                {"name": "web-canary", "namespace": "team-b", "port": 80, "weight": 0},
+                {"name": "web-canary", "namespace": "team-a", "port": 80, "weight": 0}]}]))
+        };
+        let rules =
+            managed_rules(&explicit, None, "web-stable", "web-canary", None).expect("rules");
+        let moved = rules_with_weight(&explicit, &rules, "web-stable", "web-canary", None, 30);
+        assert_eq!(moved[0]["backendRefs"][0]["weight"], 70);
+        assert_eq!(
+            moved[0]["backendRefs"][1]["weight"], 0,
+            "team-b's web-canary untouched"
+        );
+        assert_eq!(moved[0]["backendRefs"][2]["weight"], 30);
+    }
+
+    #[test]
+    fn a_reference_grant_must_name_rollouts_of_the_namespace_and_the_route() {
+        let grant = |from: Value, to: Value| json!({"spec": {"from": [from], "to": [to]}});
+        let from_a = json!({"group": "sluice.dev", "kind": "Rollout", "namespace": "team-a"});
+        let to_web =
+            json!({"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": "web"});
+        let to_any = json!({"group": "gateway.networking.k8s.io", "kind": "HTTPRoute"});
+        assert!(route_granted(
+            &[grant(from_a.clone(), to_web.clone())],
+            "team-a",
+            "web"
+        ));
+        assert!(route_granted(
+            &[grant(from_a.clone(), to_any)],
+            "team-a",
+            "web"
+        ));
+        assert!(!route_granted(
+            &[grant(from_a.clone(), to_web.clone())],
+            "team-a",
+            "other"
+        ));
+        assert!(!route_granted(
+            &[grant(from_a.clone(), to_web.clone())],
+            "team-c",
+            "web"
+        ));
+        let from_routes = json!({"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "namespace": "team-a"});
+        assert!(!route_granted(
+            &[grant(from_routes, to_web.clone())],
+            "team-a",
+            "web"
+        ));
+        let to_services = json!({"group": "", "kind": "Service"});
+        assert!(!route_granted(
+            &[grant(from_a, to_services)],
+            "team-a",
+            "web"
+        ));
+        assert!(!route_granted(&[], "team-a", "web"));
+        let text = refusal("team-a", "team-b", "web");
+        assert!(text.contains("ReferenceGrant in team-b"), "{text}");
     }
 }

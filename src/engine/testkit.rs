@@ -180,6 +180,7 @@ impl Sim {
                 rules: json!([{ "backendRefs": [
                     {"name": "web-stable", "port": 80, "weight": 100},
                     {"name": "web-canary", "port": 80, "weight": 0}]}]),
+                ..RouteState::default()
             }));
             if baseline
                 && let Some(Lookup::Found(route)) = observed.http_route.as_mut()

@@ -8,44 +8,34 @@
 //! under the field manager `sluice-alerts`. A full queue drops the key (and
 //! counts it): the next reconcile puts it back, so nothing is lost, and the
 //! traffic revert never waits for a webhook.
+//!
+//! An alert that cannot be delivered yet (receiver down, Secret missing, a
+//! cluster-scoped target that does not list the namespace) is recorded
+//! `Pending` with its next attempt; a timer queues the Rollout again then,
+//! and a restarted controller finds the record and carries on. It is given
+//! up only when the target's `retryFor` is over.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, ResourceExt};
 use serde_json::json;
 use tokio::sync::mpsc;
-use tracing::{debug, warn};
+use tracing::warn;
 
 use super::Context;
-use super::git_revert::images;
+use super::alert_outgoing::outgoing;
+use super::alert_targets::{FIELD_MANAGER, read_target, record_target};
 use super::observe::observe;
-use crate::alerts::message::{pagerduty, slack, teams};
-use crate::alerts::{Action, Due, Outcome, Outgoing, Policy, TargetKey, build, deliver, due};
-use crate::crd::{
-    AlertRecord, AlertTarget, AlertTargetStatus, AlertTargetType, AnalysisPhase, AnalysisRun,
-    ClusterAlertTarget, Rollout, RolloutStatus,
-};
+use crate::alerts::{Action, NextRound, Outcome, Policy, deliver, due, next_round};
+use crate::crd::{AlertRecord, AlertTargetType, Rollout, RolloutStatus};
 
-const FIELD_MANAGER: &str = "sluice-alerts";
-const PAGERDUTY_EVENTS: &str = "https://events.pagerduty.com/v2/enqueue";
 /// Deliveries this process made, remembered in case recording them failed.
 const REMEMBERED: usize = 10_000;
-
-/// A target as read from the cluster, without its secrets.
-#[derive(Debug, Clone)]
-struct TargetSettings {
-    kind: AlertTargetType,
-    secret: (String, String),
-    endpoint: Option<String>,
-    policy: Policy,
-    status: AlertTargetStatus,
-}
 
 /// The queue, the workers' bookkeeping and the HTTP client.
 pub struct Alerter {
@@ -62,11 +52,17 @@ pub struct Alerter {
     http: reqwest::Client,
     /// Overrides every target's retry delays (tests make them short).
     base_delay: Duration,
+    /// Longest wait between two rounds of a pending alert.
+    max_retry_interval: Duration,
+    /// When each Rollout with pending alerts is next queued by a timer.
+    wakes: Mutex<HashMap<String, Timestamp>>,
+    /// Alerts pending now (`rollout key + event id + target` → target type), for the gauge.
+    pending: Mutex<HashMap<String, AlertTargetType>>,
 }
 
 impl Alerter {
     /// An alerter whose queue holds `capacity` Rollouts.
-    pub fn new(capacity: usize, base_delay: Duration) -> Alerter {
+    pub fn new(capacity: usize, base_delay: Duration, max_retry_interval: Duration) -> Alerter {
         crate::install_crypto_provider();
         let (sender, receiver) = mpsc::channel(capacity.max(1));
         let http = reqwest::Client::builder()
@@ -82,6 +78,9 @@ impl Alerter {
             delivered: Mutex::default(),
             http,
             base_delay,
+            max_retry_interval,
+            wakes: Mutex::default(),
+            pending: Mutex::default(),
         }
     }
 
@@ -114,8 +113,14 @@ impl Alerter {
         }
     }
 
-    /// Queue `rollout` if `status` may have alerts due. Never waits.
-    pub fn consider(&self, ctx: &Context, rollout: &Rollout, status: &RolloutStatus) {
+    /// Queue `rollout` if `status` may have alerts due, or set a timer for
+    /// its pending ones. Never waits.
+    pub fn consider(
+        self: &Arc<Self>,
+        ctx: &Arc<Context>,
+        rollout: &Rollout,
+        status: &RolloutStatus,
+    ) {
         let Some(alerts) = &rollout.spec.alerts else {
             return;
         };
@@ -134,10 +139,18 @@ impl Alerter {
                 kinds.insert(target, kind);
             }
         }
+        let key = format!("{namespace}/{}", rollout.name_any());
         if due(rollout, &namespace, status, &kinds, Timestamp::now()).is_empty() {
+            if let Some(at) = crate::alerts::events::next_retry(rollout, &namespace, status) {
+                self.wake_at(ctx, key, at);
+            }
             return;
         }
-        let key = format!("{namespace}/{}", rollout.name_any());
+        self.enqueue(ctx, key);
+    }
+
+    /// Put `key` on the queue unless a worker has it (then it goes round again).
+    fn enqueue(&self, ctx: &Context, key: String) {
         {
             let Ok(mut queued) = self.queued.lock() else {
                 return;
@@ -164,7 +177,52 @@ impl Alerter {
         }
     }
 
-    async fn process(&self, ctx: &Context, key: &str) {
+    /// Queue `key` at `at` (at once when that has passed), unless a timer
+    /// for it fires sooner already.
+    fn wake_at(self: &Arc<Self>, ctx: &Arc<Context>, key: String, at: Timestamp) {
+        {
+            let Ok(mut wakes) = self.wakes.lock() else {
+                return;
+            };
+            if wakes.get(&key).is_some_and(|set| *set <= at) {
+                return;
+            }
+            wakes.insert(key.clone(), at);
+        }
+        let (this, ctx) = (self.clone(), ctx.clone());
+        let wait = Timestamp::now().duration_until(at).unsigned_abs();
+        tokio::spawn(async move {
+            tokio::time::sleep(wait).await;
+            let mine = this
+                .wakes
+                .lock()
+                .map(|mut wakes| match wakes.get(&key) {
+                    Some(set) if *set == at => wakes.remove(&key).is_some(),
+                    _ => false,
+                })
+                .unwrap_or(false);
+            // A sooner timer replaced this one and does the work.
+            if mine {
+                this.enqueue(&ctx, key);
+            }
+        });
+    }
+
+    /// Remember which alerts are pending and publish the count per target type.
+    fn set_pending(&self, ctx: &Context, memory: &str, kind: AlertTargetType, pending: bool) {
+        let Ok(mut all) = self.pending.lock() else {
+            return;
+        };
+        if pending {
+            all.insert(memory.to_string(), kind);
+        } else {
+            all.remove(memory);
+        }
+        let count = all.values().filter(|k| **k == kind).count();
+        ctx.metrics.alerts_pending(kind.as_str(), count);
+    }
+
+    async fn process(self: &Arc<Self>, ctx: &Arc<Context>, key: &str) {
         let Some((namespace, name)) = key.split_once('/') else {
             return;
         };
@@ -178,9 +236,14 @@ impl Alerter {
             }
         };
         let status = rollout.status.clone().unwrap_or_default();
+        let defaults = Policy {
+            base_delay: self.base_delay,
+            max_retry_interval: self.max_retry_interval,
+            ..Policy::default()
+        };
         let mut targets = BTreeMap::new();
         for target in crate::alerts::events::subscribed_targets(&rollout, namespace) {
-            match read_target(ctx, &target).await {
+            match read_target(ctx, &target, namespace, &defaults).await {
                 Ok(settings) => {
                     if let Ok(mut types) = self.types.lock() {
                         types.insert(target.label(), settings.kind);
@@ -195,6 +258,7 @@ impl Alerter {
         let kinds = targets.iter().map(|(k, s)| (k.clone(), s.kind)).collect();
         let due = due(&rollout, namespace, &status, &kinds, Timestamp::now());
         if due.is_empty() {
+            self.wake_for_pending(ctx, key, &rollout, &status);
             return;
         }
         // What the message needs: the images and the analysis behind the event.
@@ -214,6 +278,14 @@ impl Alerter {
                 .unwrap_or(false);
             let event = item.occurrence.trigger.name();
             let kind = settings.kind.as_str();
+            // A pending (or interrupted) alert keeps its attempts and its start.
+            let previous = records
+                .iter()
+                .find(|r| r.event_id == item.occurrence.id && r.target == label)
+                .filter(|r| matches!(r.state.as_str(), "Pending" | "Sending"));
+            let was_pending = previous.is_some_and(|r| r.state == "Pending");
+            let earlier_attempts = previous.map_or(0, |r| r.attempts.max(0));
+            let since = previous.and_then(|r| r.pending_since.as_ref().map(|t| t.0));
             let record = |state: &str, attempts: i32, message: Option<String>| AlertRecord {
                 event_id: item.occurrence.id.clone(),
                 target: label.clone(),
@@ -221,270 +293,232 @@ impl Alerter {
                 attempts,
                 at: Time(Timestamp::now()),
                 message,
+                pending_since: None,
+                next_attempt: None,
             };
             if already {
                 // Delivered by this process but not recorded: record, do not resend.
-                let done = record("Sent", 1, Some("delivered".into()));
+                let done = record("Sent", earlier_attempts.max(1), Some("delivered".into()));
                 records = crate::alerts::events::upsert(&records, done, &current);
-                let _ = write_records(ctx, &rollout, &records).await;
+                if write_records(ctx, &rollout, &records).await {
+                    self.set_pending(ctx, &memory, settings.kind, false);
+                }
                 continue;
             }
             if item.action == Action::MarkUnconfirmed {
                 let note = format!(
                     "{event} alert to {label}: a restart interrupted its delivery and {kind} cannot deduplicate, so it is not sent again"
                 );
-                let unconfirmed = record("Unconfirmed", 0, Some(note.clone()));
+                let unconfirmed = record("Unconfirmed", earlier_attempts, Some(note.clone()));
                 records = crate::alerts::events::upsert(&records, unconfirmed, &current);
                 if write_records(ctx, &rollout, &records).await {
+                    self.set_pending(ctx, &memory, settings.kind, false);
                     ctx.metrics.alert(kind, event, "unconfirmed");
                     publish(ctx, &rollout, true, "AlertUnconfirmed", &note).await;
                 }
                 continue;
             }
-            let outgoing = match self
-                .outgoing(ctx, &rollout, &status, &item, settings, observed.as_ref())
-                .await
-            {
+            let prepared = match &settings.refusal {
+                Some(refusal) => Err(refusal.clone()),
+                None => outgoing(ctx, &rollout, &status, &item, settings, observed.as_ref()).await,
+            };
+            let outgoing = match prepared {
                 Ok(outgoing) => outgoing,
-                Err(message) => {
-                    // A configuration problem: not recorded, so fixing it sends the alert.
-                    publish(ctx, &rollout, true, "AlertTargetUnavailable", &message).await;
-                    record_target(
-                        ctx,
-                        &item.target,
-                        settings,
-                        false,
-                        "SecretInvalid",
-                        &message,
-                    )
-                    .await;
+                Err(problem) => {
+                    // Nothing was sent: wait for the configuration to be fixed.
+                    let round = next_round(
+                        &settings.policy,
+                        since.unwrap_or_else(Timestamp::now),
+                        Timestamp::now(),
+                        fastrand::f64(),
+                    );
+                    let (state, note) =
+                        undelivered(event, &label, &problem, round, &settings.policy);
+                    let mut waiting = record(state, earlier_attempts, Some(note.clone()));
+                    (waiting.pending_since, waiting.next_attempt) = round_times(round);
+                    records = crate::alerts::events::upsert(&records, waiting, &current);
+                    if write_records(ctx, &rollout, &records).await {
+                        self.count_undelivered(
+                            ctx,
+                            &memory,
+                            settings.kind,
+                            event,
+                            was_pending,
+                            state,
+                        );
+                    }
+                    publish(ctx, &rollout, true, "AlertTargetUnavailable", &note).await;
+                    if settings.refusal.is_none() {
+                        record_target(ctx, &item.target, settings, false, "SecretInvalid", &note)
+                            .await;
+                    }
                     continue;
                 }
             };
-            records = crate::alerts::events::upsert(&records, record("Sending", 0, None), &current);
+            let started = Timestamp::now();
+            let mut sending = record("Sending", earlier_attempts, None);
+            sending.pending_since = Some(Time(since.unwrap_or(started)));
+            records = crate::alerts::events::upsert(&records, sending, &current);
             if !write_records(ctx, &rollout, &records).await {
                 // Without the record a restart could send it twice: try again later.
                 continue;
             }
-            let mut policy = settings.policy;
-            policy.base_delay = self.base_delay;
-            let delivery = deliver(&self.http, &outgoing, &policy).await;
+            let delivery = deliver(&self.http, &outgoing, &settings.policy).await;
             ctx.metrics.alert_attempts(kind, &delivery.attempt_results);
-            let attempts = i32::try_from(delivery.attempts).unwrap_or(i32::MAX);
+            let attempts = earlier_attempts
+                .saturating_add(i32::try_from(delivery.attempts).unwrap_or(i32::MAX));
             let tries = if attempts == 1 {
                 "1 attempt".to_string()
             } else {
                 format!("{attempts} attempts")
             };
-            let (state, result, note) = match &delivery.outcome {
-                Outcome::Delivered { status } => (
+            let mut result_record = match &delivery.outcome {
+                Outcome::Delivered { status } => record(
                     "Sent",
-                    "delivered",
-                    format!("{event} alert delivered to {label} (HTTP {status}, {tries})"),
+                    attempts,
+                    Some(format!(
+                        "{event} alert delivered to {label} (HTTP {status}, {tries})"
+                    )),
                 ),
-                Outcome::Rejected { detail, .. } => (
+                Outcome::Rejected { detail, .. } => record(
                     "Failed",
-                    "rejected",
-                    format!("{event} alert to {label} rejected, not retried: {detail}"),
+                    attempts,
+                    Some(format!(
+                        "{event} alert to {label} rejected, not retried: {detail}"
+                    )),
                 ),
-                Outcome::GaveUp { detail } => (
-                    "Failed",
-                    "gave_up",
-                    format!("{event} alert to {label} given up after {tries}: {detail}"),
-                ),
-            };
-            if state == "Sent"
-                && let Ok(mut delivered) = self.delivered.lock()
-            {
-                if delivered.len() >= REMEMBERED {
-                    delivered.clear();
+                Outcome::GaveUp { detail } => {
+                    let round = next_round(
+                        &settings.policy,
+                        since.unwrap_or(started),
+                        Timestamp::now(),
+                        fastrand::f64(),
+                    );
+                    let problem = format!("{tries} failed: {detail}");
+                    let (state, note) =
+                        undelivered(event, &label, &problem, round, &settings.policy);
+                    let mut left = record(state, attempts, Some(note));
+                    (left.pending_since, left.next_attempt) = round_times(round);
+                    left
                 }
-                delivered.insert(memory);
+            };
+            if result_record.state == "Sent" {
+                if let Ok(mut delivered) = self.delivered.lock() {
+                    if delivered.len() >= REMEMBERED {
+                        delivered.clear();
+                    }
+                    delivered.insert(memory.clone());
+                }
+                if was_pending || since.is_some() {
+                    result_record.pending_since = since.map(Time);
+                }
             }
-            records = crate::alerts::events::upsert(
-                &records,
-                record(state, attempts, Some(note.clone())),
-                &current,
-            );
+            let state = result_record.state.clone();
+            let note = result_record.message.clone().unwrap_or_default();
+            records = crate::alerts::events::upsert(&records, result_record, &current);
             for _ in 0..3 {
                 if write_records(ctx, &rollout, &records).await {
                     break;
                 }
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
-            ctx.metrics.alert(kind, event, result);
             let ok = state == "Sent";
-            publish(
-                ctx,
-                &rollout,
-                !ok,
-                if ok { "AlertSent" } else { "AlertFailed" },
-                &note,
-            )
-            .await;
-            let reason = if ok { "Delivering" } else { "DeliveryFailing" };
-            record_target(ctx, &item.target, settings, ok, reason, &note).await;
+            match (&delivery.outcome, state.as_str()) {
+                (Outcome::Delivered { .. }, _) => {
+                    self.set_pending(ctx, &memory, settings.kind, false);
+                    ctx.metrics.alert(kind, event, "delivered");
+                }
+                (Outcome::Rejected { .. }, _) => {
+                    self.set_pending(ctx, &memory, settings.kind, false);
+                    ctx.metrics.alert(kind, event, "rejected");
+                }
+                (Outcome::GaveUp { .. }, state) => {
+                    self.count_undelivered(ctx, &memory, settings.kind, event, was_pending, state);
+                }
+            }
+            let reason = match state.as_str() {
+                "Sent" => "AlertSent",
+                "Pending" => "AlertPending",
+                _ => "AlertFailed",
+            };
+            publish(ctx, &rollout, !ok, reason, &note).await;
+            let target_reason = match state.as_str() {
+                "Sent" => "Delivering",
+                "Pending" => "DeliveryPending",
+                _ => "DeliveryFailing",
+            };
+            record_target(ctx, &item.target, settings, ok, target_reason, &note).await;
         }
+        let mut after = status;
+        after.alerts = records;
+        self.wake_for_pending(ctx, key, &rollout, &after);
     }
 
-    /// Read the target's Secret and render the body for its type.
-    async fn outgoing(
-        &self,
-        ctx: &Context,
+    /// Set a timer for the next round of the Rollout's pending alerts, if any.
+    fn wake_for_pending(
+        self: &Arc<Self>,
+        ctx: &Arc<Context>,
+        key: &str,
         rollout: &Rollout,
         status: &RolloutStatus,
-        item: &Due,
-        settings: &TargetSettings,
-        observed: Option<&crate::engine::Observed>,
-    ) -> Result<Outgoing, String> {
-        let (secret_ns, secret_name) = &settings.secret;
-        let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), secret_ns);
-        let secret = secrets.get(secret_name).await.map_err(|e| {
-            format!(
-                "cannot read Secret {secret_ns}/{secret_name} of {}: {e}",
-                item.target.label()
-            )
-        })?;
-        let data = secret.data.unwrap_or_default();
-        let value = |key: &str| {
-            data.get(key)
-                .map(|v| String::from_utf8_lossy(&v.0).trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
-        let missing = |key: &str| {
-            format!(
-                "Secret {secret_ns}/{secret_name} of {} has no `{key}` key",
-                item.target.label()
-            )
-        };
-        let revision = &item.occurrence.revision;
-        let stable = status.stable_revision.clone().unwrap_or_default();
-        let found_images = observed.and_then(|o| images(o, revision, &stable));
-        let run = observed.and_then(|o| analysis_run(o, status, revision));
-        let alert = build(&crate::alerts::Input {
-            rollout,
-            status,
-            occurrence: &item.occurrence,
-            severity: item.severity,
-            images: found_images,
-            run,
-        });
-        let (url, body, signing_key) = match settings.kind {
-            AlertTargetType::Slack => (
-                value("url").ok_or_else(|| missing("url"))?,
-                slack(&alert),
-                None,
-            ),
-            AlertTargetType::Teams => (
-                value("url").ok_or_else(|| missing("url"))?,
-                teams(&alert),
-                None,
-            ),
-            AlertTargetType::PagerDuty => {
-                let key = value("routingKey").ok_or_else(|| missing("routingKey"))?;
-                let url = settings
-                    .endpoint
-                    .clone()
-                    .unwrap_or_else(|| PAGERDUTY_EVENTS.into());
-                (url, pagerduty(&alert, &key), None)
-            }
-            AlertTargetType::Webhook => (
-                value("url").ok_or_else(|| missing("url"))?,
-                serde_json::to_value(&alert).unwrap_or_default(),
-                value("signingKey").map(String::into_bytes),
-            ),
-        };
-        Ok(Outgoing {
-            url,
-            body: serde_json::to_vec(&body).unwrap_or_default(),
-            signing_key,
-            event_id: item.occurrence.id.clone(),
-            event: item.occurrence.trigger.name().into(),
-        })
+    ) {
+        let namespace = rollout.namespace().unwrap_or_default();
+        if let Some(at) = crate::alerts::events::next_retry(rollout, &namespace, status) {
+            self.wake_at(ctx, key.to_string(), at);
+        }
     }
-}
 
-/// The AnalysisRun behind the event: the failed (or erroring) run of the revision.
-fn analysis_run<'a>(
-    observed: &'a crate::engine::Observed,
-    status: &RolloutStatus,
-    revision: &str,
-) -> Option<&'a AnalysisRun> {
-    let named = [&status.current_analysis, &status.background_analysis]
-        .into_iter()
-        .flatten()
-        .map(|r| r.name.clone())
-        .collect::<Vec<_>>();
-    let runs = || {
-        observed
-            .analysis_runs
-            .iter()
-            .filter(|r| r.spec.canary_revision == revision)
-    };
-    let phase = |r: &AnalysisRun| r.status.as_ref().and_then(|s| s.phase);
-    runs()
-        .find(|r| matches!(phase(r), Some(AnalysisPhase::Failed | AnalysisPhase::Error)))
-        .or_else(|| runs().find(|r| named.contains(&r.name_any())))
-}
-
-async fn read_target(ctx: &Context, target: &TargetKey) -> Result<TargetSettings, String> {
-    let parse = |timeout: &Option<String>, attempts: Option<i32>| {
-        let defaults = Policy::default();
-        Policy {
-            timeout: timeout
-                .as_deref()
-                .and_then(|t| humantime::parse_duration(t).ok())
-                .unwrap_or(defaults.timeout),
-            max_attempts: attempts
-                .and_then(|a| u32::try_from(a).ok())
-                .unwrap_or(defaults.max_attempts),
-            ..defaults
-        }
-    };
-    match &target.namespace {
-        Some(ns) => {
-            let api: Api<AlertTarget> = Api::namespaced(ctx.client.clone(), ns);
-            let found = api
-                .get(&target.name)
-                .await
-                .map_err(|e| unreadable(target, &e))?;
-            Ok(TargetSettings {
-                kind: found.spec.type_,
-                secret: (ns.clone(), found.spec.secret_name.clone()),
-                endpoint: found.spec.endpoint.clone(),
-                policy: parse(&found.spec.timeout, found.spec.max_attempts),
-                status: found.status.unwrap_or_default(),
-            })
-        }
-        None => {
-            let api: Api<ClusterAlertTarget> = Api::all(ctx.client.clone());
-            let found = api
-                .get(&target.name)
-                .await
-                .map_err(|e| unreadable(target, &e))?;
-            Ok(TargetSettings {
-                kind: found.spec.type_,
-                secret: (
-                    found.spec.secret_namespace.clone(),
-                    found.spec.secret_name.clone(),
-                ),
-                endpoint: found.spec.endpoint.clone(),
-                policy: parse(&found.spec.timeout, found.spec.max_attempts),
-                status: found.status.unwrap_or_default(),
-            })
+    /// Metrics for an alert that was not delivered in this round.
+    fn count_undelivered(
+        &self,
+        ctx: &Context,
+        memory: &str,
+        kind: AlertTargetType,
+        event: &'static str,
+        was_pending: bool,
+        state: &str,
+    ) {
+        let pending = state == "Pending";
+        self.set_pending(ctx, memory, kind, pending);
+        if pending && !was_pending {
+            ctx.metrics.alert(kind.as_str(), event, "pending");
+        } else if !pending {
+            ctx.metrics.alert(kind.as_str(), event, "gave_up");
         }
     }
 }
 
-fn unreadable(target: &TargetKey, error: &kube::Error) -> String {
-    match error {
-        kube::Error::Api(status) if status.code == 404 => {
+/// `Pending` with what went wrong and when it is tried again, or `Failed`
+/// when the target's `retryFor` is over; and the note that says so.
+fn undelivered(
+    event: &str,
+    label: &str,
+    problem: &str,
+    round: NextRound,
+    policy: &Policy,
+) -> (&'static str, String) {
+    let retry_for = humantime::format_duration(policy.retry_for);
+    match round {
+        NextRound::At { at, .. } => (
+            "Pending",
             format!(
-                "{} does not exist: alerts for it wait until it does",
-                target.label()
-            )
-        }
-        other => format!("cannot read {}: {other}", target.label()),
+                "{event} alert to {label} not delivered yet: {problem}; next try at {at:.0}, for up to {retry_for}"
+            ),
+        ),
+        NextRound::GiveUp { since } => (
+            "Failed",
+            format!(
+                "{event} alert to {label} given up: not delivered within {retry_for} of {since:.0}: {problem}"
+            ),
+        ),
+    }
+}
+
+/// `pendingSince` and `nextAttempt` of a record after `round`.
+fn round_times(round: NextRound) -> (Option<Time>, Option<Time>) {
+    match round {
+        NextRound::At { since, at } => (Some(Time(since)), Some(Time(at))),
+        NextRound::GiveUp { since } => (Some(Time(since)), None),
     }
 }
 
@@ -512,90 +546,6 @@ async fn write_records(ctx: &Context, rollout: &Rollout, records: &[AlertRecord]
             false
         }
     }
-}
-
-/// Keep the target's `Ready` condition and failure count current.
-async fn record_target(
-    ctx: &Context,
-    target: &TargetKey,
-    settings: &mut TargetSettings,
-    ok: bool,
-    reason: &str,
-    note: &str,
-) {
-    let old = &settings.status;
-    let now = Time(Timestamp::now());
-    let status_word = if ok { "True" } else { "False" };
-    let since = old
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Ready" && c.status == status_word)
-        .map(|c| c.last_transition_time.clone())
-        .unwrap_or_else(|| now.clone());
-    let status = AlertTargetStatus {
-        conditions: vec![Condition {
-            type_: "Ready".into(),
-            status: status_word.into(),
-            reason: reason.into(),
-            message: note.chars().take(1000).collect(),
-            observed_generation: None,
-            last_transition_time: since,
-        }],
-        consecutive_failures: if ok {
-            0
-        } else {
-            old.consecutive_failures.saturating_add(1)
-        },
-        last_delivered: if ok {
-            Some(now.clone())
-        } else {
-            old.last_delivered.clone()
-        },
-        last_failed: if ok {
-            old.last_failed.clone()
-        } else {
-            Some(now)
-        },
-        last_error: if ok {
-            old.last_error.clone()
-        } else {
-            Some(note.chars().take(500).collect())
-        },
-    };
-    let (kind, result) = match &target.namespace {
-        Some(ns) => {
-            let api: Api<AlertTarget> = Api::namespaced(ctx.client.clone(), ns);
-            let patch = json!({"apiVersion": "sluice.dev/v1alpha1", "kind": "AlertTarget", "metadata": {"name": target.name}, "status": status});
-            (
-                "AlertTarget",
-                api.patch_status(
-                    &target.name,
-                    &PatchParams::apply(FIELD_MANAGER).force(),
-                    &Patch::Apply(&patch),
-                )
-                .await
-                .map(|_| ()),
-            )
-        }
-        None => {
-            let api: Api<ClusterAlertTarget> = Api::all(ctx.client.clone());
-            let patch = json!({"apiVersion": "sluice.dev/v1alpha1", "kind": "ClusterAlertTarget", "metadata": {"name": target.name}, "status": status});
-            (
-                "ClusterAlertTarget",
-                api.patch_status(
-                    &target.name,
-                    &PatchParams::apply(FIELD_MANAGER).force(),
-                    &Patch::Apply(&patch),
-                )
-                .await
-                .map(|_| ()),
-            )
-        }
-    };
-    if let Err(e) = result {
-        debug!(target = %target.label(), error = %e, "cannot update {kind} status");
-    }
-    settings.status = status;
 }
 
 async fn publish(ctx: &Context, rollout: &Rollout, warning: bool, reason: &str, note: &str) {

@@ -18,6 +18,7 @@ use tracing::{info, warn};
 use super::{Context, ERROR_RETRY};
 use crate::analysis::measure::{Live, Prepared, measure, prepare_metric};
 use crate::analysis::prometheus::Credentials;
+use crate::analysis::redact::Redactor;
 use crate::analysis::run::{VerdictKind, new_result, next_due, overall, record};
 use crate::crd::{
     AnalysisPhase, AnalysisRun, AnalysisRunStatus, AnalysisTemplate, AnalysisTemplateSpec,
@@ -67,7 +68,12 @@ async fn secret_value(
     String::from_utf8(bytes.0.clone()).map_err(|_| fail("not UTF-8".into()))
 }
 
-async fn prepare(client: &Client, run: &AnalysisRun) -> Result<Vec<Prepared>, Setup> {
+/// `secrets` collects every Secret-sourced value read, for the [`Redactor`].
+async fn prepare(
+    client: &Client,
+    run: &AnalysisRun,
+    secrets: &mut Vec<String>,
+) -> Result<Vec<Prepared>, Setup> {
     let namespace = run.namespace().unwrap_or_else(|| "default".into());
     let mut prepared = Vec::new();
     for reference in &run.spec.templates {
@@ -116,7 +122,9 @@ async fn prepare(client: &Client, run: &AnalysisRun) -> Result<Vec<Prepared>, Se
                 (Some(v), _, _) => v,
                 (None, Some(v), _) => v.clone(),
                 (None, None, Some(from)) => {
-                    secret_value(client, &namespace, &from.secret_key_ref).await?
+                    let value = secret_value(client, &namespace, &from.secret_key_ref).await?;
+                    secrets.push(value.clone());
+                    value
                 }
                 (None, None, None) => return Err(Setup::ArgMissing(arg.name.clone())),
             };
@@ -126,14 +134,15 @@ async fn prepare(client: &Client, run: &AnalysisRun) -> Result<Vec<Prepared>, Se
             let mut credentials = Credentials::default();
             if let Some(provider) = &metric.provider.prometheus {
                 if let Some(selector) = &provider.bearer_token_secret {
-                    credentials.bearer_token =
-                        Some(secret_value(client, &namespace, selector).await?);
+                    let token = secret_value(client, &namespace, selector).await?;
+                    secrets.push(token.clone());
+                    credentials.bearer_token = Some(token);
                 }
                 if let Some(basic) = &provider.basic_auth {
-                    credentials.basic = Some((
-                        secret_value(client, &namespace, &basic.username_secret).await?,
-                        secret_value(client, &namespace, &basic.password_secret).await?,
-                    ));
+                    let user = secret_value(client, &namespace, &basic.username_secret).await?;
+                    let password = secret_value(client, &namespace, &basic.password_secret).await?;
+                    secrets.extend([user.clone(), password.clone()]);
+                    credentials.basic = Some((user, password));
                 }
                 if let Some(selector) = &provider.ca_secret {
                     credentials.ca_pem = Some(secret_value(client, &namespace, selector).await?);
@@ -150,14 +159,17 @@ async fn write_status(
     client: &Client,
     run: &AnalysisRun,
     status: &AnalysisRunStatus,
+    redactor: &Redactor,
 ) -> Result<(), Error> {
     let namespace = run.namespace().unwrap_or_else(|| "default".into());
     let api: Api<AnalysisRun> = Api::namespaced(client.clone(), &namespace);
-    let patch = json!({
+    let mut patch = json!({
         "apiVersion": "sluice.dev/v1alpha1",
         "kind": "AnalysisRun",
         "status": status,
     });
+    // A provider may have echoed a Secret-sourced value into a message.
+    redactor.json(&mut patch);
     api.patch_status(
         &run.name_any(),
         &PatchParams::apply(FIELD_MANAGER).force(),
@@ -178,16 +190,20 @@ pub async fn reconcile(run: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Actio
     if run.spec.terminate {
         status.phase = Some(AnalysisPhase::Terminated);
         status.message = Some("terminated: the rollout no longer waits on this run".into());
-        write_status(&ctx.client, &run, &status).await?;
+        write_status(&ctx.client, &run, &status, &Redactor::default()).await?;
         return Ok(Action::await_change());
     }
-    let prepared = match prepare(&ctx.client, &run).await {
+    let mut secrets = Vec::new();
+    let prepared = prepare(&ctx.client, &run, &mut secrets).await;
+    let redactor = Redactor::new(&secrets);
+    let prepared = match prepared {
         Ok(p) => p,
         Err(setup) => {
-            warn!(run = %run.name_any(), error = %setup, "analysis cannot start");
+            let error = redactor.text(&setup.to_string());
+            warn!(run = %run.name_any(), %error, "analysis cannot start");
             status.phase = Some(AnalysisPhase::Error);
-            status.message = Some(setup.to_string());
-            write_status(&ctx.client, &run, &status).await?;
+            status.message = Some(error);
+            write_status(&ctx.client, &run, &status, &redactor).await?;
             return Ok(Action::await_change());
         }
     };
@@ -239,8 +255,9 @@ pub async fn reconcile(run: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Actio
     status.phase = Some(phase);
     status.message = Some(message.clone());
     if changed {
-        write_status(&ctx.client, &run, &status).await?;
+        write_status(&ctx.client, &run, &status, &redactor).await?;
         if phase.is_finished() {
+            let message = redactor.text(&message);
             info!(run = %run.name_any(), verdict = phase.as_str(), %message, "analysis finished");
         }
     }

@@ -197,6 +197,14 @@ async fn resolve(
                 .get(&reference.name)
                 .await
                 .map_err(|e| format!("cannot read ClusterGitRepository {}: {e}", reference.name))?;
+            // Its credentials are the platform's: only listed namespaces may push with them.
+            if !crate::crd::tenancy::namespace_allowed(&repo.spec.allowed_namespaces, namespace) {
+                return Err(crate::crd::tenancy::not_allowed_message(
+                    "ClusterGitRepository",
+                    &reference.name,
+                    namespace,
+                ));
+            }
             let secret = match (&repo.spec.secret_name, &repo.spec.secret_namespace) {
                 (Some(name), Some(ns)) => Some((ns.clone(), name.clone())),
                 (Some(_), None) => {

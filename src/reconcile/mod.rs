@@ -4,6 +4,8 @@
 //! typed per cause so that `/metrics` and logs say what failed, and a failed
 //! reconcile is retried with a delay rather than in a hot loop.
 
+pub mod alert_outgoing;
+pub mod alert_targets;
 pub mod alerts;
 pub mod analysis;
 pub mod apply;

@@ -11,6 +11,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use super::Error;
 use crate::crd::{AnalysisRun, Rollout};
 use crate::engine::revisions::ROLLOUT_LABEL;
+use crate::engine::route;
 use crate::engine::spec::{self, Routing};
 use crate::engine::{Lookup, Observed, RouteState, ServiceState};
 
@@ -86,11 +87,20 @@ pub async fn observe(client: &Client, rollout: &Rollout) -> Result<Observed, Err
     }
     if let Ok(settings) = spec::settings(rollout)
         && let Routing::GatewayApi {
-            namespace, name, ..
+            namespace: route_namespace,
+            name,
+            ..
         } = settings.routing
     {
+        if route_namespace != namespace
+            && !route_granted(client, &route_namespace, &namespace, &name).await?
+        {
+            // Gateway API's rule: another namespace's route needs its consent.
+            observed.http_route_refused = Some(route::refusal(&namespace, &route_namespace, &name));
+            return Ok(observed);
+        }
         let api: Api<DynamicObject> =
-            Api::namespaced_with(client.clone(), &namespace, &http_route_resource());
+            Api::namespaced_with(client.clone(), &route_namespace, &http_route_resource());
         let found = match api.get_opt(&name).await {
             Ok(found) => found,
             // Gateway API CRDs not installed: the route cannot exist.
@@ -106,9 +116,41 @@ pub async fn observe(client: &Client, rollout: &Rollout) -> Result<Observed, Err
                     .and_then(|s| s.get("rules"))
                     .cloned()
                     .unwrap_or_default(),
+                namespace: route_namespace.clone(),
+                service_namespace: namespace.clone(),
             }),
             None => Lookup::Missing,
         });
     }
     Ok(observed)
+}
+
+/// The Gateway API ReferenceGrant resource (v1beta1, served by every release).
+fn reference_grant_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("gateway.networking.k8s.io", "v1beta1", "ReferenceGrant"),
+        "referencegrants",
+    )
+}
+
+/// Whether a ReferenceGrant in `route_namespace` lets Rollouts of
+/// `rollout_namespace` use the HTTPRoute `name`. No ReferenceGrant CRD means no grant.
+async fn route_granted(
+    client: &Client,
+    route_namespace: &str,
+    rollout_namespace: &str,
+    name: &str,
+) -> Result<bool, Error> {
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), route_namespace, &reference_grant_resource());
+    let grants = match api.list(&ListParams::default()).await {
+        Ok(list) => list.items,
+        Err(kube::Error::Api(status)) if status.code == 404 => Vec::new(),
+        Err(e) => return Err(Error::Read("ReferenceGrants", e)),
+    };
+    let grants: Vec<serde_json::Value> = grants
+        .into_iter()
+        .map(|g| serde_json::Value::Object(g.data.as_object().cloned().unwrap_or_default()))
+        .collect();
+    Ok(route::route_granted(&grants, rollout_namespace, name))
 }

@@ -71,6 +71,12 @@ pub struct Receiver {
 
 impl Receiver {
     pub async fn start(script: Vec<Answer>) -> Receiver {
+        Receiver::start_on(0, script).await
+    }
+
+    /// A receiver on 127.0.0.1:`port` (0 picks a free one): a test that
+    /// announced a URL while nothing listened there brings the receiver up late.
+    pub async fn start_on(port: u16, script: Vec<Answer>) -> Receiver {
         let state = Arc::new(Mutex::new(State {
             script: script.into(),
             received: Vec::new(),
@@ -104,7 +110,7 @@ impl Receiver {
             }
         };
         let app = axum::Router::new().route("/{*path}", post(handler));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
             .expect("bind 127.0.0.1");
         let url = format!("http://{}", listener.local_addr().expect("address"));

@@ -3,8 +3,7 @@
 //! webhook, Slack, Teams, PagerDuty), a restarted controller sends none of
 //! them again, and the recovery resolves the PagerDuty incident.
 
-#[path = "../common/receiver.rs"]
-pub(super) mod receiver;
+use super::receiver;
 
 use std::time::Duration;
 
@@ -334,7 +333,7 @@ async fn a_refused_alert_is_not_retried_and_marks_its_cluster_target_failing() {
     let target = json!({
         "apiVersion": "sluice.dev/v1alpha1", "kind": "ClusterAlertTarget",
         "metadata": {"name": target_name},
-        "spec": {"type": "Slack", "secretName": "slack", "secretNamespace": ns}
+        "spec": {"type": "Slack", "secretName": "slack", "secretNamespace": ns, "allowedNamespaces": [ns]}
     });
     targets
         .patch(

@@ -20,7 +20,7 @@ use sluice::crd::{Rollout, RolloutPhase};
 use sluice::engine::controls;
 use sluice::reconcile::git_revert::ABORT_REVERT_ANNOTATION;
 
-use super::alerts::receiver::Receiver;
+use super::receiver::Receiver;
 use super::harness::{
     BackgroundProcess, ControllerProcess, admin_client, apply_value, cluster, ensure_crds,
     namespace, repo_root, wait_for, workspace_binary,

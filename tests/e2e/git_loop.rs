@@ -9,7 +9,7 @@ use kube::Api;
 use serde_json::json;
 use sluice::crd::{Rollout, RolloutPhase};
 
-use super::alerts::receiver::Receiver;
+use super::receiver::Receiver;
 use super::analysis::error_rate_template;
 use super::harness::{
     ControllerProcess, admin_client, apply_value, cluster, ensure_crds, namespace, repo_root,

@@ -4,6 +4,7 @@
 //! which `.ci/run` calls first). Each test gets its own namespace and its own
 //! controller process.
 
+mod alert_outage;
 mod alerts;
 mod analysis;
 mod blue_green;
@@ -13,5 +14,8 @@ mod git_loop;
 mod harness;
 mod measure;
 mod rbac;
+#[path = "../common/receiver.rs"]
+mod receiver;
 mod support;
+mod tenancy;
 mod testbed;

@@ -1,0 +1,207 @@
+//! The alert targets a Rollout subscribes to, as the alert workers see them:
+//! read an `AlertTarget` or `ClusterAlertTarget` (checking that the Rollout's
+//! namespace may use a cluster-scoped one), turn its settings into a
+//! delivery [`Policy`], and keep its `Ready` condition current.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::Api;
+use kube::api::{Patch, PatchParams};
+use serde_json::json;
+use tracing::debug;
+
+use super::Context;
+use crate::alerts::{Policy, TargetKey};
+use crate::crd::tenancy::{namespace_allowed, not_allowed_message};
+use crate::crd::{AlertTarget, AlertTargetStatus, AlertTargetType, ClusterAlertTarget};
+
+/// Field manager of everything the alert workers write.
+pub const FIELD_MANAGER: &str = "sluice-alerts";
+
+/// A target as read from the cluster, without its secrets.
+#[derive(Debug, Clone)]
+pub struct TargetSettings {
+    pub kind: AlertTargetType,
+    /// (namespace, name) of the Secret with the URL or routing key.
+    pub secret: (String, String),
+    pub endpoint: Option<String>,
+    pub policy: Policy,
+    pub status: AlertTargetStatus,
+    /// Why the Rollout's namespace may not use this (cluster-scoped) target.
+    pub refusal: Option<String>,
+}
+
+/// Delivery settings of a target: its own where given, `defaults` otherwise.
+fn policy(
+    defaults: &Policy,
+    timeout: Option<&str>,
+    attempts: Option<i32>,
+    retry_for: Option<&str>,
+) -> Policy {
+    let duration = |text: Option<&str>, default: Duration| {
+        text.and_then(|t| humantime::parse_duration(t).ok())
+            .unwrap_or(default)
+    };
+    Policy {
+        timeout: duration(timeout, defaults.timeout),
+        max_attempts: attempts
+            .and_then(|a| u32::try_from(a).ok())
+            .unwrap_or(defaults.max_attempts),
+        retry_for: duration(retry_for, defaults.retry_for),
+        ..*defaults
+    }
+}
+
+/// Read `target` for a Rollout of `namespace`.
+pub async fn read_target(
+    ctx: &Context,
+    target: &TargetKey,
+    namespace: &str,
+    defaults: &Policy,
+) -> Result<TargetSettings, String> {
+    match &target.namespace {
+        Some(ns) => {
+            let api: Api<AlertTarget> = Api::namespaced(ctx.client.clone(), ns);
+            let found = api
+                .get(&target.name)
+                .await
+                .map_err(|e| unreadable(target, &e))?;
+            let spec = &found.spec;
+            Ok(TargetSettings {
+                kind: spec.type_,
+                secret: (ns.clone(), spec.secret_name.clone()),
+                endpoint: spec.endpoint.clone(),
+                policy: policy(
+                    defaults,
+                    spec.timeout.as_deref(),
+                    spec.max_attempts,
+                    spec.retry_for.as_deref(),
+                ),
+                status: found.status.unwrap_or_default(),
+                refusal: None,
+            })
+        }
+        None => {
+            let api: Api<ClusterAlertTarget> = Api::all(ctx.client.clone());
+            let found = api
+                .get(&target.name)
+                .await
+                .map_err(|e| unreadable(target, &e))?;
+            let spec = &found.spec;
+            // The paging key is the platform's: only listed namespaces may use it.
+            let refusal = (!namespace_allowed(&spec.allowed_namespaces, namespace))
+                .then(|| not_allowed_message("ClusterAlertTarget", &target.name, namespace));
+            Ok(TargetSettings {
+                kind: spec.type_,
+                secret: (spec.secret_namespace.clone(), spec.secret_name.clone()),
+                endpoint: spec.endpoint.clone(),
+                policy: policy(
+                    defaults,
+                    spec.timeout.as_deref(),
+                    spec.max_attempts,
+                    spec.retry_for.as_deref(),
+                ),
+                status: found.status.unwrap_or_default(),
+                refusal,
+            })
+        }
+    }
+}
+
+fn unreadable(target: &TargetKey, error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) if status.code == 404 => {
+            format!(
+                "{} does not exist: alerts for it wait until it does",
+                target.label()
+            )
+        }
+        other => format!("cannot read {}: {other}", target.label()),
+    }
+}
+
+/// Keep the target's `Ready` condition and failure count current.
+pub async fn record_target(
+    ctx: &Context,
+    target: &TargetKey,
+    settings: &mut TargetSettings,
+    ok: bool,
+    reason: &str,
+    note: &str,
+) {
+    let old = &settings.status;
+    let now = Time(Timestamp::now());
+    let status_word = if ok { "True" } else { "False" };
+    let since = old
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready" && c.status == status_word)
+        .map(|c| c.last_transition_time.clone())
+        .unwrap_or_else(|| now.clone());
+    let status = AlertTargetStatus {
+        conditions: vec![Condition {
+            type_: "Ready".into(),
+            status: status_word.into(),
+            reason: reason.into(),
+            message: note.chars().take(1000).collect(),
+            observed_generation: None,
+            last_transition_time: since,
+        }],
+        consecutive_failures: if ok {
+            0
+        } else {
+            old.consecutive_failures.saturating_add(1)
+        },
+        last_delivered: if ok {
+            Some(now.clone())
+        } else {
+            old.last_delivered.clone()
+        },
+        last_failed: if ok {
+            old.last_failed.clone()
+        } else {
+            Some(now)
+        },
+        last_error: if ok {
+            old.last_error.clone()
+        } else {
+            Some(note.chars().take(500).collect())
+        },
+    };
+    let (kind, result) = match &target.namespace {
+        Some(ns) => {
+            let api: Api<AlertTarget> = Api::namespaced(ctx.client.clone(), ns);
+            let patch = json!({"apiVersion": "sluice.dev/v1alpha1", "kind": "AlertTarget", "metadata": {"name": target.name}, "status": status});
+            (
+                "AlertTarget",
+                api.patch_status(
+                    &target.name,
+                    &PatchParams::apply(FIELD_MANAGER).force(),
+                    &Patch::Apply(&patch),
+                )
+                .await
+                .map(|_| ()),
+            )
+        }
+        None => {
+            let api: Api<ClusterAlertTarget> = Api::all(ctx.client.clone());
+            let patch = json!({"apiVersion": "sluice.dev/v1alpha1", "kind": "ClusterAlertTarget", "metadata": {"name": target.name}, "status": status});
+            (
+                "ClusterAlertTarget",
+                api.patch_status(
+                    &target.name,
+                    &PatchParams::apply(FIELD_MANAGER).force(),
+                    &Patch::Apply(&patch),
+                )
+                .await
+                .map(|_| ()),
+            )
+        }
+    };
+    if let Err(e) = result {
+        debug!(target = %target.label(), error = %e, "cannot update {kind} status");
+    }
+    settings.status = status;
+}
