@@ -18,6 +18,7 @@ use super::observed::{Lookup, Observed};
 use super::revisions::{self, DesiredReplicaSet, Revision};
 use super::route;
 use super::spec::{self, Routing, Settings};
+use crate::crd::limits::after;
 use crate::crd::{AbortStatus, AnalysisRunSpec, Rollout, RolloutPhase, RolloutStatus};
 
 /// How often a settled rollout is looked at again without any event.
@@ -367,7 +368,8 @@ impl<'a> Planner<'a> {
         let (template, number) = match self.revisions.get(hash) {
             Some(rev) => (rev.template.clone(), rev.number),
             None => {
-                let next = self.revisions.values().map(|r| r.number).max().unwrap_or(0) + 1;
+                let newest = self.revisions.values().map(|r| r.number).max();
+                let next = newest.unwrap_or(0).saturating_add(1);
                 (self.rollout.spec.template.clone(), next)
             }
         };
@@ -536,7 +538,7 @@ impl<'a> Planner<'a> {
         for rev in old {
             if rev.desired > 0 {
                 let delay = self.retire_delay(&rev.hash);
-                let due = rev.scale_down_at.unwrap_or_else(|| self.now + delay);
+                let due = rev.scale_down_at.unwrap_or_else(|| after(self.now, delay));
                 let replicas = if due <= self.now { 0 } else { rev.desired };
                 if replicas != rev.desired || rev.scale_down_at.is_none() {
                     let scale_down_at = (replicas > 0).then_some(due);
@@ -652,7 +654,7 @@ impl<'a> Planner<'a> {
             .wake
             .iter()
             .filter_map(|at| at.duration_since(self.now).try_into().ok())
-            .map(|d: Duration| d + Duration::from_millis(500))
+            .map(|d: Duration| d.saturating_add(Duration::from_millis(500)))
             .chain([fallback])
             .min()
             .unwrap_or(fallback);
@@ -723,9 +725,10 @@ impl<'a> Planner<'a> {
     }
 
     fn count_replicas(&mut self) {
+        // Counts read from the cluster: a sum must not overflow.
         let revs = self.revisions.values();
-        self.status.replicas = revs.clone().map(|r| r.current).sum();
-        self.status.ready_replicas = revs.map(|r| r.ready).sum();
+        self.status.replicas = revs.clone().fold(0, |sum, r| sum.saturating_add(r.current));
+        self.status.ready_replicas = revs.fold(0, |sum, r| sum.saturating_add(r.ready));
         let ready_of = |hash: &Option<String>| {
             hash.as_ref()
                 .and_then(|h| self.revisions.get(h))
@@ -778,7 +781,7 @@ impl<'a> Planner<'a> {
             .as_ref()
             .map(|t| t.0)
             .unwrap_or(self.now);
-        let deadline = since + self.settings.progress_deadline;
+        let deadline = after(since, self.settings.progress_deadline);
         if self.now >= deadline {
             let seconds = self.settings.progress_deadline.as_secs();
             let message = format!("no progress for {seconds}s: {}", self.outcome.message);
