@@ -109,30 +109,19 @@ pub struct Plan {
 /// Decide what to do for `rollout` given what was `observed` at `now`.
 pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
     let old = rollout.status.clone().unwrap_or_default();
-    let settings = match spec::settings(rollout)
-        .and_then(|s| check_references(rollout, &s, observed).map(|()| s))
-    {
-        Ok(settings) => settings,
-        Err(problems) => return invalid(rollout, &old, &problems, now),
-    };
+    let settings =
+        match spec::settings(rollout).and_then(|s| check_references(&s, observed).map(|()| s)) {
+            Ok(settings) => settings,
+            Err(problems) => return invalid(rollout, &old, &problems, now),
+        };
     let mut planner = Planner::new(rollout, observed, now, settings, old);
     planner.run();
     planner.finish()
 }
 
-/// Problems with objects the spec names (Services, HTTPRoute) or with its own name.
-fn check_references(
-    rollout: &Rollout,
-    settings: &Settings,
-    observed: &Observed,
-) -> Result<(), Vec<String>> {
+/// Problems with objects the spec names (Services, HTTPRoute).
+fn check_references(settings: &Settings, observed: &Observed) -> Result<(), Vec<String>> {
     let mut problems = Vec::new();
-    let name = rollout.metadata.name.as_deref().unwrap_or_default();
-    if name.len() > 63 {
-        problems.push(format!(
-            "name {name:?} is longer than 63 characters, too long for a label value"
-        ));
-    }
     let baseline_service = settings.baseline.clone().flatten();
     for service in [
         &settings.stable_service,

@@ -181,6 +181,12 @@ pub fn settings(rollout: &Rollout) -> Result<Settings, Vec<String>> {
         problems.push(problem);
     }
     check_selector(rollout, &mut problems);
+    let name = rollout.metadata.name.as_deref().unwrap_or_default();
+    if name.len() > 63 {
+        problems.push(format!(
+            "name {name:?} is longer than 63 characters, too long for a label value"
+        ));
+    }
     let canary = match (&spec.strategy.canary, &spec.strategy.blue_green) {
         (Some(canary), None) => canary,
         (None, Some(blue_green)) => return blue_green_settings(rollout, blue_green, problems),
