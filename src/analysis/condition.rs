@@ -9,6 +9,13 @@
 
 use std::fmt;
 
+/// Longest condition text read. Admission allows 256 characters; this bound
+/// also holds for templates stored without it, so that parsing, evaluating
+/// and dropping a condition can never exhaust the stack.
+const MAX_CHARS: usize = 1024;
+/// Deepest nesting of `(` and `!`.
+const MAX_NESTING: usize = 32;
+
 /// A parse error with the position it was found at.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("condition {source_text:?}: {message} at column {column}")]
@@ -55,10 +62,18 @@ pub struct Comparison {
 impl Condition {
     /// Parse a condition.
     pub fn parse(text: &str) -> Result<Condition, ConditionError> {
+        if text.chars().count() > MAX_CHARS {
+            return Err(ConditionError {
+                source_text: text.chars().take(64).collect(),
+                message: format!("is longer than {MAX_CHARS} characters"),
+                column: MAX_CHARS + 1,
+            });
+        }
         let mut parser = Parser {
             text,
             tokens: tokenize(text)?,
             pos: 0,
+            depth: 0,
         };
         let condition = parser.or()?;
         if let Some((column, token)) = parser.tokens.get(parser.pos) {
@@ -205,6 +220,8 @@ struct Parser<'a> {
     text: &'a str,
     tokens: Vec<(usize, Token)>,
     pos: usize,
+    /// Open `(` and `!` around the current position.
+    depth: usize,
 }
 
 impl Parser<'_> {
@@ -250,13 +267,16 @@ impl Parser<'_> {
     fn unary(&mut self) -> Result<Condition, ConditionError> {
         match self.peek() {
             Some(Token::Not) => {
-                self.pos += 1;
-                Ok(Condition::Not(Box::new(self.unary()?)))
+                self.enter()?;
+                let inner = self.unary()?;
+                self.depth -= 1;
+                Ok(Condition::Not(Box::new(inner)))
             }
             Some(Token::Open) => {
-                self.pos += 1;
+                self.enter()?;
                 let inner = self.or()?;
                 self.expect(Token::Close, "`)`")?;
+                self.depth -= 1;
                 Ok(inner)
             }
             Some(Token::IsNan) => {
@@ -268,6 +288,17 @@ impl Parser<'_> {
             }
             _ => self.comparison(),
         }
+    }
+
+    /// Step into a `(` or `!`, refusing to nest deeper than `MAX_NESTING`.
+    fn enter(&mut self) -> Result<(), ConditionError> {
+        if self.depth >= MAX_NESTING {
+            let message = format!("nested deeper than {MAX_NESTING} levels");
+            return Err(self.error(message, self.column()));
+        }
+        self.depth += 1;
+        self.pos += 1;
+        Ok(())
     }
 
     fn expect(&mut self, token: Token, what: &str) -> Result<(), ConditionError> {

@@ -11,6 +11,7 @@ use super::judge::{
     CountsInterval, Decision, Direction, JudgeConfig, Tolerance, combined_alpha, judge_counts,
     judge_samples,
 };
+use crate::crd::limits::{MAX_ANALYSIS_WAIT, after, parse_duration};
 use crate::crd::{
     AnalysisPhase, BadDirection, ComparisonKind, CountSample, Judgement, Measurement, Metric,
     MetricResult, NoDataPolicy, PodCount,
@@ -50,7 +51,53 @@ pub struct MetricPlan {
 fn duration(text: Option<&str>, default: Duration, what: &str) -> Result<Duration, String> {
     match text {
         None => Ok(default),
-        Some(t) => humantime::parse_duration(t).map_err(|e| format!("{what} {t:?}: {e}")),
+        Some(t) => parse_duration(t, MAX_ANALYSIS_WAIT).map_err(|e| format!("{what} {e}")),
+    }
+}
+
+/// Time a run gets beyond its planned measurements (slow queries, a
+/// controller restart) before it is called Inconclusive.
+pub const DEADLINE_SLACK: Duration = Duration::from_secs(600);
+
+/// When a run started at `started` must have its verdict: for the slowest
+/// metric, its initial delay plus twice its measurements' intervals, plus
+/// `DEADLINE_SLACK`. Never past the end of time.
+pub fn deadline<'a>(
+    plans: impl IntoIterator<Item = &'a MetricPlan>,
+    started: Timestamp,
+) -> Timestamp {
+    plans
+        .into_iter()
+        .map(|plan| {
+            let intervals = u32::try_from(plan.count.max(0))
+                .unwrap_or(0)
+                .saturating_add(1);
+            let measuring = plan.interval.saturating_mul(intervals).saturating_mul(2);
+            after(
+                started,
+                plan.initial_delay
+                    .saturating_add(measuring)
+                    .saturating_add(DEADLINE_SLACK),
+            )
+        })
+        .max()
+        .unwrap_or(started)
+}
+
+/// The run's verdict at `now`: `overall`, except that a run still Running
+/// past its deadline is Inconclusive, so a step never waits forever and a
+/// human decides (never a silent pass, never a revert).
+pub fn verdict_at(
+    results: &[MetricResult],
+    deadline: Timestamp,
+    now: Timestamp,
+) -> (AnalysisPhase, String) {
+    match overall(results) {
+        (AnalysisPhase::Running, progress) if now >= deadline => (
+            AnalysisPhase::Inconclusive,
+            format!("no verdict by the analysis deadline {deadline} ({progress})"),
+        ),
+        verdict => verdict,
     }
 }
 
@@ -698,6 +745,51 @@ mod tests {
         );
         failing.dry_run = true;
         assert_eq!(overall(&[failing, running]).0, AnalysisPhase::Running);
+    }
+
+    #[test]
+    fn intervals_and_initial_delays_beyond_24h_are_refused() {
+        for field in ["interval", "initialDelay"] {
+            let mut metric = threshold_metric();
+            if field == "interval" {
+                metric.interval = Some("99999999999h".into());
+            } else {
+                metric.initial_delay = Some("25h".into());
+            }
+            let err = plan_metric("t", &metric).expect_err(field);
+            assert!(err.contains(field) && err.contains("at most 24h"), "{err}");
+        }
+        let mut metric = threshold_metric();
+        metric.interval = Some("24h".into());
+        metric.initial_delay = Some("1d".into());
+        assert!(plan_metric("t", &metric).is_ok(), "24h is allowed");
+    }
+
+    #[test]
+    fn a_run_still_running_past_its_deadline_is_inconclusive() {
+        let plan = plan_metric("t", &threshold_metric()).expect("valid");
+        // count 3 at 10s: (3 + 1) intervals, doubled, plus the slack.
+        let due = deadline([&plan], at(0));
+        assert_eq!(due, at(80 + DEADLINE_SLACK.as_secs() as i64));
+        let results = vec![new_result(&plan)];
+        assert_eq!(verdict_at(&results, due, at(79)).0, AnalysisPhase::Running);
+        let (phase, message) = verdict_at(&results, due, due);
+        assert_eq!(phase, AnalysisPhase::Inconclusive);
+        assert!(message.contains("deadline"), "{message}");
+        let mut done = new_result(&plan);
+        for i in 0..3 {
+            record(&mut done, &plan, Outcome::Value(Some(0.001)), at(i * 10), 0);
+        }
+        assert_eq!(
+            verdict_at(&[done], due, at(1_000_000)).0,
+            AnalysisPhase::Successful,
+            "a verdict stands after the deadline"
+        );
+        assert_eq!(
+            deadline([&plan], Timestamp::MAX),
+            Timestamp::MAX,
+            "a hostile start time saturates"
+        );
     }
 
     #[test]

@@ -102,13 +102,17 @@ pub struct Metric {
     /// Name, unique within the template.
     #[schemars(length(min = 1, max = 63))]
     pub name: String,
-    /// Time between measurements, e.g. `30s`. Defaults to 30s.
+    /// Time between measurements, e.g. `30s`; at least 1s, at most 24h. Defaults to 30s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 32))]
+    #[x_kube(validation = super::limits::duration_syntax())]
+    #[x_kube(validation = super::limits::duration_at_most(super::limits::MAX_ANALYSIS_WAIT, "interval"))]
     pub interval: Option<String>,
-    /// Wait this long after the run starts before the first measurement. Defaults to 0.
+    /// Wait this long after the run starts before the first measurement; at most 24h. Defaults to 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 32))]
+    #[x_kube(validation = super::limits::duration_syntax())]
+    #[x_kube(validation = super::limits::duration_at_most(super::limits::MAX_ANALYSIS_WAIT, "initialDelay"))]
     pub initial_delay: Option<String>,
     /// Measurements to take. Defaults to 5. A comparison may decide earlier.
     #[serde(default, skip_serializing_if = "Option::is_none")]

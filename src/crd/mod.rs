@@ -4,6 +4,7 @@ pub mod alert_target;
 pub mod analysis_run;
 pub mod analysis_template;
 pub mod git_repository;
+pub mod limits;
 pub mod rollout;
 pub mod status;
 pub mod tenancy;

@@ -31,6 +31,8 @@ pub const DURATION_PATTERN: &str = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h|d))+$";
     category = "sluice",
     derive = "PartialEq",
     doc = "Progressive delivery of a pod template: staged traffic shifting judged on metrics",
+    // The name is the value of the label on every ReplicaSet and AnalysisRun it owns.
+    validation = Rule::new("size(self.metadata.name) <= 63").message("a Rollout's name must be at most 63 characters: it is used as a label value"),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
     printcolumn(name = "Step", type_ = "string", json_path = ".status.stepLabel"),
     printcolumn(
@@ -66,6 +68,7 @@ pub struct RolloutSpec {
     /// Desired number of pods of the stable version. Defaults to 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self >= 0").message("replicas must not be negative"))]
+    #[x_kube(validation = Rule::new("self <= 1000000").message("replicas must be at most 1000000"))]
     pub replicas: Option<i32>,
 
     /// Label selector for the Rollout's pods; must match the template's labels.
@@ -82,6 +85,7 @@ pub struct RolloutSpec {
     /// Seconds a rollout may go without progress before it is reported Degraded. Defaults to 600.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self > 0").message("progressDeadlineSeconds must be positive"))]
+    #[x_kube(validation = Rule::new("self <= 2592000").message("progressDeadlineSeconds must be at most 2592000 (30 days)"))]
     pub progress_deadline_seconds: Option<i32>,
 
     /// How the new version is brought in. Exactly one strategy must be set.
@@ -373,6 +377,7 @@ pub struct BlueGreenStrategy {
     /// switch). Defaults to `replicas`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self >= 1").message("previewReplicaCount must be at least 1"))]
+    #[x_kube(validation = Rule::new("self <= 1000000").message("previewReplicaCount must be at most 1000000"))]
     pub preview_replica_count: Option<i32>,
     /// Switch without waiting for `sluice rollout promote`. Defaults to true.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -381,15 +386,18 @@ pub struct BlueGreenStrategy {
     /// analysis passed) before switching. Defaults to 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self >= 0").message("autoPromotionSeconds must not be negative"))]
+    #[x_kube(validation = Rule::new("self <= 2592000").message("autoPromotionSeconds must be at most 2592000 (30 days)"))]
     pub auto_promotion_seconds: Option<i32>,
     /// Seconds the old version keeps its pods after the switch (an instant
     /// switch back while post-promotion analysis runs, and after). Defaults to 30.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self >= 0").message("scaleDownDelaySeconds must not be negative"))]
+    #[x_kube(validation = Rule::new("self <= 2592000").message("scaleDownDelaySeconds must be at most 2592000 (30 days)"))]
     pub scale_down_delay_seconds: Option<i32>,
     /// Seconds an aborted new version keeps its pods. Defaults to 30.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self >= 0").message("abortScaleDownDelaySeconds must not be negative"))]
+    #[x_kube(validation = Rule::new("self <= 2592000").message("abortScaleDownDelaySeconds must be at most 2592000 (30 days)"))]
     pub abort_scale_down_delay_seconds: Option<i32>,
     /// Analysis of the preview before the switch; failing it aborts without ever switching.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -469,11 +477,13 @@ pub struct CanaryStrategy {
     /// Seconds an old stable ReplicaSet keeps its pods after promotion, for instant rollback. Defaults to 30.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self >= 0").message("scaleDownDelaySeconds must not be negative"))]
+    #[x_kube(validation = Rule::new("self <= 2592000").message("scaleDownDelaySeconds must be at most 2592000 (30 days)"))]
     pub scale_down_delay_seconds: Option<i32>,
 
     /// Seconds an aborted canary keeps its pods (without traffic) before scale-down. Defaults to 30.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self >= 0").message("abortScaleDownDelaySeconds must not be negative"))]
+    #[x_kube(validation = Rule::new("self <= 2592000").message("abortScaleDownDelaySeconds must be at most 2592000 (30 days)"))]
     pub abort_scale_down_delay_seconds: Option<i32>,
 }
 
@@ -500,10 +510,11 @@ pub struct CanaryStep {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct PauseStep {
-    /// How long to wait, e.g. `30s`, `5m`, `1h30m`. Omit to wait until promoted.
+    /// How long to wait, e.g. `30s`, `5m`, `1h30m`, `2d`; at most 720h (30 days). Omit to wait until promoted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 32))]
-    #[x_kube(validation = Rule::new("self.matches('^([0-9]+(\\\\.[0-9]+)?(ms|s|m|h|d))+$')").message("duration must look like 30s, 5m or 1h30m"))]
+    #[x_kube(validation = super::limits::duration_syntax())]
+    #[x_kube(validation = super::limits::duration_at_most(super::limits::MAX_PAUSE, "pause.duration"))]
     pub duration: Option<String>,
 }
 

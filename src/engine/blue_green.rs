@@ -13,6 +13,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use super::canary::RunRequest;
 use super::plan::{ControlRequests, Planner};
 use super::spec::{BlueGreenSettings, Routing};
+use crate::crd::limits::{after, seconds_until};
 use crate::crd::{
     AnalysisPhase, AnalysisRunRef, BlueGreenStatus, PromotionAnalysis, PromotionStatus,
     RolloutPhase,
@@ -158,7 +159,7 @@ impl Planner<'_> {
             state.stage = AWAITING_PROMOTION.into();
             state.auto_promote_at = settings
                 .auto_promotion
-                .then(|| Time(self.now + settings.auto_promotion_delay));
+                .then(|| Time(after(self.now, settings.auto_promotion_delay)));
         }
         if !(requests.promote || state.promoted_full) {
             if !settings.auto_promotion {
@@ -178,9 +179,7 @@ impl Planner<'_> {
             if self.now < at {
                 self.waiting_by_design = true;
                 self.wake.push(at);
-                let left = humantime::format_duration(std::time::Duration::from_secs(
-                    at.duration_since(self.now).as_secs() as u64,
-                ));
+                let left = humantime::format_duration(seconds_until(self.now, at));
                 let message = format!("preview {desired} is ready; switching in {left}");
                 self.set_outcome(RolloutPhase::Progressing, "AwaitingPromotion", message);
                 return;
@@ -378,7 +377,7 @@ impl Planner<'_> {
         self.status.desired_weight = 0;
         state.stage = PROMOTED.into();
         state.active_revision = Some(desired.to_string());
-        state.scale_down_at = Some(Time(self.now + self.settings.scale_down_delay));
+        state.scale_down_at = Some(Time(after(self.now, self.settings.scale_down_delay)));
         let warm = humantime::format_duration(self.settings.scale_down_delay);
         self.event(
             false,
@@ -409,7 +408,7 @@ impl Planner<'_> {
             self.route_weight_down_to(0);
             state.active_revision = Some(stable.to_string());
         }
-        let due = abort.at.0 + self.settings.abort_scale_down_delay;
+        let due = after(abort.at.0, self.settings.abort_scale_down_delay);
         let pods = if self.now >= due || !switched_back {
             // Keep the new version up until the active Service has left it.
             if switched_back {

@@ -5,12 +5,11 @@
 //! restarted controller re-derives exactly where it stands from status plus
 //! what it sees, and never repeats a completed step.
 
-use std::time::Duration;
-
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::plan::{ControlRequests, Planner, Write};
 use super::spec::{Routing, Step};
+use crate::crd::limits::{after, seconds_until};
 use crate::crd::{
     AnalysisArg, AnalysisPhase, AnalysisRunRef, AnalysisRunSpec, AnalysisTemplateRef,
     PromotionStatus, RolloutPhase,
@@ -203,15 +202,13 @@ impl Planner<'_> {
                     .as_ref()
                     .map(|t| t.0)
                     .unwrap_or(self.now);
-                let until = started + *duration;
+                let until = after(started, *duration);
                 self.waiting_by_design = true;
                 if self.now >= until {
                     return true;
                 }
                 self.wake.push(until);
-                let left = humantime::format_duration(Duration::from_secs(
-                    until.duration_since(self.now).as_secs() as u64,
-                ));
+                let left = humantime::format_duration(seconds_until(self.now, until));
                 self.set_outcome(
                     RolloutPhase::Progressing,
                     "Pausing",
@@ -460,12 +457,16 @@ impl Planner<'_> {
             .unwrap_or(0)
             .min(canary_target);
         // Stable only shrinks as canary pods become available, keeping maxUnavailable.
-        let stable_floor = replicas - self.settings.max_unavailable - canary_available;
+        let stable_floor = replicas
+            .saturating_sub(self.settings.max_unavailable)
+            .saturating_sub(canary_available);
         let stable_target = (replicas - canary_target)
             .max(stable_floor)
             .clamp(0, replicas);
         // Canary grows within the surge room left by the stable pods.
-        let room = replicas + self.settings.max_surge - stable_target;
+        let room = replicas
+            .saturating_add(self.settings.max_surge)
+            .saturating_sub(stable_target);
         let canary_step = canary_target.min(room).max(0);
         self.ensure_revision(stable, stable_target);
         self.ensure_revision(desired, canary_step);
@@ -474,11 +475,16 @@ impl Planner<'_> {
         self.point_services(stable, desired);
         let stable_ready = self.revisions.get(stable).map(|r| r.ready).unwrap_or(0);
         let canary_ready = canary.map(|r| r.ready).unwrap_or(0);
+        // Ready counts come from the cluster: widen before multiplying.
+        let (stable_ready, canary_ready) = (
+            i64::from(stable_ready.max(0)),
+            i64::from(canary_ready.max(0)),
+        );
         let total = stable_ready + canary_ready;
         self.status.current_weight = if total == 0 {
             0
         } else {
-            (canary_ready * 100 + total / 2) / total
+            i32::try_from((canary_ready * 100 + total / 2) / total).unwrap_or(100)
         };
     }
 
@@ -557,7 +563,7 @@ impl Planner<'_> {
             // Without a router, any live canary pod takes traffic: scale it down now.
             Routing::ReplicaRatio => 0,
             Routing::GatewayApi { .. } => {
-                let due = abort.at.0 + self.settings.abort_scale_down_delay;
+                let due = after(abort.at.0, self.settings.abort_scale_down_delay);
                 if self.now >= due {
                     0
                 } else {

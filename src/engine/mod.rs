@@ -18,6 +18,8 @@ pub use plan::{Plan, PlannedEvent, Write, plan};
 #[cfg(test)]
 mod blue_green_tests;
 #[cfg(test)]
+mod hostile_tests;
+#[cfg(test)]
 mod plan_tests;
 #[cfg(test)]
 pub(crate) mod testkit;

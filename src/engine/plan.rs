@@ -18,6 +18,7 @@ use super::observed::{Lookup, Observed};
 use super::revisions::{self, DesiredReplicaSet, Revision};
 use super::route;
 use super::spec::{self, Routing, Settings};
+use crate::crd::limits::after;
 use crate::crd::{AbortStatus, AnalysisRunSpec, Rollout, RolloutPhase, RolloutStatus};
 
 /// How often a settled rollout is looked at again without any event.
@@ -108,30 +109,19 @@ pub struct Plan {
 /// Decide what to do for `rollout` given what was `observed` at `now`.
 pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
     let old = rollout.status.clone().unwrap_or_default();
-    let settings = match spec::settings(rollout)
-        .and_then(|s| check_references(rollout, &s, observed).map(|()| s))
-    {
-        Ok(settings) => settings,
-        Err(problems) => return invalid(rollout, &old, &problems, now),
-    };
+    let settings =
+        match spec::settings(rollout).and_then(|s| check_references(&s, observed).map(|()| s)) {
+            Ok(settings) => settings,
+            Err(problems) => return invalid(rollout, &old, &problems, now),
+        };
     let mut planner = Planner::new(rollout, observed, now, settings, old);
     planner.run();
     planner.finish()
 }
 
-/// Problems with objects the spec names (Services, HTTPRoute) or with its own name.
-fn check_references(
-    rollout: &Rollout,
-    settings: &Settings,
-    observed: &Observed,
-) -> Result<(), Vec<String>> {
+/// Problems with objects the spec names (Services, HTTPRoute).
+fn check_references(settings: &Settings, observed: &Observed) -> Result<(), Vec<String>> {
     let mut problems = Vec::new();
-    let name = rollout.metadata.name.as_deref().unwrap_or_default();
-    if name.len() > 63 {
-        problems.push(format!(
-            "name {name:?} is longer than 63 characters, too long for a label value"
-        ));
-    }
     let baseline_service = settings.baseline.clone().flatten();
     for service in [
         &settings.stable_service,
@@ -370,7 +360,8 @@ impl<'a> Planner<'a> {
         let (template, number) = match self.revisions.get(hash) {
             Some(rev) => (rev.template.clone(), rev.number),
             None => {
-                let next = self.revisions.values().map(|r| r.number).max().unwrap_or(0) + 1;
+                let newest = self.revisions.values().map(|r| r.number).max();
+                let next = newest.unwrap_or(0).saturating_add(1);
                 (self.rollout.spec.template.clone(), next)
             }
         };
@@ -539,7 +530,7 @@ impl<'a> Planner<'a> {
         for rev in old {
             if rev.desired > 0 {
                 let delay = self.retire_delay(&rev.hash);
-                let due = rev.scale_down_at.unwrap_or_else(|| self.now + delay);
+                let due = rev.scale_down_at.unwrap_or_else(|| after(self.now, delay));
                 let replicas = if due <= self.now { 0 } else { rev.desired };
                 if replicas != rev.desired || rev.scale_down_at.is_none() {
                     let scale_down_at = (replicas > 0).then_some(due);
@@ -655,7 +646,7 @@ impl<'a> Planner<'a> {
             .wake
             .iter()
             .filter_map(|at| at.duration_since(self.now).try_into().ok())
-            .map(|d: Duration| d + Duration::from_millis(500))
+            .map(|d: Duration| d.saturating_add(Duration::from_millis(500)))
             .chain([fallback])
             .min()
             .unwrap_or(fallback);
@@ -726,9 +717,10 @@ impl<'a> Planner<'a> {
     }
 
     fn count_replicas(&mut self) {
+        // Counts read from the cluster: a sum must not overflow.
         let revs = self.revisions.values();
-        self.status.replicas = revs.clone().map(|r| r.current).sum();
-        self.status.ready_replicas = revs.map(|r| r.ready).sum();
+        self.status.replicas = revs.clone().fold(0, |sum, r| sum.saturating_add(r.current));
+        self.status.ready_replicas = revs.fold(0, |sum, r| sum.saturating_add(r.ready));
         let ready_of = |hash: &Option<String>| {
             hash.as_ref()
                 .and_then(|h| self.revisions.get(h))
@@ -781,7 +773,7 @@ impl<'a> Planner<'a> {
             .as_ref()
             .map(|t| t.0)
             .unwrap_or(self.now);
-        let deadline = since + self.settings.progress_deadline;
+        let deadline = after(since, self.settings.progress_deadline);
         if self.now >= deadline {
             let seconds = self.settings.progress_deadline.as_secs();
             let message = format!("no progress for {seconds}s: {}", self.outcome.message);

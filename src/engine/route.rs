@@ -192,9 +192,11 @@ pub fn refusal(rollout_namespace: &str, namespace: &str, name: &str) -> String {
     )
 }
 
-/// Weight of a backendRef; the Gateway API default is 1.
+/// Weight of a backendRef; the Gateway API default is 1. Read within the
+/// Gateway API's own bounds (0 to 1,000,000), whatever the object says.
 fn ref_weight(backend: &Value) -> i64 {
-    backend.get("weight").and_then(Value::as_i64).unwrap_or(1)
+    let weight = backend.get("weight").and_then(Value::as_i64).unwrap_or(1);
+    weight.clamp(0, 1_000_000)
 }
 
 #[cfg(test)]

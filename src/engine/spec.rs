@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use crate::crd::limits::{self, MAX_PAUSE, MAX_REPLICAS, MAX_SECONDS};
 use crate::crd::{AnalysisStep, BlueGreenStrategy, CanaryStrategy, PromotionAnalysis, Rollout};
 
 /// Default replicas when `spec.replicas` is omitted.
@@ -176,7 +177,16 @@ pub fn settings(rollout: &Rollout) -> Result<Settings, Vec<String>> {
     if replicas < 0 {
         problems.push(format!("spec.replicas is {replicas}, must not be negative"));
     }
+    if let Err(problem) = limits::at_most(replicas, MAX_REPLICAS, "spec.replicas") {
+        problems.push(problem);
+    }
     check_selector(rollout, &mut problems);
+    let name = rollout.metadata.name.as_deref().unwrap_or_default();
+    if name.len() > 63 {
+        problems.push(format!(
+            "name {name:?} is longer than 63 characters, too long for a label value"
+        ));
+    }
     let canary = match (&spec.strategy.canary, &spec.strategy.blue_green) {
         (Some(canary), None) => canary,
         (None, Some(blue_green)) => return blue_green_settings(rollout, blue_green, problems),
@@ -204,7 +214,7 @@ pub fn settings(rollout: &Rollout) -> Result<Settings, Vec<String>> {
     )
     .unwrap_or(0);
     let max_surge = match canary.max_surge {
-        None => ((replicas + 3) / 4).max(1),
+        None => (replicas.saturating_add(3) / 4).max(1),
         Some(_) => max_surge,
     };
     if max_surge == 0 && max_unavailable == 0 && replicas > 0 {
@@ -216,19 +226,19 @@ pub fn settings(rollout: &Rollout) -> Result<Settings, Vec<String>> {
         "revisionHistoryLimit",
         &mut problems,
     );
-    let deadline = non_negative(
+    let deadline = seconds(
         spec.progress_deadline_seconds,
         DEFAULT_PROGRESS_DEADLINE_SECONDS,
         "progressDeadlineSeconds",
         &mut problems,
     );
-    let delay = non_negative(
+    let delay = seconds(
         canary.scale_down_delay_seconds,
         DEFAULT_SCALE_DOWN_DELAY_SECONDS,
         "scaleDownDelaySeconds",
         &mut problems,
     );
-    let abort_delay = non_negative(
+    let abort_delay = seconds(
         canary.abort_scale_down_delay_seconds,
         DEFAULT_SCALE_DOWN_DELAY_SECONDS,
         "abortScaleDownDelaySeconds",
@@ -246,9 +256,9 @@ pub fn settings(rollout: &Rollout) -> Result<Settings, Vec<String>> {
         max_surge,
         max_unavailable,
         revision_history_limit: usize::try_from(history).unwrap_or(usize::MAX),
-        progress_deadline: Duration::from_secs(deadline),
-        scale_down_delay: Duration::from_secs(delay),
-        abort_scale_down_delay: Duration::from_secs(abort_delay),
+        progress_deadline: deadline,
+        scale_down_delay: delay,
+        abort_scale_down_delay: abort_delay,
         background_analysis: canary.analysis.clone(),
         baseline: canary.baseline.as_ref().map(|b| b.service.clone()),
         strategy: Strategy::Canary,
@@ -262,6 +272,15 @@ fn non_negative(value: Option<i32>, default: i32, field: &str, problems: &mut Ve
         problems.push(format!("{field} is {value}, must not be negative"));
     }
     u64::try_from(value).unwrap_or(0)
+}
+
+/// A `*Seconds` field: not negative and at most `MAX_SECONDS`.
+fn seconds(value: Option<i32>, default: i32, field: &str, problems: &mut Vec<String>) -> Duration {
+    let checked = non_negative(value, default, field, problems);
+    if let Err(problem) = limits::at_most(value.unwrap_or(default), MAX_SECONDS, field) {
+        problems.push(problem);
+    }
+    Duration::from_secs(checked)
 }
 
 fn blue_green_settings(
@@ -282,6 +301,13 @@ fn blue_green_settings(
         problems.push(format!(
             "blueGreen.previewReplicaCount is {preview_replicas}, must be at least 1"
         ));
+    }
+    if let Err(problem) = limits::at_most(
+        preview_replicas,
+        MAX_REPLICAS,
+        "blueGreen.previewReplicaCount",
+    ) {
+        problems.push(problem);
     }
     let routing = match blue_green
         .traffic_routing
@@ -326,25 +352,25 @@ fn blue_green_settings(
         "revisionHistoryLimit",
         &mut problems,
     );
-    let deadline = non_negative(
+    let deadline = seconds(
         spec.progress_deadline_seconds,
         DEFAULT_PROGRESS_DEADLINE_SECONDS,
         "progressDeadlineSeconds",
         &mut problems,
     );
-    let delay = non_negative(
+    let delay = seconds(
         blue_green.scale_down_delay_seconds,
         DEFAULT_SCALE_DOWN_DELAY_SECONDS,
         "scaleDownDelaySeconds",
         &mut problems,
     );
-    let abort_delay = non_negative(
+    let abort_delay = seconds(
         blue_green.abort_scale_down_delay_seconds,
         DEFAULT_SCALE_DOWN_DELAY_SECONDS,
         "abortScaleDownDelaySeconds",
         &mut problems,
     );
-    let auto_delay = non_negative(
+    let auto_delay = seconds(
         blue_green.auto_promotion_seconds,
         0,
         "autoPromotionSeconds",
@@ -362,15 +388,15 @@ fn blue_green_settings(
         max_surge: 0,
         max_unavailable: 0,
         revision_history_limit: usize::try_from(history).unwrap_or(usize::MAX),
-        progress_deadline: Duration::from_secs(deadline),
-        scale_down_delay: Duration::from_secs(delay),
-        abort_scale_down_delay: Duration::from_secs(abort_delay),
+        progress_deadline: deadline,
+        scale_down_delay: delay,
+        abort_scale_down_delay: abort_delay,
         background_analysis: None,
         baseline: None,
         strategy: Strategy::BlueGreen(BlueGreenSettings {
             preview_replicas: preview_replicas.min(replicas).max(0),
             auto_promotion: blue_green.auto_promotion_enabled.unwrap_or(true),
-            auto_promotion_delay: Duration::from_secs(auto_delay),
+            auto_promotion_delay: auto_delay,
             pre_promotion: blue_green.pre_promotion_analysis.clone(),
             post_promotion: blue_green.post_promotion_analysis.clone(),
         }),
@@ -446,11 +472,13 @@ fn canary_steps(canary: &CanaryStrategy, problems: &mut Vec<String>) -> Vec<Step
             match pause
                 .duration
                 .as_deref()
-                .map(humantime::parse_duration)
+                .map(|text| limits::parse_duration(text, MAX_PAUSE))
                 .transpose()
             {
                 Ok(duration) => steps.push(Step::Pause(duration)),
-                Err(err) => problems.push(format!("steps[{index}].pause.duration: {err}")),
+                Err(err) => problems.push(format!(
+                    "steps[{index}].pause.duration {err} (pause: {{}} waits until promoted)"
+                )),
             }
         } else if let Some(analysis) = &step.analysis {
             if analysis.templates.is_empty() {
@@ -515,6 +543,10 @@ fn scaled_int(
     problems: &mut Vec<String>,
 ) -> Option<i32> {
     match value? {
+        IntOrString::Int(n) if *n > MAX_REPLICAS => {
+            problems.push(format!("{field} is {n}, at most {MAX_REPLICAS}"));
+            None
+        }
         IntOrString::Int(n) if *n >= 0 => Some(*n),
         IntOrString::Int(n) => {
             problems.push(format!("{field} is {n}, must not be negative"));

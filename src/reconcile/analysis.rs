@@ -19,7 +19,7 @@ use super::{Context, ERROR_RETRY};
 use crate::analysis::measure::{Live, Prepared, measure, prepare_metric};
 use crate::analysis::prometheus::Credentials;
 use crate::analysis::redact::Redactor;
-use crate::analysis::run::{VerdictKind, new_result, next_due, overall, record};
+use crate::analysis::run::{VerdictKind, deadline, new_result, next_due, record, verdict_at};
 use crate::crd::{
     AnalysisPhase, AnalysisRun, AnalysisRunStatus, AnalysisTemplate, AnalysisTemplateSpec,
     ClusterAnalysisTemplate,
@@ -30,6 +30,9 @@ use crate::crd::{
 pub enum Error {
     #[error("cannot write the status of AnalysisRun {0}: {1}")]
     WriteStatus(String, #[source] kube::Error),
+    /// The reconcile panicked (a bug); caught so that other runs go on.
+    #[error("analysis reconcile panicked: {0}")]
+    Panicked(String),
 }
 
 /// What stops a run before any measurement: reported as the run's Error verdict.
@@ -182,6 +185,17 @@ async fn write_status(
 
 /// Reconcile one AnalysisRun: measure what is due, judge, write status, come back when the next measurement is due.
 pub async fn reconcile(run: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = std::time::Instant::now();
+    match super::isolate::isolate(reconcile_run(run, ctx.clone())).await {
+        Ok(result) => result,
+        Err(panic) => {
+            ctx.metrics.failed("AnalysisPanicked", started.elapsed());
+            Err(Error::Panicked(panic))
+        }
+    }
+}
+
+async fn reconcile_run(run: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Action, Error> {
     let mut status = run.status.clone().unwrap_or_default();
     if status.phase.is_some_and(|p| p.is_finished()) {
         return Ok(Action::await_change());
@@ -207,7 +221,13 @@ pub async fn reconcile(run: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Actio
             return Ok(Action::await_change());
         }
     };
-    let started = status.started_at.as_ref().map(|t| t.0).unwrap_or(now);
+    // A start in the future (a hostile or broken status) would hold every measurement back.
+    let started = status
+        .started_at
+        .as_ref()
+        .map(|t| t.0)
+        .filter(|t| *t <= now)
+        .unwrap_or(now);
     status.started_at = Some(Time(started));
     status.baseline = Some(if run.spec.dedicated_baseline {
         format!(
@@ -250,7 +270,8 @@ pub async fn reconcile(run: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Actio
             measured = true;
         }
     }
-    let (phase, message) = overall(&status.metrics);
+    let deadline = deadline(prepared.iter().map(|p| &p.plan), started);
+    let (phase, message) = verdict_at(&status.metrics, deadline, now);
     let changed = status.phase != Some(phase) || measured;
     status.phase = Some(phase);
     status.message = Some(message.clone());
@@ -268,6 +289,7 @@ pub async fn reconcile(run: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Actio
         .iter()
         .zip(status.metrics.iter())
         .filter_map(|(p, r)| next_due(r, &p.plan, started))
+        .chain([deadline])
         .min()
         .unwrap_or(now);
     let wait = (next - now)
@@ -282,5 +304,8 @@ pub async fn reconcile(run: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Actio
 /// Failed reconciles (status writes) are retried after a pause.
 pub fn error_policy(run: Arc<AnalysisRun>, error: &Error, _ctx: Arc<Context>) -> Action {
     warn!(run = %run.name_any(), error = %error, "analysis reconcile failed");
-    Action::requeue(ERROR_RETRY)
+    match error {
+        Error::Panicked(_) => Action::requeue(super::PANIC_RETRY),
+        _ => Action::requeue(ERROR_RETRY),
+    }
 }

@@ -11,6 +11,7 @@ pub mod analysis;
 pub mod apply;
 pub mod git_revert;
 pub mod git_source;
+pub mod isolate;
 pub mod observe;
 
 use std::sync::Arc;
@@ -30,6 +31,9 @@ use crate::metrics::Metrics;
 pub const ERROR_RETRY: Duration = Duration::from_secs(10);
 /// After writing, look again soon to observe the effect.
 pub const AFTER_WRITE: Duration = Duration::from_secs(2);
+/// Delay before a reconcile that panicked is tried again: long enough that a
+/// poisoned object costs little, short enough that a fix is picked up soon.
+pub const PANIC_RETRY: Duration = Duration::from_secs(60);
 
 /// Why a reconcile failed.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +44,9 @@ pub enum Error {
     /// Writing an object failed.
     #[error("cannot write {0} {1}: {2}")]
     Write(&'static str, String, #[source] kube::Error),
+    /// The reconcile panicked (a bug); caught so that other objects go on.
+    #[error("reconcile panicked: {0}")]
+    Panicked(String),
 }
 
 impl Error {
@@ -48,6 +55,7 @@ impl Error {
         match self {
             Error::Read(kind, _) => format!("Read{}", kind.replace(' ', "")),
             Error::Write(kind, _, _) => format!("Write{}", kind.replace(' ', "")),
+            Error::Panicked(_) => "Panicked".into(),
         }
     }
 }
@@ -78,7 +86,13 @@ pub async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Actio
         ctx.metrics.set_phase(&key, None);
         return Ok(Action::await_change());
     }
-    let result = reconcile_inner(&rollout, &ctx).await;
+    let result = match isolate::isolate(reconcile_inner(&rollout, &ctx)).await {
+        Ok(result) => result,
+        Err(panic) => {
+            report_panic(&ctx, &rollout, &panic).await;
+            Err(Error::Panicked(panic))
+        }
+    };
     match &result {
         Ok(_) => ctx.metrics.reconciled(started.elapsed()),
         Err(err) => ctx.metrics.failed(&err.metric_label(), started.elapsed()),
@@ -121,6 +135,37 @@ async fn reconcile_inner(rollout: &Rollout, ctx: &Arc<Context>) -> Result<Action
         requeue = requeue.min(wait);
     }
     Ok(Action::requeue(requeue))
+}
+
+/// Put a caught panic on the Rollout: a `Degraded` condition and a Warning
+/// Event saying what happened. Best effort: the status write may fail too.
+async fn report_panic(ctx: &Context, rollout: &Rollout, panic: &str) {
+    let message = format!(
+        "the controller failed on this Rollout (a bug, please report it): {panic}; retrying every {}s",
+        PANIC_RETRY.as_secs()
+    );
+    let old = rollout.status.clone().unwrap_or_default();
+    let outcome = engine::conditions::Outcome {
+        phase: crate::crd::RolloutPhase::Degraded,
+        reason: "ReconcilePanicked".into(),
+        message: message.clone(),
+    };
+    let mut status = old.clone();
+    status.phase = Some(outcome.phase);
+    status.message = Some(message.clone());
+    status.conditions = engine::conditions::conditions(
+        &outcome,
+        rollout.metadata.generation,
+        &old.conditions,
+        Timestamp::now(),
+    );
+    if let Err(err) = isolate::isolate(apply::write_status(&ctx.client, rollout, &status))
+        .await
+        .unwrap_or_else(|panic| Err(Error::Panicked(panic)))
+    {
+        warn!(rollout = %rollout.name_any(), error = %err, "cannot record the panic in status");
+    }
+    publish(ctx, rollout, true, "ReconcilePanicked", &message).await;
 }
 
 fn log_write(key: &str, write: &Write) {
@@ -190,5 +235,8 @@ pub(crate) async fn publish_as(
 /// What to do after a failed reconcile: log it and retry later, never hot-loop.
 pub fn error_policy(rollout: Arc<Rollout>, error: &Error, _ctx: Arc<Context>) -> Action {
     warn!(rollout = %rollout.name_any(), error = %error, "reconcile failed");
-    Action::requeue(ERROR_RETRY)
+    match error {
+        Error::Panicked(_) => Action::requeue(PANIC_RETRY),
+        _ => Action::requeue(ERROR_RETRY),
+    }
 }
