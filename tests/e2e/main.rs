@@ -8,6 +8,7 @@ mod alerts;
 mod analysis;
 mod blue_green;
 mod canary;
+mod controls;
 mod git_loop;
 mod harness;
 mod measure;
