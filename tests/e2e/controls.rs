@@ -412,7 +412,8 @@ async fn a_known_bad_image_pushed_again_is_refused_and_reverted_again() {
     assert_eq!(gitops.reverts_of(&bump), 1, "{}", controller.log_tail());
     let runs_before = runs(&admin, &ns).await.len();
 
-    // Image automation commits the same bad tag again.
+    // Image automation (with Sluice's revert pulled) commits the same bad tag again.
+    git(&gitops.ci, &["pull", "-q", "--ff-only", "origin", "main"]);
     let again = gitops.bump(
         "rollout.yaml",
         "web:1.0.0",
@@ -451,13 +452,18 @@ async fn a_known_bad_image_pushed_again_is_refused_and_reverted_again() {
         runs_before,
         "no run read or created"
     );
-    let preview = revisions(&admin, &ns, "web").await;
-    assert!(
-        preview
-            .iter()
-            .all(|(h, desired, _)| *h == old || *desired == 0),
-        "{preview:?}"
-    );
+    // The preview left from the first abort goes after its delay; nothing scales it up.
+    wait_for(Duration::from_secs(15), "no preview pods", || {
+        let (admin, ns, old) = (admin.clone(), ns.clone(), old.clone());
+        async move {
+            let preview = revisions(&admin, &ns, "web").await;
+            preview
+                .iter()
+                .all(|(h, desired, _)| *h == old || *desired == 0)
+                .then_some(())
+        }
+    })
+    .await;
     // And Git is set right again: the new commit is reverted too.
     let home = wait_for(
         Duration::from_secs(150),
