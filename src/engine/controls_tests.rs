@@ -452,3 +452,64 @@ fn the_git_revert_condition_belongs_to_its_release() {
     sim.tick(SEC);
     assert!(!shown(&sim), "a later healthy release ends it");
 }
+
+#[test]
+fn only_a_verdict_pages_as_aborted_and_cannot_tell_has_its_own_alert() {
+    use crate::alerts::events::{Trigger, occurrences};
+    use crate::crd::AlertEvent;
+    let events = |sim: &Sim| -> Vec<AlertEvent> {
+        occurrences(&status(sim))
+            .into_iter()
+            .filter_map(|o| match o.trigger {
+                Trigger::Event(event) => Some(event),
+                Trigger::Resolve { .. } => None,
+            })
+            .collect()
+    };
+    // (verdict, setting, alert expected, `aborted` expected)
+    let cases = [
+        (AnalysisPhase::Failed, None, AlertEvent::Aborted, true),
+        (
+            AnalysisPhase::Error,
+            Some(CannotTellAction::RollbackTraffic),
+            AlertEvent::AnalysisError,
+            false,
+        ),
+        (AnalysisPhase::Error, None, AlertEvent::AnalysisError, false),
+        (
+            AnalysisPhase::Inconclusive,
+            Some(CannotTellAction::RollbackTraffic),
+            AlertEvent::Inconclusive,
+            false,
+        ),
+    ];
+    for (phase, setting, expected, aborted) in cases {
+        let mut sim = canary_sim(setting);
+        sim.set_image("web:2");
+        sim.run_until(SEC, 20, |s| !s.observed.analysis_runs.is_empty());
+        let run = newest_run(&sim);
+        verdict(&mut sim, &run, phase);
+        sim.tick(SEC);
+        sim.tick(SEC);
+        let seen = events(&sim);
+        assert!(seen.contains(&expected), "{phase:?} {setting:?}: {seen:?}");
+        assert_eq!(
+            seen.contains(&AlertEvent::Aborted),
+            aborted,
+            "{phase:?} {setting:?}: {seen:?}"
+        );
+    }
+    assert_eq!(
+        AlertEvent::AnalysisError.default_severity(),
+        crate::crd::AlertSeverity::Warning,
+        "an outage pages as a warning"
+    );
+    // The progress deadline is an abort: it pages.
+    let mut sim = canary_sim(None);
+    sim.rollout.spec.progress_deadline_seconds = Some(30);
+    sim.rollout.spec.abort_on_progress_deadline = true;
+    sim.broken.push(hash("web:2"));
+    sim.set_image("web:2");
+    sim.run_until(SEC * 5, 20, |s| s.phase() == Some(RolloutPhase::Aborted));
+    assert!(events(&sim).contains(&AlertEvent::Aborted));
+}
