@@ -31,7 +31,14 @@ async fn main() -> ExitCode {
             };
             controller::run(options).await.map_err(Into::into)
         }
-        Command::Rollout(args) => sluice::cli::rollout::run(args).await.map_err(Into::into),
+        Command::Rollout(args) => match sluice::cli::rollout::run(args).await {
+            // A control with nothing to act on is no failure, but a script should know.
+            Err(nothing @ sluice::cli::rollout::Error::NothingTo(..)) => {
+                eprintln!("sluice: {nothing}");
+                return ExitCode::from(sluice::cli::rollout::NOTHING_TO_DO_EXIT);
+            }
+            other => other.map_err(Into::into),
+        },
         Command::Analyze(args) => sluice::cli::analyze::run(args).await.map_err(Into::into),
         Command::Crds => print_crds(),
     };

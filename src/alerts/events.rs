@@ -64,8 +64,15 @@ pub fn occurrences(status: &RolloutStatus) -> Vec<Occurrence> {
     };
     if let Some(abort) = &status.abort {
         let at = abort.at.0;
-        let id = format!("aborted/{}/{}", abort.revision, at.as_second());
-        push(AlertEvent::Aborted, id, &abort.revision, Some(at));
+        if !abort.cannot_tell {
+            let id = format!("aborted/{}/{}", abort.revision, at.as_second());
+            push(AlertEvent::Aborted, id, &abort.revision, Some(at));
+        } else if abort.reason.ends_with("Inconclusive") {
+            // "We cannot tell" is not a bad canary: its own event, never `aborted`
+            // (an Error verdict is alerted as `analysisError` from its run below).
+            let id = format!("inconclusive/{}/{}", abort.revision, at.as_second());
+            push(AlertEvent::Inconclusive, id, &abort.revision, Some(at));
+        }
     }
     if let Some(git) = &status.git_revert {
         let at = git.last_attempt.as_ref().map(|t| t.0);

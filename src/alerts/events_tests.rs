@@ -65,6 +65,8 @@ fn aborted_status() -> RolloutStatus {
             at: at(0),
             step_index: 1,
             weight: 25,
+            cannot_tell: false,
+            keep_git: false,
         }),
         ..Default::default()
     }

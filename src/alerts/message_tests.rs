@@ -32,6 +32,8 @@ fn aborted() -> (Rollout, RolloutStatus, AnalysisRun) {
             at: Time(Timestamp::from_second(1_800_000_000).expect("time")),
             step_index: 1,
             weight: 25,
+            cannot_tell: false,
+            keep_git: false,
         }),
         ..Default::default()
     };

@@ -25,6 +25,10 @@ pub enum Command {
     /// Run the controller (inside the cluster, or locally against your kubeconfig).
     Controller(ControllerArgs),
     /// Inspect and steer Rollouts.
+    ///
+    /// Exit status: 0 done, 1 an error (or `status --watch` ended Aborted or
+    /// Degraded), 3 a control with nothing to act on (nothing to promote,
+    /// abort or retry); nothing is changed then.
     Rollout(rollout::RolloutArgs),
     /// Evaluate an analysis template against Prometheus over a past window, for two revisions.
     ///

@@ -12,7 +12,7 @@ use kube::{Api, Client};
 use serde_json::json;
 
 use super::show;
-use crate::crd::{Rollout, RolloutPhase};
+use crate::crd::{Rollout, RolloutPhase, RolloutStatus};
 use crate::engine::controls;
 
 /// Flags of `sluice rollout`.
@@ -59,7 +59,8 @@ pub enum Verb {
         #[arg(long)]
         no_revert: bool,
     },
-    /// Restart an aborted canary from its first step.
+    /// Restart an aborted update from its first step with new analysis runs (also
+    /// a refused known-bad revision), or measure again an analysis that could not tell.
     Retry {
         /// Rollout name.
         name: String,
@@ -97,6 +98,45 @@ pub enum Error {
     /// The Rollout does not exist.
     #[error("rollout {0} not found")]
     NotFound(String),
+    /// The control has nothing to act on (exit status 3); nothing was changed.
+    #[error("rollout {0}: {1}")]
+    NothingTo(String, String),
+}
+
+/// Exit status of a control that had nothing to act on.
+pub const NOTHING_TO_DO_EXIT: u8 = 3;
+
+/// Why `verb` has nothing to act on given the Rollout's `status`, if so.
+pub fn nothing_to_do(verb: &Verb, status: Option<&RolloutStatus>) -> Option<String> {
+    let default = RolloutStatus::default();
+    let status = status.unwrap_or(&default);
+    let in_flight = status.canary_revision.is_some();
+    let stable = status.stable_revision.as_deref().unwrap_or("none");
+    let aborted = status.abort.as_ref();
+    let held = status
+        .pause_reason
+        .as_deref()
+        .is_some_and(|r| r.ends_with("AnalysisError") || r.ends_with("AnalysisInconclusive"));
+    match verb {
+        Verb::Promote { .. } if !in_flight => Some(format!(
+            "nothing to promote: no update in flight, stable revision {stable} serves all traffic"
+        )),
+        Verb::Promote { .. } if aborted.is_some() => Some(
+            "nothing to promote: the update is aborted; `sluice rollout retry` starts it again"
+                .into(),
+        ),
+        Verb::Abort { .. } if !in_flight => Some(format!(
+            "nothing to abort: no update in flight, stable revision {stable} serves all traffic"
+        )),
+        Verb::Abort { .. } if aborted.is_some() => {
+            Some("nothing to abort: the update is already aborted".into())
+        }
+        Verb::Retry { .. } if aborted.is_none() && !held => Some(
+            "nothing to retry: the update is neither aborted nor held on an analysis that could not tell"
+                .into(),
+        ),
+        _ => None,
+    }
 }
 
 /// Run a `sluice rollout` command.
@@ -106,6 +146,16 @@ pub async fn run(args: RolloutArgs) -> Result<(), Error> {
         .namespace
         .unwrap_or_else(|| client.default_namespace().to_string());
     let api: Api<Rollout> = Api::namespaced(client, &namespace);
+    if let Verb::Promote { name, .. } | Verb::Abort { name, .. } | Verb::Retry { name } = &args.verb
+    {
+        let rollout = api
+            .get_opt(name)
+            .await?
+            .ok_or_else(|| Error::NotFound(name.clone()))?;
+        if let Some(why) = nothing_to_do(&args.verb, rollout.status.as_ref()) {
+            return Err(Error::NothingTo(name.clone(), why));
+        }
+    }
     match args.verb {
         Verb::Status {
             name, watch: false, ..
@@ -227,4 +277,75 @@ async fn watch_status(api: &Api<Rollout>, name: &str) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::AbortStatus;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    fn verb(kind: &str) -> Verb {
+        let name = "web".to_string();
+        match kind {
+            "promote" => Verb::Promote { name, full: false },
+            "abort" => Verb::Abort {
+                name,
+                revert: false,
+                no_revert: false,
+            },
+            _ => Verb::Retry { name },
+        }
+    }
+
+    #[test]
+    fn a_control_with_nothing_to_act_on_says_so() {
+        let healthy = RolloutStatus {
+            stable_revision: Some("abc".into()),
+            ..RolloutStatus::default()
+        };
+        let in_flight = RolloutStatus {
+            canary_revision: Some("def".into()),
+            ..healthy.clone()
+        };
+        let aborted = RolloutStatus {
+            abort: Some(AbortStatus {
+                revision: "def".into(),
+                reason: "AnalysisFailed".into(),
+                message: "m".into(),
+                at: Time(jiff::Timestamp::UNIX_EPOCH),
+                step_index: 1,
+                weight: 0,
+                cannot_tell: false,
+                keep_git: false,
+            }),
+            ..in_flight.clone()
+        };
+        let held = RolloutStatus {
+            pause_reason: Some("AnalysisError".into()),
+            ..in_flight.clone()
+        };
+        // (control, status, nothing to do?)
+        let cases = [
+            ("promote", &healthy, Some("nothing to promote")),
+            ("promote", &in_flight, None),
+            ("promote", &aborted, Some("nothing to promote")),
+            ("abort", &healthy, Some("nothing to abort")),
+            ("abort", &in_flight, None),
+            ("abort", &aborted, Some("nothing to abort")),
+            ("retry", &in_flight, Some("nothing to retry")),
+            ("retry", &aborted, None),
+            ("retry", &held, None),
+        ];
+        for (kind, status, expected) in cases {
+            let why = nothing_to_do(&verb(kind), Some(status));
+            match expected {
+                Some(start) => assert!(
+                    why.as_deref().is_some_and(|w| w.starts_with(start)),
+                    "{kind}: {why:?}"
+                ),
+                None => assert_eq!(why, None, "{kind}"),
+            }
+        }
+    }
 }

@@ -32,13 +32,15 @@ pub fn render(rollout: &Rollout) -> String {
     let stable = status.stable_revision.as_deref().unwrap_or("-");
     let _ = writeln!(
         out,
-        "  Stable:   {stable} ({} ready)",
+        "  Stable:   {stable}{} ({} ready)",
+        images(&status.stable_images),
         status.stable_ready_replicas
     );
     if let Some(canary) = &status.canary_revision {
         let _ = writeln!(
             out,
-            "  Canary:   {canary} ({} ready)",
+            "  Canary:   {canary}{} ({} ready)",
+            images(&status.canary_images),
             status.canary_ready_replicas
         );
     }
@@ -85,13 +87,29 @@ pub fn render(rollout: &Rollout) -> String {
         }
         let _ = writeln!(out, "{line}");
     }
-    if let Some(git) = &status.git_revert {
+    // Only the revert of the current release: a later promotion ends it.
+    if let Some(git) = status.current_git_revert() {
         let what = match (&git.pull_request, &git.revert_commit) {
             (Some(pr), _) => format!(" {pr}"),
             (None, Some(commit)) => format!(" {commit}"),
             _ => String::new(),
         };
         let _ = writeln!(out, "  Git:      {}{what}", git.state);
+    }
+    for known in &status.aborted_revisions {
+        let reverted = known
+            .revert_commit
+            .as_deref()
+            .map(|c| format!(", reverted by {c}"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  Known bad: {}{} ({} at {}{reverted}); refused until `sluice rollout retry`",
+            known.revision,
+            images(&known.images),
+            known.reason,
+            known.at.0
+        );
     }
     // The last few alerts, newest last.
     for alert in status.alerts.iter().rev().take(5).rev() {
@@ -115,6 +133,15 @@ pub fn render(rollout: &Rollout) -> String {
         let _ = writeln!(out, "  Conditions: {}", conditions.join(", "));
     }
     out
+}
+
+/// ` [image, image]`, or nothing when the images are not known.
+fn images(images: &[String]) -> String {
+    if images.is_empty() {
+        String::new()
+    } else {
+        format!(" [{}]", images.join(", "))
+    }
 }
 
 #[cfg(test)]
@@ -156,6 +183,25 @@ mod tests {
         });
         let text = render(&rollout);
         assert!(text.contains("  Git:      Reverted abc123\n"), "{text}");
+        // A later healthy release: the revert belongs to the past.
+        if let Some(status) = rollout.status.as_mut() {
+            if let Some(git) = status.git_revert.as_mut() {
+                git.last_attempt = Some(Time(jiff::Timestamp::UNIX_EPOCH));
+            }
+            status.last_promotion = Some(crate::crd::PromotionStatus {
+                revision: "d".into(),
+                previous: "s".into(),
+                at: Time(jiff::Timestamp::from_second(60).unwrap_or_default()),
+            });
+            status.stable_images = vec!["registry.example.com/web:1.0.2".into()];
+            status.stable_revision = Some("d".into());
+        }
+        let later = render(&rollout);
+        assert!(!later.contains("  Git:"), "{later}");
+        assert!(
+            later.contains("  Stable:   d [registry.example.com/web:1.0.2]"),
+            "{later}"
+        );
         assert_eq!(text.matches("  Alert:").count(), 5, "{text}");
         assert!(
             text.contains(

@@ -28,13 +28,13 @@ pub use git_repository::{
 pub use rollout::{
     AlertEvent, AlertLink, AlertSeverities, AlertSeverity, AlertSubscription, AlertsSpec,
     AnalysisArg, AnalysisStep, AnalysisTemplateRef, BackgroundAnalysis, BaselineSpec,
-    BlueGreenStrategy, CanaryStep, CanaryStrategy, ForgeProvider, GatewayApiRouting, GitAuthor,
-    GitRepositoryRef, GitSource, PauseStep, PromotionAnalysis, PullRequestSpec, Rollout,
-    RolloutSpec, RolloutStrategy, TrafficRouting,
+    BlueGreenStrategy, CanaryStep, CanaryStrategy, CannotTellAction, ForgeProvider,
+    GatewayApiRouting, GitAuthor, GitRepositoryRef, GitSource, PauseStep, PromotionAnalysis,
+    PullRequestSpec, Rollout, RolloutSpec, RolloutStrategy, TrafficRouting,
 };
 pub use status::{
-    AbortStatus, AlertRecord, AnalysisRunRef, BlueGreenStatus, ControlTokens, GitRevertStatus,
-    PromotionStatus, RolloutPhase, RolloutStatus,
+    AbortStatus, AbortedRevision, AlertRecord, AnalysisRunRef, BlueGreenStatus, ControlTokens,
+    GitRevertStatus, PromotionStatus, RolloutPhase, RolloutStatus,
 };
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

@@ -88,6 +88,22 @@ pub struct RolloutSpec {
     #[x_kube(validation = Rule::new("self <= 2592000").message("progressDeadlineSeconds must be at most 2592000 (30 days)"))]
     pub progress_deadline_seconds: Option<i32>,
 
+    /// Abort the update when `progressDeadlineSeconds` passes without progress,
+    /// instead of only reporting `Degraded`: traffic goes back to the stable
+    /// version, the stuck pods of the new one are removed at once, and the
+    /// `aborted` alert fires. Git is left as it is (a stuck update is no
+    /// verdict on the image). Defaults to false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub abort_on_progress_deadline: bool,
+
+    /// What happens when an analysis cannot tell whether the new version is
+    /// bad (verdict `Error`: monitoring down or a broken query; or
+    /// `Inconclusive`). `Hold` (the default) keeps traffic where it is and
+    /// waits for an operator; `RollbackTraffic` puts traffic back on the
+    /// stable version. Neither reverts Git: only a `Failed` verdict does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis_cannot_tell: Option<CannotTellAction>,
+
     /// How the new version is brought in. Exactly one strategy must be set.
     pub strategy: RolloutStrategy,
 
@@ -100,6 +116,18 @@ pub struct RolloutSpec {
     /// to put in every alert.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alerts: Option<AlertsSpec>,
+}
+
+/// What to do when an analysis cannot tell whether the new version is bad.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CannotTellAction {
+    /// Keep traffic at its current share and wait (phase `Paused`): `promote`
+    /// goes on without the verdict, `retry` measures again, `abort` rolls back.
+    #[default]
+    Hold,
+    /// Put traffic back on the stable version (phase `Aborted`) without
+    /// touching Git; `retry` starts the update again.
+    RollbackTraffic,
 }
 
 /// Alert subscriptions of a Rollout.
@@ -134,8 +162,8 @@ pub struct AlertSubscription {
     #[schemars(length(max = 8))]
     pub events: Option<Vec<AlertEvent>>,
     /// Severity per event, overriding the defaults (aborted and
-    /// revertFailed: critical; analysisError: error; paused and
-    /// inconclusive: warning; the rest: info).
+    /// revertFailed: critical; analysisError, paused and inconclusive:
+    /// warning; the rest: info).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub severities: Option<AlertSeverities>,
 }
@@ -198,7 +226,8 @@ pub enum AlertEvent {
     Promoted,
     /// A canary step completed.
     StepCompleted,
-    /// An analysis could not measure (a broken query, an unreachable Prometheus).
+    /// An analysis could not measure (a broken query, an unreachable Prometheus):
+    /// the rollout holds or rolls traffic back per `analysisCannotTell`, Git is left alone.
     AnalysisError,
 }
 
@@ -221,8 +250,10 @@ impl AlertEvent {
     pub fn default_severity(self) -> AlertSeverity {
         match self {
             AlertEvent::Aborted | AlertEvent::RevertFailed => AlertSeverity::Critical,
-            AlertEvent::AnalysisError => AlertSeverity::Error,
-            AlertEvent::Inconclusive | AlertEvent::Paused => AlertSeverity::Warning,
+            // "We cannot tell" pages as a warning: a monitoring outage is no bad canary.
+            AlertEvent::AnalysisError | AlertEvent::Inconclusive | AlertEvent::Paused => {
+                AlertSeverity::Warning
+            }
             _ => AlertSeverity::Info,
         }
     }

@@ -111,6 +111,21 @@ pub struct RolloutStatus {
     /// Set while the canary is aborted; cleared by `retry` or a new template.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub abort: Option<AbortStatus>,
+    /// Revisions aborted earlier (the newest last, at most 10): a template that
+    /// comes back to one of them is refused until `sluice rollout retry`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aborted_revisions: Vec<AbortedRevision>,
+    /// Counts the updates started and retried over the Rollout's life;
+    /// AnalysisRun names carry it from 2 on, so a retry or a revision that
+    /// comes back never reads an old run's verdict.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub attempt: i32,
+    /// Images of the stable version's containers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stable_images: Vec<String>,
+    /// Images of the version being rolled out, if any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub canary_images: Vec<String>,
     /// Why the rollout waits for a human, when it does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pause_reason: Option<String>,
@@ -146,6 +161,23 @@ pub struct RolloutStatus {
     pub conditions: Vec<Condition>,
 }
 
+impl RolloutStatus {
+    /// The Git revert record while it belongs to the current release: a later
+    /// promotion ends it (its `GitReverted` condition and `status` line go).
+    pub fn current_git_revert(&self) -> Option<&GitRevertStatus> {
+        let record = self.git_revert.as_ref()?;
+        let promoted_since = match (&self.last_promotion, &record.last_attempt) {
+            (Some(promotion), Some(attempt)) => promotion.at.0 > attempt.0,
+            _ => false,
+        };
+        let about_the_abort = self
+            .abort
+            .as_ref()
+            .is_some_and(|a| a.revision == record.canary_revision);
+        (about_the_abort || !promoted_since).then_some(record)
+    }
+}
+
 /// Details of an abort.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -164,6 +196,39 @@ pub struct AbortStatus {
     /// Canary weight at the moment of the abort.
     #[serde(default)]
     pub weight: i32,
+    /// The analysis could not tell (verdict `Error` or `Inconclusive`) and
+    /// `analysisCannotTell: RollbackTraffic` put traffic back: no verdict on the canary.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cannot_tell: bool,
+    /// Git is left as it is: the abort is no verdict that the canary is bad
+    /// (the analysis could not tell, or the progress deadline passed).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keep_git: bool,
+}
+
+/// A revision that was aborted, remembered so that it is not rolled out again by accident.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AbortedRevision {
+    /// Pod-template hash.
+    pub revision: String,
+    /// Its containers' images.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<String>,
+    /// Reason of the abort, e.g. `AnalysisFailed`.
+    pub reason: String,
+    /// When it was aborted (the first time).
+    pub at: Time,
+    /// The Git commit that reverted it, once known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revert_commit: Option<String>,
+    /// The abort left Git alone; a refusal of this revision does too.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keep_git: bool,
+}
+
+fn is_zero(n: &i32) -> bool {
+    *n == 0
 }
 
 /// The last token of each operator request that the controller has acted on.

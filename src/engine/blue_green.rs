@@ -13,6 +13,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use super::canary::RunRequest;
 use super::plan::{ControlRequests, Planner};
 use super::spec::{BlueGreenSettings, Routing};
+use super::verdict::cannot_tell_reason;
 use crate::crd::limits::{after, seconds_until};
 use crate::crd::{
     AnalysisPhase, AnalysisRunRef, BlueGreenStatus, PromotionAnalysis, PromotionStatus,
@@ -32,6 +33,8 @@ pub const PROMOTED: &str = "Promoted";
 enum Verdict {
     Passed,
     Failed(String, String),
+    /// The analysis could not tell and traffic goes back (`RollbackTraffic`): the abort is planned.
+    RolledBack,
     Waiting,
 }
 
@@ -65,6 +68,8 @@ impl Planner<'_> {
             state = fresh.clone();
             self.status.abort = None;
             self.status.current_analysis = None;
+            self.status.pause_reason = None;
+            self.next_attempt();
         }
         self.status.canary_revision = Some(desired.to_string());
         self.status.current_step_index = None;
@@ -72,11 +77,23 @@ impl Planner<'_> {
             state = fresh;
             self.status.abort = None;
             self.status.current_analysis = None;
-            self.event(false, "Retry", format!("retrying blue-green of {desired}"));
+            self.next_attempt();
+            self.event(
+                false,
+                "Retry",
+                format!("retrying blue-green of {desired} with new analysis runs"),
+            );
+        } else if requests.retry && self.held_on_cannot_tell() {
+            self.status.current_analysis = None;
+            self.status.pause_reason = None;
+            self.next_attempt();
+            self.event(
+                false,
+                "AnalysisRetried",
+                format!("operator retried the analysis of {desired}; it measures again"),
+            );
         }
-        if self.status.abort.is_none() && requests.abort {
-            self.abort(desired, "AbortedByUser", "aborted by an operator".into());
-        }
+        self.requested_abort(desired, requests);
         if requests.promote_full && self.status.abort.is_none() {
             state.promoted_full = true;
             self.event(
@@ -143,7 +160,7 @@ impl Planner<'_> {
                     self.abort(desired, &format!("PrePromotion{reason}"), message);
                     return;
                 }
-                Verdict::Waiting => return,
+                Verdict::RolledBack | Verdict::Waiting => return,
             }
         }
         if requests.paused {
@@ -270,7 +287,7 @@ impl Planner<'_> {
                     self.abort(desired, &format!("PostPromotion{reason}"), message);
                     return;
                 }
-                Verdict::Waiting => return,
+                Verdict::RolledBack | Verdict::Waiting => return,
             }
         }
         self.promote_blue_green(stable, desired, state);
@@ -286,7 +303,7 @@ impl Planner<'_> {
         requests: &ControlRequests,
     ) -> (Verdict, AnalysisRunRef) {
         let rollout = self.rollout.metadata.name.clone().unwrap_or_default();
-        let name = format!("{rollout}-{desired}-{when}");
+        let name = self.run_name(desired, when);
         let (phase, summary) = self.ensure_analysis_run(
             &name,
             RunRequest {
@@ -328,27 +345,27 @@ impl Planner<'_> {
                 }
                 Verdict::Passed
             }
-            Some(verdict @ (AnalysisPhase::Failed | AnalysisPhase::Error)) => {
-                let reason = if verdict == AnalysisPhase::Failed {
-                    "AnalysisFailed"
-                } else {
-                    "AnalysisError"
-                };
-                Verdict::Failed(
-                    reason.into(),
-                    format!("{label} analysis {name} {}: {detail}", verdict.as_str()),
-                )
+            Some(AnalysisPhase::Failed) => Verdict::Failed(
+                "AnalysisFailed".into(),
+                format!("{label} analysis {name} Failed: {detail}"),
+            ),
+            // An operator's promote acknowledges a verdict that cannot tell.
+            Some(AnalysisPhase::Error | AnalysisPhase::Inconclusive) if requests.promote => {
+                Verdict::Passed
             }
-            // An operator's promote acknowledges an inconclusive verdict.
-            Some(AnalysisPhase::Inconclusive) if requests.promote => Verdict::Passed,
-            Some(AnalysisPhase::Inconclusive) => {
-                self.waiting_by_design = true;
-                self.status.pause_reason = Some("AnalysisInconclusive".into());
-                let message = format!(
-                    "{label} analysis {name} inconclusive ({detail}); promote to continue or abort"
-                );
-                self.set_outcome(RolloutPhase::Paused, "AnalysisInconclusive", message);
-                Verdict::Waiting
+            Some(verdict @ (AnalysisPhase::Error | AnalysisPhase::Inconclusive)) => {
+                let prefix = if when == "pre" {
+                    "PrePromotion"
+                } else {
+                    "PostPromotion"
+                };
+                let reason = cannot_tell_reason(prefix, verdict);
+                let seen = format!("{label} analysis {name} {}: {detail}", verdict.as_str());
+                if self.cannot_tell(desired, &reason, seen) {
+                    Verdict::Waiting
+                } else {
+                    Verdict::RolledBack
+                }
             }
             _ => {
                 self.waiting_by_design = true;
@@ -409,7 +426,9 @@ impl Planner<'_> {
             state.active_revision = Some(stable.to_string());
         }
         let due = after(abort.at.0, self.settings.abort_scale_down_delay);
-        let pods = if self.now >= due || !switched_back {
+        // Pods stuck past the progress deadline only hold resources: they go at once.
+        let stuck = abort.reason == super::plan::DEADLINE;
+        let pods = if self.now >= due || stuck || !switched_back {
             // Keep the new version up until the active Service has left it.
             if switched_back {
                 0

@@ -10,6 +10,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use super::plan::{ControlRequests, Planner, Write};
 use super::spec::{Routing, Step};
 use crate::crd::limits::{after, seconds_until};
+use super::verdict::cannot_tell_reason;
 use crate::crd::{
     AnalysisArg, AnalysisPhase, AnalysisRunRef, AnalysisRunSpec, AnalysisTemplateRef,
     PromotionStatus, RolloutPhase,
@@ -25,9 +26,6 @@ pub(super) struct RunRequest<'a> {
     pub(super) args: &'a [AnalysisArg],
     pub(super) background: bool,
 }
-
-/// Pause reason while an inconclusive background analysis waits for a human.
-const BACKGROUND_INCONCLUSIVE: &str = "BackgroundAnalysisInconclusive";
 
 /// Canary pods needed to carry `weight` percent of `replicas` (at least one for any traffic).
 pub fn canary_replicas(replicas: i32, weight: i32) -> i32 {
@@ -76,22 +74,35 @@ impl Planner<'_> {
             index = 0;
             self.start_step();
             self.status.abort = None;
+            self.status.pause_reason = None;
+            self.next_attempt();
         }
         self.status.canary_revision = Some(desired.to_string());
         if self.status.abort.is_some() && requests.retry {
             index = 0;
             self.start_step();
             self.status.abort = None;
+            self.status.background_analysis = None;
+            self.next_attempt();
             self.event(
                 false,
                 "Retry",
-                format!("retrying canary {desired} from step 1"),
+                format!("retrying canary {desired} from step 1 with new analysis runs"),
+            );
+        } else if requests.retry && self.held_on_cannot_tell() {
+            // Measure again: the step (and the background analysis) get new runs.
+            self.start_step();
+            self.status.background_analysis = None;
+            self.status.pause_reason = None;
+            self.next_attempt();
+            self.event(
+                false,
+                "AnalysisRetried",
+                format!("operator retried the analysis of canary {desired}; it measures again"),
             );
         }
         self.set_index(index.min(total));
-        if self.status.abort.is_none() && requests.abort {
-            self.abort(desired, "AbortedByUser", "aborted by an operator".into());
-        }
+        self.requested_abort(desired, requests);
         if self.status.abort.is_some() {
             self.aborted(stable, desired);
             return;
@@ -105,7 +116,11 @@ impl Planner<'_> {
                 format!("operator promoted canary {desired} to 100%, skipping the remaining steps"),
             );
         } else if requests.promote
-            && self.old.pause_reason.as_deref() == Some(BACKGROUND_INCONCLUSIVE)
+            && self
+                .old
+                .pause_reason
+                .as_deref()
+                .is_some_and(|r| r.starts_with("BackgroundAnalysis"))
         {
             // Promote acknowledges an inconclusive background analysis: it starts over,
             // and the step in progress is not skipped.
@@ -226,7 +241,7 @@ impl Planner<'_> {
             Step::Analysis(analysis) => {
                 self.waiting_by_design = true;
                 let rollout = self.rollout.metadata.name.clone().unwrap_or_default();
-                let name = format!("{rollout}-{desired}-{}", index + 1);
+                let name = self.run_name(desired, &(index + 1).to_string());
                 let (phase, summary) = self.ensure_analysis_run(
                     &name,
                     RunRequest {
@@ -254,25 +269,16 @@ impl Planner<'_> {
                         );
                         true
                     }
-                    Some(verdict @ (AnalysisPhase::Failed | AnalysisPhase::Error)) => {
-                        let reason = if verdict == AnalysisPhase::Failed {
-                            "AnalysisFailed"
-                        } else {
-                            "AnalysisError"
-                        };
-                        self.abort(
-                            desired,
-                            reason,
-                            format!("analysis {name} {}: {detail}", verdict.as_str()),
-                        );
+                    Some(AnalysisPhase::Failed) => {
+                        let message = format!("analysis {name} Failed: {detail}");
+                        self.abort(desired, "AnalysisFailed", message);
                         false
                     }
-                    Some(AnalysisPhase::Inconclusive) => {
-                        self.status.pause_reason = Some("AnalysisInconclusive".into());
-                        let message = format!(
-                            "{label}: analysis {name} inconclusive ({detail}); promote to continue or abort"
-                        );
-                        self.set_outcome(RolloutPhase::Paused, "AnalysisInconclusive", message);
+                    Some(verdict @ (AnalysisPhase::Error | AnalysisPhase::Inconclusive)) => {
+                        let reason = cannot_tell_reason("", verdict);
+                        let seen =
+                            format!("{label}: analysis {name} {}: {detail}", verdict.as_str());
+                        self.cannot_tell(desired, &reason, seen);
                         false
                     }
                     _ => {
@@ -297,17 +303,26 @@ impl Planner<'_> {
         }
         let rollout = self.rollout.metadata.name.clone().unwrap_or_default();
         // A restart gets a new name, so the old run's verdict cannot linger.
+        let base = self.run_name(desired, "background");
         let generation = self
             .observed
             .analysis_runs
             .iter()
-            .filter(|r| r.spec.background && r.spec.canary_revision == desired)
-            .count();
-        let latest = format!("{rollout}-{desired}-background-{}", generation.max(1));
+            .filter(|r| r.spec.background)
+            .filter_map(|r| {
+                r.metadata
+                    .name
+                    .as_deref()?
+                    .strip_prefix(&base)?
+                    .strip_prefix('-')
+            })
+            .filter_map(|n| n.parse::<u32>().ok())
+            .max()
+            .unwrap_or(0);
         let name = if self.restart_background {
-            format!("{rollout}-{desired}-background-{}", generation + 1)
+            format!("{base}-{}", generation.saturating_add(1))
         } else {
-            latest
+            format!("{base}-{}", generation.max(1))
         };
         let (phase, summary) = self.ensure_analysis_run(
             &name,
@@ -328,28 +343,23 @@ impl Planner<'_> {
         });
         let detail = summary.unwrap_or_else(|| "no summary".into());
         match phase {
-            Some(verdict @ (AnalysisPhase::Failed | AnalysisPhase::Error)) => {
-                let reason = if verdict == AnalysisPhase::Failed {
-                    "BackgroundAnalysisFailed"
-                } else {
-                    "BackgroundAnalysisError"
-                };
-                self.abort(
-                    desired,
-                    reason,
-                    format!("background analysis {name} {}: {detail}", verdict.as_str()),
-                );
+            Some(AnalysisPhase::Failed) => {
+                let message = format!("background analysis {name} Failed: {detail}");
+                self.abort(desired, "BackgroundAnalysisFailed", message);
                 self.aborted(stable, desired);
                 false
             }
-            Some(AnalysisPhase::Inconclusive) => {
-                self.status.pause_reason = Some(BACKGROUND_INCONCLUSIVE.into());
-                self.waiting_by_design = true;
-                let message = format!(
-                    "background analysis {name} inconclusive ({detail}); promote to restart it, or abort"
+            Some(verdict @ (AnalysisPhase::Error | AnalysisPhase::Inconclusive)) => {
+                let reason = cannot_tell_reason("Background", verdict);
+                let seen = format!(
+                    "background analysis {name} {}: {detail} (`promote` restarts it)",
+                    verdict.as_str()
                 );
-                self.set_outcome(RolloutPhase::Paused, BACKGROUND_INCONCLUSIVE, message);
-                self.hold_traffic(stable, desired, index);
+                if self.cannot_tell(desired, &reason, seen) {
+                    self.hold_traffic(stable, desired, index);
+                } else {
+                    self.aborted(stable, desired);
+                }
                 false
             }
             _ => true,
@@ -562,6 +572,8 @@ impl Planner<'_> {
         let canary_pods = match self.settings.routing {
             // Without a router, any live canary pod takes traffic: scale it down now.
             Routing::ReplicaRatio => 0,
+            // Pods stuck past the deadline (unschedulable, pulling) only hold resources.
+            Routing::GatewayApi { .. } if abort.reason == super::plan::DEADLINE => 0,
             Routing::GatewayApi { .. } => {
                 let due = after(abort.at.0, self.settings.abort_scale_down_delay);
                 if self.now >= due {

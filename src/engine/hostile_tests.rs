@@ -113,6 +113,8 @@ fn status_times_at_the_end_of_time_do_not_panic() {
             at: end,
             step_index: 1,
             weight: 10,
+            cannot_tell: false,
+            keep_git: false,
         });
     }
     sim.tick(SEC);
@@ -181,6 +183,7 @@ fn absurd_httproute_weights_read_as_a_share_within_0_and_100() {
             rules: json!([{ "backendRefs": [
                 {"name": "web-stable", "port": 80, "weight": stable},
                 {"name": "web-canary", "port": 80, "weight": canary}]}]),
+            ..RouteState::default()
         }));
         let plan = sim.tick(SEC);
         assert!(

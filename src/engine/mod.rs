@@ -5,18 +5,24 @@ mod canary;
 pub mod conditions;
 pub mod controls;
 pub mod hash;
+mod known_bad;
 pub mod observed;
 pub mod plan;
 pub mod revisions;
 pub mod route;
 pub mod spec;
+pub mod stuck;
+mod verdict;
 
 pub use canary::{canary_replicas, weight_at};
+pub use known_bad::{KNOWN_BAD, KNOWN_BAD_LIMIT};
 pub use observed::{Lookup, Observed, RouteState, ServiceState};
 pub use plan::{Plan, PlannedEvent, Write, plan};
 
 #[cfg(test)]
 mod blue_green_tests;
+#[cfg(test)]
+mod controls_tests;
 #[cfg(test)]
 mod hostile_tests;
 #[cfg(test)]

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::Pod;
 
 use crate::crd::AnalysisRun;
 
@@ -52,4 +53,7 @@ pub struct Observed {
     pub http_route_refused: Option<String>,
     /// AnalysisRuns owned by the Rollout.
     pub analysis_runs: Vec<AnalysisRun>,
+    /// Pods of the revision being rolled out (read only while one is in
+    /// flight), to say why it makes no progress.
+    pub pods: Vec<Pod>,
 }

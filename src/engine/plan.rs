@@ -109,13 +109,22 @@ pub struct Plan {
 /// Decide what to do for `rollout` given what was `observed` at `now`.
 pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
     let old = rollout.status.clone().unwrap_or_default();
-    let settings =
-        match spec::settings(rollout).and_then(|s| check_references(&s, observed).map(|()| s)) {
-            Ok(settings) => settings,
-            Err(problems) => return invalid(rollout, &old, &problems, now),
-        };
-    let mut planner = Planner::new(rollout, observed, now, settings, old);
+    let settings = match spec::settings(rollout)
+        .and_then(|s| check_references(&s, observed).map(|()| s))
+    {
+        Ok(settings) => settings,
+        Err(problems) => return invalid(rollout, &old, &problems, now),
+    };
+    let mut planner = Planner::new(rollout, observed, now, settings.clone(), old.clone());
     planner.run();
+    // An abort on the progress deadline is planned again from the start, so
+    // that it is carried out like any other abort in the same pass.
+    if let Some(message) = planner.deadline_abort_due() {
+        let mut again = Planner::new(rollout, observed, now, settings, old);
+        again.forced_abort = Some(message);
+        again.run();
+        return again.finish();
+    }
     planner.finish()
 }
 
@@ -217,6 +226,8 @@ pub(super) struct Planner<'a> {
     pub(super) waiting_by_design: bool,
     /// An operator acknowledged an inconclusive background analysis: start a new run.
     pub(super) restart_background: bool,
+    /// The progress deadline passed and `abortOnProgressDeadline` is set: abort with this message.
+    pub(super) forced_abort: Option<String>,
 }
 
 impl<'a> Planner<'a> {
@@ -250,6 +261,7 @@ impl<'a> Planner<'a> {
             kept: Vec::new(),
             waiting_by_design: false,
             restart_background: false,
+            forced_abort: None,
         }
     }
 
@@ -293,9 +305,10 @@ impl<'a> Planner<'a> {
             self.status.background_analysis = None;
         }
         self.status.strategy = Some(strategy.name().to_string());
+        self.note_reverts();
         if desired == stable {
             self.steady(&stable);
-        } else {
+        } else if !self.refuse_known_bad(&stable, &desired, &requests) {
             match &strategy {
                 spec::Strategy::Canary => {
                     self.status.blue_green = None;
@@ -592,8 +605,20 @@ impl<'a> Planner<'a> {
         });
     }
 
-    /// Record an abort of the canary `revision` now.
+    /// Record an abort of the canary `revision` now: a verdict that it is bad (Git is reverted).
     pub(super) fn abort(&mut self, revision: &str, reason: &str, message: String) {
+        self.abort_with(revision, reason, message, false, false);
+    }
+
+    /// Record an abort of `revision` now; `cannot_tell` and `keep_git` as in [`AbortStatus`].
+    pub(super) fn abort_with(
+        &mut self,
+        revision: &str,
+        reason: &str,
+        message: String,
+        cannot_tell: bool,
+        keep_git: bool,
+    ) {
         let abort = AbortStatus {
             revision: revision.into(),
             reason: reason.into(),
@@ -601,18 +626,68 @@ impl<'a> Planner<'a> {
             at: Time(self.now),
             step_index: self.status.current_step_index.unwrap_or(0),
             weight: self.status.current_weight,
+            cannot_tell,
+            keep_git,
         };
+        let git = if keep_git { "; Git is left alone" } else { "" };
         self.event(
             true,
             reason,
-            format!("canary {revision} aborted: {message}"),
+            format!("canary {revision} aborted: {message}{git}"),
         );
+        if !cannot_tell {
+            self.remember_aborted(revision, reason, keep_git);
+        }
         self.status.abort = Some(abort.clone());
         self.newly_aborted = Some(abort);
     }
 
+    /// An abort that an operator or the progress deadline asks for, if the update is not aborted yet.
+    pub(super) fn requested_abort(&mut self, desired: &str, requests: &ControlRequests) {
+        if self.status.abort.is_some() {
+            return;
+        }
+        if let Some(message) = self.forced_abort.clone() {
+            self.abort_with(desired, DEADLINE, message, false, true);
+        } else if requests.abort {
+            self.abort(desired, "AbortedByUser", "aborted by an operator".into());
+        }
+    }
+
+    /// Images of the containers of `revision` (its ReplicaSet, or the template when it is the desired one).
+    pub(super) fn images_of(&self, revision: &str) -> Vec<String> {
+        let template = match self.revisions.get(revision) {
+            Some(rev) => Some(&rev.template),
+            None if pod_template_hash(&self.rollout.spec.template) == revision => {
+                Some(&self.rollout.spec.template)
+            }
+            None => None,
+        };
+        template
+            .and_then(|t| t.spec.as_ref())
+            .map(|s| {
+                s.containers
+                    .iter()
+                    .filter_map(|c| c.image.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     fn finish(mut self) -> Plan {
         self.count_replicas();
+        self.status.stable_images = self
+            .status
+            .stable_revision
+            .as_deref()
+            .map(|r| self.images_of(r))
+            .unwrap_or_default();
+        self.status.canary_images = self
+            .status
+            .canary_revision
+            .as_deref()
+            .map(|r| self.images_of(r))
+            .unwrap_or_default();
         self.analysis_housekeeping();
         self.check_deadline();
         let phase = self.outcome.phase;
@@ -630,7 +705,7 @@ impl<'a> Planner<'a> {
             self.now,
         );
         if let Some(git) = conditions::git_condition(
-            self.old.git_revert.as_ref(),
+            self.old.current_git_revert(),
             self.rollout.metadata.generation,
             &self.old.conditions,
             self.now,
@@ -661,22 +736,34 @@ impl<'a> Planner<'a> {
 
     /// Terminate runs nothing waits on, and keep a bounded history of finished ones.
     fn analysis_housekeeping(&mut self) {
-        // A settled or aborted rollout has no background analysis any more.
-        if matches!(
+        // A settled or aborted rollout has no background analysis any more,
+        // except the verdict that aborted it (on show, and for its alert).
+        let verdict = self
+            .status
+            .background_analysis
+            .as_ref()
+            .and_then(|r| r.phase.as_deref())
+            .is_some_and(|p| matches!(p, "Failed" | "Error" | "Inconclusive"));
+        let settled = matches!(
             self.outcome.phase,
-            RolloutPhase::Healthy | RolloutPhase::Aborted | RolloutPhase::Degraded
-        ) {
+            RolloutPhase::Healthy | RolloutPhase::Degraded
+        );
+        if settled || (self.outcome.phase == RolloutPhase::Aborted && !verdict) {
             self.status.background_analysis = None;
         }
+        // An aborted rollout waits on nothing: its running analysis stops at once.
+        let aborted = self.outcome.phase == RolloutPhase::Aborted;
         let waited_on = self
             .status
             .current_analysis
             .as_ref()
+            .filter(|_| !aborted)
             .map(|r| r.name.clone());
         let background = self
             .status
             .background_analysis
             .as_ref()
+            .filter(|_| !aborted)
             .map(|r| r.name.clone());
         let created: Vec<String> = self
             .writes
@@ -755,8 +842,8 @@ impl<'a> Planner<'a> {
         );
     }
 
-    /// Progress is any change in step or ready pods; none for too long while progressing is Degraded.
-    fn check_deadline(&mut self) {
+    /// Whether the rollout stands still: `Err(deadline)` while within it.
+    fn stalled(&self) -> Result<bool, Timestamp> {
         let progressed = self.status.current_step_index != self.old.current_step_index
             || self.status.canary_revision != self.old.canary_revision
             || self.status.stable_revision != self.old.stable_revision
@@ -764,8 +851,7 @@ impl<'a> Planner<'a> {
             || self.status.current_weight != self.old.current_weight
             || self.old.last_progress_at.is_none();
         if progressed || self.outcome.phase != RolloutPhase::Progressing || self.waiting_by_design {
-            self.status.last_progress_at = Some(Time(self.now));
-            return;
+            return Ok(false);
         }
         let since = self
             .old
@@ -775,14 +861,52 @@ impl<'a> Planner<'a> {
             .unwrap_or(self.now);
         let deadline = after(since, self.settings.progress_deadline);
         if self.now >= deadline {
-            let seconds = self.settings.progress_deadline.as_secs();
-            let message = format!("no progress for {seconds}s: {}", self.outcome.message);
-            self.set_outcome(RolloutPhase::Degraded, "ProgressDeadlineExceeded", message);
+            Ok(true)
         } else {
-            self.wake.push(deadline);
+            Err(deadline)
+        }
+    }
+
+    /// What the deadline message says: how long, what the rollout waited for, and why pods are not ready.
+    fn deadline_message(&self) -> String {
+        let seconds = self.settings.progress_deadline.as_secs();
+        let mut message = format!("no progress for {seconds}s: {}", self.outcome.message);
+        let revision = self
+            .status
+            .canary_revision
+            .as_deref()
+            .or(self.status.stable_revision.as_deref());
+        if let Some(why) = revision.and_then(|r| super::stuck::why(self.observed, r)) {
+            message.push_str(&format!("; {why}"));
+        }
+        message
+    }
+
+    /// The message of an abort on the progress deadline, when one is due now.
+    fn deadline_abort_due(&mut self) -> Option<String> {
+        let update_in_flight = self.status.canary_revision.is_some() && self.status.abort.is_none();
+        if !self.rollout.spec.abort_on_progress_deadline || !update_in_flight {
+            return None;
+        }
+        self.count_replicas();
+        matches!(self.stalled(), Ok(true)).then(|| self.deadline_message())
+    }
+
+    /// Progress is any change in step or ready pods; none for too long while progressing is Degraded.
+    fn check_deadline(&mut self) {
+        match self.stalled() {
+            Ok(false) => self.status.last_progress_at = Some(Time(self.now)),
+            Ok(true) => {
+                let message = self.deadline_message();
+                self.set_outcome(RolloutPhase::Degraded, DEADLINE, message);
+            }
+            Err(deadline) => self.wake.push(deadline),
         }
     }
 }
+
+/// Reason of a rollout that made no progress within `progressDeadlineSeconds`.
+pub const DEADLINE: &str = "ProgressDeadlineExceeded";
 
 /// `requests` is used by the canary path; re-exported for its signature.
 pub(super) type ControlRequests = Requests;

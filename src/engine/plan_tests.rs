@@ -414,11 +414,8 @@ fn analysis_verdicts_drive_the_rollout() {
             RolloutPhase::Aborted,
             Some("AnalysisFailed"),
         ),
-        (
-            AnalysisPhase::Error,
-            RolloutPhase::Aborted,
-            Some("AnalysisError"),
-        ),
+        // "We cannot tell" holds by default (analysisCannotTell: Hold).
+        (AnalysisPhase::Error, RolloutPhase::Paused, None),
         (AnalysisPhase::Inconclusive, RolloutPhase::Paused, None),
     ];
     for (verdict, expected, abort_reason) in cases {

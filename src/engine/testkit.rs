@@ -93,6 +93,8 @@ pub fn rollout(replicas: i32, steps: Option<Vec<CanaryStep>>, gateway: bool) -> 
             template: template("web:1"),
             revision_history_limit: None,
             progress_deadline_seconds: None,
+            abort_on_progress_deadline: false,
+            analysis_cannot_tell: None,
             strategy: RolloutStrategy {
                 canary: Some(canary),
                 blue_green: None,

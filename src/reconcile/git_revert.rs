@@ -38,8 +38,8 @@ const FINAL_STATES: [&str; 4] = ["Reverted", "AlreadyReverted", "NotNeeded", "Sk
 pub enum Wanted {
     /// Nothing (no abort, no Git source, already done, or backing off).
     Nothing,
-    /// Record that the operator's abort does not revert.
-    Skip { canary: String },
+    /// Record that this abort does not revert, and why.
+    Skip { canary: String, why: &'static str },
     /// Run the revert for this aborted canary.
     Revert { canary: String, attempts: i32 },
     /// Come back after this long (a failed attempt is backing off).
@@ -73,10 +73,11 @@ pub fn wanted(rollout: &Rollout, status: &RolloutStatus, now: Timestamp) -> Want
         };
     };
     let canary = abort.revision.clone();
-    let record = status
-        .git_revert
-        .as_ref()
-        .filter(|r| r.canary_revision == canary);
+    // A record of an earlier abort of the same revision (it came back to Git
+    // and was refused again) does not count: this abort is reverted anew.
+    let record = status.git_revert.as_ref().filter(|r| {
+        r.canary_revision == canary && r.last_attempt.as_ref().is_none_or(|t| t.0 >= abort.at.0)
+    });
     if let Some(record) = record {
         if FINAL_STATES.contains(&record.state.as_str()) {
             return Wanted::Nothing;
@@ -94,13 +95,26 @@ pub fn wanted(rollout: &Rollout, status: &RolloutStatus, now: Timestamp) -> Want
             }
         }
     }
+    if abort.keep_git {
+        return Wanted::Skip {
+            canary,
+            why: if abort.cannot_tell {
+                "the analysis could not tell whether the canary is bad: Git is left as it is"
+            } else {
+                "the abort is no verdict on the image: Git is left as it is"
+            },
+        };
+    }
     if abort.reason == "AbortedByUser" {
         let asked = rollout
             .annotations()
             .get(ABORT_REVERT_ANNOTATION)
             .map(|v| v == "true");
         if !asked.unwrap_or(git.revert_on_manual_abort.unwrap_or(false)) {
-            return Wanted::Skip { canary };
+            return Wanted::Skip {
+                canary,
+                why: "aborted by an operator without --revert: Git is left as it is",
+            };
         }
     }
     Wanted::Revert {
@@ -159,13 +173,13 @@ impl GitReverter {
         match wanted(rollout, status, Timestamp::now()) {
             Wanted::Nothing => None,
             Wanted::Later(wait) => Some(wait),
-            Wanted::Skip { canary } => {
+            Wanted::Skip { canary, why } => {
                 let record = GitRevertStatus {
                     state: "Skipped".into(),
                     canary_revision: canary,
-                    message: Some(
-                        "aborted by an operator without --revert: Git is left as it is".into(),
-                    ),
+                    message: Some(why.into()),
+                    // Dated, so that a later abort of the same revision is told apart.
+                    last_attempt: Some(Time(Timestamp::now())),
                     ..Default::default()
                 };
                 let (ctx, rollout) = (ctx.clone(), rollout.clone());
@@ -471,6 +485,8 @@ mod tests {
                 at: Time(Timestamp::UNIX_EPOCH),
                 step_index: 1,
                 weight: 10,
+                cannot_tell: false,
+                keep_git: false,
             }),
             ..Default::default()
         };
@@ -492,7 +508,8 @@ mod tests {
         assert_eq!(
             wanted(&r, &s, now),
             Wanted::Skip {
-                canary: "canaryhash".into()
+                canary: "canaryhash".into(),
+                why: "aborted by an operator without --revert: Git is left as it is",
             }
         );
         r.metadata.annotations =
@@ -507,7 +524,8 @@ mod tests {
         assert_eq!(
             wanted(&r, &s, now),
             Wanted::Skip {
-                canary: "canaryhash".into()
+                canary: "canaryhash".into(),
+                why: "aborted by an operator without --revert: Git is left as it is",
             },
             "--no-revert wins"
         );

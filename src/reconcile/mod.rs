@@ -13,6 +13,7 @@ pub mod git_revert;
 pub mod git_source;
 pub mod isolate;
 pub mod observe;
+pub mod pods;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -106,7 +107,8 @@ async fn reconcile_inner(rollout: &Rollout, ctx: &Arc<Context>) -> Result<Action
         rollout.namespace().unwrap_or_default(),
         rollout.name_any()
     );
-    let observed = observe::observe(&ctx.client, rollout).await?;
+    let mut observed = observe::observe(&ctx.client, rollout).await?;
+    observed.pods = pods::in_flight(&ctx.client, rollout).await?;
     let plan = engine::plan(rollout, &observed, Timestamp::now());
     for write in &plan.writes {
         log_write(&key, write);

@@ -10,6 +10,7 @@ mod analysis;
 mod blue_green;
 mod canary;
 mod git_chaos;
+mod controls;
 mod git_loop;
 mod harness;
 mod measure;
