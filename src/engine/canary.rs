@@ -9,8 +9,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::plan::{ControlRequests, Planner, Write};
 use super::spec::{Routing, Step};
-use crate::crd::limits::{after, seconds_until};
 use super::verdict::cannot_tell_reason;
+use crate::crd::limits::{after, seconds_until};
 use crate::crd::{
     AnalysisArg, AnalysisPhase, AnalysisRunRef, AnalysisRunSpec, AnalysisTemplateRef,
     PromotionStatus, RolloutPhase,

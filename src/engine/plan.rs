@@ -109,12 +109,11 @@ pub struct Plan {
 /// Decide what to do for `rollout` given what was `observed` at `now`.
 pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
     let old = rollout.status.clone().unwrap_or_default();
-    let settings = match spec::settings(rollout)
-        .and_then(|s| check_references(&s, observed).map(|()| s))
-    {
-        Ok(settings) => settings,
-        Err(problems) => return invalid(rollout, &old, &problems, now),
-    };
+    let settings =
+        match spec::settings(rollout).and_then(|s| check_references(&s, observed).map(|()| s)) {
+            Ok(settings) => settings,
+            Err(problems) => return invalid(rollout, &old, &problems, now),
+        };
     let mut planner = Planner::new(rollout, observed, now, settings.clone(), old.clone());
     planner.run();
     // An abort on the progress deadline is planned again from the start, so

@@ -20,12 +20,12 @@ use sluice::crd::{Rollout, RolloutPhase};
 use sluice::engine::controls;
 use sluice::reconcile::git_revert::ABORT_REVERT_ANNOTATION;
 
-use super::receiver::Receiver;
 use super::harness::{
     BackgroundProcess, ControllerProcess, admin_client, apply_value, cluster, ensure_crds,
     namespace, repo_root, wait_for, workspace_binary,
 };
 use super::rbac::service_account_kubeconfig;
+use super::receiver::Receiver;
 use super::support::*;
 
 const APPS: usize = 4;

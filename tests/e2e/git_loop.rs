@@ -9,13 +9,13 @@ use kube::Api;
 use serde_json::json;
 use sluice::crd::{Rollout, RolloutPhase};
 
-use super::receiver::Receiver;
 use super::analysis::error_rate_template;
 use super::harness::{
     ControllerProcess, admin_client, apply_value, cluster, ensure_crds, namespace, repo_root,
     wait_for,
 };
 use super::rbac::service_account_kubeconfig;
+use super::receiver::Receiver;
 use super::support::*;
 
 fn yaml(value: &serde_json::Value) -> String {
