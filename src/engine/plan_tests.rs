@@ -693,7 +693,7 @@ fn a_dedicated_baseline_runs_beside_the_canary_at_its_size_and_weight() {
 #[test]
 fn invalid_specs_are_reported_without_writes_or_hot_loops() {
     type Mutate = fn(&mut Sim);
-    let cases: [(&str, Mutate, &str); 7] = [
+    let cases: [(&str, Mutate, &str); 8] = [
         (
             "weights decrease",
             |s| set_steps(s, vec![weight(50), weight(20)]),
@@ -745,6 +745,15 @@ fn invalid_specs_are_reported_without_writes_or_hot_loops() {
                 }
             },
             "no backendRef to Service \"web-canary\"",
+        ),
+        (
+            "route in another namespace without a ReferenceGrant",
+            |s| {
+                s.observed.http_route = None;
+                s.observed.http_route_refused =
+                    Some(crate::engine::route::refusal("demo", "team-b", "web"));
+            },
+            "no ReferenceGrant in team-b",
         ),
     ];
     for (name, mutate, expected) in cases {

@@ -166,6 +166,7 @@ async fn an_alert_outlives_a_receiver_outage_and_a_missing_secret_and_is_deliver
     let left = OUTAGE.saturating_sub(aborted_at.elapsed());
     tokio::time::sleep(left).await;
     let receiver = Receiver::start_on(port, vec![]).await;
+    let recovered_at = Instant::now();
     let late = Receiver::start(vec![]).await;
     let secret = json!({
         "apiVersion": "v1", "kind": "Secret",
@@ -184,6 +185,14 @@ async fn an_alert_outlives_a_receiver_outage_and_a_missing_secret_and_is_deliver
     )
     .await;
     assert!(sent.attempts > 5, "more than one round: {sent:?}");
+    if let Some(first) = receiver.received().first() {
+        eprintln!(
+            "alert outage: delivered {} ms after the receiver came back ({} attempts, {} s after the abort)",
+            first.at.saturating_duration_since(recovered_at).as_millis(),
+            sent.attempts,
+            first.at.saturating_duration_since(aborted_at).as_secs()
+        );
+    }
     record_where(
         &admin,
         &ns,
