@@ -2,6 +2,7 @@
 
 mod blue_green;
 mod canary;
+pub mod claims;
 pub mod conditions;
 pub mod controls;
 pub mod hash;
@@ -11,7 +12,7 @@ pub mod revisions;
 pub mod route;
 pub mod spec;
 
-pub use canary::{canary_replicas, weight_at};
+pub use canary::{canary_replicas, stable_replicas, weight_at};
 pub use observed::{Lookup, Observed, RouteState, ServiceState};
 pub use plan::{Plan, PlannedEvent, Write, plan};
 
@@ -21,3 +22,5 @@ mod blue_green_tests;
 mod plan_tests;
 #[cfg(test)]
 pub(crate) mod testkit;
+#[cfg(test)]
+mod traffic_tests;

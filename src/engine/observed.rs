@@ -17,11 +17,16 @@ pub enum Lookup<T> {
     Missing,
 }
 
-/// A Service as far as the engine cares: its selector.
+/// A Service as far as the engine cares: its selector and who routes through it.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ServiceState {
     /// `spec.selector`.
     pub selector: BTreeMap<String, String>,
+    /// The Rollout (same namespace) whose claim label the Service carries,
+    /// when that Rollout still exists; a claim of a deleted Rollout is `None`.
+    pub owner: Option<String>,
+    /// `metadata.resourceVersion`, the precondition of a claim.
+    pub resource_version: Option<String>,
 }
 
 /// An HTTPRoute as far as the engine cares.
@@ -31,6 +36,9 @@ pub struct RouteState {
     pub resource_version: Option<String>,
     /// `spec.rules`, kept as JSON so unknown fields survive a write.
     pub rules: serde_json::Value,
+    /// The Rollout (`namespace/name`) whose claim annotation the route
+    /// carries, when that Rollout still exists.
+    pub owner: Option<String>,
 }
 
 /// The cluster state that belongs to one Rollout.
