@@ -20,7 +20,7 @@ use super::support::*;
 const SETTLE: Duration = Duration::from_secs(90);
 
 /// A threshold on one revision's 5xx ratio: under 3% passes, above fails.
-fn error_ratio_template(prometheus: &str) -> serde_json::Value {
+pub(super) fn error_ratio_template(prometheus: &str) -> serde_json::Value {
     let selector =
         r#"namespace="{{args.namespace}}",app="{{args.rollout}}",pod_template_hash="{{revision}}""#;
     json!({
@@ -43,12 +43,12 @@ fn error_ratio_template(prometheus: &str) -> serde_json::Value {
 }
 
 /// `examples/blue-green/<file>` as text.
-fn example(file: &str) -> String {
+pub(super) fn example(file: &str) -> String {
     std::fs::read_to_string(repo_root().join("examples/blue-green").join(file)).expect("example")
 }
 
 /// The example Rollout, sped up, with the given analyses (none when null).
-fn rollout_doc(pre: serde_json::Value, post: serde_json::Value) -> serde_json::Value {
+pub(super) fn rollout_doc(pre: serde_json::Value, post: serde_json::Value) -> serde_json::Value {
     let mut doc: serde_json::Value =
         serde_yaml_ng::from_str(&example("rollout.yaml")).expect("yaml");
     speed_up(&mut doc);

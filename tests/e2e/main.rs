@@ -14,3 +14,4 @@ mod measure;
 mod rbac;
 mod support;
 mod testbed;
+mod traffic_safety;
