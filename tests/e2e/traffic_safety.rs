@@ -390,6 +390,9 @@ async fn without_the_policy_a_reset_selector_is_repaired_on_the_service_event() 
         .status
         .and_then(|s| s.stable_revision)
         .expect("stable");
+    // Let the reconciles that follow the Paused status settle: the next
+    // periodic one is then more than 10 s away.
+    tokio::time::sleep(Duration::from_secs(3)).await;
     // What a GitOps tool's server-side apply of a Service with a selector does.
     let services: Api<Service> = Api::namespaced(admin.clone(), &ns);
     let manifest = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web-stable"},
@@ -403,8 +406,8 @@ async fn without_the_policy_a_reset_selector_is_repaired_on_the_service_event() 
         .await
         .expect("re-apply");
     let started = Instant::now();
-    // Well inside the 15 s in-flight resync: the Service event triggers the repair.
-    wait_for(Duration::from_secs(8), "selector repaired", || {
+    // Well before the next periodic reconcile: the Service event triggers the repair.
+    wait_for(Duration::from_secs(4), "selector repaired", || {
         let (admin, ns, stable) = (admin.clone(), ns.clone(), stable.clone());
         async move {
             (selected_hash(&admin, &ns, "web-stable").await == Some(stable)).then_some(())
