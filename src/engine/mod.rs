@@ -8,6 +8,7 @@ pub mod controls;
 pub mod hash;
 pub mod observed;
 pub mod plan;
+pub mod ratio;
 pub mod revisions;
 pub mod route;
 pub mod spec;

@@ -211,7 +211,7 @@ pub fn settings(rollout: &Rollout) -> Result<Settings, Vec<String>> {
         problems.push("maxSurge and maxUnavailable cannot both be 0".into());
     }
     if routing == Routing::ReplicaRatio {
-        check_ratio_weights(&steps, replicas, max_surge, &mut problems);
+        super::ratio::check_weights(&steps, replicas, max_surge, &mut problems);
     }
     let history = non_negative(
         spec.revision_history_limit,
@@ -465,62 +465,6 @@ fn canary_steps(canary: &CanaryStrategy, problems: &mut Vec<String>) -> Vec<Step
         }
     }
     steps
-}
-
-/// Without a router, a weight is a share of pods: refuse a weight the replica
-/// count cannot come near (the canary would take more than twice its share),
-/// and one whose extra canary pod does not fit in maxSurge.
-fn check_ratio_weights(steps: &[Step], replicas: i32, max_surge: i32, problems: &mut Vec<String>) {
-    if replicas <= 0 {
-        return;
-    }
-    for (index, step) in steps.iter().enumerate() {
-        let Step::SetWeight(weight) = step else {
-            continue;
-        };
-        let weight = *weight;
-        if weight <= 0 || weight >= 100 {
-            continue;
-        }
-        let (canary, stable) = ratio_pods(replicas, weight);
-        let share = ratio_share(replicas, weight);
-        if share > 2 * weight {
-            let enough = (1..=10_000)
-                .find(|r| ratio_share(*r, weight) <= 2 * weight)
-                .unwrap_or(100);
-            problems.push(format!(
-                "steps[{index}].setWeight {weight} cannot be honoured with {replicas} replicas and no traffic router: \
-                 the smallest canary ({canary} pod beside {stable} stable) takes {share}% of traffic; \
-                 use at least {enough} replicas, a lower step count, or trafficRouting"
-            ));
-            continue;
-        }
-        let surge = canary + stable - replicas;
-        if surge > max_surge {
-            problems.push(format!(
-                "steps[{index}].setWeight {weight} with {replicas} replicas needs {surge} canary pod(s) above replicas \
-                 (stable keeps {stable} pods), but maxSurge is {max_surge}"
-            ));
-        }
-    }
-}
-
-/// Canary and stable pods at `weight` without a router.
-pub fn ratio_pods(replicas: i32, weight: i32) -> (i32, i32) {
-    (
-        super::canary_replicas(replicas, weight),
-        super::stable_replicas(replicas, weight),
-    )
-}
-
-/// The canary's share of traffic in percent (rounded) at `weight` without a router.
-pub fn ratio_share(replicas: i32, weight: i32) -> i32 {
-    let (canary, stable) = ratio_pods(replicas, weight);
-    let total = canary + stable;
-    if total <= 0 {
-        return 0;
-    }
-    (canary * 100 + total / 2) / total
 }
 
 fn routing(rollout: &Rollout, canary: &CanaryStrategy, problems: &mut Vec<String>) -> Routing {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::hash::{POD_TEMPLATE_HASH_LABEL, pod_template_hash};
 use super::plan::{REFERENCE_CONFLICT, Write};
 use super::testkit::{Sim, pause, rollout, template, weight};
-use super::{Lookup, spec};
+use super::{Lookup, ratio};
 use crate::crd::RolloutPhase;
 
 const SEC: Duration = Duration::from_secs(1);
@@ -264,8 +264,8 @@ fn ratio_rounding_is_documented_by_these_figures() {
         (2, 25, (1, 2, 33)),
         (1, 50, (1, 1, 50)),
     ] {
-        let (canary, stable) = spec::ratio_pods(replicas, weight);
-        let share = spec::ratio_share(replicas, weight);
+        let (canary, stable) = ratio::pods(replicas, weight);
+        let share = ratio::canary_share(replicas, weight);
         assert_eq!(
             (canary, stable, share),
             expected,

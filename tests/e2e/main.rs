@@ -15,3 +15,4 @@ mod rbac;
 mod support;
 mod testbed;
 mod traffic_safety;
+mod traffic_support;
