@@ -11,6 +11,8 @@ use kube::api::{ListParams, Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::json;
 
+use sluice_testbed::cluster_view::is_ready;
+
 use super::harness::{apply_value, apply_yaml, repo_root, wait_for};
 use super::support::GitOps;
 
@@ -171,15 +173,6 @@ impl SelectionMonitor {
             .map(|v| v.clone())
             .unwrap_or_default()
     }
-}
-
-pub fn is_ready(pod: &Pod) -> bool {
-    pod.metadata.deletion_timestamp.is_none()
-        && pod
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
 pub async fn selected_hash(admin: &Client, ns: &str, service: &str) -> Option<String> {
