@@ -71,11 +71,20 @@ fn fixture() -> (Rollout, Observed) {
             ("sluice.dev/pod-template-hash".to_string(), hash.clone()),
         ]
         .into();
-        observed
-            .services
-            .insert(service.into(), Lookup::Found(ServiceState { selector }));
+        observed.services.insert(
+            service.into(),
+            Lookup::Found(ServiceState {
+                selector,
+                owner: Some("web".into()),
+                resource_version: Some("3".into()),
+            }),
+        );
     }
     observed.http_route = Some(Lookup::Found(RouteState {
+        owner: Some(format!(
+            "{}/web",
+            rollout.metadata.namespace.as_deref().unwrap_or("default")
+        )),
         resource_version: Some("9".into()),
         rules: json!([{"backendRefs": [{"name": "web-stable", "port": 80, "weight": 90}, {"name": "web-canary", "port": 80, "weight": 10}]}]),
         ..RouteState::default()

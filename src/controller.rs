@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::Service;
 use kube::runtime::events::Recorder;
 use kube::runtime::events::Reporter;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, watcher};
 use kube::{Api, Client};
 use kube_lease_manager::LeaseManagerBuilder;
@@ -127,13 +129,15 @@ pub async fn run(options: Options) -> Result<(), Error> {
         )),
     });
     ctx.alerts.start(&ctx, options.alert_workers);
-    let (rollouts, replica_sets, runs) = match &options.namespace {
+    let (rollouts, replica_sets, runs, services) = match &options.namespace {
         Some(ns) => (
             Api::<Rollout>::namespaced(client.clone(), ns),
             Api::<ReplicaSet>::namespaced(client.clone(), ns),
             Api::<AnalysisRun>::namespaced(client.clone(), ns),
+            Api::<Service>::namespaced(client.clone(), ns),
         ),
         None => (
+            Api::all(client.clone()),
             Api::all(client.clone()),
             Api::all(client.clone()),
             Api::all(client.clone()),
@@ -142,7 +146,14 @@ pub async fn run(options: Options) -> Result<(), Error> {
     let owned = watcher::Config::default().labels(ROLLOUT_LABEL);
     let controller = Controller::new(rollouts, watcher::Config::default())
         .owns(replica_sets, owned.clone())
-        .owns(runs, owned)
+        .owns(runs, owned);
+    // Any change to a Service a Rollout names (a GitOps apply resetting its
+    // selector, a deletion, a re-creation) reconciles that Rollout at once.
+    let rollout_index = controller.store();
+    let controller = controller
+        .watches(services, watcher::Config::default(), move |service| {
+            rollouts_naming_service(&rollout_index, &service)
+        })
         .with_config(
             kube::runtime::Config::default()
                 .concurrency(options.concurrency)
@@ -211,6 +222,40 @@ pub async fn run(options: Options) -> Result<(), Error> {
         return Err(Error::LostLease);
     }
     finish(server).await
+}
+
+/// The Rollouts in the Service's namespace that route through it.
+fn rollouts_naming_service(
+    rollouts: &Store<Rollout>,
+    service: &Service,
+) -> Vec<ObjectRef<Rollout>> {
+    let (Some(namespace), Some(name)) = (&service.metadata.namespace, &service.metadata.name)
+    else {
+        return Vec::new();
+    };
+    rollouts
+        .state()
+        .iter()
+        .filter(|r| r.metadata.namespace.as_ref() == Some(namespace))
+        .filter(|r| names_service(r, name))
+        .map(|r| ObjectRef::from_obj(r.as_ref()))
+        .collect()
+}
+
+fn names_service(rollout: &Rollout, service: &str) -> bool {
+    let strategy = &rollout.spec.strategy;
+    let canary = strategy.canary.iter().flat_map(|c| {
+        [c.stable_service.as_deref(), c.canary_service.as_deref()]
+            .into_iter()
+            .chain([c.baseline.as_ref().and_then(|b| b.service.as_deref())])
+    });
+    let blue_green = strategy.blue_green.iter().flat_map(|b| {
+        [
+            Some(b.active_service.as_str()),
+            b.preview_service.as_deref(),
+        ]
+    });
+    canary.chain(blue_green).flatten().any(|s| s == service)
 }
 
 async fn finish(server: tokio::task::JoinHandle<std::io::Result<()>>) -> Result<(), Error> {

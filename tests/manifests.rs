@@ -285,3 +285,47 @@ fn analysis_templates_are_valid() {
         }
     }
 }
+
+#[test]
+fn the_service_selector_policy_exempts_exactly_the_controllers_service_account() {
+    let policy = documents(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/service-selector-policy.yaml"),
+    );
+    let account =
+        documents(&Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/serviceaccount.yaml"))
+            .into_iter()
+            .find(|d| d["kind"].as_str() == Some("ServiceAccount"))
+            .expect("ServiceAccount");
+    let username = format!(
+        "system:serviceaccount:{}:{}",
+        account["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or_default(),
+        account["metadata"]["name"].as_str().unwrap_or_default()
+    );
+    let kinds: Vec<&str> = policy.iter().filter_map(|d| d["kind"].as_str()).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            "ValidatingAdmissionPolicy",
+            "ValidatingAdmissionPolicyBinding"
+        ]
+    );
+    let json = serde_json::to_value(&policy[0]).unwrap_or_default();
+    let parsed: k8s_openapi::api::admissionregistration::v1::ValidatingAdmissionPolicy =
+        serde_json::from_value(json).expect("a ValidatingAdmissionPolicy");
+    let conditions = parsed
+        .spec
+        .and_then(|s| s.match_conditions)
+        .unwrap_or_default();
+    assert!(
+        conditions.iter().any(|c| c.expression.contains(&username)),
+        "the policy must exempt {username}: {conditions:?}"
+    );
+    assert!(
+        conditions.iter().any(|c| c
+            .expression
+            .contains(sluice::engine::claims::SERVICE_CLAIM_LABEL)),
+        "the policy keys on the claim label"
+    );
+}

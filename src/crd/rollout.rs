@@ -396,11 +396,13 @@ pub struct RolloutStrategy {
 #[x_kube(validation = Rule::new("!has(self.previewService) || self.previewService != self.activeService").message("activeService and previewService must differ"))]
 #[x_kube(validation = Rule::new("!has(self.trafficRouting) || has(self.previewService)").message("trafficRouting needs a previewService"))]
 pub struct BlueGreenStrategy {
-    /// Service that receives production traffic; Sluice points its selector at
-    /// the active version's pod-template hash.
+    /// Service that receives production traffic; Sluice sets its whole selector
+    /// (the Rollout's labels plus the active version's pod-template hash), so
+    /// leave `selector` out of it in Git. One Rollout per Service.
     #[schemars(length(min = 1, max = 253))]
     pub active_service: String,
-    /// Service that reaches the new version before promotion.
+    /// Service that reaches the new version before promotion; Sluice sets its
+    /// whole selector, as for the active Service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 253))]
     pub preview_service: Option<String>,
@@ -470,12 +472,14 @@ pub struct CanaryStrategy {
     #[schemars(length(max = 64))]
     pub steps: Option<Vec<CanaryStep>>,
 
-    /// Service whose selector Sluice points at the stable pods.
+    /// Service whose whole selector Sluice sets (the Rollout's labels plus the
+    /// stable pod-template hash); leave `selector` out of it in Git. One Rollout per Service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 253))]
     pub stable_service: Option<String>,
 
-    /// Service whose selector Sluice points at the canary pods.
+    /// Service whose whole selector Sluice sets to the canary pods; leave
+    /// `selector` out of it in Git. One Rollout per Service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 253))]
     pub canary_service: Option<String>,

@@ -35,6 +35,15 @@ pub fn canary_replicas(replicas: i32, weight: i32) -> i32 {
     ((i64::from(replicas) * i64::from(weight) + 99) / 100).clamp(1, i64::from(replicas)) as i32
 }
 
+/// Stable pods kept while the canary carries `weight` percent without a
+/// router: never fewer than the stable's share of `replicas`, rounded up, so
+/// the canary's pods come on top (within maxSurge) rather than from stable.
+pub fn stable_replicas(replicas: i32, weight: i32) -> i32 {
+    let replicas = i64::from(replicas.max(0));
+    let canary_floor = replicas * i64::from(weight.clamp(0, 100)) / 100;
+    i32::try_from(replicas - canary_floor).unwrap_or(0)
+}
+
 /// The weight in effect at step `index`: the last `setWeight` at or before it.
 pub fn weight_at(steps: &[Step], index: usize) -> i32 {
     steps
@@ -414,7 +423,8 @@ impl Planner<'_> {
             Routing::ReplicaRatio => {
                 let stable_rev = self.revisions.get(stable);
                 let stable_size = stable_rev.map(|r| (r.desired, r.current)).unwrap_or((0, 0));
-                canary_ready && stable_size == (replicas - want, replicas - want)
+                let keep = stable_replicas(replicas, weight);
+                canary_ready && stable_size == (keep, keep)
             }
         }
     }
@@ -451,15 +461,14 @@ impl Planner<'_> {
                 self.set_route_weight(target);
                 self.status.current_weight = target;
             }
-            Routing::ReplicaRatio => {
-                self.scale_by_ratio(stable, desired, canary_replicas(replicas, weight))
-            }
+            Routing::ReplicaRatio => self.scale_by_ratio(stable, desired, weight),
         }
     }
 
     /// Approximate the weight with pod counts, within maxSurge and maxUnavailable.
-    fn scale_by_ratio(&mut self, stable: &str, desired: &str, canary_target: i32) {
+    fn scale_by_ratio(&mut self, stable: &str, desired: &str, weight: i32) {
         let replicas = self.settings.replicas;
+        let canary_target = canary_replicas(replicas, weight);
         let canary = self.revisions.get(desired).cloned();
         let canary_available = canary
             .as_ref()
@@ -470,7 +479,7 @@ impl Planner<'_> {
         let stable_floor = replicas
             .saturating_sub(self.settings.max_unavailable)
             .saturating_sub(canary_available);
-        let stable_target = (replicas - canary_target)
+        let stable_target = stable_replicas(replicas, weight)
             .max(stable_floor)
             .clamp(0, replicas);
         // Canary grows within the surge room left by the stable pods.
@@ -529,7 +538,7 @@ impl Planner<'_> {
                         self.status.current_weight = weight;
                     }
                 }
-                Routing::ReplicaRatio => self.scale_by_ratio(stable, desired, replicas),
+                Routing::ReplicaRatio => self.scale_by_ratio(stable, desired, 100),
             }
             let available = canary.map(|r| r.available).unwrap_or(0);
             let message =

@@ -2,19 +2,21 @@
 
 mod blue_green;
 mod canary;
+pub mod claims;
 pub mod conditions;
 pub mod controls;
 pub mod hash;
 mod known_bad;
 pub mod observed;
 pub mod plan;
+pub mod ratio;
 pub mod revisions;
 pub mod route;
 pub mod spec;
 pub mod stuck;
 mod verdict;
 
-pub use canary::{canary_replicas, weight_at};
+pub use canary::{canary_replicas, stable_replicas, weight_at};
 pub use known_bad::{KNOWN_BAD, KNOWN_BAD_LIMIT};
 pub use observed::{Lookup, Observed, RouteState, ServiceState};
 pub use plan::{Plan, PlannedEvent, Write, plan};
@@ -29,3 +31,5 @@ mod hostile_tests;
 mod plan_tests;
 #[cfg(test)]
 pub(crate) mod testkit;
+#[cfg(test)]
+mod traffic_tests;

@@ -18,11 +18,16 @@ pub enum Lookup<T> {
     Missing,
 }
 
-/// A Service as far as the engine cares: its selector.
+/// A Service as far as the engine cares: its selector and who routes through it.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ServiceState {
     /// `spec.selector`.
     pub selector: BTreeMap<String, String>,
+    /// The Rollout (same namespace) whose claim label the Service carries,
+    /// when that Rollout still exists; a claim of a deleted Rollout is `None`.
+    pub owner: Option<String>,
+    /// `metadata.resourceVersion`, the precondition of a claim.
+    pub resource_version: Option<String>,
 }
 
 /// An HTTPRoute as far as the engine cares.
@@ -37,6 +42,9 @@ pub struct RouteState {
     /// Namespace of the Rollout's Services: only backendRefs that point
     /// there are the Rollout's (a same-named Service elsewhere is not).
     pub service_namespace: String,
+    /// The Rollout (`namespace/name`) whose claim annotation the route
+    /// carries, when that Rollout still exists.
+    pub owner: Option<String>,
 }
 
 /// The cluster state that belongs to one Rollout.

@@ -11,6 +11,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
+use super::claims;
 use super::conditions::{self, Outcome};
 use super::controls::{self, Requests};
 use super::hash::pod_template_hash;
@@ -38,7 +39,15 @@ pub enum Write {
         /// ReplicaSet name.
         name: String,
     },
-    /// Point a Service's selector at a revision.
+    /// Mark a Service as routing for this Rollout, only if it is unchanged
+    /// since it was read (two Rollouts racing for it: one wins).
+    ClaimService {
+        /// Service name.
+        service: String,
+        /// The resourceVersion that was read, as a precondition.
+        resource_version: Option<String>,
+    },
+    /// Point a Service's selector at a revision (the Rollout's labels plus its hash).
     SelectRevision {
         /// Service name.
         service: String,
@@ -109,11 +118,20 @@ pub struct Plan {
 /// Decide what to do for `rollout` given what was `observed` at `now`.
 pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
     let old = rollout.status.clone().unwrap_or_default();
-    let settings =
-        match spec::settings(rollout).and_then(|s| check_references(&s, observed).map(|()| s)) {
-            Ok(settings) => settings,
-            Err(problems) => return invalid(rollout, &old, &problems, now),
-        };
+    let settings = match spec::settings(rollout) {
+        Ok(settings) => settings,
+        Err(problems) => return invalid(rollout, &old, &problems, now, INVALID_SPEC, None),
+    };
+    // Another Rollout's objects: refuse, and write nothing at all.
+    let conflicts = claims::conflicts(rollout, &settings, observed);
+    if !conflicts.is_empty() {
+        return invalid(rollout, &old, &conflicts, now, REFERENCE_CONFLICT, None);
+    }
+    if let Err(problems) = check_references(&settings, observed) {
+        // A broken reference: the stable backend is the safe state.
+        let to_stable = canary_off_route(rollout, &settings, observed);
+        return invalid(rollout, &old, &problems, now, INVALID_SPEC, to_stable);
+    }
     let mut planner = Planner::new(rollout, observed, now, settings.clone(), old.clone());
     planner.run();
     // An abort on the progress deadline is planned again from the start, so
@@ -122,24 +140,56 @@ pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
         let mut again = Planner::new(rollout, observed, now, settings, old);
         again.forced_abort = Some(message);
         again.run();
+        again.claim_references();
         return again.finish();
     }
+    planner.claim_references();
     planner.finish()
+}
+
+/// Condition reason of a spec (or a reference) that cannot be acted on.
+pub const INVALID_SPEC: &str = "InvalidSpec";
+/// Condition reason of a Rollout naming objects another Rollout routes through.
+pub const REFERENCE_CONFLICT: &str = "ReferenceConflict";
+
+/// The write that takes the canary (and baseline) share of the route to 0,
+/// when a route this Rollout may write still gives them any.
+fn canary_off_route(rollout: &Rollout, settings: &Settings, observed: &Observed) -> Option<Write> {
+    let Routing::GatewayApi {
+        namespace,
+        name,
+        rule_indexes,
+    } = &settings.routing
+    else {
+        return None;
+    };
+    let Some(Lookup::Found(state)) = &observed.http_route else {
+        return None;
+    };
+    let stable = settings.stable_service.as_deref()?;
+    let canary = settings.canary_service.as_deref()?;
+    let baseline = settings.baseline.as_ref().and_then(|b| b.as_deref());
+    let rules =
+        route::managed_rules(state, rule_indexes.as_deref(), stable, canary, baseline).ok()?;
+    let zero = route::rules_with_weight(state, &rules, stable, canary, baseline, 0);
+    let ours = state
+        .owner
+        .as_deref()
+        .is_none_or(|o| o == claims::route_claim(rollout));
+    (ours && zero != state.rules).then(|| Write::SetRouteWeights {
+        namespace: namespace.clone(),
+        name: name.clone(),
+        resource_version: state.resource_version.clone(),
+        rules: zero,
+        canary_weight: 0,
+    })
 }
 
 /// Problems with objects the spec names (Services, HTTPRoute).
 fn check_references(settings: &Settings, observed: &Observed) -> Result<(), Vec<String>> {
     let mut problems = Vec::new();
-    let baseline_service = settings.baseline.clone().flatten();
-    for service in [
-        &settings.stable_service,
-        &settings.canary_service,
-        &baseline_service,
-    ]
-    .into_iter()
-    .flatten()
-    {
-        if !matches!(observed.services.get(service), Some(Lookup::Found(_))) {
+    for service in claims::referenced_services(settings) {
+        if !matches!(observed.services.get(&service), Some(Lookup::Found(_))) {
             problems.push(format!("Service {service:?} not found"));
         }
     }
@@ -173,31 +223,53 @@ fn check_references(settings: &Settings, observed: &Observed) -> Result<(), Vec<
     }
 }
 
-/// Plan for a spec that cannot be acted on: report it, touch nothing, do not hot-loop.
-fn invalid(rollout: &Rollout, old: &RolloutStatus, problems: &[String], now: Timestamp) -> Plan {
-    let message = format!("invalid spec: {}", problems.join("; "));
-    let outcome = Outcome {
-        phase: RolloutPhase::Degraded,
-        reason: "InvalidSpec".into(),
-        message: message.clone(),
+/// Appended to the message of the plan that takes the canary off the route.
+const CANARY_OFF_NOTE: &str = "; the canary's route weight is set to 0 until this is fixed";
+
+/// Plan for a spec that cannot be acted on: report it, touch nothing but the
+/// canary's route weight (`to_stable`), do not hot-loop.
+fn invalid(
+    rollout: &Rollout,
+    old: &RolloutStatus,
+    problems: &[String],
+    now: Timestamp,
+    reason: &str,
+    to_stable: Option<Write>,
+) -> Plan {
+    let mut message = match reason {
+        REFERENCE_CONFLICT => format!("refused: {}", problems.join("; ")),
+        _ => format!("invalid spec: {}", problems.join("; ")),
     };
     let mut status = old.clone();
+    if to_stable.is_some() {
+        status.current_weight = 0;
+        message.push_str(CANARY_OFF_NOTE);
+    }
+    let outcome = Outcome {
+        phase: RolloutPhase::Degraded,
+        reason: reason.into(),
+        message: message.clone(),
+    };
     status.observed_generation = rollout.metadata.generation;
     status.phase = Some(RolloutPhase::Degraded);
     status.message = Some(message.clone());
     status.conditions =
         conditions::conditions(&outcome, rollout.metadata.generation, &old.conditions, now);
-    let events = if old.message.as_deref() == Some(message.as_str()) {
+    // The same problem once more is not news (the weight note comes and goes with the write).
+    let unchanged = old.message.as_deref().is_some_and(|m| {
+        m.trim_end_matches(CANARY_OFF_NOTE) == message.trim_end_matches(CANARY_OFF_NOTE)
+    });
+    let events = if unchanged {
         Vec::new()
     } else {
         vec![PlannedEvent {
             warning: true,
-            reason: "InvalidSpec".into(),
+            reason: reason.into(),
             note: message,
         }]
     };
     Plan {
-        writes: Vec::new(),
+        writes: to_stable.into_iter().collect(),
         status,
         events,
         requeue_after: INVALID_RESYNC,
@@ -455,15 +527,49 @@ impl<'a> Planner<'a> {
         }
     }
 
-    /// The revision a Service selects now, as observed.
+    /// The revision a Service selects now, as observed; `None` unless it is
+    /// this Rollout's and selects exactly one revision of it (anything else,
+    /// e.g. a selector a GitOps apply put back, is rewritten).
     pub(super) fn service_selects(&self, service: &str) -> Option<&str> {
-        match self.observed.services.get(service) {
-            Some(Lookup::Found(state)) => state
-                .selector
-                .get(super::hash::POD_TEMPLATE_HASH_LABEL)
-                .map(String::as_str),
-            _ => None,
+        let Some(Lookup::Found(state)) = self.observed.services.get(service) else {
+            return None;
+        };
+        let revision = state.selector.get(super::hash::POD_TEMPLATE_HASH_LABEL)?;
+        let ours = state.owner.as_deref() == Some(claims::service_claim(self.rollout).as_str());
+        (ours && state.selector == claims::service_selector(self.rollout, revision))
+            .then_some(revision.as_str())
+    }
+
+    /// Mark the Services and the route this Rollout routes through as its own:
+    /// claims go first, so a lost race stops the plan before any other write.
+    fn claim_references(&mut self) {
+        let me = claims::service_claim(self.rollout);
+        let mut claims_first = Vec::new();
+        for service in claims::referenced_services(&self.settings) {
+            if let Some(Lookup::Found(state)) = self.observed.services.get(&service)
+                && state.owner.as_deref() != Some(me.as_str())
+            {
+                claims_first.push(Write::ClaimService {
+                    service,
+                    resource_version: state.resource_version.clone(),
+                });
+            }
         }
+        let route_unclaimed = matches!(&self.observed.http_route,
+            Some(Lookup::Found(r)) if r.owner.as_deref() != Some(claims::route_claim(self.rollout).as_str()));
+        let route_written = self
+            .writes
+            .iter()
+            .any(|w| matches!(w, Write::SetRouteWeights { .. }));
+        if route_unclaimed
+            && !route_written
+            && let Some(weight) = self.route_weight()
+        {
+            // Every route write carries the claim; write the weights as they are.
+            self.force_route_weight(weight);
+        }
+        claims_first.append(&mut self.writes);
+        self.writes = claims_first;
     }
 
     /// Observed canary share on the HTTPRoute, when routing through one.
@@ -476,6 +582,17 @@ impl<'a> Planner<'a> {
 
     /// Write the route's canary share if it differs from what is observed.
     pub(super) fn set_route_weight(&mut self, percent: i32) {
+        let Some((state, rules, stable, canary, baseline)) = self.route_parts() else {
+            return;
+        };
+        if route::canary_weight(state, &rules, stable, canary, baseline) == percent {
+            return;
+        }
+        self.force_route_weight(percent);
+    }
+
+    /// Write the route's canary share even if it is already in place.
+    fn force_route_weight(&mut self, percent: i32) {
         let Routing::GatewayApi {
             namespace, name, ..
         } = self.settings.routing.clone()
@@ -485,9 +602,6 @@ impl<'a> Planner<'a> {
         let Some((state, rules, stable, canary, baseline)) = self.route_parts() else {
             return;
         };
-        if route::canary_weight(state, &rules, stable, canary, baseline) == percent {
-            return;
-        }
         let write = Write::SetRouteWeights {
             namespace,
             name,

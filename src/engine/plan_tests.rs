@@ -72,8 +72,8 @@ fn gateway_canary_walks_every_weight_then_promotes() {
     }
     assert_eq!(
         seen,
-        vec![10, 25, 50, 100, 0],
-        "route weights in order, back to 0 once stable is the new version"
+        vec![0, 10, 25, 50, 100, 0],
+        "the route claimed at its weight, then weights in order, back to 0 once stable is the new version"
     );
     assert_eq!(sim.selector_of("web-stable"), Some(hash("web:2")));
     assert_eq!(sim.selector_of("web-canary"), Some(hash("web:2")));

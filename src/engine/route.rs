@@ -206,6 +206,7 @@ mod tests {
 
     fn route(rules: Value) -> RouteState {
         RouteState {
+            owner: None,
             resource_version: Some("7".into()),
             rules,
             ..RouteState::default()

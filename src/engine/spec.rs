@@ -220,6 +220,9 @@ pub fn settings(rollout: &Rollout) -> Result<Settings, Vec<String>> {
     if max_surge == 0 && max_unavailable == 0 && replicas > 0 {
         problems.push("maxSurge and maxUnavailable cannot both be 0".into());
     }
+    if routing == Routing::ReplicaRatio {
+        super::ratio::check_weights(&steps, replicas, max_surge, &mut problems);
+    }
     let history = non_negative(
         spec.revision_history_limit,
         DEFAULT_REVISION_HISTORY_LIMIT,

@@ -13,6 +13,7 @@ use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use serde_json::json;
 
+use super::claims;
 use super::observed::{Lookup, Observed, RouteState, ServiceState};
 use super::plan::{Plan, Write, plan};
 use super::revisions;
@@ -173,11 +174,13 @@ impl Sim {
                 service.into(),
                 Lookup::Found(ServiceState {
                     selector: [("app".to_string(), "web".to_string())].into(),
+                    ..ServiceState::default()
                 }),
             );
         }
         if gateway {
             observed.http_route = Some(Lookup::Found(RouteState {
+                owner: None,
                 resource_version: Some("1".into()),
                 rules: json!([{ "backendRefs": [
                     {"name": "web-stable", "port": 80, "weight": 100},
@@ -328,17 +331,21 @@ impl Sim {
                 .observed
                 .replica_sets
                 .retain(|r| r.metadata.name.as_ref() != Some(name)),
+            Write::ClaimService { service, .. } => {
+                if let Some(Lookup::Found(state)) = self.observed.services.get_mut(service) {
+                    state.owner = Some(claims::service_claim(&self.rollout));
+                }
+            }
             Write::SelectRevision { service, revision } => {
                 if let Some(Lookup::Found(state)) = self.observed.services.get_mut(service) {
-                    state.selector.insert(
-                        super::hash::POD_TEMPLATE_HASH_LABEL.into(),
-                        revision.clone(),
-                    );
+                    state.owner = Some(claims::service_claim(&self.rollout));
+                    state.selector = claims::service_selector(&self.rollout, revision);
                 }
             }
             Write::SetRouteWeights { rules, .. } => {
                 if let Some(Lookup::Found(state)) = self.observed.http_route.as_mut() {
                     state.rules = rules.clone();
+                    state.owner = Some(claims::route_claim(&self.rollout));
                 }
             }
             Write::CreateAnalysisRun { name, spec } => {

@@ -1,8 +1,9 @@
 //! Apply: carry out a plan's writes with server-side apply.
 //!
 //! One field manager (`sluice`) owns exactly the fields Sluice sets: whole
-//! ReplicaSets and AnalysisRuns it creates, one selector key on each
-//! Service, the `rules` of a managed HTTPRoute, and the Rollout's status.
+//! ReplicaSets and AnalysisRuns it creates, the selector and claim label of
+//! each Service it routes through, the `rules` and claim annotation of a
+//! managed HTTPRoute, and the Rollout's status.
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Service;
@@ -14,11 +15,13 @@ use super::Error;
 use super::observe::http_route_resource;
 use crate::crd::{AnalysisRun, Rollout, RolloutStatus};
 use crate::engine::Write;
-use crate::engine::hash::POD_TEMPLATE_HASH_LABEL;
+use crate::engine::claims::{self, ROUTE_CLAIM_ANNOTATION, SERVICE_CLAIM_LABEL};
 use crate::engine::revisions::{self, ROLLOUT_LABEL};
 
 /// The field manager of every write Sluice makes.
 pub const FIELD_MANAGER: &str = "sluice";
+/// The field manager of the claim label alone on a Service (see `engine::claims`).
+pub const CLAIM_FIELD_MANAGER: &str = "sluice-claim";
 
 fn apply_params() -> PatchParams {
     PatchParams::apply(FIELD_MANAGER).force()
@@ -48,13 +51,39 @@ pub async fn apply(client: &Client, rollout: &Rollout, write: &Write) -> Result<
                 Err(e) => return Err(Error::Write("ReplicaSet", name.clone(), e)),
             }
         }
+        Write::ClaimService {
+            service,
+            resource_version,
+        } => {
+            let api: Api<Service> = Api::namespaced(client.clone(), &namespace);
+            let mut metadata = json!({
+                "name": service,
+                "labels": { SERVICE_CLAIM_LABEL: claims::service_claim(rollout) },
+            });
+            if let Some(version) = resource_version {
+                // Precondition: of two Rollouts claiming at once, one wins.
+                metadata["resourceVersion"] = json!(version);
+            }
+            let patch = json!({ "apiVersion": "v1", "kind": "Service", "metadata": metadata });
+            // Its own field manager, so that this apply leaves the selector alone.
+            api.patch(
+                service,
+                &PatchParams::apply(CLAIM_FIELD_MANAGER).force(),
+                &Patch::Apply(&patch),
+            )
+            .await
+            .map_err(|e| Error::Write("Service", service.clone(), e))?;
+        }
         Write::SelectRevision { service, revision } => {
             let api: Api<Service> = Api::namespaced(client.clone(), &namespace);
             let patch = json!({
                 "apiVersion": "v1",
                 "kind": "Service",
-                "metadata": { "name": service },
-                "spec": { "selector": { POD_TEMPLATE_HASH_LABEL: revision } },
+                "metadata": {
+                    "name": service,
+                    "labels": { SERVICE_CLAIM_LABEL: claims::service_claim(rollout) },
+                },
+                "spec": { "selector": claims::service_selector(rollout, revision) },
             });
             api.patch(service, &apply_params(), &Patch::Apply(&patch))
                 .await
@@ -69,7 +98,11 @@ pub async fn apply(client: &Client, rollout: &Rollout, write: &Write) -> Result<
         } => {
             let api: Api<DynamicObject> =
                 Api::namespaced_with(client.clone(), namespace, &http_route_resource());
-            let mut metadata = json!({ "name": name, "namespace": namespace });
+            let mut metadata = json!({
+                "name": name,
+                "namespace": namespace,
+                "annotations": { ROUTE_CLAIM_ANNOTATION: claims::route_claim(rollout) },
+            });
             if let Some(version) = resource_version {
                 // Precondition: fail instead of overwriting a route changed since it was read.
                 metadata["resourceVersion"] = json!(version);

@@ -178,6 +178,9 @@ fn log_write(key: &str, write: &Write) {
         Write::DeleteReplicaSet { name } => {
             info!(rollout = key, replicaset = %name, "prune ReplicaSet")
         }
+        Write::ClaimService { service, .. } => {
+            info!(rollout = key, %service, "claim Service for this Rollout")
+        }
         Write::SelectRevision { service, revision } => {
             info!(rollout = key, %service, %revision, "point Service")
         }

@@ -10,6 +10,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 
 use super::Error;
 use crate::crd::{AnalysisRun, Rollout};
+use crate::engine::claims::{ROUTE_CLAIM_ANNOTATION, SERVICE_CLAIM_LABEL};
 use crate::engine::revisions::ROLLOUT_LABEL;
 use crate::engine::route;
 use crate::engine::spec::{self, Routing};
@@ -55,32 +56,22 @@ pub async fn observe(client: &Client, rollout: &Rollout) -> Result<Observed, Err
         analysis_runs,
         ..Observed::default()
     };
-    let canary = rollout.spec.strategy.canary.as_ref();
-    let mut services: Vec<String> = Vec::new();
-    if let Some(canary) = canary {
-        services.extend(
-            canary
-                .stable_service
-                .iter()
-                .chain(canary.canary_service.iter())
-                .chain(canary.baseline.iter().flat_map(|b| b.service.iter()))
-                .cloned(),
-        );
-    }
-    if let Some(blue_green) = rollout.spec.strategy.blue_green.as_ref() {
-        services.push(blue_green.active_service.clone());
-        services.extend(blue_green.preview_service.iter().cloned());
-    }
     let svc_api: Api<Service> = Api::namespaced(client.clone(), &namespace);
-    for service in services {
+    let rollout_api: Api<Rollout> = Api::namespaced(client.clone(), &namespace);
+    for service in referenced_services(rollout) {
         let found = svc_api
             .get_opt(&service)
             .await
             .map_err(|e| Error::Read("Services", e))?;
         let state = match found {
-            Some(svc) => Lookup::Found(ServiceState {
-                selector: svc.spec.and_then(|s| s.selector).unwrap_or_default(),
-            }),
+            Some(svc) => {
+                let claim = svc.labels().get(SERVICE_CLAIM_LABEL).cloned();
+                Lookup::Found(ServiceState {
+                    owner: live_claim(&rollout_api, rollout, claim).await?,
+                    resource_version: svc.resource_version(),
+                    selector: svc.spec.and_then(|s| s.selector).unwrap_or_default(),
+                })
+            }
             None => Lookup::Missing,
         };
         observed.services.insert(service, state);
@@ -107,8 +98,22 @@ pub async fn observe(client: &Client, rollout: &Rollout) -> Result<Observed, Err
             Err(kube::Error::Api(status)) if status.code == 404 => None,
             Err(e) => return Err(Error::Read("HTTPRoutes", e)),
         };
+        let claim = match &found {
+            Some(route) => route.annotations().get(ROUTE_CLAIM_ANNOTATION).cloned(),
+            None => None,
+        };
+        let owner = match claim.as_deref().and_then(|c| c.split_once('/')) {
+            Some((claim_ns, claim_name)) => {
+                let api: Api<Rollout> = Api::namespaced(client.clone(), claim_ns);
+                live_claim(&api, rollout, Some(claim_name.to_string()))
+                    .await?
+                    .map(|name| format!("{claim_ns}/{name}"))
+            }
+            None => None,
+        };
         observed.http_route = Some(match found {
             Some(route) => Lookup::Found(RouteState {
+                owner,
                 resource_version: route.resource_version(),
                 rules: route
                     .data
@@ -153,4 +158,44 @@ async fn route_granted(
         .map(|g| serde_json::Value::Object(g.data.as_object().cloned().unwrap_or_default()))
         .collect();
     Ok(route::route_granted(&grants, rollout_namespace, name))
+}
+
+/// Services the spec names, whether or not the spec is otherwise valid.
+fn referenced_services(rollout: &Rollout) -> Vec<String> {
+    let mut services: Vec<String> = Vec::new();
+    if let Some(canary) = rollout.spec.strategy.canary.as_ref() {
+        services.extend(
+            canary
+                .stable_service
+                .iter()
+                .chain(canary.canary_service.iter())
+                .chain(canary.baseline.iter().flat_map(|b| b.service.iter()))
+                .cloned(),
+        );
+    }
+    if let Some(blue_green) = rollout.spec.strategy.blue_green.as_ref() {
+        services.push(blue_green.active_service.clone());
+        services.extend(blue_green.preview_service.iter().cloned());
+    }
+    services
+}
+
+/// The claimed Rollout's name if it still exists (this Rollout always does);
+/// the claim of a deleted Rollout is stale and may be taken over.
+async fn live_claim(
+    api: &Api<Rollout>,
+    rollout: &Rollout,
+    claim: Option<String>,
+) -> Result<Option<String>, Error> {
+    let Some(name) = claim else { return Ok(None) };
+    let same_namespace = api.namespace() == rollout.namespace().as_deref();
+    if same_namespace && name == rollout.name_any() {
+        return Ok(Some(name));
+    }
+    let exists = api
+        .get_metadata_opt(&name)
+        .await
+        .map_err(|e| Error::Read("Rollouts", e))?
+        .is_some();
+    Ok(exists.then_some(name))
 }

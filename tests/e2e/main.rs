@@ -20,3 +20,5 @@ mod receiver;
 mod support;
 mod tenancy;
 mod testbed;
+mod traffic_safety;
+mod traffic_support;

@@ -280,6 +280,11 @@ impl GitOps {
         git(&self.ci, &["rev-parse", "HEAD"])
     }
 
+    /// What the sync loop printed so far (`SLUICE_GITOPS_SYNCED`, `SLUICE_GITOPS_REFUSED` lines).
+    pub fn sync_output(&self) -> String {
+        self._sync.output()
+    }
+
     /// Commits on the branch that carry `Sluice-Reverts: <sha>`.
     pub fn reverts_of(&self, sha: &str) -> usize {
         let grep = format!("--grep=^Sluice-Reverts: {sha}$");

@@ -50,7 +50,8 @@ fn label_selector(labels: &serde_json::Map<String, Value>) -> String {
         .join(",")
 }
 
-fn is_ready(pod: &Pod) -> bool {
+/// A pod kube-proxy sends traffic to: Ready and not terminating.
+pub fn is_ready(pod: &Pod) -> bool {
     pod.metadata.deletion_timestamp.is_none()
         && pod
             .status

@@ -3,7 +3,11 @@
 //!
 //! Prints `SLUICE_GITOPS_SYNCED <commit>` on stdout after each successful
 //! sync. A failed sync (bad YAML, unknown kind, API error) is logged and
-//! retried at the next poll; the last good commit stays applied.
+//! retried at the next poll; the last good commit stays applied. When the
+//! API server refuses some objects (e.g. an admission policy), the others are
+//! applied anyway, `SLUICE_GITOPS_REFUSED <commit> <errors>` is printed, and
+//! the commit is not tried again until the branch moves, as Argo CD's
+//! automated sync does without `retry`.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -52,10 +56,18 @@ async fn main() -> Result<()> {
     let mut last_error = String::new();
     loop {
         match sync_once(&args, &mut applier, synced.as_deref()).await {
-            Ok(Some(commit)) => {
+            Ok(Some(Synced { commit, refused })) if refused.is_empty() => {
                 println!("SLUICE_GITOPS_SYNCED {commit}");
                 synced = Some(commit);
                 last_error.clear();
+            }
+            // As Argo CD's automated sync: a commit whose objects the API server
+            // refused is not re-attempted until the branch moves.
+            Ok(Some(Synced { commit, refused })) => {
+                let text = refused.join(" | ");
+                println!("SLUICE_GITOPS_REFUSED {commit} {text}");
+                tracing::error!(commit = %commit, "sync failed, objects refused: {text}");
+                synced = Some(commit);
             }
             Ok(None) => {}
             Err(error) => {
@@ -73,12 +85,18 @@ async fn main() -> Result<()> {
     }
 }
 
+/// A commit applied: every object the API server accepted, and why it refused the others.
+struct Synced {
+    commit: String,
+    refused: Vec<String>,
+}
+
 /// Sync when the branch head differs from `synced`; returns the commit applied.
 async fn sync_once(
     args: &Args,
     applier: &mut Applier,
     synced: Option<&str>,
-) -> Result<Option<String>> {
+) -> Result<Option<Synced>> {
     let Some(head) = remote_head(&args.repo, &args.branch)? else {
         return Ok(None);
     };
@@ -88,9 +106,15 @@ async fn sync_once(
     let commit = fetch_and_checkout(&args.repo, &args.branch, &args.work_dir)?;
     let docs = render(&args.work_dir.join(&args.path))?;
     let mut applied = Vec::with_capacity(docs.len());
+    let mut refused = Vec::new();
+    // As Argo CD does: every object is applied; one refused object (e.g. by an
+    // admission policy) fails the sync without holding back the others.
     for doc in &docs {
-        applied.push(applier.apply(doc).await?);
+        match applier.apply(doc).await {
+            Ok(object) => applied.push(object),
+            Err(error) => refused.push(format!("{error:#}")),
+        }
     }
-    tracing::info!(commit = %commit, objects = ?applied, "synced");
-    Ok(Some(commit))
+    tracing::info!(commit = %commit, objects = ?applied, "applied");
+    Ok(Some(Synced { commit, refused }))
 }
