@@ -1,10 +1,12 @@
 //! The rollout engine: a pure `plan` over a Rollout and what was observed.
 
+mod abort;
 mod blue_green;
 mod canary;
 pub mod claims;
 pub mod conditions;
 pub mod controls;
+pub mod deadline;
 pub mod hash;
 mod known_bad;
 pub mod observed;

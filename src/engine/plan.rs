@@ -9,7 +9,6 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::claims;
 use super::conditions::{self, Outcome};
@@ -718,75 +717,6 @@ impl<'a> Planner<'a> {
         });
     }
 
-    /// Record an abort of the canary `revision` now: a verdict that it is bad (Git is reverted).
-    pub(super) fn abort(&mut self, revision: &str, reason: &str, message: String) {
-        self.abort_with(revision, reason, message, false, false);
-    }
-
-    /// Record an abort of `revision` now; `cannot_tell` and `keep_git` as in [`AbortStatus`].
-    pub(super) fn abort_with(
-        &mut self,
-        revision: &str,
-        reason: &str,
-        message: String,
-        cannot_tell: bool,
-        keep_git: bool,
-    ) {
-        let abort = AbortStatus {
-            revision: revision.into(),
-            reason: reason.into(),
-            message: message.clone(),
-            at: Time(self.now),
-            step_index: self.status.current_step_index.unwrap_or(0),
-            weight: self.status.current_weight,
-            cannot_tell,
-            keep_git,
-        };
-        let git = if keep_git { "; Git is left alone" } else { "" };
-        self.event(
-            true,
-            reason,
-            format!("canary {revision} aborted: {message}{git}"),
-        );
-        if !cannot_tell {
-            self.remember_aborted(revision, reason, keep_git);
-        }
-        self.status.abort = Some(abort.clone());
-        self.newly_aborted = Some(abort);
-    }
-
-    /// An abort that an operator or the progress deadline asks for, if the update is not aborted yet.
-    pub(super) fn requested_abort(&mut self, desired: &str, requests: &ControlRequests) {
-        if self.status.abort.is_some() {
-            return;
-        }
-        if let Some(message) = self.forced_abort.clone() {
-            self.abort_with(desired, DEADLINE, message, false, true);
-        } else if requests.abort {
-            self.abort(desired, "AbortedByUser", "aborted by an operator".into());
-        }
-    }
-
-    /// Images of the containers of `revision` (its ReplicaSet, or the template when it is the desired one).
-    pub(super) fn images_of(&self, revision: &str) -> Vec<String> {
-        let template = match self.revisions.get(revision) {
-            Some(rev) => Some(&rev.template),
-            None if pod_template_hash(&self.rollout.spec.template) == revision => {
-                Some(&self.rollout.spec.template)
-            }
-            None => None,
-        };
-        template
-            .and_then(|t| t.spec.as_ref())
-            .map(|s| {
-                s.containers
-                    .iter()
-                    .filter_map(|c| c.image.clone())
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
     fn finish(mut self) -> Plan {
         self.count_replicas();
         self.status.stable_images = self
@@ -916,7 +846,7 @@ impl<'a> Planner<'a> {
         }
     }
 
-    fn count_replicas(&mut self) {
+    pub(super) fn count_replicas(&mut self) {
         // Counts read from the cluster: a sum must not overflow.
         let revs = self.revisions.values();
         self.status.replicas = revs.clone().fold(0, |sum, r| sum.saturating_add(r.current));
@@ -954,72 +884,7 @@ impl<'a> Planner<'a> {
                 .join(","),
         );
     }
-
-    /// Whether the rollout stands still: `Err(deadline)` while within it.
-    fn stalled(&self) -> Result<bool, Timestamp> {
-        let progressed = self.status.current_step_index != self.old.current_step_index
-            || self.status.canary_revision != self.old.canary_revision
-            || self.status.stable_revision != self.old.stable_revision
-            || self.status.ready_replicas != self.old.ready_replicas
-            || self.status.current_weight != self.old.current_weight
-            || self.old.last_progress_at.is_none();
-        if progressed || self.outcome.phase != RolloutPhase::Progressing || self.waiting_by_design {
-            return Ok(false);
-        }
-        let since = self
-            .old
-            .last_progress_at
-            .as_ref()
-            .map(|t| t.0)
-            .unwrap_or(self.now);
-        let deadline = after(since, self.settings.progress_deadline);
-        if self.now >= deadline {
-            Ok(true)
-        } else {
-            Err(deadline)
-        }
-    }
-
-    /// What the deadline message says: how long, what the rollout waited for, and why pods are not ready.
-    fn deadline_message(&self) -> String {
-        let seconds = self.settings.progress_deadline.as_secs();
-        let mut message = format!("no progress for {seconds}s: {}", self.outcome.message);
-        let revision = self
-            .status
-            .canary_revision
-            .as_deref()
-            .or(self.status.stable_revision.as_deref());
-        if let Some(why) = revision.and_then(|r| super::stuck::why(self.observed, r)) {
-            message.push_str(&format!("; {why}"));
-        }
-        message
-    }
-
-    /// The message of an abort on the progress deadline, when one is due now.
-    fn deadline_abort_due(&mut self) -> Option<String> {
-        let update_in_flight = self.status.canary_revision.is_some() && self.status.abort.is_none();
-        if !self.rollout.spec.abort_on_progress_deadline || !update_in_flight {
-            return None;
-        }
-        self.count_replicas();
-        matches!(self.stalled(), Ok(true)).then(|| self.deadline_message())
-    }
-
-    /// Progress is any change in step or ready pods; none for too long while progressing is Degraded.
-    fn check_deadline(&mut self) {
-        match self.stalled() {
-            Ok(false) => self.status.last_progress_at = Some(Time(self.now)),
-            Ok(true) => {
-                let message = self.deadline_message();
-                self.set_outcome(RolloutPhase::Degraded, DEADLINE, message);
-            }
-            Err(deadline) => self.wake.push(deadline),
-        }
-    }
 }
-
-/// Reason of a rollout that made no progress within `progressDeadlineSeconds`.
-pub const DEADLINE: &str = "ProgressDeadlineExceeded";
 
 /// `requests` is used by the canary path; re-exported for its signature.
 pub(super) type ControlRequests = Requests;

@@ -73,10 +73,14 @@ pub fn wanted(rollout: &Rollout, status: &RolloutStatus, now: Timestamp) -> Want
         };
     };
     let canary = abort.revision.clone();
-    // A record of an earlier abort of the same revision (it came back to Git
-    // and was refused again) does not count: this abort is reverted anew.
+    // A known-bad revision that came back to Git and was refused is reverted
+    // anew: the record of its earlier abort (older than the refusal) does not
+    // count. Only for refusals: a reconcile on a stale cache may plan any
+    // other abort again with a later time, and must not revert twice.
+    let refused = abort.reason == crate::engine::KNOWN_BAD;
     let record = status.git_revert.as_ref().filter(|r| {
-        r.canary_revision == canary && r.last_attempt.as_ref().is_none_or(|t| t.0 >= abort.at.0)
+        r.canary_revision == canary
+            && (!refused || r.last_attempt.as_ref().is_none_or(|t| t.0 >= abort.at.0))
     });
     if let Some(record) = record {
         if FINAL_STATES.contains(&record.state.as_str()) {
@@ -528,6 +532,43 @@ mod tests {
                 why: "aborted by an operator without --revert: Git is left as it is",
             },
             "--no-revert wins"
+        );
+    }
+
+    #[test]
+    fn a_refused_known_bad_revision_is_reverted_anew_and_nothing_else_twice() {
+        let now = Timestamp::UNIX_EPOCH;
+        let earlier = GitRevertStatus {
+            state: "Reverted".into(),
+            canary_revision: "canaryhash".into(),
+            revert_commit: Some("abc".into()),
+            last_attempt: Some(Time(now)),
+            attempts: 1,
+            ..Default::default()
+        };
+        let later = Time(now + Duration::from_secs(60));
+        // The same abort planned again (a stale cache) a bit later: no second revert.
+        let (r, mut s) = aborted("AnalysisFailed");
+        s.git_revert = Some(earlier.clone());
+        if let Some(abort) = s.abort.as_mut() {
+            abort.at = later.clone();
+        }
+        assert_eq!(wanted(&r, &s, now), Wanted::Nothing);
+        // The revision came back to Git and was refused: its new commit is reverted.
+        let (r, mut s) = aborted(crate::engine::KNOWN_BAD);
+        s.git_revert = Some(earlier);
+        if let Some(abort) = s.abort.as_mut() {
+            abort.at = later;
+        }
+        assert!(matches!(wanted(&r, &s, now), Wanted::Revert { .. }));
+        // "We cannot tell" and the progress deadline leave Git alone.
+        let (r, mut s) = aborted("AnalysisError");
+        if let Some(abort) = s.abort.as_mut() {
+            abort.keep_git = true;
+            abort.cannot_tell = true;
+        }
+        assert!(
+            matches!(wanted(&r, &s, now), Wanted::Skip { why, .. } if why.contains("could not tell"))
         );
     }
 
