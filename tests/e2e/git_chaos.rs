@@ -136,12 +136,13 @@ impl SharedRepo {
     }
 }
 
-/// A CI job pushing unrelated commits from its own clone until stopped; returns how many landed.
+/// A CI job pushing unrelated commits from its own clone until stopped;
+/// returns the last commit it pushed (every `ci build` below it must stay on main).
 fn ci_pusher(
     bare: PathBuf,
     root: PathBuf,
     stop: Arc<AtomicBool>,
-) -> std::thread::JoinHandle<usize> {
+) -> std::thread::JoinHandle<Option<String>> {
     std::thread::spawn(move || {
         let clone = root.join("ci-pusher");
         git(
@@ -153,7 +154,7 @@ fn ci_pusher(
                 &clone.display().to_string(),
             ],
         );
-        let mut pushed = 0;
+        let mut last_pushed = None;
         let mut n = 1;
         while !stop.load(Ordering::Relaxed) && n <= 400 {
             std::fs::write(clone.join("ci/build.txt"), format!("{n}\n")).expect("write");
@@ -165,14 +166,14 @@ fn ci_pusher(
                 .output()
                 .is_ok_and(|o| o.status.success());
             if landed {
-                pushed += 1;
+                last_pushed = Some(git(&clone, &["rev-parse", "HEAD"]));
             } else {
                 git(&clone, &["pull", "-q", "--rebase", "origin", "main"]);
             }
             n += 1;
             std::thread::sleep(Duration::from_millis(fastrand::u64(100..400)));
         }
-        pushed
+        last_pushed
     })
 }
 
@@ -334,10 +335,11 @@ async fn ten_kills_around_four_aborts_in_one_repository_revert_each_exactly_once
     )
     .await;
     ci_stop.store(true, Ordering::Relaxed);
-    let ci_pushes = tokio::task::spawn_blocking(move || pusher.join())
+    let ci_last = tokio::task::spawn_blocking(move || pusher.join())
         .await
         .expect("join")
-        .expect("pusher");
+        .expect("pusher")
+        .expect("CI pushed at least once");
     // Alerts may trail the record by a reconcile; then nothing more may come.
     wait_for(
         Duration::from_secs(60),
@@ -387,12 +389,16 @@ async fn ten_kills_around_four_aborts_in_one_repository_revert_each_exactly_once
         assert_eq!(alerts_of(app, "aborted"), 1, "{app}: one aborted alert");
         assert_eq!(alerts_of(app, "reverted"), 1, "{app}: one reverted alert");
     }
-    let ci_landed = git(
+    let ci_builds = |rev: &str| {
+        git(&repo.bare, &["log", "--format=%s", "--grep=^ci build", rev])
+            .lines()
+            .count()
+    };
+    let (ci_pushes, ci_landed) = (ci_builds(&ci_last), ci_builds("main"));
+    git(
         &repo.bare,
-        &["log", "--format=%s", "--grep=^ci build", "main"],
-    )
-    .lines()
-    .count();
+        &["merge-base", "--is-ancestor", &ci_last, "main"],
+    );
     assert_eq!(ci_landed, ci_pushes, "no CI commit lost (no force-push)");
     for bump in bumps.values() {
         git(&repo.bare, &["merge-base", "--is-ancestor", bump, "main"]);
