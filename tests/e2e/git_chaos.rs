@@ -171,7 +171,7 @@ fn ci_pusher(
                 git(&clone, &["pull", "-q", "--rebase", "origin", "main"]);
             }
             n += 1;
-            std::thread::sleep(Duration::from_millis(fastrand::u64(100..400)));
+            std::thread::sleep(Duration::from_millis(fastrand::u64(200..800)));
         }
         last_pushed
     })
@@ -288,6 +288,7 @@ async fn ten_kills_around_four_aborts_in_one_repository_revert_each_exactly_once
     let kills_started = Instant::now();
     let mut aborts_sent = 0;
     let mut kills = 0;
+    let mut kills_mid_revert = 0;
     let api: Api<Rollout> = Api::namespaced(admin.clone(), &ns);
     for round in 0..KILLS {
         tokio::time::sleep(Duration::from_millis(fastrand::u64(200..2500))).await;
@@ -303,6 +304,13 @@ async fn ten_kills_around_four_aborts_in_one_repository_revert_each_exactly_once
                 aborts_sent += 1;
             }
             tokio::time::sleep(Duration::from_millis(fastrand::u64(0..1500))).await;
+        }
+        // How often the kill lands while a revert is in flight (the interesting case).
+        for app in &apps {
+            let record = api.get(app).await.ok().and_then(|r| r.status?.git_revert);
+            if record.is_some_and(|r| ["Reverting", "Pushing"].contains(&r.state.as_str())) {
+                kills_mid_revert += 1;
+            }
         }
         controller.kill();
         kills += 1;
@@ -403,6 +411,18 @@ async fn ten_kills_around_four_aborts_in_one_repository_revert_each_exactly_once
     for bump in bumps.values() {
         git(&repo.bare, &["merge-base", "--is-ancestor", bump, "main"]);
     }
+    // Killed gits leave lock files; none may make a later revert fail.
+    let log = std::fs::read_to_string(&controller.log).unwrap_or_default();
+    for symptom in [
+        "Unable to create",
+        "could not lock config",
+        "cannot lock ref",
+    ] {
+        assert!(
+            !log.contains(symptom),
+            "a lock error in the controller log: {symptom}"
+        );
+    }
     let max_weight = max_weight_after_abort.load(Ordering::Relaxed);
     assert_eq!(watched, APPS, "every abort was seen");
     assert_eq!(max_weight, 0, "weight 0 from each abort on");
@@ -413,7 +433,7 @@ async fn ten_kills_around_four_aborts_in_one_repository_revert_each_exactly_once
             .count()
     };
     eprintln!(
-        "git chaos figures: kills={kills} (over {:.1}s) aborts={aborts_sent} reverts={reverts} \
+        "git chaos figures: kills={kills} (over {:.1}s; {kills_mid_revert} Rollout-records in Reverting/Pushing at a kill) aborts={aborts_sent} reverts={reverts} \
          aborted_alerts={} reverted_alerts={} max_canary_weight_after_abort={max_weight} \
          ci_pushes={ci_pushes} ci_commits_on_main={ci_landed} total={:.1}s",
         kill_window.as_secs_f64(),
