@@ -67,6 +67,8 @@ pub struct ControllerArgs {
     #[arg(long, env = "SLUICE_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
     /// Directory for the Git clones that reverts work in (default: a `sluice-git` temp directory).
+    /// One clone per repository and branch, used by one revert at a time (also across
+    /// processes sharing the directory); per-revert key files go to private `keys/` subdirectories.
     #[arg(long, env = "SLUICE_GIT_WORKSPACE")]
     pub git_workspace: Option<std::path::PathBuf>,
     /// Rollouts the alert queue holds; beyond it a Rollout waits for its next reconcile.

@@ -18,7 +18,7 @@ use crate::revert::pull_request::{Provider, PullRequestSettings};
 use crate::revert::{Identity, RevertRequest, Target};
 
 /// Push attempts of one revert when the branch keeps moving.
-const PUSH_ATTEMPTS: usize = 5;
+const PUSH_ATTEMPTS: usize = 10;
 
 /// A revert request and the key files it needs (kept until the revert ends).
 pub struct Prepared {

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::edit::sets_image;
+use super::edit::{holds_image, sets_image};
 use super::{Error, git};
 
 /// The commit to revert.
@@ -57,7 +57,7 @@ pub async fn still_sets(dir: &Path, rev: &str, path: &str, canary: &str) -> Resu
     let files = git::run(dir, &["ls-tree", "-r", "--name-only", rev, "--", path]).await?;
     for file in files.lines() {
         let text = git::run(dir, &["show", &format!("{rev}:{file}")]).await?;
-        if text.lines().any(|l| sets_image(l, canary)) {
+        if holds_image(&text, canary) {
             return Ok(true);
         }
     }

@@ -130,9 +130,11 @@ where
     let _exclusive = lock(&dir).await?;
     let remote = format!("refs/remotes/origin/{branch}");
     prepare(&dir, &request.target.url).await?;
+    // Short pauses: other reverts of this repository wait for the lock, so the only
+    // race left is with people and CI, and a long pause only widens the next window.
     let mut delays = ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(500))
-        .with_max_delay(Duration::from_secs(10))
+        .with_min_delay(Duration::from_millis(100))
+        .with_max_delay(Duration::from_secs(2))
         .with_jitter()
         .with_max_times(request.attempts.max(1))
         .build();

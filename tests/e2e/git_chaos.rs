@@ -136,12 +136,13 @@ impl SharedRepo {
     }
 }
 
-/// A CI job pushing unrelated commits from its own clone until stopped; returns how many landed.
+/// A CI job pushing unrelated commits from its own clone until stopped;
+/// returns the last commit it pushed (every `ci build` below it must stay on main).
 fn ci_pusher(
     bare: PathBuf,
     root: PathBuf,
     stop: Arc<AtomicBool>,
-) -> std::thread::JoinHandle<usize> {
+) -> std::thread::JoinHandle<Option<String>> {
     std::thread::spawn(move || {
         let clone = root.join("ci-pusher");
         git(
@@ -153,7 +154,7 @@ fn ci_pusher(
                 &clone.display().to_string(),
             ],
         );
-        let mut pushed = 0;
+        let mut last_pushed = None;
         let mut n = 1;
         while !stop.load(Ordering::Relaxed) && n <= 400 {
             std::fs::write(clone.join("ci/build.txt"), format!("{n}\n")).expect("write");
@@ -165,14 +166,14 @@ fn ci_pusher(
                 .output()
                 .is_ok_and(|o| o.status.success());
             if landed {
-                pushed += 1;
+                last_pushed = Some(git(&clone, &["rev-parse", "HEAD"]));
             } else {
                 git(&clone, &["pull", "-q", "--rebase", "origin", "main"]);
             }
             n += 1;
-            std::thread::sleep(Duration::from_millis(fastrand::u64(100..400)));
+            std::thread::sleep(Duration::from_millis(fastrand::u64(200..800)));
         }
-        pushed
+        last_pushed
     })
 }
 
@@ -287,6 +288,7 @@ async fn ten_kills_around_four_aborts_in_one_repository_revert_each_exactly_once
     let kills_started = Instant::now();
     let mut aborts_sent = 0;
     let mut kills = 0;
+    let mut kills_mid_revert = 0;
     let api: Api<Rollout> = Api::namespaced(admin.clone(), &ns);
     for round in 0..KILLS {
         tokio::time::sleep(Duration::from_millis(fastrand::u64(200..2500))).await;
@@ -302,6 +304,13 @@ async fn ten_kills_around_four_aborts_in_one_repository_revert_each_exactly_once
                 aborts_sent += 1;
             }
             tokio::time::sleep(Duration::from_millis(fastrand::u64(0..1500))).await;
+        }
+        // How often the kill lands while a revert is in flight (the interesting case).
+        for app in &apps {
+            let record = api.get(app).await.ok().and_then(|r| r.status?.git_revert);
+            if record.is_some_and(|r| ["Reverting", "Pushing"].contains(&r.state.as_str())) {
+                kills_mid_revert += 1;
+            }
         }
         controller.kill();
         kills += 1;
@@ -334,10 +343,11 @@ async fn ten_kills_around_four_aborts_in_one_repository_revert_each_exactly_once
     )
     .await;
     ci_stop.store(true, Ordering::Relaxed);
-    let ci_pushes = tokio::task::spawn_blocking(move || pusher.join())
+    let ci_last = tokio::task::spawn_blocking(move || pusher.join())
         .await
         .expect("join")
-        .expect("pusher");
+        .expect("pusher")
+        .expect("CI pushed at least once");
     // Alerts may trail the record by a reconcile; then nothing more may come.
     wait_for(
         Duration::from_secs(60),
@@ -387,15 +397,31 @@ async fn ten_kills_around_four_aborts_in_one_repository_revert_each_exactly_once
         assert_eq!(alerts_of(app, "aborted"), 1, "{app}: one aborted alert");
         assert_eq!(alerts_of(app, "reverted"), 1, "{app}: one reverted alert");
     }
-    let ci_landed = git(
+    let ci_builds = |rev: &str| {
+        git(&repo.bare, &["log", "--format=%s", "--grep=^ci build", rev])
+            .lines()
+            .count()
+    };
+    let (ci_pushes, ci_landed) = (ci_builds(&ci_last), ci_builds("main"));
+    git(
         &repo.bare,
-        &["log", "--format=%s", "--grep=^ci build", "main"],
-    )
-    .lines()
-    .count();
+        &["merge-base", "--is-ancestor", &ci_last, "main"],
+    );
     assert_eq!(ci_landed, ci_pushes, "no CI commit lost (no force-push)");
     for bump in bumps.values() {
         git(&repo.bare, &["merge-base", "--is-ancestor", bump, "main"]);
+    }
+    // Killed gits leave lock files; none may make a later revert fail.
+    let log = std::fs::read_to_string(&controller.log).unwrap_or_default();
+    for symptom in [
+        "Unable to create",
+        "could not lock config",
+        "cannot lock ref",
+    ] {
+        assert!(
+            !log.contains(symptom),
+            "a lock error in the controller log: {symptom}"
+        );
     }
     let max_weight = max_weight_after_abort.load(Ordering::Relaxed);
     assert_eq!(watched, APPS, "every abort was seen");
@@ -407,7 +433,7 @@ async fn ten_kills_around_four_aborts_in_one_repository_revert_each_exactly_once
             .count()
     };
     eprintln!(
-        "git chaos figures: kills={kills} (over {:.1}s) aborts={aborts_sent} reverts={reverts} \
+        "git chaos figures: kills={kills} (over {:.1}s; {kills_mid_revert} Rollout-records in Reverting/Pushing at a kill) aborts={aborts_sent} reverts={reverts} \
          aborted_alerts={} reverted_alerts={} max_canary_weight_after_abort={max_weight} \
          ci_pushes={ci_pushes} ci_commits_on_main={ci_landed} total={:.1}s",
         kill_window.as_secs_f64(),
