@@ -367,14 +367,20 @@ async fn ten_kills_around_four_aborts_in_one_repository_revert_each_exactly_once
     let watched = watcher.await.expect("watcher");
 
     let received = receiver.received();
+    // A webhook carries X-Sluice-Event-Id so receivers deduplicate: a controller
+    // killed between delivering and recording `Sent` may deliver again with
+    // the same id, which is still one alert. Distinct ids are what must be one.
     let alerts_of = |app: &str, event: &str| {
-        received
+        let ids: std::collections::BTreeSet<String> = received
             .iter()
             .filter(|r| r.header("x-sluice-event").as_deref() == Some(event))
             .filter(|r| r.json()["rollout"]["name"] == app)
-            .count()
+            .filter_map(|r| r.header("x-sluice-event-id"))
+            .collect();
+        ids.len()
     };
     let mut reverts = 0;
+    let mut distinct_alerts = 0;
     for app in &apps {
         let bump = &bumps[app];
         let record = &records[app];
@@ -396,6 +402,7 @@ async fn ten_kills_around_four_aborts_in_one_repository_revert_each_exactly_once
         assert_eq!(touched, format!("apps/{app}/rollout.yaml"), "{app}");
         assert_eq!(alerts_of(app, "aborted"), 1, "{app}: one aborted alert");
         assert_eq!(alerts_of(app, "reverted"), 1, "{app}: one reverted alert");
+        distinct_alerts += 2;
     }
     let ci_builds = |rev: &str| {
         git(&repo.bare, &["log", "--format=%s", "--grep=^ci build", rev])
@@ -434,7 +441,7 @@ async fn ten_kills_around_four_aborts_in_one_repository_revert_each_exactly_once
     };
     eprintln!(
         "git chaos figures: kills={kills} (over {:.1}s; {kills_mid_revert} Rollout-records in Reverting/Pushing at a kill) aborts={aborts_sent} reverts={reverts} \
-         aborted_alerts={} reverted_alerts={} max_canary_weight_after_abort={max_weight} \
+         distinct_alerts={distinct_alerts} deliveries: aborted={} reverted={} max_canary_weight_after_abort={max_weight} \
          ci_pushes={ci_pushes} ci_commits_on_main={ci_landed} total={:.1}s",
         kill_window.as_secs_f64(),
         count("aborted"),
