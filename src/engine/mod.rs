@@ -22,4 +22,6 @@ mod hostile_tests;
 #[cfg(test)]
 mod plan_tests;
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 pub(crate) mod testkit;

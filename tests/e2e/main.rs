@@ -12,5 +12,6 @@ mod git_loop;
 mod harness;
 mod measure;
 mod rbac;
+mod robustness;
 mod support;
 mod testbed;
