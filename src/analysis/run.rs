@@ -364,7 +364,27 @@ pub fn record(
             measurement.baseline = Some(baseline);
             measurement.canary_pods = canary_pods;
             measurement.baseline_pods = baseline_pods;
-            if canary.exposure <= 0.0 || baseline.exposure <= 0.0 {
+            let counts = [canary, baseline]
+                .into_iter()
+                .chain(
+                    result
+                        .measurements
+                        .iter()
+                        .flat_map(|m| m.canary.into_iter().chain(m.baseline)),
+                )
+                .flat_map(|c| [c.events, c.exposure]);
+            // Counts come from queries and pods' /metrics: the judge gets only
+            // finite, non-negative numbers whose sums stay finite.
+            let (mut sum, mut usable) = (0.0f64, true);
+            for count in counts {
+                usable &= count.is_finite() && count >= 0.0;
+                sum += count;
+            }
+            if !usable || !sum.is_finite() {
+                measurement.phase = AnalysisPhase::Error;
+                measurement.message =
+                    Some("counts must be finite and not negative (and so must their sums)".into());
+            } else if canary.exposure <= 0.0 || baseline.exposure <= 0.0 {
                 no_data(
                     &mut measurement,
                     "no exposure (requests) for the canary or the baseline",

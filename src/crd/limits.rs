@@ -15,6 +15,9 @@ use kube::core::{Message, Rule};
 /// bound rule below can take apart).
 pub const DURATION_PATTERN: &str = r"^([0-9]+d)?([0-9]+h)?([0-9]+m)?([0-9]+s)?([0-9]+ms)?$";
 
+/// Longest label value, and so longest Rollout name: the name labels
+/// everything the Rollout owns and selects it in every lookup.
+pub const MAX_NAME: usize = 63;
 /// Most pods a Rollout may ask for. Kubernetes supports 150,000 pods per
 /// cluster; the bound keeps every sum of replicas, surge and counts far from
 /// `i32::MAX`.

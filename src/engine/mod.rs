@@ -32,6 +32,8 @@ mod hostile_tests;
 #[cfg(test)]
 mod plan_tests;
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 pub(crate) mod testkit;
 #[cfg(test)]
 mod traffic_tests;

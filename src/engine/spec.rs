@@ -182,9 +182,10 @@ pub fn settings(rollout: &Rollout) -> Result<Settings, Vec<String>> {
     }
     check_selector(rollout, &mut problems);
     let name = rollout.metadata.name.as_deref().unwrap_or_default();
-    if name.len() > 63 {
+    if name.len() > limits::MAX_NAME {
         problems.push(format!(
-            "name {name:?} is longer than 63 characters, too long for a label value"
+            "name {name:?} is longer than {} characters, too long for a label value",
+            limits::MAX_NAME
         ));
     }
     let canary = match (&spec.strategy.canary, &spec.strategy.blue_green) {

@@ -107,8 +107,16 @@ async fn reconcile_inner(rollout: &Rollout, ctx: &Arc<Context>) -> Result<Action
         rollout.namespace().unwrap_or_default(),
         rollout.name_any()
     );
-    let mut observed = observe::observe(&ctx.client, rollout).await?;
-    observed.pods = pods::in_flight(&ctx.client, rollout).await?;
+    // A name too long for a label value cannot be looked up by label (the
+    // API server refuses the selector): the plan reports it as InvalidSpec
+    // without reading the cluster.
+    let observed = if rollout.name_any().len() > crate::crd::limits::MAX_NAME {
+        engine::Observed::default()
+    } else {
+        let mut observed = observe::observe(&ctx.client, rollout).await?;
+        observed.pods = pods::in_flight(&ctx.client, rollout).await?;
+        observed
+    };
     let plan = engine::plan(rollout, &observed, Timestamp::now());
     for write in &plan.writes {
         log_write(&key, write);

@@ -17,6 +17,7 @@ mod measure;
 mod rbac;
 #[path = "../common/receiver.rs"]
 mod receiver;
+mod robustness;
 mod support;
 mod tenancy;
 mod testbed;
