@@ -11,4 +11,6 @@ pub mod measure;
 pub mod prometheus;
 pub mod run;
 pub mod scrape;
+pub mod simulate;
 pub mod template;
+pub mod verdicts;

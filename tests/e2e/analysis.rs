@@ -36,7 +36,9 @@ pub fn error_rate_template(prometheus: &str) -> serde_json::Value {
                 "kind": "Counts",
                 "direction": "Increase",
                 "tolerance": {"relative": 0.5, "absolute": 0.02},
-                "confidence": 0.95
+                "confidence": 0.95,
+                // 5 s intervals: a minute of test traffic stands in for the default 5m.
+                "minimum": {"intervals": 6, "duration": "30s", "requests": 200}
             }
         }]}
     })
