@@ -258,21 +258,23 @@ pub fn latency_run(rng: &mut fastrand::Rng, t: &LatencyTraffic, boundary: f64) -
     for _ in 0..t.intervals {
         let mut quantiles = [0.0; 2];
         let mut slow = [(0.0, 0.0); 2];
-        for arm in 0..2 {
-            slowdown[arm] =
-                t.autocorrelation * slowdown[arm] + innovation * t.slowdown_spread * normal(rng);
-            let factor = slowdown[arm].exp() * if arm == 0 { t.canary_factor } else { 1.0 };
-            history[arm].push(latency_buckets(rng, t, factor));
+        for (arm, (level, past)) in slowdown.iter_mut().zip(history.iter_mut()).enumerate() {
+            *level = t.autocorrelation * *level + innovation * t.slowdown_spread * normal(rng);
+            let factor = level.exp() * if arm == 0 { t.canary_factor } else { 1.0 };
+            past.push(latency_buckets(rng, t, factor));
             // The query's window: this interval and, when overlapping, the ones before it.
-            let window = &history[arm][history[arm].len().saturating_sub(t.window.max(1))..];
+            let window = &past[past.len().saturating_sub(t.window.max(1))..];
             let mut summed = vec![0.0; boundaries.len() + 1];
             for counts in window {
                 for (s, c) in summed.iter_mut().zip(counts) {
                     *s += c;
                 }
             }
-            let last = &history[arm][history[arm].len() - 1];
-            slow[arm] = (last[slow_from..].iter().sum(), last.iter().sum());
+            let last = window.last().map(Vec::as_slice).unwrap_or_default();
+            slow[arm] = (
+                last.get(slow_from..).unwrap_or_default().iter().sum(),
+                last.iter().sum(),
+            );
             let cumulative: Vec<f64> = summed
                 .iter()
                 .scan(0.0, |acc, c| {
