@@ -178,13 +178,13 @@ async fn a_canary_with_ten_percent_errors_fails_analysis_and_aborts() {
         .map(|m| m.at.0)
         .expect("a measurement");
     let started = run_status.started_at.clone().expect("started").0;
+    // The window starts where the run started: analyze replays the controller's schedule from there.
     let since = format!(
         "{}s",
         (until - started)
             .total(jiff::Unit::Second)
             .unwrap_or(0.0)
             .ceil() as i64
-            + 5
     );
     let prometheus = cluster().info.prometheus.clone().expect("prometheus");
     let file = super::harness::log_dir().join(format!("{ns}-template.yaml"));
