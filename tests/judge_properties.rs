@@ -59,6 +59,8 @@ fn config() -> impl Strategy<Value = JudgeConfig> {
             tolerance: Tolerance { relative, absolute },
             alpha,
             beta: alpha,
+            interval: std::time::Duration::from_secs(30),
+            minimum: sluice::analysis::judge::DEFAULT_MINIMUM,
         })
 }
 
@@ -156,12 +158,16 @@ fn recording_hostile_counts_never_panics_or_passes() {
             let mut result = new_result(&plan);
             let start = Timestamp::UNIX_EPOCH;
             for (i, (canary, baseline)) in rounds.iter().enumerate() {
-                let usable = [canary, baseline].iter().all(|c| {
-                    c.events.is_finite()
-                        && c.events >= 0.0
-                        && c.exposure.is_finite()
-                        && c.exposure >= 0.0
+                // Negative or infinite counts are broken input (Error); NaN is
+                // "no value" and counts as no data; neither is ever a pass.
+                let broken = [canary, baseline].iter().any(|c| {
+                    [c.events, c.exposure]
+                        .iter()
+                        .any(|v| !v.is_nan() && (v.is_infinite() || *v < 0.0))
                 });
+                let missing = [canary, baseline]
+                    .iter()
+                    .any(|c| c.events.is_nan() || c.exposure.is_nan());
                 let outcome = Outcome::Counts {
                     canary: *canary,
                     baseline: *baseline,
@@ -171,8 +177,10 @@ fn recording_hostile_counts_never_panics_or_passes() {
                 let at = start + std::time::Duration::from_secs(60 * i as u64);
                 record(&mut result, &plan, outcome, at, 1);
                 let last = result.measurements.last().map(|m| m.phase);
-                if !usable {
+                if broken {
                     prop_assert_eq!(last, Some(AnalysisPhase::Error));
+                } else if missing {
+                    prop_assert_ne!(last, Some(AnalysisPhase::Successful));
                 }
             }
             Ok(())

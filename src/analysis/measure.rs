@@ -15,7 +15,7 @@ use kube::api::ListParams;
 use super::prometheus::{Credentials, Prometheus};
 use super::run::{MetricPlan, Outcome, VerdictKind, plan_metric};
 use super::scrape::{Selector, fetch, increments};
-use super::template::{Bindings, promql_duration, render};
+use super::template::{Bindings, promql_duration, render, render_condition};
 use crate::crd::{CountSample, Measurement, Metric, PodCount};
 use crate::engine::hash::POD_TEMPLATE_HASH_LABEL;
 
@@ -55,6 +55,16 @@ pub fn prepare_metric(
     args: &BTreeMap<String, String>,
     credentials: Credentials,
 ) -> Result<Prepared, String> {
+    // Conditions may take thresholds from arguments (`result < {{args.max-error-ratio}}`).
+    let mut metric = metric.clone();
+    for condition in [&mut metric.success_condition, &mut metric.failure_condition]
+        .into_iter()
+        .flatten()
+    {
+        *condition = render_condition(condition, args)
+            .map_err(|e| format!("metric {}/{}: {e}", template, metric.name))?;
+    }
+    let metric = &metric;
     let plan = plan_metric(template, metric)?;
     let bindings = Bindings {
         args: args.clone(),
@@ -179,40 +189,22 @@ pub async fn measure(
                 })
             }
             VerdictKind::Samples(_) => {
-                let end = seconds(at);
-                let start = end - p.plan.interval.as_secs_f64();
-                let step = match &provider.step {
-                    Some(s) => {
-                        humantime::parse_duration(s).map_err(|e| format!("step {s:?}: {e}"))?
-                    }
-                    None => p.plan.interval / 6,
-                };
-                let mut series = Vec::new();
-                for bindings in [&canary, &baseline] {
+                // One value per revision for this interval alone: the query's window is
+                // `{{interval}}` and successive measurements are an interval apart, so no
+                // two pairs share requests (overlapping windows make them dependent).
+                let mut values = [f64::NAN; 2];
+                for (slot, bindings) in [&canary, &baseline].into_iter().enumerate() {
                     let query = render(provider.query.as_deref().unwrap_or_default(), bindings)
                         .map_err(|e| e.to_string())?;
-                    series.push(
-                        prometheus
-                            .range(&query, start, end, step)
-                            .await
-                            .map_err(|e| e.to_string())?,
-                    );
-                }
-                // Pair by instant: the sign test compares values measured at the same time.
-                let baseline_at: BTreeMap<i64, f64> = series[1]
-                    .iter()
-                    .map(|(t, v)| ((t * 1000.0) as i64, *v))
-                    .collect();
-                let (mut c, mut b) = (Vec::new(), Vec::new());
-                for (t, v) in &series[0] {
-                    if let Some(bv) = baseline_at.get(&((t * 1000.0) as i64)) {
-                        c.push(*v);
-                        b.push(*bv);
-                    }
+                    values[slot] = prometheus
+                        .single(&query, time)
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .unwrap_or(f64::NAN);
                 }
                 Ok(Outcome::Samples {
-                    canary: c,
-                    baseline: b,
+                    canary: vec![values[0]],
+                    baseline: vec![values[1]],
                 })
             }
         }
@@ -310,4 +302,36 @@ async fn scrape_measure(p: &Prepared, canary: &str, baseline: &str, live: &Live<
     }
     .await;
     result.unwrap_or_else(Outcome::Error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::ClusterAnalysisTemplate;
+
+    #[test]
+    fn the_threshold_template_uses_its_max_error_ratio_argument() {
+        // Issue #11: the condition hard-coded 0.01 whatever the argument said.
+        let template: ClusterAnalysisTemplate = serde_yaml_ng::from_str(include_str!(
+            "../../analysis-templates/error-rate-threshold.yaml"
+        ))
+        .expect("parses");
+        let metric = &template.spec.metrics[0];
+        let args = BTreeMap::from([
+            ("prometheus".to_string(), "http://p:9090".to_string()),
+            ("max-error-ratio".to_string(), "0.02".to_string()),
+            ("namespace".to_string(), "shop".to_string()),
+            ("rollout".to_string(), "web".to_string()),
+        ]);
+        let prepared = prepare_metric("t", metric, &args, Credentials::default()).expect("valid");
+        let VerdictKind::Threshold {
+            success: Some(success),
+            ..
+        } = &prepared.plan.verdict
+        else {
+            panic!("a threshold with a success condition");
+        };
+        assert!(success.holds(0.015), "1.5% is under a 2% limit");
+        assert!(!success.holds(0.025));
+    }
 }

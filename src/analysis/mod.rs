@@ -12,4 +12,6 @@ pub mod prometheus;
 pub mod redact;
 pub mod run;
 pub mod scrape;
+pub mod simulate;
 pub mod template;
+pub mod verdicts;

@@ -7,14 +7,13 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::condition::Condition;
-use super::judge::{
-    CountsInterval, Decision, Direction, JudgeConfig, Tolerance, combined_alpha, judge_counts,
-    judge_samples,
-};
+use super::judge::{DEFAULT_MINIMUM, Direction, JudgeConfig, Minimum, Tolerance};
+use super::template::condition_shape;
+use super::verdicts::{finite, judge_counts_into, judge_samples_into, short};
 use crate::crd::limits::{MAX_ANALYSIS_WAIT, after, parse_duration};
 use crate::crd::{
-    AnalysisPhase, BadDirection, ComparisonKind, CountSample, Judgement, Measurement, Metric,
-    MetricResult, NoDataPolicy, PodCount,
+    AnalysisPhase, BadDirection, ComparisonKind, ComparisonMinimum, CountSample, Measurement,
+    Metric, MetricResult, NoDataPolicy, PodCount,
 };
 
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
@@ -145,7 +144,7 @@ pub fn plan_metric(template: &str, metric: &Metric) -> Result<MetricPlan, String
         None => {
             let parse = |text: &Option<String>| {
                 text.as_deref()
-                    .map(Condition::parse)
+                    .map(|t| Condition::parse(&condition_shape(t)))
                     .transpose()
                     .map_err(|e| fail(e.to_string()))
             };
@@ -175,6 +174,9 @@ pub fn plan_metric(template: &str, metric: &Metric) -> Result<MetricPlan, String
             if tolerance.relative < 0.0 || tolerance.absolute < 0.0 {
                 return Err(fail("tolerances must not be negative".into()));
             }
+            let minimum = minimum_of(compare.minimum.as_ref()).map_err(fail)?;
+            let count = metric.count.unwrap_or(DEFAULT_COUNT).max(1);
+            check_reachable(count, interval, &minimum).map_err(fail)?;
             let config = JudgeConfig {
                 direction: match compare.direction {
                     BadDirection::Increase => Direction::Increase,
@@ -184,6 +186,8 @@ pub fn plan_metric(template: &str, metric: &Metric) -> Result<MetricPlan, String
                 tolerance,
                 alpha: 1.0 - confidence,
                 beta: 1.0 - confidence,
+                interval,
+                minimum,
             };
             match compare.kind {
                 ComparisonKind::Counts => {
@@ -222,6 +226,48 @@ pub fn plan_metric(template: &str, metric: &Metric) -> Result<MetricPlan, String
         no_data: metric.no_data.unwrap_or_default(),
         verdict,
     })
+}
+
+/// The comparison's minimum exposure, defaults filled in.
+fn minimum_of(spec: Option<&ComparisonMinimum>) -> Result<Minimum, String> {
+    let Some(spec) = spec else {
+        return Ok(DEFAULT_MINIMUM);
+    };
+    let intervals = match spec.intervals {
+        None => DEFAULT_MINIMUM.intervals,
+        Some(n) if n >= 3 => usize::try_from(n).unwrap_or(DEFAULT_MINIMUM.intervals),
+        Some(n) => return Err(format!("minimum.intervals {n} must be at least 3")),
+    };
+    let exposure = spec.requests.unwrap_or(DEFAULT_MINIMUM.exposure);
+    if !(exposure >= 0.0 && exposure.is_finite()) {
+        return Err(format!("minimum.requests {exposure} must be a number >= 0"));
+    }
+    Ok(Minimum {
+        intervals,
+        duration: duration(
+            spec.duration.as_deref(),
+            DEFAULT_MINIMUM.duration,
+            "minimum.duration",
+        )?,
+        exposure,
+    })
+}
+
+/// A comparison whose `count` cannot reach its minimum exposure could never
+/// pass; say so at admission instead of pausing every rollout as Inconclusive.
+fn check_reachable(count: i32, interval: Duration, minimum: &Minimum) -> Result<(), String> {
+    let count = usize::try_from(count).unwrap_or(0);
+    let covered = interval.saturating_mul(u32::try_from(count).unwrap_or(u32::MAX));
+    if count < minimum.intervals || covered < minimum.duration {
+        return Err(format!(
+            "count {count} × interval {} covers {}, short of the minimum exposure ({} intervals, {}): this comparison could never pass; raise count or lower compare.minimum",
+            humantime::format_duration(interval),
+            humantime::format_duration(covered),
+            minimum.intervals,
+            humantime::format_duration(minimum.duration),
+        ));
+    }
+    Ok(())
 }
 
 /// A fresh result entry for a metric.
@@ -275,28 +321,6 @@ pub enum Outcome {
     },
     /// The measurement could not be taken.
     Error(String),
-}
-
-fn finite(value: f64) -> Option<f64> {
-    value.is_finite().then_some(value)
-}
-
-fn percent(rate: f64) -> String {
-    if rate.is_finite() {
-        format!("{:.2}%", rate * 100.0)
-    } else {
-        "n/a".into()
-    }
-}
-
-fn short(value: f64) -> String {
-    if !value.is_finite() {
-        "n/a".into()
-    } else if value.abs() >= 1e4 || (value != 0.0 && value.abs() < 1e-3) {
-        format!("{value:.2e}")
-    } else {
-        format!("{value:.3}")
-    }
 }
 
 /// Record `outcome` as the metric's next measurement and update its phase.
@@ -375,133 +399,47 @@ pub fn record(
                 .flat_map(|c| [c.events, c.exposure]);
             // Counts come from queries and pods' /metrics: the judge gets only
             // finite, non-negative numbers whose sums stay finite.
-            let (mut sum, mut usable) = (0.0f64, true);
-            for count in counts {
-                usable &= count.is_finite() && count >= 0.0;
+            let (mut sum, mut usable_sums) = (0.0f64, true);
+            // NaN is "no value" (e.g. 0/0 at no traffic): no data, below.
+            for count in counts.filter(|c| !c.is_nan()) {
+                usable_sums &= count.is_finite() && count >= 0.0;
                 sum += count;
             }
-            if !usable || !sum.is_finite() {
+            let usable = |s: &CountSample| {
+                s.exposure > 0.0 && s.exposure.is_finite() && s.events.is_finite()
+            };
+            if !usable_sums || !sum.is_finite() {
+                measurement.canary = None;
+                measurement.baseline = None;
                 measurement.phase = AnalysisPhase::Error;
                 measurement.message =
-                    Some("counts must be finite and not negative (and so must their sums)".into());
-            } else if canary.exposure <= 0.0 || baseline.exposure <= 0.0 {
+                    Some("counts must not be negative, and their sums must stay finite".into());
+            } else if !usable(&canary) || !usable(&baseline) {
+                // Kept out of the judged intervals so later pairs stay on their own interval.
+                measurement.canary = None;
+                measurement.baseline = None;
                 no_data(
                     &mut measurement,
                     "no exposure (requests) for the canary or the baseline",
                 );
             } else {
-                let config = JudgeConfig {
-                    alpha: combined_alpha(config.alpha, comparisons),
-                    ..*config
-                };
-                let mut intervals: Vec<CountsInterval> = result
-                    .measurements
-                    .iter()
-                    .filter_map(|m| Some((m.canary?, m.baseline?)))
-                    .map(|(c, b)| CountsInterval {
-                        canary_events: c.events,
-                        canary_exposure: c.exposure,
-                        baseline_events: b.events,
-                        baseline_exposure: b.exposure,
-                    })
-                    .collect();
-                intervals.push(CountsInterval {
-                    canary_events: canary.events,
-                    canary_exposure: canary.exposure,
-                    baseline_events: baseline.events,
-                    baseline_exposure: baseline.exposure,
-                });
-                let v = judge_counts(&intervals, &config);
-                let threshold = 1.0 / config.alpha;
-                measurement.phase = phase_of(v.decision);
-                result.message = Some(format!(
-                    "canary {} vs baseline {} ({:.0} of {:.0} vs {:.0} of {:.0}); ratio {} ({:.0}% CI {}–{}); e-value worse {} / not worse {} (decides at {})",
-                    percent(v.canary_rate),
-                    percent(v.baseline_rate),
-                    intervals.iter().map(|i| i.canary_events).sum::<f64>(),
-                    v.canary_exposure,
-                    intervals.iter().map(|i| i.baseline_events).sum::<f64>(),
-                    v.baseline_exposure,
-                    short(v.rate_ratio),
-                    (1.0 - config.alpha) * 100.0,
-                    short(v.ratio_interval.0),
-                    short(v.ratio_interval.1),
-                    short(v.e_value_worse),
-                    short(v.e_value_not_worse),
-                    short(threshold),
-                ));
-                result.judgement = Some(Judgement {
-                    decision: v.decision.as_str().into(),
-                    canary: finite(v.canary_rate),
-                    baseline: finite(v.baseline_rate),
-                    canary_size: v.canary_exposure,
-                    baseline_size: v.baseline_exposure,
-                    estimate: finite(v.rate_ratio),
-                    interval_low: finite(v.ratio_interval.0),
-                    interval_high: finite(v.ratio_interval.1),
-                    p_value: None,
-                    effect_size: None,
-                    e_value_worse: finite(v.e_value_worse),
-                    e_value_not_worse: finite(v.e_value_not_worse),
-                    threshold,
-                });
+                judge_counts_into(result, &mut measurement, config, comparisons);
             }
         }
         (Outcome::Samples { canary, baseline }, VerdictKind::Samples(config)) => {
-            measurement.canary_values = canary.iter().copied().filter(|v| v.is_finite()).collect();
-            measurement.baseline_values =
-                baseline.iter().copied().filter(|v| v.is_finite()).collect();
-            if measurement.canary_values.is_empty() || measurement.baseline_values.is_empty() {
-                no_data(&mut measurement, "no values for the canary or the baseline");
+            // One pair per interval; a missing value on either arm drops the pair, never one side.
+            let (c, b): (Vec<f64>, Vec<f64>) = canary
+                .iter()
+                .zip(&baseline)
+                .filter(|(c, b)| c.is_finite() && b.is_finite())
+                .map(|(c, b)| (*c, *b))
+                .unzip();
+            if c.is_empty() {
+                no_data(&mut measurement, "no value for the canary or the baseline");
             } else {
-                let config = JudgeConfig {
-                    alpha: combined_alpha(config.alpha, comparisons),
-                    ..*config
-                };
-                let all = |f: fn(&Measurement) -> &Vec<f64>, current: &Vec<f64>| {
-                    result
-                        .measurements
-                        .iter()
-                        .flat_map(|m| f(m).iter().copied())
-                        .chain(current.iter().copied())
-                        .collect::<Vec<f64>>()
-                };
-                let c = all(|m| &m.canary_values, &measurement.canary_values);
-                let b = all(|m| &m.baseline_values, &measurement.baseline_values);
-                let v = judge_samples(&c, &b, &config);
-                let threshold = 1.0 / config.alpha;
-                measurement.phase = phase_of(v.decision);
-                result.message = Some(format!(
-                    "canary median {} vs baseline {} (n {} / {}); shift {} ({:.0}% CI {}–{}), Mann-Whitney p {}, effect {}; e-value worse {} / not worse {} (decides at {})",
-                    short(v.canary_median),
-                    short(v.baseline_median),
-                    v.n_canary,
-                    v.n_baseline,
-                    short(v.shift),
-                    (1.0 - config.alpha) * 100.0,
-                    short(v.shift_interval.0),
-                    short(v.shift_interval.1),
-                    short(v.p_value),
-                    short(v.effect_size),
-                    short(v.e_value_worse),
-                    short(v.e_value_not_worse),
-                    short(threshold),
-                ));
-                result.judgement = Some(Judgement {
-                    decision: v.decision.as_str().into(),
-                    canary: finite(v.canary_median),
-                    baseline: finite(v.baseline_median),
-                    canary_size: v.n_canary as f64,
-                    baseline_size: v.n_baseline as f64,
-                    estimate: finite(v.shift),
-                    interval_low: finite(v.shift_interval.0),
-                    interval_high: finite(v.shift_interval.1),
-                    p_value: finite(v.p_value),
-                    effect_size: finite(v.effect_size),
-                    e_value_worse: finite(v.e_value_worse),
-                    e_value_not_worse: finite(v.e_value_not_worse),
-                    threshold,
-                });
+                measurement.canary_values = c;
+                measurement.baseline_values = b;
+                judge_samples_into(result, &mut measurement, config, comparisons);
             }
         }
         (_, _) => {
@@ -555,14 +493,6 @@ pub fn record(
     } else {
         AnalysisPhase::Running
     };
-}
-
-fn phase_of(decision: Decision) -> AnalysisPhase {
-    match decision {
-        Decision::Worse => AnalysisPhase::Failed,
-        Decision::NotWorse => AnalysisPhase::Successful,
-        Decision::Undecided => AnalysisPhase::Running,
-    }
 }
 
 /// The run's verdict and one line for people. Dry-run metrics never decide.
@@ -625,7 +555,7 @@ mod tests {
     fn counts_metric() -> Metric {
         Metric {
             name: "errors-vs-baseline".into(),
-            count: Some(4),
+            count: Some(20),
             provider: MetricProvider {
                 prometheus: Some(PrometheusProvider {
                     address: "http://prometheus:9090".into(),
@@ -715,42 +645,140 @@ mod tests {
     }
 
     #[test]
-    fn comparisons_decide_early_and_undecided_at_the_end_is_inconclusive() {
+    fn comparisons_decide_after_the_minimum_and_undecided_at_the_end_is_inconclusive() {
         let plan = plan_metric("t", &counts_metric()).expect("valid");
         let sample = |events: f64, exposure: f64| CountSample { events, exposure };
+        let counts = |c: CountSample, b: CountSample| Outcome::Counts {
+            canary: c,
+            baseline: b,
+            canary_pods: vec![],
+            baseline_pods: vec![],
+        };
         let mut bad = new_result(&plan);
+        for i in 0..6 {
+            assert_eq!(
+                bad.phase,
+                AnalysisPhase::Running,
+                "no verdict before 6 intervals"
+            );
+            record(
+                &mut bad,
+                &plan,
+                counts(sample(60.0, 600.0), sample(27.0, 5400.0)),
+                at(i * 30),
+                1,
+            );
+        }
+        assert_eq!(bad.phase, AnalysisPhase::Failed, "{:?}", bad.message);
+        let judgement = bad.judgement.clone().expect("numbers");
+        assert!(judgement.interval_low.unwrap_or(0.0) > 0.0, "{judgement:?}");
+        assert_eq!(judgement.canary_events, Some(360.0));
+        let message = bad.message.clone().unwrap_or_default();
+        assert!(message.contains("(360 of 3600)"), "exact counts: {message}");
+
+        let mut metric = counts_metric();
+        metric.compare = Some(Comparison {
+            tolerance: crate::crd::ComparisonTolerance {
+                relative: Some(0.1),
+                absolute: Some(0.005),
+            },
+            ..Default::default()
+        });
+        let plan = plan_metric("t", &metric).expect("valid");
+        let mut few = new_result(&plan);
+        for i in 0..20 {
+            record(
+                &mut few,
+                &plan,
+                counts(sample(0.0, 5.0), sample(0.0, 45.0)),
+                at(i * 30),
+                1,
+            );
+        }
+        assert_eq!(few.phase, AnalysisPhase::Inconclusive, "{:?}", few.message);
+        let message = few.message.clone().unwrap_or_default();
+        assert!(message.contains("more requests per arm"), "{message}");
+    }
+
+    #[test]
+    fn counts_are_printed_as_measured_never_rounded() {
+        // Issue #11: "2 of 10" beside 14.29%: increase() extrapolates to fractions.
+        let plan = plan_metric("t", &counts_metric()).expect("valid");
+        let mut result = new_result(&plan);
         record(
-            &mut bad,
+            &mut result,
             &plan,
             Outcome::Counts {
-                canary: sample(60.0, 600.0),
-                baseline: sample(27.0, 5400.0),
+                canary: CountSample {
+                    events: 1.43,
+                    exposure: 10.0,
+                },
+                baseline: CountSample {
+                    events: 2.0,
+                    exposure: 10.0,
+                },
                 canary_pods: vec![],
                 baseline_pods: vec![],
             },
             at(0),
             1,
         );
-        assert_eq!(bad.phase, AnalysisPhase::Failed);
-        let judgement = bad.judgement.clone().expect("numbers");
-        assert!(judgement.e_value_worse.unwrap_or(0.0) >= judgement.threshold);
+        let message = result.message.unwrap_or_default();
+        assert!(message.contains("14.30% (1.43 of 10)"), "{message}");
+    }
 
-        let mut few = new_result(&plan);
-        for i in 0..4 {
-            record(
-                &mut few,
-                &plan,
-                Outcome::Counts {
-                    canary: sample(0.0, 5.0),
-                    baseline: sample(0.0, 45.0),
-                    canary_pods: vec![],
-                    baseline_pods: vec![],
-                },
-                at(i * 30),
-                1,
-            );
+    #[test]
+    fn a_missing_sample_drops_the_whole_pair() {
+        // Issue #11: record() dropped canary and baseline NaNs separately, so one NaN
+        // shifted every later pair off its interval.
+        let mut metric = counts_metric();
+        metric.provider.prometheus = Some(PrometheusProvider {
+            address: "http://p".into(),
+            query: Some("q".into()),
+            ..Default::default()
+        });
+        metric.compare = Some(Comparison {
+            kind: ComparisonKind::Samples,
+            ..Default::default()
+        });
+        let plan = plan_metric("t", &metric).expect("valid");
+        let mut result = new_result(&plan);
+        let pairs = [(f64::NAN, 1.0), (2.0, f64::NAN), (1.0, 1.0), (1.0, 1.0)];
+        for (i, (c, b)) in pairs.into_iter().enumerate() {
+            let outcome = Outcome::Samples {
+                canary: vec![c],
+                baseline: vec![b],
+            };
+            record(&mut result, &plan, outcome, at(i as i64 * 30), 1);
         }
-        assert_eq!(few.phase, AnalysisPhase::Inconclusive, "{:?}", few.message);
+        let stored: Vec<(Vec<f64>, Vec<f64>)> = result
+            .measurements
+            .iter()
+            .map(|m| (m.canary_values.clone(), m.baseline_values.clone()))
+            .collect();
+        assert_eq!(stored[0], (vec![], vec![]));
+        assert_eq!(stored[1], (vec![], vec![]));
+        assert_eq!(stored[2], (vec![1.0], vec![1.0]));
+        let judgement = result.judgement.expect("judged");
+        assert_eq!(judgement.intervals, Some(2));
+        assert_eq!(judgement.canary_size, 2.0);
+    }
+
+    #[test]
+    fn a_comparison_that_could_never_pass_is_refused() {
+        let mut metric = counts_metric();
+        metric.count = Some(5);
+        let error = plan_metric("t", &metric).unwrap_err();
+        assert!(error.contains("could never pass"), "{error}");
+        metric.compare = Some(Comparison {
+            minimum: Some(crate::crd::ComparisonMinimum {
+                intervals: Some(5),
+                duration: Some("2m".into()),
+                requests: Some(100.0),
+            }),
+            ..Default::default()
+        });
+        assert!(plan_metric("t", &metric).is_ok());
     }
 
     #[test]

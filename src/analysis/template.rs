@@ -18,6 +18,8 @@ pub enum RenderError {
     UnknownPlaceholder(String),
     #[error("query has an unterminated `{{{{`")]
     Unterminated,
+    #[error("condition uses {{{{args.{0}}}}} = {1:?}, which is not a number")]
+    NotANumber(String, String),
 }
 
 /// Escape a value for the inside of a PromQL double-quoted string.
@@ -47,37 +49,88 @@ pub struct Bindings {
     pub interval: String,
 }
 
-/// Replace every placeholder of `query`.
-pub fn render(query: &str, bindings: &Bindings) -> Result<String, RenderError> {
-    let mut out = String::with_capacity(query.len());
-    let mut rest = query;
+/// Replace every `{{name}}` of `text` by what `value` says for the trimmed name.
+fn substitute(
+    text: &str,
+    mut value: impl FnMut(&str) -> Result<String, RenderError>,
+) -> Result<String, RenderError> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
     while let Some(start) = rest.find("{{") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
         let end = after.find("}}").ok_or(RenderError::Unterminated)?;
-        let name = after[..end].trim();
-        let value = if let Some(arg) = name.strip_prefix("args.") {
+        out.push_str(&value(after[..end].trim())?);
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Replace every placeholder of `query`.
+pub fn render(query: &str, bindings: &Bindings) -> Result<String, RenderError> {
+    substitute(query, |name| {
+        if let Some(arg) = name.strip_prefix("args.") {
             bindings
                 .args
                 .get(arg)
                 .map(|v| escape_promql_string(v))
-                .ok_or_else(|| RenderError::UnknownArg(arg.into()))?
+                .ok_or_else(|| RenderError::UnknownArg(arg.into()))
         } else if name == "revision" {
             bindings
                 .revision
                 .as_deref()
                 .map(escape_promql_string)
-                .ok_or_else(|| RenderError::UnknownPlaceholder(name.into()))?
+                .ok_or_else(|| RenderError::UnknownPlaceholder(name.into()))
         } else if name == "interval" {
-            bindings.interval.clone()
+            Ok(bindings.interval.clone())
         } else {
+            Err(RenderError::UnknownPlaceholder(name.into()))
+        }
+    })
+}
+
+/// Fill the `{{args.NAME}}` placeholders of a success or failure condition.
+/// Only numbers are accepted, so an argument can set a threshold but never
+/// add logic to the condition.
+pub fn render_condition(
+    condition: &str,
+    args: &BTreeMap<String, String>,
+) -> Result<String, RenderError> {
+    substitute(condition, |name| {
+        let Some(arg) = name.strip_prefix("args.") else {
             return Err(RenderError::UnknownPlaceholder(name.into()));
         };
-        out.push_str(&value);
-        rest = &after[end + 2..];
+        let value = args
+            .get(arg)
+            .ok_or_else(|| RenderError::UnknownArg(arg.into()))?;
+        match value.trim().parse::<f64>() {
+            Ok(number) if number.is_finite() => Ok(number.to_string()),
+            _ => Err(RenderError::NotANumber(arg.into(), value.clone())),
+        }
+    })
+}
+
+/// A condition with every placeholder replaced by `0`, to check its syntax
+/// before the arguments are known.
+pub fn condition_shape(condition: &str) -> String {
+    let mut out = String::with_capacity(condition.len());
+    let mut rest = condition;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        match rest[start + 2..].find("}}") {
+            Some(end) => {
+                out.push('0');
+                rest = &rest[start + 2 + end + 2..];
+            }
+            None => {
+                out.push_str(&rest[start..]);
+                rest = "";
+            }
+        }
     }
     out.push_str(rest);
-    Ok(out)
+    out
 }
 
 /// A duration in PromQL syntax (`90s`, `5m`): whole seconds, at least one.
@@ -117,6 +170,23 @@ mod tests {
         let q = r#"up{job="{{args.evil}}"}"#;
         let out = render(q, &bindings()).expect("renders");
         assert_eq!(out, r#"up{job="x\"} or vector(1) or {a=\"\\"}"#);
+    }
+
+    #[test]
+    fn condition_arguments_set_numbers_and_nothing_else() {
+        // Issue #11: error-rate-threshold.yaml's max-error-ratio was ignored.
+        let mut args = bindings().args;
+        args.insert("max".into(), "0.02".into());
+        assert_eq!(
+            render_condition("result < {{args.max}}", &args),
+            Ok("result < 0.02".into())
+        );
+        args.insert("max".into(), "0.02 || result > -1".into());
+        assert!(matches!(
+            render_condition("result < {{args.max}}", &args),
+            Err(RenderError::NotANumber(..))
+        ));
+        assert_eq!(condition_shape("result < {{args.max}}"), "result < 0");
     }
 
     #[test]

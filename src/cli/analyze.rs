@@ -1,6 +1,8 @@
 //! `sluice analyze`: evaluate a template against Prometheus over a past window,
 //! for two revisions, and print each measurement, the numbers and the verdict.
-//! The way to tune a template before a rollout depends on it.
+//! The way to tune a template before a rollout depends on it, so it replays
+//! exactly the controller's schedule (`next_due`, `record`): `--since` plays
+//! the role of the run's start.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -10,7 +12,7 @@ use jiff::Timestamp;
 use kube::{Api, Client};
 
 use crate::analysis::measure::{measure, prepare_metric};
-use crate::analysis::run::{VerdictKind, new_result, overall, record};
+use crate::analysis::run::{MetricPlan, VerdictKind, new_result, next_due, overall, record};
 use crate::crd::{AnalysisPhase, AnalysisTemplate, AnalysisTemplateSpec, ClusterAnalysisTemplate};
 
 /// Flags of `sluice analyze`.
@@ -40,7 +42,9 @@ pub struct AnalyzeArgs {
     /// Template arguments, `name=value` (repeatable).
     #[arg(long = "arg", value_parser = parse_arg)]
     pub args: Vec<(String, String)>,
-    /// Length of the window to replay, ending at --until.
+    /// Length of the window to replay, ending at --until. Its start plays the
+    /// run's start: the first measurement is at start + initialDelay, then one
+    /// per interval, as the controller does.
     #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
     pub since: Duration,
     /// End of the window (RFC 3339), default now.
@@ -112,6 +116,11 @@ async fn load(args: &AnalyzeArgs) -> Result<(String, AnalysisTemplateSpec), Erro
     Ok((name, spec))
 }
 
+/// When the controller takes a run's first measurement of `plan`, for a run started at `start`.
+fn first_measurement(start: Timestamp, plan: &MetricPlan) -> Result<Timestamp, Error> {
+    next_due(&new_result(plan), plan, start).ok_or(Error::Window)
+}
+
 /// Run `sluice analyze`; the error carries a non-success verdict.
 pub async fn run(args: AnalyzeArgs) -> Result<(), Error> {
     let (name, spec) = load(&args).await?;
@@ -160,9 +169,8 @@ pub async fn run(args: AnalyzeArgs) -> Result<(), Error> {
                 ""
             }
         );
-        let mut at = start
-            .checked_add(p.plan.initial_delay + p.plan.interval)
-            .map_err(|_| Error::Window)?;
+        // The controller's schedule: the first measurement at `initialDelay`, then one per interval.
+        let mut at = first_measurement(start, &p.plan)?;
         while at <= until && !result.phase.is_finished() {
             let outcome = measure(p, &args.canary, &args.baseline, at, None).await;
             record(&mut result, &p.plan, outcome, at, comparisons);
@@ -196,5 +204,41 @@ pub async fn run(args: AnalyzeArgs) -> Result<(), Error> {
     match phase {
         AnalysisPhase::Successful => Ok(()),
         other => Err(Error::Verdict(other.as_str())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::run::plan_metric;
+    use crate::crd::{Comparison, Metric, MetricProvider, PrometheusProvider};
+
+    #[test]
+    fn the_replay_measures_first_at_the_initial_delay_like_the_controller() {
+        let metric = Metric {
+            name: "errors".into(),
+            interval: Some("30s".into()),
+            initial_delay: Some("1m".into()),
+            count: Some(20),
+            provider: MetricProvider {
+                prometheus: Some(PrometheusProvider {
+                    address: "http://p".into(),
+                    events: Some("e".into()),
+                    exposure: Some("x".into()),
+                    ..Default::default()
+                }),
+                scrape: None,
+            },
+            compare: Some(Comparison::default()),
+            ..Default::default()
+        };
+        let plan = plan_metric("t", &metric).expect("valid");
+        let start = Timestamp::from_second(1_800_000_000).expect("valid");
+        let first = first_measurement(start, &plan).expect("due");
+        assert_eq!(
+            first,
+            start.checked_add(Duration::from_secs(60)).expect("valid")
+        );
+        assert_eq!(Some(first), next_due(&new_result(&plan), &plan, start));
     }
 }

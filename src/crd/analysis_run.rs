@@ -238,14 +238,24 @@ pub struct Judgement {
     /// Baseline: rate (counts) or median (samples).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline: Option<f64>,
-    /// Canary sample size: exposure (counts) or number of values (samples).
+    /// Canary sample size: exposure, e.g. requests (counts), or intervals (samples).
     pub canary_size: f64,
     /// Baseline sample size.
     pub baseline_size: f64,
-    /// Rate ratio canary/baseline (counts) or Hodges-Lehmann shift canary - baseline (samples).
+    /// Counts: the canary's events (e.g. errors), exactly as measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_events: Option<f64>,
+    /// Counts: the baseline's events, exactly as measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_events: Option<f64>,
+    /// Intervals judged (each one paired observation of canary and baseline).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intervals: Option<i32>,
+    /// Mean per-interval rate difference canary - baseline (counts) or
+    /// Hodges-Lehmann shift canary - baseline (samples).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub estimate: Option<f64>,
-    /// Lower end of the confidence interval of the estimate.
+    /// Lower end of the confidence interval of the estimate (counts: valid at every look).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval_low: Option<f64>,
     /// Upper end of the confidence interval of the estimate.
@@ -257,12 +267,15 @@ pub struct Judgement {
     /// Effect size (samples: rank-biserial correlation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub effect_size: Option<f64>,
-    /// Evidence that the canary is worse beyond the tolerance; Failed at 1/alpha.
+    /// Samples: evidence (sign-test e-value) that the canary is worse beyond the tolerance; Failed at `threshold`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub e_value_worse: Option<f64>,
-    /// Evidence that it is not; Successful early at 1/alpha.
+    /// Samples: evidence that it is not; Successful at `threshold` once the minimum exposure is met.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub e_value_not_worse: Option<f64>,
-    /// The e-value threshold in force (metrics × 1/alpha, Bonferroni).
+    /// 1/alpha in force (metrics × 1/(1 - confidence), Bonferroni).
     pub threshold: f64,
+    /// What a verdict still needs, e.g. "needs about 1200 more requests per arm at the current rate".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub needs: Option<String>,
 }

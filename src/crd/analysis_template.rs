@@ -225,7 +225,8 @@ pub struct PrometheusProvider {
     #[schemars(length(min = 1, max = 512))]
     pub address: String,
     /// Instant query. Thresholds: its single value is `result`. Samples
-    /// comparisons: evaluated per revision as a range query over the interval.
+    /// comparisons: evaluated per revision at each measurement; its window
+    /// should be `[{{interval}}]` so that values of successive intervals share no requests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 4096))]
     pub query: Option<String>,
@@ -237,7 +238,9 @@ pub struct PrometheusProvider {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 4096))]
     pub exposure: Option<String>,
-    /// Resolution of range queries for samples comparisons. Defaults to interval / 6.
+    /// Deprecated and ignored: a Samples comparison takes one value per
+    /// interval (an instant query whose window is `{{interval}}`), so that no
+    /// two values share requests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 32))]
     pub step: Option<String>,
@@ -270,8 +273,9 @@ pub struct BasicAuth {
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Comparison {
-    /// `Counts`: events against exposure (errors per request), from `events` and
-    /// `exposure`. `Samples`: values of a series (latency), from `query`.
+    /// `Counts`: events against exposure (errors per request, or requests slower
+    /// than a histogram bucket), from `events` and `exposure`. `Samples`: one
+    /// value per interval of a series (a latency quantile), from `query`.
     pub kind: ComparisonKind,
     /// Which change is bad. Defaults to Increase.
     #[serde(default)]
@@ -279,9 +283,31 @@ pub struct Comparison {
     /// Changes smaller than this are not regressions.
     #[serde(default)]
     pub tolerance: ComparisonTolerance,
-    /// Confidence that a Failed or early Successful verdict is right, e.g. 0.95. Defaults to 0.95.
+    /// Confidence that a Failed or Successful verdict is right, e.g. 0.95. Defaults to 0.95.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confidence: Option<f64>,
+    /// The least evidence before the canary can pass; less data is
+    /// Inconclusive, never a pass. Defaults: 6 intervals, 5m, 2000 requests per arm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minimum: Option<ComparisonMinimum>,
+}
+
+/// Minimum exposure before a comparison may pass (and, for `intervals`, fail).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ComparisonMinimum {
+    /// Intervals (measurements with data on both arms) before any verdict. Defaults to 6.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 3 && self <= 200").message("minimum.intervals must be between 3 and 200"))]
+    pub intervals: Option<i32>,
+    /// Time observed (intervals × interval) before a pass, e.g. `5m`. Defaults to 5m.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32))]
+    pub duration: Option<String>,
+    /// Counts comparisons: exposure (requests) of each arm before a pass. Defaults to 2000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 0.0").message("minimum.requests must not be negative"))]
+    pub requests: Option<f64>,
 }
 
 /// Kinds of comparison.

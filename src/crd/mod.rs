@@ -19,8 +19,9 @@ pub use analysis_run::{
 };
 pub use analysis_template::{
     AnalysisTemplate, AnalysisTemplateSpec, BadDirection, BasicAuth, ClusterAnalysisTemplate,
-    ClusterAnalysisTemplateSpec, Comparison, ComparisonKind, ComparisonTolerance, Metric,
-    MetricProvider, NoDataPolicy, PrometheusProvider, ScrapeProvider, TemplateArg,
+    ClusterAnalysisTemplateSpec, Comparison, ComparisonKind, ComparisonMinimum,
+    ComparisonTolerance, Metric, MetricProvider, NoDataPolicy, PrometheusProvider, ScrapeProvider,
+    TemplateArg,
 };
 pub use git_repository::{
     ClusterGitRepository, ClusterGitRepositorySpec, GitRepository, GitRepositorySpec,
