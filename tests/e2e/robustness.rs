@@ -383,9 +383,11 @@ async fn an_analysis_stored_with_an_endless_interval_ends_instead_of_stalling() 
         message.contains("interval \"99999999999h\" must be at most 24h"),
         "{message}"
     );
-    let aborted = wait_phase(&admin, &ns, "api", RolloutPhase::Aborted, SETTLE).await;
-    let status = aborted.status.unwrap_or_default();
-    assert_eq!(status.current_weight, 0, "traffic is back on stable");
+    // An Error verdict cannot tell: the Rollout holds for a human
+    // (analysisCannotTell: Hold), stable untouched, Git untouched.
+    let held = wait_phase(&admin, &ns, "api", RolloutPhase::Paused, SETTLE).await;
+    let status = held.status.unwrap_or_default();
     assert_eq!(status.stable_revision, Some(stable));
+    assert!(status.abort.is_none(), "an Error never aborts by default");
     drop(controller);
 }
