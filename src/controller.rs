@@ -7,8 +7,6 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Service;
-use kube::runtime::events::Recorder;
-use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, watcher};
 use kube::{Api, Client};
@@ -112,13 +110,7 @@ pub async fn run(options: Options) -> Result<(), Error> {
     let ctx = Arc::new(Context {
         client: client.clone(),
         metrics,
-        recorder: Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: "sluice".into(),
-                instance: Some(options.identity.clone()),
-            },
-        ),
+        events: reconcile::events::EventWriter::new(client.clone(), "sluice", &options.identity),
         git: Arc::new(reconcile::git_revert::GitReverter::new(
             options.git_workspace.clone(),
         )),

@@ -16,10 +16,9 @@ use std::time::Duration;
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams};
-use kube::runtime::events::{Event, EventType};
-use kube::{Api, Resource, ResourceExt};
+use kube::{Api, ResourceExt};
 use serde_json::json;
-use tracing::{info, warn};
+use tracing::warn;
 
 use super::Context;
 use super::git_source::{Prepared, prepare_request};
@@ -417,32 +416,9 @@ impl GitReverter {
         reason: &str,
         note: String,
     ) {
-        let key = format!(
-            "{}/{}",
-            rollout.namespace().unwrap_or_default(),
-            rollout.name_any()
-        );
         record.message = Some(note.clone());
-        if warning {
-            warn!(rollout = %key, "{note}");
-        } else {
-            info!(rollout = %key, "{note}");
-        }
         record_state(ctx, rollout, &record).await;
-        let event = Event {
-            type_: if warning {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            },
-            reason: reason.into(),
-            note: Some(note),
-            action: "GitRevert".into(),
-            secondary: None,
-        };
-        if let Err(e) = ctx.recorder.publish(&event, &rollout.object_ref(&())).await {
-            warn!(rollout = %key, error = %e, "cannot publish Event");
-        }
+        super::publish_as(ctx, rollout, "GitRevert", warning, reason, &note).await;
     }
 }
 

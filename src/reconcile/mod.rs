@@ -9,6 +9,7 @@ pub mod alert_targets;
 pub mod alerts;
 pub mod analysis;
 pub mod apply;
+pub mod events;
 pub mod git_revert;
 pub mod git_source;
 pub mod isolate;
@@ -20,7 +21,6 @@ use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Client, Resource, ResourceExt};
 use tracing::{info, warn};
 
@@ -67,8 +67,8 @@ pub struct Context {
     pub client: Client,
     /// Metrics registry.
     pub metrics: Arc<Metrics>,
-    /// Publishes Events (and folds repeats into series).
-    pub recorder: Recorder,
+    /// Publishes core/v1 Events, folding exact repeats into a count.
+    pub events: events::EventWriter,
     /// Reverts the image commit in Git after an abort.
     pub git: Arc<git_revert::GitReverter>,
     /// Sends alerts about the Rollouts' events.
@@ -229,20 +229,9 @@ pub(crate) async fn publish_as(
     } else {
         info!(rollout = %rollout.name_any(), reason, "{note}");
     }
-    let event = Event {
-        type_: if warning {
-            EventType::Warning
-        } else {
-            EventType::Normal
-        },
-        reason: reason.into(),
-        note: Some(note.chars().take(1000).collect()),
-        action: action.into(),
-        secondary: None,
-    };
-    if let Err(err) = ctx.recorder.publish(&event, &rollout.object_ref(&())).await {
-        warn!(rollout = %rollout.name_any(), error = %err, "cannot publish Event");
-    }
+    ctx.events
+        .publish(rollout, action, warning, reason, note)
+        .await;
 }
 
 /// What to do after a failed reconcile: log it and retry later, never hot-loop.

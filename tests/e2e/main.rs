@@ -10,6 +10,7 @@ mod analysis;
 mod blue_green;
 mod canary;
 mod controls;
+mod events;
 mod git_chaos;
 mod git_loop;
 mod harness;
