@@ -127,6 +127,8 @@ spec:
         kind: Counts
         direction: Increase
         tolerance: {relative: 0.5, absolute: 0.02}
+        # Shortened for a demo at 200 req/s; production defaults are 6 intervals, 5m, 2000 requests.
+        minimum: {intervals: 6, duration: 30s, requests: 200}
 YAML
 commit() { # message
   git -C "$DEMO/ci" -c user.name="CI" -c user.email="ci@example.com" commit -q -am "$1"
