@@ -7,10 +7,10 @@
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Service;
-use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::{Api, Client};
 use serde_json::json;
-use sluice::crd::RolloutPhase;
+use sluice::crd::{Rollout, RolloutPhase};
 use sluice::engine::controls;
 
 use super::blue_green::{error_ratio_template, rollout_doc};
@@ -164,6 +164,21 @@ async fn a_gitops_reapply_and_the_revert_sync_never_switch_a_failed_blue_green_p
     );
 }
 
+/// The gateway example rolled out, then `web:1.0.1` held by a pause at 25%.
+async fn canary_held_at_25(admin: &Client, ns: &str) -> Rollout {
+    for file in ["services.yaml", "httproute.yaml"] {
+        apply_example(admin, ns, &format!("gateway-canary/{file}"), |_| {}).await;
+    }
+    apply_example(admin, ns, "gateway-canary/rollout.yaml", |doc| {
+        speed_up(doc);
+        doc["spec"]["strategy"]["canary"]["steps"] = json!([{"setWeight": 25}, {"pause": {}}]);
+    })
+    .await;
+    wait_phase(admin, ns, "web", RolloutPhase::Healthy, SETTLE).await;
+    set_image(admin, ns, "web", "registry.example.com/web:1.0.1").await;
+    wait_phase(admin, ns, "web", RolloutPhase::Paused, SETTLE).await
+}
+
 #[tokio::test]
 async fn without_the_policy_a_reset_selector_is_repaired_on_the_service_event() {
     let admin = admin_client().await;
@@ -172,17 +187,7 @@ async fn without_the_policy_a_reset_selector_is_repaired_on_the_service_event() 
     let kubeconfig = service_account_kubeconfig(&admin, &ns).await;
     let _controller =
         ControllerProcess::start(&kubeconfig, &ns, "safety-watch", &["--no-leader-election"]);
-    for file in ["services.yaml", "httproute.yaml"] {
-        apply_example(&admin, &ns, &format!("gateway-canary/{file}"), |_| {}).await;
-    }
-    apply_example(&admin, &ns, "gateway-canary/rollout.yaml", |doc| {
-        speed_up(doc);
-        doc["spec"]["strategy"]["canary"]["steps"] = json!([{"setWeight": 25}, {"pause": {}}]);
-    })
-    .await;
-    wait_phase(&admin, &ns, "web", RolloutPhase::Healthy, SETTLE).await;
-    set_image(&admin, &ns, "web", "registry.example.com/web:1.0.1").await;
-    let paused = wait_phase(&admin, &ns, "web", RolloutPhase::Paused, SETTLE).await;
+    let paused = canary_held_at_25(&admin, &ns).await;
     let stable = paused
         .status
         .and_then(|s| s.stable_revision)
@@ -300,17 +305,7 @@ async fn a_deleted_canary_service_takes_the_canary_weight_to_zero_at_once() {
         "safety-missing",
         &["--no-leader-election"],
     );
-    for file in ["services.yaml", "httproute.yaml"] {
-        apply_example(&admin, &ns, &format!("gateway-canary/{file}"), |_| {}).await;
-    }
-    apply_example(&admin, &ns, "gateway-canary/rollout.yaml", |doc| {
-        speed_up(doc);
-        doc["spec"]["strategy"]["canary"]["steps"] = json!([{"setWeight": 25}, {"pause": {}}]);
-    })
-    .await;
-    wait_phase(&admin, &ns, "web", RolloutPhase::Healthy, SETTLE).await;
-    set_image(&admin, &ns, "web", "registry.example.com/web:1.0.1").await;
-    wait_phase(&admin, &ns, "web", RolloutPhase::Paused, SETTLE).await;
+    canary_held_at_25(&admin, &ns).await;
     assert_eq!(
         route_canary_weight(&admin, &ns, "web", "web-canary").await,
         Some(25)
