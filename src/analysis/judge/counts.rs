@@ -3,9 +3,12 @@
 //! Interval `i` gives the rate difference `c_i - b_i` (canary events over its
 //! exposure minus the baseline's). Under "same version" its mean is zero
 //! whatever the traffic does, bursts included, as long as the two arms'
-//! intervals are independent of each other's labels; its spread is estimated
-//! from the intervals themselves (so overdispersion is measured, not
-//! assumed) and never taken below the Poisson spread of the pooled rate.
+//! intervals are independent of each other's labels. Its spread is the
+//! binomial noise of each arm's rate (known, independent between intervals)
+//! plus whatever excess the intervals show beyond it (bursts, slow spells:
+//! measured, not assumed), the excess inflated for dependence between
+//! neighbouring intervals as the baseline's own rates show it (see
+//! [`super::sequential`]).
 //!
 //! A regression beyond the tolerance means the canary rate exceeds both
 //! `(1 + relative) * baseline` and `baseline + absolute`; each margin is a
@@ -88,7 +91,14 @@ fn contrasts(config: &JudgeConfig, side: Side) -> Vec<Contrast> {
     }
 }
 
-fn summary(intervals: &[CountsInterval], sign: f64, c: Contrast, pooled: f64) -> MeanSummary {
+/// Each arm's rate over the whole comparison, for the binomial-noise floor.
+#[derive(Debug, Clone, Copy)]
+struct FloorRates {
+    canary: f64,
+    baseline: f64,
+}
+
+fn summary(intervals: &[CountsInterval], sign: f64, c: Contrast, rates: FloorRates) -> MeanSummary {
     let values: Vec<f64> = intervals
         .iter()
         .map(|i| {
@@ -98,12 +108,23 @@ fn summary(intervals: &[CountsInterval], sign: f64, c: Contrast, pooled: f64) ->
         })
         .collect();
     // What Poisson noise alone would give one interval, on average.
+    // What binomial noise alone would give one interval, on average: it is
+    // independent from interval to interval, whatever the traffic does.
     let floor = intervals
         .iter()
-        .map(|i| pooled * (1.0 / i.canary_exposure + c.k * c.k / i.baseline_exposure))
+        .map(|i| {
+            rates.canary / i.canary_exposure + c.k * c.k * rates.baseline / i.baseline_exposure
+        })
         .sum::<f64>()
         / intervals.len().max(1) as f64;
-    MeanSummary::of(&values, floor)
+    // Under "same version" the canary's intervals depend on each other as the
+    // baseline's do; reading that from the baseline keeps a canary-only
+    // regression that starts mid-step from passing for "dependence".
+    let baseline_rates: Vec<f64> = intervals
+        .iter()
+        .map(|i| i.baseline_events / i.baseline_exposure)
+        .collect();
+    MeanSummary::with_dependence_from(&values, floor, &baseline_rates)
 }
 
 /// Judge error-like counts against exposure over all intervals so far.
@@ -113,9 +134,12 @@ pub fn judge_counts(all: &[CountsInterval], config: &JudgeConfig) -> CountsVerdi
     let (ce, cx) = (sum(|i| i.canary_events), sum(|i| i.canary_exposure));
     let (be, bx) = (sum(|i| i.baseline_events), sum(|i| i.baseline_exposure));
     let n = intervals.len();
-    // One extra event keeps the floor above zero while no errors have been seen:
-    // zero errors in a few requests says little about the rate.
-    let pooled = ((ce + be + 1.0) / (cx + bx).max(1.0)).min(1.0);
+    // Half an extra event keeps the floor above zero while no errors have been
+    // seen: zero errors in a few requests says little about the rate.
+    let floor_rates = FloorRates {
+        canary: ((ce + 0.5) / cx.max(1.0)).min(1.0),
+        baseline: ((be + 0.5) / bx.max(1.0)).min(1.0),
+    };
 
     let sides = config.direction.sides();
     let alpha = config.alpha / sides.len() as f64;
@@ -127,7 +151,7 @@ pub fn judge_counts(all: &[CountsInterval], config: &JudgeConfig) -> CountsVerdi
         let beta = config.beta / cs.len() as f64;
         let summaries: Vec<MeanSummary> = cs
             .iter()
-            .map(|c| summary(&intervals, side.sign(), *c, pooled))
+            .map(|c| summary(&intervals, side.sign(), *c, floor_rates))
             .collect();
         if summaries.iter().all(|s| s.lower(alpha) > 0.0) {
             worse = true;
@@ -144,7 +168,7 @@ pub fn judge_counts(all: &[CountsInterval], config: &JudgeConfig) -> CountsVerdi
             };
         }
     }
-    let difference = summary(&intervals, 1.0, Contrast { k: 1.0, a: 0.0 }, pooled);
+    let difference = summary(&intervals, 1.0, Contrast { k: 1.0, a: 0.0 }, floor_rates);
     let enough_for_any = n >= config.minimum.intervals;
     let enough_to_pass =
         config.long_enough(n) && cx >= config.minimum.exposure && bx >= config.minimum.exposure;

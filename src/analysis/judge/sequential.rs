@@ -9,16 +9,29 @@
 //! running sum with a plug-in variance. Checked after every interval, the
 //! chance that the true mean is ever outside its bound is about `alpha`.
 //!
-//! The plug-in variance is never below a floor the caller supplies (for
-//! counts: what Poisson noise alone would give), because a handful of quiet
-//! intervals can otherwise estimate a variance near zero and turn one stray
-//! error into "proof".
+//! The plug-in variance is a floor the caller knows (for counts: what
+//! binomial noise alone gives, independent from interval to interval) plus
+//! the excess the intervals show beyond it. The floor keeps a handful of
+//! quiet intervals from estimating a variance near zero and turning one stray
+//! error into "proof"; the excess is multiplied by a dependence factor,
+//! because a burst or a slow spell that outlasts an interval makes
+//! neighbouring observations alike, and only the excess is widened for
+//! having been estimated from few intervals.
+//!
+//! Assumptions, and what happens when they fail: the observations' mean is
+//! what is tested (paired intervals share traffic conditions); dependence
+//! reaches a few intervals (lag-1 autocorrelation up to 0.8 is allowed for).
+//! Per-arm deviations that persist for most of the comparison cannot be told
+//! from a regression by any test on that data: they raise false aborts.
 
 use statrs::distribution::{ContinuousCDF, Normal};
 
 /// Intrinsic time (in intervals) at which the boundary is tightest. Chosen
 /// with the bench: canaries are judged for roughly 5-20 intervals.
-const TIGHTEST_AT_INTERVALS: f64 = 8.0;
+const TIGHTEST_AT_INTERVALS: f64 = 12.0;
+
+/// Largest lag-1 autocorrelation the dependence factor assumes (a factor of 9).
+const MAX_SHARED: f64 = 0.8;
 
 /// Summary of the observations so far.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -27,36 +40,49 @@ pub struct MeanSummary {
     pub mean: f64,
     /// Standard deviation of one observation (sample estimate, floored).
     pub spread: f64,
+    /// Share of the variance estimated from the intervals themselves (the
+    /// rest is the known floor); that share is uncertain and widens the bound.
+    pub estimated_share: f64,
 }
 
 impl MeanSummary {
     /// Mean and floored spread of `values`; `floor_variance` is the smallest
     /// variance of one observation the caller believes possible.
     pub fn of(values: &[f64], floor_variance: f64) -> MeanSummary {
+        MeanSummary::with_dependence_from(values, floor_variance, values)
+    }
+
+    /// As [`MeanSummary::of`], with the dependence between neighbouring
+    /// intervals read from `reference` (a series that shares the traffic's
+    /// dependence but not the effect under test, such as the baseline's own
+    /// rates) instead of from `values`.
+    pub fn with_dependence_from(
+        values: &[f64],
+        floor_variance: f64,
+        reference: &[f64],
+    ) -> MeanSummary {
         let n = values.len();
         if n == 0 {
             return MeanSummary {
                 n,
                 mean: f64::NAN,
                 spread: f64::NAN,
+                estimated_share: 1.0,
             };
         }
         let count = n as f64;
         let mean = values.iter().sum::<f64>() / count;
-        let sample_variance = if n > 1 {
-            let deviations: Vec<f64> = values.iter().map(|v| v - mean).collect();
-            let lag0 = deviations.iter().map(|d| d * d).sum::<f64>() / (count - 1.0);
-            // Neighbouring intervals share what straddles their boundary (a burst,
-            // a slow minute): a Newey-West term adds their positive covariance.
-            let lag1 = deviations.windows(2).map(|w| w[0] * w[1]).sum::<f64>() / (count - 1.0);
-            lag0 + lag1.max(0.0)
-        } else {
-            0.0
-        };
+        let (variance, estimated_share) = split_variance(
+            values,
+            mean,
+            floor_variance,
+            lag1_autocorrelation(reference),
+        );
         MeanSummary {
             n,
             mean,
-            spread: sample_variance.max(floor_variance).max(0.0).sqrt(),
+            spread: variance.max(0.0).sqrt(),
+            estimated_share,
         }
     }
 
@@ -65,8 +91,7 @@ impl MeanSummary {
         if self.n == 0 || !self.spread.is_finite() || !(alpha > 0.0 && alpha < 1.0) {
             return f64::INFINITY;
         }
-        self.spread * small_sample_factor(self.n, alpha) * boundary(self.n as f64, alpha)
-            / self.n as f64
+        self.spread * self.widening(self.n, alpha) * boundary(self.n as f64, alpha) / self.n as f64
     }
 
     /// Lower confidence bound of the mean at level `alpha`, valid at every look.
@@ -87,9 +112,8 @@ impl MeanSummary {
             return None;
         }
         // The boundary grows like sqrt(n log n): walk in doubling steps, then bisect.
-        let fits = |n: f64| {
-            self.spread * small_sample_factor(n as usize, alpha) * boundary(n, alpha) / n < gap
-        };
+        let fits =
+            |n: f64| self.spread * self.widening(n as usize, alpha) * boundary(n, alpha) / n < gap;
         let (mut low, mut high) = (self.n.max(1) as f64, self.n.max(1) as f64);
         while !fits(high) {
             low = high;
@@ -108,6 +132,63 @@ impl MeanSummary {
         }
         Some(high as usize)
     }
+}
+
+impl MeanSummary {
+    fn widening(&self, n: usize, alpha: f64) -> f64 {
+        if n < 2 {
+            return f64::INFINITY;
+        }
+        1.0 + (small_sample_factor(n, alpha) - 1.0) * self.estimated_share
+    }
+}
+
+/// Variance of one observation as the known floor (noise that is
+/// independent from interval to interval, such as Poisson noise) plus the
+/// excess the intervals show beyond it. Only the excess can be shared by
+/// neighbouring intervals (a burst or slow spell straddling a boundary, a
+/// per-pod slowdown that lasts minutes), so only the excess is multiplied by
+/// the dependence factor `(1 + r) / (1 - r)` (the long-run variance of an
+/// AR(1) process), with `r` the lag-1 autocorrelation corrected for its
+/// small-sample bias (Kendall: about `-(1 + 3r) / n`), raised by one standard
+/// error and kept in `[0, MAX_SHARED]`. Returns the variance and the
+/// share of it that was estimated.
+fn split_variance(values: &[f64], mean: f64, floor: f64, observed: f64) -> (f64, f64) {
+    let n = values.len();
+    let floor = floor.max(0.0);
+    if n < 2 {
+        return (floor, if floor > 0.0 { 0.0 } else { 1.0 });
+    }
+    let count = n as f64;
+    let lag0 = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (count - 1.0);
+    let excess = (lag0 - floor).max(0.0);
+    // Bias-corrected, then one standard error (about 1/sqrt(n)) on top: with
+    // ten intervals the estimate is rough, and erring high only costs time.
+    let assumed =
+        (observed + (1.0 + 3.0 * observed) / count + 1.0 / count.sqrt()).clamp(0.0, MAX_SHARED);
+    let dependence = (1.0 + assumed) / (1.0 - assumed);
+    let shared = excess * dependence;
+    let variance = floor + shared;
+    let share = if variance > 0.0 {
+        shared / variance
+    } else {
+        1.0
+    };
+    (variance, share)
+}
+
+/// Lag-1 autocorrelation of a series (0 when it cannot be computed).
+fn lag1_autocorrelation(series: &[f64]) -> f64 {
+    let finite: Vec<f64> = series.iter().copied().filter(|v| v.is_finite()).collect();
+    let n = finite.len();
+    if n < 2 {
+        return 0.0;
+    }
+    let mean = finite.iter().sum::<f64>() / n as f64;
+    let deviations: Vec<f64> = finite.iter().map(|v| v - mean).collect();
+    let lag0 = deviations.iter().map(|d| d * d).sum::<f64>();
+    let lag1 = deviations.windows(2).map(|w| w[0] * w[1]).sum::<f64>();
+    if lag0 > 0.0 { lag1 / lag0 } else { 0.0 }
 }
 
 /// A spread estimated from few intervals is itself uncertain: widen the
@@ -142,15 +223,45 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_single_outlier_gives_a_studentised_mean_of_one() {
-        // One canary-only burst among quiet intervals: mean / (sd / sqrt n) is exactly 1,
-        // far below any boundary, so a lone burst can never prove a regression.
-        let mut values = vec![0.0; 9];
-        values.push(0.2);
-        let s = MeanSummary::of(&values, 0.0);
-        let studentised = s.mean / (s.spread / (s.n as f64).sqrt());
-        assert!((studentised - 1.0).abs() < 1e-9, "{studentised}");
-        assert!(s.lower(0.05) < 0.0);
+    fn a_single_outlier_never_proves_a_regression_however_large() {
+        // One canary-only burst among quiet intervals: its studentised mean is
+        // at most 1 whatever its size, far below any boundary.
+        for n in [6, 10, 20, 40] {
+            for size in [0.01, 0.2, 1.0] {
+                let mut values = vec![0.0; n - 1];
+                values.push(size);
+                let s = MeanSummary::of(&values, 0.0);
+                assert!(s.lower(0.05) < 0.0, "n {n}, size {size}: {s:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn variance_at_the_floor_is_known_and_only_the_excess_is_widened() {
+        // Alternating values whose variance is under the floor: the floor is the spread,
+        // nothing was estimated, so no small-sample widening.
+        let quiet = [0.01, -0.01, 0.01, -0.01, 0.01, -0.01, 0.01, -0.01];
+        let s = MeanSummary::of(&quiet, 0.0004);
+        assert!((s.spread - 0.02).abs() < 1e-12, "{s:?}");
+        assert_eq!(s.estimated_share, 0.0);
+        // Far above the floor: almost all of it was estimated.
+        let loud = [0.1, -0.1, 0.1, -0.1, 0.1, -0.1, 0.1, -0.1];
+        assert!(MeanSummary::of(&loud, 0.0004).estimated_share > 0.9);
+    }
+
+    #[test]
+    fn an_excess_that_persists_across_intervals_widens_the_spread() {
+        // The same excess, once alternating (no dependence), once in long runs (a slow
+        // spell lasting several intervals): the persistent one is worth fewer observations.
+        let alternating: Vec<f64> = (0..12)
+            .map(|i| if i % 2 == 0 { 0.1 } else { -0.1 })
+            .collect();
+        let persistent: Vec<f64> = (0..12)
+            .map(|i| if i / 4 % 2 == 0 { 0.1 } else { -0.1 })
+            .collect();
+        let a = MeanSummary::of(&alternating, 0.0);
+        let p = MeanSummary::of(&persistent, 0.0);
+        assert!(p.spread > 2.0 * a.spread, "{a:?} {p:?}");
     }
 
     #[test]
@@ -165,7 +276,7 @@ mod tests {
     #[test]
     fn the_floor_keeps_quiet_intervals_from_proving_anything() {
         let s = MeanSummary::of(&[0.0, 0.0, 0.0, 0.0, 0.01], 0.0001);
-        assert!((s.spread - 0.01).abs() < 1e-12, "{s:?}");
+        assert!(s.spread >= 0.01, "{s:?}");
         assert!(s.lower(0.05) < 0.0);
     }
 

@@ -19,204 +19,51 @@
 //! Inconclusive and the median time to a verdict, with Wilson 95% intervals.
 //! `SLUICE_BENCH_RUNS` sets the runs per scenario (default 600).
 
-use std::time::Duration;
+mod matched;
+mod methods;
 
+use std::collections::BTreeMap;
+
+use matched::{Matched, matched};
+use methods::{
+    ALPHA, ERROR_TOLERANCE, INTERVAL, LATENCY_TOLERANCE, SLOW_BOUNDARY, Tally, Verdict,
+    mann_whitney_fixed, minute_rates, rates, sluice_counts, sluice_samples, threshold,
+    tolerance_edge, wilson,
+};
 use sluice::analysis::judge::buckets::{PROMETHEUS_DEFAULT_BUCKETS, describe};
-use sluice::analysis::judge::{
-    CountsInterval, DEFAULT_MINIMUM, Decision, Direction, JudgeConfig, Tolerance, judge_counts,
-    judge_samples, mann_whitney,
+use sluice::analysis::judge::{CountsInterval, DEFAULT_MINIMUM, Tolerance};
+use sluice::analysis::simulate::{
+    Bursts, ErrorTraffic, LatencyRun, LatencyTraffic, error_run, latency_run,
 };
-use sluice::analysis::simulate::{Bursts, ErrorTraffic, LatencyTraffic, error_run, latency_run};
-use statrs::distribution::{ContinuousCDF, Normal};
-
-const ALPHA: f64 = 0.05;
-const INTERVAL: f64 = 30.0;
-/// The stock error-rate template's tolerance (analysis-templates/error-rate-vs-baseline.yaml).
-const ERROR_TOLERANCE: Tolerance = Tolerance {
-    relative: 0.25,
-    absolute: 0.002,
-};
-/// The stock p99 template's tolerance (analysis-templates/latency-p99-vs-baseline.yaml).
-const LATENCY_TOLERANCE: Tolerance = Tolerance {
-    relative: 0.1,
-    absolute: 0.005,
-};
-/// The slower-than boundary of the latency-slow-requests template.
-const SLOW_BOUNDARY: f64 = 0.25;
-
-/// How one run ended: the interval (1-based) of the verdict.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Verdict {
-    Abort(usize),
-    Pass(usize),
-    Inconclusive,
-}
-
-fn config(tolerance: Tolerance) -> JudgeConfig {
-    JudgeConfig {
-        direction: Direction::Increase,
-        tolerance,
-        alpha: ALPHA,
-        beta: ALPHA,
-        interval: Duration::from_secs(INTERVAL as u64),
-        minimum: DEFAULT_MINIMUM,
-    }
-}
-
-fn sluice_counts(run: &[CountsInterval], tolerance: Tolerance) -> Verdict {
-    let config = config(tolerance);
-    for k in 1..=run.len() {
-        match judge_counts(&run[..k], &config).decision {
-            Decision::Worse => return Verdict::Abort(k),
-            Decision::NotWorse => return Verdict::Pass(k),
-            Decision::Undecided => {}
-        }
-    }
-    Verdict::Inconclusive
-}
-
-fn sluice_samples(canary: &[f64], baseline: &[f64]) -> Verdict {
-    let config = config(LATENCY_TOLERANCE);
-    for k in 1..=canary.len() {
-        match judge_samples(&canary[..k], &baseline[..k], &config).decision {
-            Decision::Worse => return Verdict::Abort(k),
-            Decision::NotWorse => return Verdict::Pass(k),
-            Decision::Undecided => {}
-        }
-    }
-    Verdict::Inconclusive
-}
-
-/// Flagger: one check per minute (two intervals); two failed checks abort.
-fn threshold(values: &[Option<f64>], limit: f64) -> Verdict {
-    let mut failed = 0;
-    for (i, value) in values.iter().enumerate() {
-        if value.is_some_and(|v| v > limit) {
-            failed += 1;
-            if failed >= 2 {
-                return Verdict::Abort(i);
-            }
-        }
-    }
-    Verdict::Pass(values.len())
-}
-
-/// The canary's own error rate per minute (pairs of intervals).
-fn minute_rates(run: &[CountsInterval]) -> Vec<Option<f64>> {
-    run.chunks(2)
-        .map(|pair| {
-            let usable = pair.iter().filter(|i| i.canary_events.is_finite());
-            let (e, x) = usable.fold((0.0, 0.0), |(e, x), i| {
-                (e + i.canary_events, x + i.canary_exposure)
-            });
-            (x > 0.0).then(|| e / x)
-        })
-        .flat_map(|rate| [None, rate])
-        .collect()
-}
-
-fn mann_whitney_fixed(canary: &[f64], baseline: &[f64], horizon: usize) -> Verdict {
-    let (c, b): (Vec<f64>, Vec<f64>) = canary
-        .iter()
-        .zip(baseline)
-        .filter(|(c, b)| c.is_finite() && b.is_finite())
-        .map(|(c, b)| (*c, *b))
-        .unzip();
-    let (_, z) = mann_whitney(&c, &b);
-    if 1.0 - Normal::standard().cdf(z) < ALPHA {
-        Verdict::Abort(horizon)
-    } else {
-        Verdict::Pass(horizon)
-    }
-}
-
-fn rates(run: &[CountsInterval]) -> (Vec<f64>, Vec<f64>) {
-    let rate = |e: f64, x: f64| if x > 0.0 { e / x } else { f64::NAN };
-    run.iter()
-        .map(|i| {
-            (
-                rate(i.canary_events, i.canary_exposure),
-                rate(i.baseline_events, i.baseline_exposure),
-            )
-        })
-        .unzip()
-}
-
-/// Wilson score interval for `hits` of `n`, as "r% [lo–hi]".
-fn wilson(hits: usize, n: usize) -> String {
-    if n == 0 {
-        return "–".into();
-    }
-    let (k, n) = (hits as f64, n as f64);
-    let z = 1.959_964;
-    let p = k / n;
-    let centre = (p + z * z / (2.0 * n)) / (1.0 + z * z / n);
-    let half = z / (1.0 + z * z / n) * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt();
-    format!(
-        "{:.1}% [{:.1}–{:.1}]",
-        100.0 * p,
-        100.0 * (centre - half).max(0.0),
-        100.0 * (centre + half).min(1.0)
-    )
-}
-
-#[derive(Default)]
-struct Tally {
-    aborts: usize,
-    passes: usize,
-    inconclusive: usize,
-    times: Vec<usize>,
-}
-
-impl Tally {
-    fn add(&mut self, verdict: Verdict) {
-        match verdict {
-            Verdict::Abort(k) => {
-                self.aborts += 1;
-                self.times.push(k);
-            }
-            Verdict::Pass(k) => {
-                self.passes += 1;
-                self.times.push(k);
-            }
-            Verdict::Inconclusive => self.inconclusive += 1,
-        }
-    }
-
-    fn median_minutes(&mut self) -> String {
-        if self.times.is_empty() {
-            return "–".into();
-        }
-        self.times.sort_unstable();
-        let k = self.times[self.times.len() / 2];
-        format!("{:.1} min", k as f64 * INTERVAL / 60.0)
-    }
-}
 
 /// What the goals need from the table.
 #[derive(Default)]
 struct Goals {
     sluice_false_aborts_max: f64,
     sluice_false_passes_max: f64,
+    /// Scenario -> method -> outcomes, for the cross-scenario goals.
+    tallies: BTreeMap<String, BTreeMap<String, Tally>>,
     failures: Vec<String>,
 }
 
-fn print_row(scenario: &str, method: &str, worse: bool, runs: usize, t: &mut Tally) {
+fn print_row(scenario: &str, method: &str, worse: bool, t: &Tally) {
+    let runs = t.runs();
     let (false_aborts, false_passes, detection) = if worse {
         ("–".into(), wilson(t.passes, runs), wilson(t.aborts, runs))
     } else {
         (wilson(t.aborts, runs), "–".into(), "–".into())
     };
+    let median = Tally::median_minutes(&t.times).map_or("–".into(), |m| format!("{m:.1} min"));
     println!(
-        "| {scenario} | {method} | {false_aborts} | {false_passes} | {detection} | {} | {} |",
+        "| {scenario} | {method} | {false_aborts} | {false_passes} | {detection} | {} | {median} |",
         wilson(t.inconclusive, runs),
-        t.median_minutes()
     );
 }
 
 type Methods<'a, R> = Vec<(&'a str, Box<dyn Fn(&R) -> Verdict + 'a>)>;
 
-/// Run `runs` seeded runs of a scenario through every method and print its rows.
+/// Run `runs` seeded runs of a scenario through every method, print its rows
+/// and return the runs with the Sluice methods' tallies (by method name).
 fn scenario<R>(
     goals: &mut Goals,
     name: &str,
@@ -225,7 +72,7 @@ fn scenario<R>(
     seed: u64,
     generate: impl Fn(&mut fastrand::Rng) -> R,
     methods: Methods<'_, R>,
-) {
+) -> Vec<R> {
     let mut rng = fastrand::Rng::with_seed(seed);
     let generated: Vec<R> = (0..runs).map(|_| generate(&mut rng)).collect();
     for (method, judge) in &methods {
@@ -253,8 +100,14 @@ fn scenario<R>(
                 }
             }
         }
-        print_row(name, method, worse, runs, &mut tally);
+        print_row(name, method, worse, &tally);
+        goals
+            .tallies
+            .entry(name.to_string())
+            .or_default()
+            .insert(method.to_string(), tally);
     }
+    generated
 }
 
 fn error_methods<'a>(tolerance: Tolerance) -> Methods<'a, Vec<CountsInterval>> {
@@ -271,21 +124,34 @@ fn error_methods<'a>(tolerance: Tolerance) -> Methods<'a, Vec<CountsInterval>> {
             "Mann-Whitney, fixed",
             Box::new(|run: &Vec<CountsInterval>| {
                 let (c, b) = rates(run);
-                mann_whitney_fixed(&c, &b, run.len())
+                mann_whitney_fixed(&c, &b, run.len(), |b| b)
             }),
         ),
     ]
 }
 
+/// The threshold may not beat Sluice on both error rates of one traffic shape.
+const SAME_TRAFFIC: [(&str, &str); 3] = [
+    ("A/A 1%, 20 req/s", "worse 1% → 2%, 20 req/s"),
+    ("A/A 1%, 200 req/s", "worse 1% → 2%, 200 req/s"),
+    (
+        "A/A, bursts per arm (30 s at 20% every ~3 min)",
+        "worse 1% → 2%, bursts per arm",
+    ),
+];
+
+/// The 10-minute detection goal's scenario.
+const HEADLINE: &str = "worse 1% → 2%, 20 req/s";
+
 fn main() {
     let runs: usize = std::env::var("SLUICE_BENCH_RUNS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(600);
+        .unwrap_or(1000);
     let started = std::time::Instant::now();
     println!("# cargo bench --bench judge");
     println!(
-        "{runs} runs per scenario, 30 s intervals, 20 intervals (10 min) unless noted, alpha {ALPHA}; \
+        "{runs} runs per scenario, {INTERVAL} s intervals, 20 intervals (10 min) unless noted, alpha {ALPHA}; \
          Sluice with tolerance +{:.0}% / +{} (errors), +{:.0}% / +{} s (p99), minimum {} intervals, {} s, {} requests per arm\n",
         ERROR_TOLERANCE.relative * 100.0,
         ERROR_TOLERANCE.absolute,
@@ -300,6 +166,7 @@ fn main() {
     );
     println!("|---|---|---|---|---|---|---|");
     let mut goals = Goals::default();
+    let mut comparisons: Vec<Matched> = Vec::new();
     let per_arm = |burst_every: f64, shared: bool| Bursts {
         every: burst_every,
         length: 30.0,
@@ -360,6 +227,14 @@ fn main() {
             },
         ),
         (
+            "canary 1% → 1.15% (inside the tolerance)",
+            false,
+            ErrorTraffic {
+                canary_factor: 1.15,
+                ..Default::default()
+            },
+        ),
+        (
             "worse 1% → 2%, 20 req/s",
             true,
             ErrorTraffic {
@@ -416,7 +291,8 @@ fn main() {
         ),
     ];
     for (i, (name, worse, traffic)) in error_scenarios.into_iter().enumerate() {
-        scenario(
+        let length = traffic.intervals;
+        let generated = scenario(
             &mut goals,
             name,
             worse,
@@ -425,6 +301,13 @@ fn main() {
             move |rng| error_run(rng, &traffic),
             error_methods(ERROR_TOLERANCE),
         );
+        if worse {
+            let sluice = &goals.tallies[name]["Sluice"];
+            comparisons.push(matched(name, &generated, length, sluice, |run, h| {
+                let (c, b) = rates(run);
+                mann_whitney_fixed(&c, &b, h, tolerance_edge(ERROR_TOLERANCE))
+            }));
+        }
     }
 
     // Latency: p99 from Prometheus' default buckets, and the slower-than-0.25 s fraction.
@@ -475,7 +358,8 @@ fn main() {
         ),
     ];
     for (i, (name, worse, traffic)) in latency_scenarios.into_iter().enumerate() {
-        let methods: Methods<'_, sluice::analysis::simulate::LatencyRun> = vec![
+        let length = traffic.intervals;
+        let methods: Methods<'_, LatencyRun> = vec![
             (
                 "Sluice, p99 (Samples)",
                 Box::new(|r| sluice_samples(&r.canary, &r.baseline)),
@@ -498,10 +382,10 @@ fn main() {
             ),
             (
                 "Mann-Whitney, fixed",
-                Box::new(|r| mann_whitney_fixed(&r.canary, &r.baseline, r.canary.len())),
+                Box::new(|r| mann_whitney_fixed(&r.canary, &r.baseline, r.canary.len(), |b| b)),
             ),
         ];
-        scenario(
+        let generated = scenario(
             &mut goals,
             name,
             worse,
@@ -510,7 +394,47 @@ fn main() {
             move |rng| latency_run(rng, &traffic, SLOW_BOUNDARY),
             methods,
         );
+        if worse {
+            let tallies = &goals.tallies[name];
+            let p99 = &tallies["Sluice, p99 (Samples)"];
+            comparisons.push(matched(
+                &format!("{name}, p99"),
+                &generated,
+                length,
+                p99,
+                |r, h| {
+                    mann_whitney_fixed(&r.canary, &r.baseline, h, tolerance_edge(LATENCY_TOLERANCE))
+                },
+            ));
+            let slow = &tallies["Sluice, slower than 0.25 s (Counts)"];
+            comparisons.push(matched(
+                &format!("{name}, slower than 0.25 s"),
+                &generated,
+                length,
+                slow,
+                |r, h| {
+                    let (c, b) = rates(&r.slow);
+                    mann_whitney_fixed(&c, &b, h, tolerance_edge(ERROR_TOLERANCE))
+                },
+            ));
+        }
     }
+
+    println!(
+        "\n## Time to a verdict at equal error rates\n\nFixed-horizon Mann-Whitney of the same hypothesis (the baseline's values \
+         raised by the same tolerance, one-sided at {ALPHA}) at the shortest horizon where it passes at most {:.0}% of the worse \
+         canaries, as Sluice promises; and, kinder to it, where it detects as many runs as Sluice (its misses are then passes).\n",
+        ALPHA * 100.0
+    );
+    println!(
+        "| scenario | Sluice detection | Sluice median time to abort | Mann-Whitney needs (false passes <= {:.0}%) | Sluice faster by | Mann-Whitney needs (same detection) | Sluice faster by |",
+        ALPHA * 100.0
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for comparison in &comparisons {
+        println!("{}", comparison.row());
+    }
+    check_goals(&mut goals, &comparisons);
     println!(
         "\nhealthy p99 {healthy_p99:.3} s with the default buckets: {}",
         describe(&PROMETHEUS_DEFAULT_BUCKETS, healthy_p99)
@@ -525,4 +449,57 @@ fn main() {
         println!("GOAL MISSED: {failure}");
     }
     println!("({:.0} s)", started.elapsed().as_secs_f64());
+}
+
+/// The goals that span scenarios: detection in 10 minutes, speed, and the threshold.
+fn check_goals(goals: &mut Goals, comparisons: &[Matched]) {
+    let share = |t: &Tally, k: usize| k as f64 / t.runs().max(1) as f64;
+    if let Some(headline) = goals.tallies.get(HEADLINE).and_then(|m| m.get("Sluice")) {
+        let caught = share(headline, headline.aborts);
+        println!(
+            "\n{HEADLINE}: Sluice caught {} within 10 minutes (goal: at least 90%)",
+            wilson(headline.aborts, headline.runs())
+        );
+        if caught < 0.9 {
+            goals
+                .failures
+                .push(format!("{HEADLINE}: caught {:.1}% < 90%", caught * 100.0));
+        }
+    }
+    if let Some(c) = comparisons.iter().find(|c| c.scenario == HEADLINE) {
+        let speed_up = c.speed_up();
+        println!(
+            "{HEADLINE}: Sluice decides {} sooner than fixed-horizon Mann-Whitney at equal error rates (goal: at least 2×)",
+            speed_up.map_or("–".into(), |s| format!("{s:.1}×"))
+        );
+        if speed_up.is_none_or(|s| s < 2.0) {
+            goals.failures.push(format!(
+                "{HEADLINE}: less than 2× faster than fixed-horizon Mann-Whitney"
+            ));
+        }
+    }
+    for (healthy, worse) in SAME_TRAFFIC {
+        let get = |scenario: &str, method: &str| {
+            goals
+                .tallies
+                .get(scenario)
+                .and_then(|m| m.get(method))
+                .cloned()
+        };
+        let (Some(sa), Some(ta), Some(sw), Some(tw)) = (
+            get(healthy, "Sluice"),
+            get(healthy, "threshold 1.5%"),
+            get(worse, "Sluice"),
+            get(worse, "threshold 1.5%"),
+        ) else {
+            continue;
+        };
+        let sluice = (share(&sa, sa.aborts), 1.0 - share(&sw, sw.aborts));
+        let threshold = (share(&ta, ta.aborts), 1.0 - share(&tw, tw.aborts));
+        if sluice.0 > threshold.0 && sluice.1 > threshold.1 {
+            goals.failures.push(format!(
+                "{healthy} / {worse}: the threshold has fewer false aborts and fewer misses"
+            ));
+        }
+    }
 }

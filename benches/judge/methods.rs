@@ -1,0 +1,197 @@
+//! The three methods the bench compares, and how their outcomes are tallied.
+
+use std::time::Duration;
+
+use sluice::analysis::judge::{
+    CountsInterval, DEFAULT_MINIMUM, Decision, Direction, JudgeConfig, Tolerance, judge_counts,
+    judge_samples, mann_whitney,
+};
+use statrs::distribution::{ContinuousCDF, Normal};
+
+pub const ALPHA: f64 = 0.05;
+pub const INTERVAL: f64 = 30.0;
+/// The stock error-rate template's tolerance (analysis-templates/error-rate-vs-baseline.yaml).
+pub const ERROR_TOLERANCE: Tolerance = Tolerance {
+    relative: 0.25,
+    absolute: 0.002,
+};
+/// The stock p99 template's tolerance (analysis-templates/latency-p99-vs-baseline.yaml).
+pub const LATENCY_TOLERANCE: Tolerance = Tolerance {
+    relative: 0.1,
+    absolute: 0.005,
+};
+/// The slower-than boundary of the latency-slow-requests template.
+pub const SLOW_BOUNDARY: f64 = 0.25;
+
+/// How one run ended: the interval (1-based) of the verdict.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Verdict {
+    Abort(usize),
+    Pass(usize),
+    Inconclusive,
+}
+
+fn config(tolerance: Tolerance) -> JudgeConfig {
+    JudgeConfig {
+        direction: Direction::Increase,
+        tolerance,
+        alpha: ALPHA,
+        beta: ALPHA,
+        interval: Duration::from_secs(INTERVAL as u64),
+        minimum: DEFAULT_MINIMUM,
+    }
+}
+
+/// Sluice's counts judge, consulted after every interval as the controller does.
+pub fn sluice_counts(run: &[CountsInterval], tolerance: Tolerance) -> Verdict {
+    let config = config(tolerance);
+    for k in 1..=run.len() {
+        match judge_counts(&run[..k], &config).decision {
+            Decision::Worse => return Verdict::Abort(k),
+            Decision::NotWorse => return Verdict::Pass(k),
+            Decision::Undecided => {}
+        }
+    }
+    Verdict::Inconclusive
+}
+
+/// Sluice's samples judge (a latency quantile per interval), consulted after every interval.
+pub fn sluice_samples(canary: &[f64], baseline: &[f64]) -> Verdict {
+    let config = config(LATENCY_TOLERANCE);
+    for k in 1..=canary.len() {
+        match judge_samples(&canary[..k], &baseline[..k], &config).decision {
+            Decision::Worse => return Verdict::Abort(k),
+            Decision::NotWorse => return Verdict::Pass(k),
+            Decision::Undecided => {}
+        }
+    }
+    Verdict::Inconclusive
+}
+
+/// Flagger: one check per minute (two intervals); two failed checks abort.
+pub fn threshold(values: &[Option<f64>], limit: f64) -> Verdict {
+    let mut failed = 0;
+    for (i, value) in values.iter().enumerate() {
+        if value.is_some_and(|v| v > limit) {
+            failed += 1;
+            if failed >= 2 {
+                return Verdict::Abort(i + 1);
+            }
+        }
+    }
+    Verdict::Pass(values.len())
+}
+
+/// The canary's own error rate per minute (pairs of intervals), known at each minute's end.
+pub fn minute_rates(run: &[CountsInterval]) -> Vec<Option<f64>> {
+    run.chunks(2)
+        .map(|pair| {
+            let usable = pair.iter().filter(|i| i.canary_events.is_finite());
+            let (e, x) = usable.fold((0.0, 0.0), |(e, x), i| {
+                (e + i.canary_events, x + i.canary_exposure)
+            });
+            (x > 0.0).then(|| e / x)
+        })
+        .flat_map(|rate| [None, rate])
+        .collect()
+}
+
+/// Kayenta's method: the per-interval values of both arms compared once, at
+/// `horizon` intervals, one-sided at `ALPHA`. `raise` maps a baseline value
+/// to the largest canary value still acceptable (the identity: no tolerance).
+pub fn mann_whitney_fixed(
+    canary: &[f64],
+    baseline: &[f64],
+    horizon: usize,
+    raise: impl Fn(f64) -> f64,
+) -> Verdict {
+    let (c, b): (Vec<f64>, Vec<f64>) = canary
+        .iter()
+        .zip(baseline)
+        .take(horizon)
+        .filter(|(c, b)| c.is_finite() && b.is_finite())
+        .map(|(c, b)| (*c, raise(*b)))
+        .unzip();
+    let (_, z) = mann_whitney(&c, &b);
+    if 1.0 - Normal::standard().cdf(z) < ALPHA {
+        Verdict::Abort(horizon)
+    } else {
+        Verdict::Pass(horizon)
+    }
+}
+
+/// The baseline value raised to the edge of a tolerance: beyond both margins.
+pub fn tolerance_edge(tolerance: Tolerance) -> impl Fn(f64) -> f64 {
+    move |b| ((1.0 + tolerance.relative) * b).max(b + tolerance.absolute)
+}
+
+/// Per-interval rates of each arm (NaN where an arm had no measurement).
+pub fn rates(run: &[CountsInterval]) -> (Vec<f64>, Vec<f64>) {
+    let rate = |e: f64, x: f64| if x > 0.0 { e / x } else { f64::NAN };
+    run.iter()
+        .map(|i| {
+            (
+                rate(i.canary_events, i.canary_exposure),
+                rate(i.baseline_events, i.baseline_exposure),
+            )
+        })
+        .unzip()
+}
+
+/// Wilson score interval for `hits` of `n`, as "r% [lo–hi]".
+pub fn wilson(hits: usize, n: usize) -> String {
+    if n == 0 {
+        return "–".into();
+    }
+    let (k, n) = (hits as f64, n as f64);
+    let z = 1.959_964;
+    let p = k / n;
+    let centre = (p + z * z / (2.0 * n)) / (1.0 + z * z / n);
+    let half = z / (1.0 + z * z / n) * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt();
+    format!(
+        "{:.1}% [{:.1}–{:.1}]",
+        100.0 * p,
+        100.0 * (centre - half).max(0.0),
+        100.0 * (centre + half).min(1.0)
+    )
+}
+
+/// Outcomes of one method over one scenario's runs.
+#[derive(Default, Clone)]
+pub struct Tally {
+    pub aborts: usize,
+    pub passes: usize,
+    pub inconclusive: usize,
+    pub abort_times: Vec<usize>,
+    pub times: Vec<usize>,
+}
+
+impl Tally {
+    pub fn add(&mut self, verdict: Verdict) {
+        match verdict {
+            Verdict::Abort(k) => {
+                self.aborts += 1;
+                self.abort_times.push(k);
+                self.times.push(k);
+            }
+            Verdict::Pass(k) => {
+                self.passes += 1;
+                self.times.push(k);
+            }
+            Verdict::Inconclusive => self.inconclusive += 1,
+        }
+    }
+
+    pub fn runs(&self) -> usize {
+        self.aborts + self.passes + self.inconclusive
+    }
+
+    /// Median of `times` in minutes, if any.
+    pub fn median_minutes(times: &[usize]) -> Option<f64> {
+        let mut sorted = times.to_vec();
+        sorted.sort_unstable();
+        sorted
+            .get(sorted.len() / 2)
+            .map(|k| *k as f64 * INTERVAL / 60.0)
+    }
+}
