@@ -21,6 +21,7 @@
 
 mod matched;
 mod methods;
+mod sweep;
 
 use std::collections::BTreeMap;
 
@@ -435,6 +436,13 @@ fn main() {
         println!("{}", comparison.row());
     }
     check_goals(&mut goals, &comparisons);
+    if std::env::var_os("SLUICE_BENCH_SWEEP").is_some() {
+        for shape in sweep::run(runs) {
+            goals
+                .failures
+                .push(format!("sweep: {shape} aborts a healthy canary"));
+        }
+    }
     println!(
         "\nhealthy p99 {healthy_p99:.3} s with the default buckets: {}",
         describe(&PROMETHEUS_DEFAULT_BUCKETS, healthy_p99)

@@ -7,8 +7,8 @@
 //! binomial noise of each arm's rate (known, independent between intervals)
 //! plus whatever excess the intervals show beyond it (bursts, slow spells:
 //! measured, not assumed), the excess inflated for dependence between
-//! neighbouring intervals as the baseline's own rates show it (see
-//! [`super::sequential`]).
+//! neighbouring intervals as the difference or either arm's own rates show
+//! it (see [`super::sequential`]).
 //!
 //! A regression beyond the tolerance means the canary rate exceeds both
 //! `(1 + relative) * baseline` and `baseline + absolute`; each margin is a
@@ -117,14 +117,18 @@ fn summary(intervals: &[CountsInterval], sign: f64, c: Contrast, rates: FloorRat
         })
         .sum::<f64>()
         / intervals.len().max(1) as f64;
-    // Under "same version" the canary's intervals depend on each other as the
-    // baseline's do; reading that from the baseline keeps a canary-only
-    // regression that starts mid-step from passing for "dependence".
-    let baseline_rates: Vec<f64> = intervals
-        .iter()
-        .map(|i| i.baseline_events / i.baseline_exposure)
-        .collect();
-    MeanSummary::with_dependence_from(&values, floor, &baseline_rates)
+    // A slow spell or a long burst on either arm makes its own rates
+    // persistent even when it barely shows in the difference: dependence is
+    // read from the difference and from each arm's rates, the largest counting.
+    let rates = |events: fn(&CountsInterval) -> f64, exposure: fn(&CountsInterval) -> f64| {
+        intervals
+            .iter()
+            .map(|i| events(i) / exposure(i))
+            .collect::<Vec<f64>>()
+    };
+    let canary_rates = rates(|i| i.canary_events, |i| i.canary_exposure);
+    let baseline_rates = rates(|i| i.baseline_events, |i| i.baseline_exposure);
+    MeanSummary::with_dependence_from(&values, floor, &[&canary_rates, &baseline_rates])
 }
 
 /// Judge error-like counts against exposure over all intervals so far.

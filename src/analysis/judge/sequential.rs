@@ -49,17 +49,18 @@ impl MeanSummary {
     /// Mean and floored spread of `values`; `floor_variance` is the smallest
     /// variance of one observation the caller believes possible.
     pub fn of(values: &[f64], floor_variance: f64) -> MeanSummary {
-        MeanSummary::with_dependence_from(values, floor_variance, values)
+        MeanSummary::with_dependence_from(values, floor_variance, &[])
     }
 
     /// As [`MeanSummary::of`], with the dependence between neighbouring
-    /// intervals read from `reference` (a series that shares the traffic's
-    /// dependence but not the effect under test, such as the baseline's own
-    /// rates) instead of from `values`.
+    /// intervals taken as the largest shown by `values` or by any of `others`
+    /// (series that share the traffic's dependence, such as each arm's own
+    /// rates, where a long burst on one arm shows even when it barely moves
+    /// the difference).
     pub fn with_dependence_from(
         values: &[f64],
         floor_variance: f64,
-        reference: &[f64],
+        others: &[&[f64]],
     ) -> MeanSummary {
         let n = values.len();
         if n == 0 {
@@ -72,12 +73,11 @@ impl MeanSummary {
         }
         let count = n as f64;
         let mean = values.iter().sum::<f64>() / count;
-        let (variance, estimated_share) = split_variance(
-            values,
-            mean,
-            floor_variance,
-            lag1_autocorrelation(reference),
-        );
+        let dependence = others
+            .iter()
+            .map(|series| lag1_autocorrelation(series))
+            .fold(lag1_autocorrelation(values), f64::max);
+        let (variance, estimated_share) = split_variance(values, mean, floor_variance, dependence);
         MeanSummary {
             n,
             mean,
@@ -149,9 +149,9 @@ impl MeanSummary {
 /// neighbouring intervals (a burst or slow spell straddling a boundary, a
 /// per-pod slowdown that lasts minutes), so only the excess is multiplied by
 /// the dependence factor `(1 + r) / (1 - r)` (the long-run variance of an
-/// AR(1) process), with `r` the lag-1 autocorrelation corrected for its
-/// small-sample bias (Kendall: about `-(1 + 3r) / n`), raised by one standard
-/// error and kept in `[0, MAX_SHARED]`. Returns the variance and the
+/// AR(1) process), with `r` the lag-1 autocorrelation (`observed`) corrected
+/// for its small-sample bias (Kendall: about `-(1 + 3r) / n`), raised by half
+/// a standard error and kept in `[0, MAX_SHARED]`. Returns the variance and the
 /// share of it that was estimated.
 fn split_variance(values: &[f64], mean: f64, floor: f64, observed: f64) -> (f64, f64) {
     let n = values.len();
@@ -162,10 +162,11 @@ fn split_variance(values: &[f64], mean: f64, floor: f64, observed: f64) -> (f64,
     let count = n as f64;
     let lag0 = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (count - 1.0);
     let excess = (lag0 - floor).max(0.0);
-    // Bias-corrected, then one standard error (about 1/sqrt(n)) on top: with
-    // ten intervals the estimate is rough, and erring high only costs time.
+    // Bias-corrected, then half a standard error (about 1/sqrt(n)) on top: with
+    // ten intervals the estimate is rough (the largest of several series is
+    // already biased high), and erring high only costs time.
     let assumed =
-        (observed + (1.0 + 3.0 * observed) / count + 1.0 / count.sqrt()).clamp(0.0, MAX_SHARED);
+        (observed + (1.0 + 3.0 * observed) / count + 0.5 / count.sqrt()).clamp(0.0, MAX_SHARED);
     let dependence = (1.0 + assumed) / (1.0 - assumed);
     let shared = excess * dependence;
     let variance = floor + shared;
