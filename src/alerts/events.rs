@@ -11,7 +11,8 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use crate::crd::{
-    AlertEvent, AlertRecord, AlertSeverity, AlertTargetType, Rollout, RolloutPhase, RolloutStatus,
+    AlertEvent, AlertRecord, AlertSeverity, AlertState, AlertTargetType, AnalysisPhase,
+    RevertState, Rollout, RolloutPhase, RolloutStatus,
 };
 
 /// Events older than this when first seen are not alerted (a target added
@@ -77,8 +78,8 @@ pub fn occurrences(status: &RolloutStatus) -> Vec<Occurrence> {
     if let Some(git) = &status.git_revert {
         let at = git.last_attempt.as_ref().map(|t| t.0);
         let canary = &git.canary_revision;
-        match git.state.as_str() {
-            "Reverted" | "AlreadyReverted" => {
+        match git.state {
+            RevertState::Reverted | RevertState::AlreadyReverted => {
                 let by = git
                     .pull_request
                     .clone()
@@ -87,7 +88,7 @@ pub fn occurrences(status: &RolloutStatus) -> Vec<Occurrence> {
                 let id = format!("reverted/{canary}/{}", short(&by));
                 push(AlertEvent::Reverted, id, canary, at);
             }
-            "Failed" => push(
+            RevertState::Failed => push(
                 AlertEvent::RevertFailed,
                 format!("revertFailed/{canary}"),
                 canary,
@@ -111,7 +112,7 @@ pub fn occurrences(status: &RolloutStatus) -> Vec<Occurrence> {
         let inconclusive = status
             .current_analysis
             .as_ref()
-            .is_some_and(|run| run.phase.as_deref() == Some("Inconclusive"));
+            .is_some_and(|run| run.phase == Some(AnalysisPhase::Inconclusive));
         let (event, name) = if inconclusive {
             (AlertEvent::Inconclusive, "inconclusive")
         } else {
@@ -123,7 +124,7 @@ pub fn occurrences(status: &RolloutStatus) -> Vec<Occurrence> {
         .into_iter()
         .flatten()
     {
-        if run.phase.as_deref() == Some("Error") {
+        if run.phase == Some(AnalysisPhase::Error) {
             let id = format!("analysisError/{}", run.name);
             push(AlertEvent::AnalysisError, id, &canary, None);
         }
@@ -138,7 +139,7 @@ pub fn occurrences(status: &RolloutStatus) -> Vec<Occurrence> {
         let mut resolved: Vec<&AlertRecord> = status
             .alerts
             .iter()
-            .filter(|r| r.state == "Sent" && opens_incident(&r.event_id))
+            .filter(|r| r.state == AlertState::Sent && opens_incident(&r.event_id))
             .collect();
         resolved.dedup_by(|a, b| a.event_id == b.event_id);
         for record in resolved {
@@ -259,10 +260,9 @@ pub fn due(
                     .and_then(|s| s.get(*event))
                     .unwrap_or(event.default_severity()),
                 Trigger::Resolve { event_id } if kind == AlertTargetType::PagerDuty => {
-                    let triggered_here = status
-                        .alerts
-                        .iter()
-                        .any(|r| &r.event_id == event_id && r.target == label && r.state == "Sent");
+                    let triggered_here = status.alerts.iter().any(|r| {
+                        &r.event_id == event_id && r.target == label && r.state == AlertState::Sent
+                    });
                     if !triggered_here {
                         continue;
                     }
@@ -274,7 +274,7 @@ pub fn due(
                 .alerts
                 .iter()
                 .find(|r| r.event_id == occurrence.id && r.target == label);
-            let action = match record.map(|r| r.state.as_str()) {
+            let action = match record.map(|r| r.state) {
                 None => {
                     let stale = occurrence.at.is_some_and(|at| {
                         now.duration_since(at).as_secs_f64() > MAX_EVENT_AGE.as_secs_f64()
@@ -285,14 +285,14 @@ pub fn due(
                     Action::Send
                 }
                 // The receiver deduplicates (dedup key, event id header): safe to send again.
-                Some("Sending")
+                Some(AlertState::Sending)
                     if matches!(kind, AlertTargetType::PagerDuty | AlertTargetType::Webhook) =>
                 {
                     Action::Send
                 }
-                Some("Sending") => Action::MarkUnconfirmed,
+                Some(AlertState::Sending) => Action::MarkUnconfirmed,
                 // Not delivered yet: a new round once its time has come.
-                Some("Pending") => {
+                Some(AlertState::Pending) => {
                     let waiting = record
                         .and_then(|r| r.next_attempt.as_ref())
                         .is_some_and(|next| next.0 > now);
@@ -325,7 +325,7 @@ pub fn next_retry(rollout: &Rollout, namespace: &str, status: &RolloutStatus) ->
     status
         .alerts
         .iter()
-        .filter(|r| r.state == "Pending" && targets.contains(&r.target))
+        .filter(|r| r.state == AlertState::Pending && targets.contains(&r.target))
         .filter(|r| current.iter().any(|o| o.id == r.event_id))
         .map(|r| {
             r.next_attempt

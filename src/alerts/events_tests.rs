@@ -72,11 +72,11 @@ fn aborted_status() -> RolloutStatus {
     }
 }
 
-fn record(event_id: &str, target: &str, state: &str) -> AlertRecord {
+fn record(event_id: &str, target: &str, state: AlertState) -> AlertRecord {
     AlertRecord {
         event_id: event_id.into(),
         target: target.into(),
-        state: state.into(),
+        state,
         attempts: 1,
         at: at(1),
         message: None,
@@ -109,7 +109,11 @@ fn an_abort_is_due_once_per_subscribed_target_with_its_severity() {
 fn what_was_sent_failed_or_is_unconfirmed_is_not_due_again() {
     let rollout = subscribed(vec![to("team-slack", None)]);
     let kinds = types(&[("team-slack", AlertTargetType::Slack)]);
-    for state in ["Sent", "Failed", "Unconfirmed"] {
+    for state in [
+        AlertState::Sent,
+        AlertState::Failed,
+        AlertState::Unconfirmed,
+    ] {
         let mut status = aborted_status();
         status.alerts = vec![record(
             "aborted/canary1/1800000000",
@@ -138,7 +142,7 @@ fn an_interrupted_delivery_is_resent_only_where_the_receiver_deduplicates() {
             record(
                 "aborted/canary1/1800000000",
                 &format!("AlertTarget/shop/{t}"),
-                "Sending",
+                AlertState::Sending,
             )
         })
         .collect();
@@ -192,16 +196,16 @@ fn each_event_is_read_off_the_status() {
         current_step_index: Some(2),
         current_analysis: Some(AnalysisRunRef {
             name: "web-c-2".into(),
-            phase: Some("Inconclusive".into()),
+            phase: Some(AnalysisPhase::Inconclusive),
             message: None,
         }),
         background_analysis: Some(AnalysisRunRef {
             name: "web-c-bg".into(),
-            phase: Some("Error".into()),
+            phase: Some(AnalysisPhase::Error),
             message: None,
         }),
         git_revert: Some(GitRevertStatus {
-            state: "Failed".into(),
+            state: RevertState::Failed,
             canary_revision: "b".into(),
             ..Default::default()
         }),
@@ -219,7 +223,7 @@ fn each_event_is_read_off_the_status() {
     );
     status.current_analysis = None;
     status.git_revert = Some(GitRevertStatus {
-        state: "Reverted".into(),
+        state: RevertState::Reverted,
         canary_revision: "b".into(),
         revert_commit: Some("0123456789abcdef0123456789abcdef01234567".into()),
         ..Default::default()
@@ -243,11 +247,15 @@ fn recovery_resolves_the_pagerduty_incident_it_opened_and_nothing_else() {
         phase: Some(RolloutPhase::Healthy),
         stable_revision: Some("stable1".into()),
         alerts: vec![
-            record("aborted/canary1/1800000000", "AlertTarget/shop/pd", "Sent"),
+            record(
+                "aborted/canary1/1800000000",
+                "AlertTarget/shop/pd",
+                AlertState::Sent,
+            ),
             record(
                 "aborted/canary1/1800000000",
                 "AlertTarget/shop/slack",
-                "Sent",
+                AlertState::Sent,
             ),
         ],
         ..Default::default()
@@ -277,7 +285,7 @@ fn records_stay_bounded_and_keep_what_current_events_need() {
     let mut records = vec![record(
         "aborted/canary1/1800000000",
         "AlertTarget/shop/a",
-        "Sent",
+        AlertState::Sent,
     )];
     for i in 0..100 {
         records = upsert(
@@ -285,7 +293,7 @@ fn records_stay_bounded_and_keep_what_current_events_need() {
             record(
                 &format!("stepCompleted/x/{i}"),
                 "AlertTarget/shop/a",
-                "Sent",
+                AlertState::Sent,
             ),
             &current,
         );
@@ -299,7 +307,11 @@ fn records_stay_bounded_and_keep_what_current_events_need() {
     // Replacing a record keeps one per event and target.
     let replaced = upsert(
         &records,
-        record("aborted/canary1/1800000000", "AlertTarget/shop/a", "Failed"),
+        record(
+            "aborted/canary1/1800000000",
+            "AlertTarget/shop/a",
+            AlertState::Failed,
+        ),
         &current,
     );
     assert_eq!(replaced.len(), MAX_RECORDS);
@@ -320,7 +332,7 @@ fn a_pending_alert_is_due_again_at_its_next_attempt_even_hours_after_the_event()
     let mut pending = record(
         "aborted/canary1/1800000000",
         "AlertTarget/shop/team-slack",
-        "Pending",
+        AlertState::Pending,
     );
     pending.pending_since = Some(at(1));
     pending.next_attempt = Some(at(3 * 3600));
@@ -342,13 +354,13 @@ fn no_wake_up_for_pending_alerts_of_past_events_or_dropped_targets() {
     let mut stale = record(
         "aborted/old/1700000000",
         "AlertTarget/shop/team-slack",
-        "Pending",
+        AlertState::Pending,
     );
     stale.next_attempt = Some(at(10));
     let mut unsubscribed = record(
         "aborted/canary1/1800000000",
         "AlertTarget/shop/gone",
-        "Pending",
+        AlertState::Pending,
     );
     unsubscribed.next_attempt = Some(at(10));
     status.alerts = vec![stale, unsubscribed];

@@ -376,14 +376,14 @@ fn git_info(rollout: &Rollout, status: &RolloutStatus, revision: &str) -> GitInf
         .filter(|g| g.canary_revision == revision)
     {
         Some(record) => GitInfo {
-            state: record.state.clone(),
+            state: record.state.as_str().into(),
             reverted_commit: record.reverted_commit.clone(),
             revert_commit: record.revert_commit.clone(),
             pull_request: record.pull_request.clone(),
             message: record
                 .message
                 .clone()
-                .unwrap_or_else(|| record.state.clone()),
+                .unwrap_or_else(|| record.state.to_string()),
         },
         None => GitInfo {
             state: "Pending".into(),

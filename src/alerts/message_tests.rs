@@ -221,7 +221,7 @@ fn pagerduty_gets_a_trigger_then_a_resolve_with_the_same_dedup_key() {
     healthy.alerts = vec![crate::crd::AlertRecord {
         event_id: alert.id.clone(),
         target: "AlertTarget/shop/pd".into(),
-        state: "Sent".into(),
+        state: crate::crd::AlertState::Sent,
         attempts: 1,
         at: Time(Timestamp::UNIX_EPOCH),
         message: None,

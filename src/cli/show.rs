@@ -45,7 +45,7 @@ pub fn render(rollout: &Rollout) -> String {
         );
     }
     if let Some(run) = &status.current_analysis {
-        let verdict = run.phase.as_deref().unwrap_or("Pending");
+        let verdict = run.phase.unwrap_or_default();
         let detail = run
             .message
             .as_deref()
@@ -54,7 +54,7 @@ pub fn render(rollout: &Rollout) -> String {
         let _ = writeln!(out, "  Analysis: {} {verdict}{detail}", run.name);
     }
     if let Some(run) = &status.background_analysis {
-        let verdict = run.phase.as_deref().unwrap_or("Pending");
+        let verdict = run.phase.unwrap_or_default();
         let detail = run
             .message
             .as_deref()
@@ -147,33 +147,33 @@ fn images(images: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::{AlertRecord, GitRevertStatus, RolloutStatus};
+    use crate::crd::{AlertRecord, AlertState, GitRevertStatus, RevertState, RolloutStatus};
     use crate::engine::testkit::rollout as test_rollout;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
     #[test]
     fn status_shows_the_git_revert_and_the_latest_alerts() {
         let mut rollout = test_rollout(2, None, false);
-        let record = |i: usize, state: &str| AlertRecord {
+        let record = |i: usize, state: AlertState| AlertRecord {
             event_id: format!("stepCompleted/c/{i}"),
             target: "AlertTarget/shop/team-slack".into(),
-            state: state.into(),
+            state,
             attempts: 1,
             at: Time(jiff::Timestamp::UNIX_EPOCH),
             message: None,
             pending_since: None,
             next_attempt: None,
         };
-        let mut alerts: Vec<AlertRecord> = (0..6).map(|i| record(i, "Sent")).collect();
+        let mut alerts: Vec<AlertRecord> = (0..6).map(|i| record(i, AlertState::Sent)).collect();
         alerts.push(AlertRecord {
             event_id: "aborted/c/1".into(),
-            state: "Failed".into(),
+            state: AlertState::Failed,
             attempts: 5,
-            ..record(0, "")
+            ..record(0, AlertState::Failed)
         });
         rollout.status = Some(RolloutStatus {
             git_revert: Some(GitRevertStatus {
-                state: "Reverted".into(),
+                state: RevertState::Reverted,
                 canary_revision: "c".into(),
                 revert_commit: Some("abc123".into()),
                 ..Default::default()

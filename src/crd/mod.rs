@@ -6,6 +6,7 @@ pub mod analysis_template;
 pub mod git_repository;
 pub mod limits;
 pub mod rollout;
+pub mod states;
 pub mod status;
 pub mod tenancy;
 
@@ -33,6 +34,7 @@ pub use rollout::{
     GatewayApiRouting, GitAuthor, GitRepositoryRef, GitSource, PauseStep, PromotionAnalysis,
     PullRequestSpec, Rollout, RolloutSpec, RolloutStrategy, TrafficRouting,
 };
+pub use states::{AlertState, BlueGreenStage, RevertState};
 pub use status::{
     AbortStatus, AbortedRevision, AlertRecord, AnalysisRunRef, BlueGreenStatus, ControlTokens,
     GitRevertStatus, PromotionStatus, RolloutPhase, RolloutStatus,

@@ -8,6 +8,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::analysis_run::AnalysisPhase;
+pub use super::states::{AlertState, BlueGreenStage, RevertState};
+
 /// Where a rollout stands.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum RolloutPhase {
@@ -264,7 +267,7 @@ pub struct AnalysisRunRef {
     pub name: String,
     /// Its phase as last seen.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phase: Option<String>,
+    pub phase: Option<AnalysisPhase>,
     /// Its one-line summary as last seen.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
@@ -276,7 +279,7 @@ pub struct AnalysisRunRef {
 pub struct GitRevertStatus {
     /// `Reverting`, `Pushing` (both commits known, push under way), `Reverted`,
     /// `AlreadyReverted`, `NotNeeded`, `Skipped` or `Failed` (retried).
-    pub state: String,
+    pub state: RevertState,
     /// The aborted canary this is about.
     pub canary_revision: String,
     /// The commit that brought the canary's image.
@@ -325,7 +328,7 @@ pub struct AlertRecord {
     /// until the target's `retryFor` is over), `Failed` (rejected or given up),
     /// or `Unconfirmed` (a restart cut a delivery short and the receiver cannot
     /// deduplicate, so it is not re-sent).
-    pub state: String,
+    pub state: AlertState,
     /// HTTP attempts made.
     #[serde(default)]
     pub attempts: i32,
@@ -347,8 +350,9 @@ pub struct AlertRecord {
 #[serde(rename_all = "camelCase")]
 pub struct BlueGreenStatus {
     /// `Preview` (scaling the new version), `PrePromotionAnalysis`,
-    /// `AwaitingPromotion`, `Switching`, `PostPromotionAnalysis`, or `Aborted`.
-    pub stage: String,
+    /// `AwaitingPromotion`, `Switching`, `PostPromotionAnalysis`, `Aborted` or
+    /// `Promoted`.
+    pub stage: BlueGreenStage,
     /// Revision the active Service selects.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub active_revision: Option<String>,

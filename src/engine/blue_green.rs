@@ -16,18 +16,9 @@ use super::spec::{BlueGreenSettings, Routing};
 use super::verdict::cannot_tell_reason;
 use crate::crd::limits::{after, seconds_until};
 use crate::crd::{
-    AnalysisPhase, AnalysisRunRef, BlueGreenStatus, PromotionAnalysis, PromotionStatus,
-    RolloutPhase,
+    AnalysisPhase, AnalysisRunRef, BlueGreenStage, BlueGreenStatus, PromotionAnalysis,
+    PromotionStatus, RolloutPhase,
 };
-
-/// Stages persisted in `status.blueGreen.stage`.
-pub const PREVIEW: &str = "Preview";
-pub const PRE_PROMOTION_ANALYSIS: &str = "PrePromotionAnalysis";
-pub const AWAITING_PROMOTION: &str = "AwaitingPromotion";
-pub const SWITCHING: &str = "Switching";
-pub const POST_PROMOTION_ANALYSIS: &str = "PostPromotionAnalysis";
-pub const ABORTED: &str = "Aborted";
-pub const PROMOTED: &str = "Promoted";
 
 /// What an analysis verdict asks of the machine.
 enum Verdict {
@@ -48,7 +39,7 @@ impl Planner<'_> {
         settings: &BlueGreenSettings,
     ) {
         let fresh = BlueGreenStatus {
-            stage: PREVIEW.into(),
+            stage: BlueGreenStage::Preview,
             active_revision: Some(stable.to_string()),
             preview_revision: Some(desired.to_string()),
             ..Default::default()
@@ -57,7 +48,10 @@ impl Planner<'_> {
             .old
             .blue_green
             .clone()
-            .filter(|s| s.preview_revision.as_deref() == Some(desired) && s.stage != PROMOTED)
+            .filter(|s| {
+                s.preview_revision.as_deref() == Some(desired)
+                    && s.stage != BlueGreenStage::Promoted
+            })
             .unwrap_or_else(|| fresh.clone());
         if self.old.canary_revision.as_deref() != Some(desired) {
             let note = match self.old.canary_revision.clone().filter(|c| c != stable) {
@@ -103,8 +97,8 @@ impl Planner<'_> {
             );
         }
         if self.status.abort.is_none() {
-            match state.stage.as_str() {
-                SWITCHING | POST_PROMOTION_ANALYSIS => {
+            match state.stage {
+                BlueGreenStage::Switching | BlueGreenStage::PostPromotionAnalysis => {
                     self.after_switch(stable, desired, requests, settings, &mut state)
                 }
                 _ => self.before_switch(stable, desired, requests, settings, &mut state),
@@ -113,7 +107,8 @@ impl Planner<'_> {
         if self.status.abort.is_some() {
             self.blue_green_aborted(stable, desired, &mut state);
         }
-        self.status.step_label = (state.stage != PROMOTED).then(|| state.stage.clone());
+        self.status.step_label =
+            (state.stage != BlueGreenStage::Promoted).then(|| state.stage.to_string());
         self.status.blue_green = Some(state);
     }
 
@@ -138,7 +133,7 @@ impl Planner<'_> {
         let available = rev.map(|r| r.available).unwrap_or(0);
         let ready = rev.is_some_and(|r| !r.stale && r.current >= preview) && available >= preview;
         if !ready {
-            state.stage = PREVIEW.into();
+            state.stage = BlueGreenStage::Preview;
             let message = format!("preview {desired}: {available}/{preview} pods available");
             self.set_outcome(RolloutPhase::Progressing, "Preview", message);
             return;
@@ -146,11 +141,13 @@ impl Planner<'_> {
         if state.preview_ready_at.is_none() {
             state.preview_ready_at = Some(Time(self.now));
         }
-        if matches!(state.stage.as_str(), PREVIEW | PRE_PROMOTION_ANALYSIS)
-            && let Some(analysis) = &settings.pre_promotion
+        if matches!(
+            state.stage,
+            BlueGreenStage::Preview | BlueGreenStage::PrePromotionAnalysis
+        ) && let Some(analysis) = &settings.pre_promotion
             && !state.promoted_full
         {
-            state.stage = PRE_PROMOTION_ANALYSIS.into();
+            state.stage = BlueGreenStage::PrePromotionAnalysis;
             let (verdict, run) =
                 self.promotion_analysis("pre", analysis, stable, desired, requests);
             state.pre_promotion_analysis = Some(run);
@@ -172,8 +169,8 @@ impl Planner<'_> {
             self.set_outcome(RolloutPhase::Paused, "PausedByUser", message);
             return;
         }
-        if state.stage != AWAITING_PROMOTION {
-            state.stage = AWAITING_PROMOTION.into();
+        if state.stage != BlueGreenStage::AwaitingPromotion {
+            state.stage = BlueGreenStage::AwaitingPromotion;
             state.auto_promote_at = settings
                 .auto_promotion
                 .then(|| Time(after(self.now, settings.auto_promotion_delay)));
@@ -203,7 +200,7 @@ impl Planner<'_> {
             }
         }
         self.status.pause_reason = None;
-        state.stage = SWITCHING.into();
+        state.stage = BlueGreenStage::Switching;
         state.auto_promote_at = None;
         self.after_switch(stable, desired, requests, settings, state);
     }
@@ -221,7 +218,7 @@ impl Planner<'_> {
         self.ensure_revision(desired, replicas);
         self.ensure_revision(stable, replicas);
         let active = self.settings.stable_service.clone().unwrap_or_default();
-        if state.stage == SWITCHING {
+        if state.stage == BlueGreenStage::Switching {
             let rev = self.revisions.get(desired);
             let available = rev.map(|r| r.available).unwrap_or(0);
             let full = rev
@@ -269,7 +266,7 @@ impl Planner<'_> {
                 "Switched",
                 format!("active Service {active} now selects {desired}; {stable} stays warm ({warm} after promotion) for a switch back"),
             );
-            state.stage = POST_PROMOTION_ANALYSIS.into();
+            state.stage = BlueGreenStage::PostPromotionAnalysis;
         }
         self.point_services(desired, desired);
         self.route_weight_down_to(0);
@@ -318,7 +315,7 @@ impl Planner<'_> {
         );
         let run = AnalysisRunRef {
             name: name.clone(),
-            phase: phase.map(|p| p.as_str().to_string()),
+            phase,
             message: summary.clone(),
         };
         self.status.current_analysis = Some(run.clone());
@@ -333,10 +330,10 @@ impl Planner<'_> {
             .current_analysis
             .as_ref()
             .filter(|r| r.name == name)
-            .and_then(|r| r.phase.clone());
+            .and_then(|r| r.phase);
         let verdict = match phase {
             Some(AnalysisPhase::Successful) => {
-                if was.as_deref() != Some("Successful") {
+                if was != Some(AnalysisPhase::Successful) {
                     self.event(
                         false,
                         "AnalysisSuccessful",
@@ -392,7 +389,7 @@ impl Planner<'_> {
         self.status.pause_reason = None;
         self.status.current_weight = 0;
         self.status.desired_weight = 0;
-        state.stage = PROMOTED.into();
+        state.stage = BlueGreenStage::Promoted;
         state.active_revision = Some(desired.to_string());
         state.scale_down_at = Some(Time(after(self.now, self.settings.scale_down_delay)));
         let warm = humantime::format_duration(self.settings.scale_down_delay);
@@ -443,7 +440,7 @@ impl Planner<'_> {
         if switched_back && pods > 0 {
             state.scale_down_at = Some(Time(due));
         }
-        state.stage = ABORTED.into();
+        state.stage = BlueGreenStage::Aborted;
         self.status.current_weight = 0;
         self.status.desired_weight = 0;
         let message = if switched_back {

@@ -38,7 +38,7 @@ fn stage(sim: &Sim) -> String {
         .status
         .as_ref()
         .and_then(|s| s.blue_green.as_ref())
-        .map(|b| b.stage.clone())
+        .map(|b| b.stage.to_string())
         .unwrap_or_default()
 }
 
@@ -87,7 +87,7 @@ fn a_healthy_update_previews_then_switches_once_every_new_pod_is_ready() {
     // The old version stays warm for scaleDownDelaySeconds (30 s), then goes.
     assert_eq!(sim.replicas_of(&old), Some(4));
     let promotion = status.blue_green.expect("blue-green status");
-    assert_eq!(promotion.stage, "Promoted");
+    assert_eq!(promotion.stage, crate::crd::BlueGreenStage::Promoted);
     assert!(promotion.scale_down_at.is_some());
     sim.run_until(SEC, 40, |s| s.replicas_of(&old) == Some(0));
     assert!(

@@ -265,7 +265,7 @@ impl Planner<'_> {
                 );
                 self.status.current_analysis = Some(AnalysisRunRef {
                     name: name.clone(),
-                    phase: phase.map(|p| p.as_str().to_string()),
+                    phase,
                     message: summary.clone(),
                 });
                 let detail = summary.unwrap_or_else(|| "no summary".into());
@@ -347,7 +347,7 @@ impl Planner<'_> {
         );
         self.status.background_analysis = Some(AnalysisRunRef {
             name: name.clone(),
-            phase: phase.map(|p| p.as_str().to_string()),
+            phase,
             message: summary.clone(),
         });
         let detail = summary.unwrap_or_else(|| "no summary".into());

@@ -8,7 +8,7 @@
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
-use crate::crd::RolloutPhase;
+use crate::crd::{RevertState, RolloutPhase};
 
 /// The outcome a plan reports, from which every condition is derived.
 #[derive(Clone, Debug, PartialEq)]
@@ -30,12 +30,12 @@ pub fn git_condition(
     now: Timestamp,
 ) -> Option<Condition> {
     let record = record?;
-    let (status, reason) = match record.state.as_str() {
-        "Reverted" | "AlreadyReverted" => ("True", "Reverted"),
-        "NotNeeded" => ("True", "NotNeeded"),
-        "Skipped" => ("False", "Skipped"),
-        "Reverting" | "Pushing" => ("Unknown", "Reverting"),
-        _ => ("False", "RevertFailed"),
+    let (status, reason) = match record.state {
+        RevertState::Reverted | RevertState::AlreadyReverted => ("True", "Reverted"),
+        RevertState::NotNeeded => ("True", "NotNeeded"),
+        RevertState::Skipped => ("False", "Skipped"),
+        RevertState::Reverting | RevertState::Pushing => ("Unknown", "Reverting"),
+        RevertState::Failed => ("False", "RevertFailed"),
     };
     let since = match old.iter().find(|c| c.type_ == "GitReverted") {
         Some(c) if c.status == status && c.reason == reason => c.last_transition_time.clone(),

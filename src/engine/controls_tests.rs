@@ -427,7 +427,7 @@ fn the_git_revert_condition_belongs_to_its_release() {
     let at = sim.now;
     let mut st = status(&sim);
     st.git_revert = Some(GitRevertStatus {
-        state: "Reverted".into(),
+        state: crate::crd::RevertState::Reverted,
         canary_revision: "bad".into(),
         revert_commit: Some("0123456789abcdef0123456789abcdef01234567".into()),
         last_attempt: Some(Time(at)),

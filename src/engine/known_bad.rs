@@ -11,14 +11,12 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::plan::{ControlRequests, Planner};
-use crate::crd::{AbortedRevision, RolloutPhase};
+use crate::crd::{AbortedRevision, RevertState, RolloutPhase};
 
 /// Aborted revisions remembered per Rollout (the oldest go first).
 pub const KNOWN_BAD_LIMIT: usize = 10;
 /// Abort reason of a refused known-bad revision.
 pub const KNOWN_BAD: &str = "KnownBadRevision";
-/// Git revert states that name a commit (or pull request) that reverted the revision.
-const REVERTED: [&str; 2] = ["Reverted", "AlreadyReverted"];
 
 impl Planner<'_> {
     /// Remember `revision` as aborted (called once per new abort that is a verdict).
@@ -50,14 +48,14 @@ impl Planner<'_> {
             if known.revision != record.canary_revision {
                 continue;
             }
-            if REVERTED.contains(&record.state.as_str()) && known.revert_commit.is_none() {
+            if record.state.reverted() && known.revert_commit.is_none() {
                 known.revert_commit = record
                     .revert_commit
                     .clone()
                     .or_else(|| record.pull_request.clone());
             }
             // An operator's abort without --revert: a refusal leaves Git alone too.
-            if record.state == "Skipped" {
+            if record.state == RevertState::Skipped {
                 known.keep_git = true;
             }
         }

@@ -19,7 +19,10 @@ use super::revisions::{self, DesiredReplicaSet, Revision};
 use super::route;
 use super::spec::{self, Routing, Settings};
 use crate::crd::limits::after;
-use crate::crd::{AbortStatus, AnalysisRunSpec, Rollout, RolloutPhase, RolloutStatus};
+use crate::crd::{
+    AbortStatus, AnalysisPhase, AnalysisRunSpec, BlueGreenStage, Rollout, RolloutPhase,
+    RolloutStatus,
+};
 
 /// How often a settled rollout is looked at again without any event.
 pub const SETTLED_RESYNC: Duration = Duration::from_secs(300);
@@ -415,7 +418,7 @@ impl<'a> Planner<'a> {
         self.status.desired_weight = 0;
         // A blue-green promotion stays on show until the old version is gone.
         self.status.blue_green = self.old.blue_green.clone().filter(|b| {
-            b.stage == super::blue_green::PROMOTED
+            b.stage == BlueGreenStage::Promoted
                 && b.scale_down_at.as_ref().is_some_and(|at| at.0 > self.now)
         });
         let replicas = self.settings.replicas;
@@ -785,8 +788,13 @@ impl<'a> Planner<'a> {
             .status
             .background_analysis
             .as_ref()
-            .and_then(|r| r.phase.as_deref())
-            .is_some_and(|p| matches!(p, "Failed" | "Error" | "Inconclusive"));
+            .and_then(|r| r.phase)
+            .is_some_and(|p| {
+                matches!(
+                    p,
+                    AnalysisPhase::Failed | AnalysisPhase::Error | AnalysisPhase::Inconclusive
+                )
+            });
         let settled = matches!(
             self.outcome.phase,
             RolloutPhase::Healthy | RolloutPhase::Degraded

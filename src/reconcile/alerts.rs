@@ -32,7 +32,7 @@ use super::alert_outgoing::outgoing;
 use super::alert_targets::{FIELD_MANAGER, read_target, record_target};
 use super::observe::observe;
 use crate::alerts::{Action, NextRound, Outcome, Policy, deliver, due, next_round};
-use crate::crd::{AlertRecord, AlertTargetType, Rollout, RolloutStatus};
+use crate::crd::{AlertRecord, AlertState, AlertTargetType, Rollout, RolloutStatus};
 
 /// Deliveries this process made, remembered in case recording them failed.
 const REMEMBERED: usize = 10_000;
@@ -282,14 +282,14 @@ impl Alerter {
             let previous = records
                 .iter()
                 .find(|r| r.event_id == item.occurrence.id && r.target == label)
-                .filter(|r| matches!(r.state.as_str(), "Pending" | "Sending"));
-            let was_pending = previous.is_some_and(|r| r.state == "Pending");
+                .filter(|r| matches!(r.state, AlertState::Pending | AlertState::Sending));
+            let was_pending = previous.is_some_and(|r| r.state == AlertState::Pending);
             let earlier_attempts = previous.map_or(0, |r| r.attempts.max(0));
             let since = previous.and_then(|r| r.pending_since.as_ref().map(|t| t.0));
-            let record = |state: &str, attempts: i32, message: Option<String>| AlertRecord {
+            let record = |state: AlertState, attempts: i32, message: Option<String>| AlertRecord {
                 event_id: item.occurrence.id.clone(),
                 target: label.clone(),
-                state: state.into(),
+                state,
                 attempts,
                 at: Time(Timestamp::now()),
                 message,
@@ -298,7 +298,11 @@ impl Alerter {
             };
             if already {
                 // Delivered by this process but not recorded: record, do not resend.
-                let done = record("Sent", earlier_attempts.max(1), Some("delivered".into()));
+                let done = record(
+                    AlertState::Sent,
+                    earlier_attempts.max(1),
+                    Some("delivered".into()),
+                );
                 records = crate::alerts::events::upsert(&records, done, &current);
                 if write_records(ctx, &rollout, &records).await {
                     self.set_pending(ctx, &memory, settings.kind, false);
@@ -309,7 +313,11 @@ impl Alerter {
                 let note = format!(
                     "{event} alert to {label}: a restart interrupted its delivery and {kind} cannot deduplicate, so it is not sent again"
                 );
-                let unconfirmed = record("Unconfirmed", earlier_attempts, Some(note.clone()));
+                let unconfirmed = record(
+                    AlertState::Unconfirmed,
+                    earlier_attempts,
+                    Some(note.clone()),
+                );
                 records = crate::alerts::events::upsert(&records, unconfirmed, &current);
                 if write_records(ctx, &rollout, &records).await {
                     self.set_pending(ctx, &memory, settings.kind, false);
@@ -356,7 +364,7 @@ impl Alerter {
                 }
             };
             let started = Timestamp::now();
-            let mut sending = record("Sending", earlier_attempts, None);
+            let mut sending = record(AlertState::Sending, earlier_attempts, None);
             sending.pending_since = Some(Time(since.unwrap_or(started)));
             records = crate::alerts::events::upsert(&records, sending, &current);
             if !write_records(ctx, &rollout, &records).await {
@@ -374,14 +382,14 @@ impl Alerter {
             };
             let mut result_record = match &delivery.outcome {
                 Outcome::Delivered { status } => record(
-                    "Sent",
+                    AlertState::Sent,
                     attempts,
                     Some(format!(
                         "{event} alert delivered to {label} (HTTP {status}, {tries})"
                     )),
                 ),
                 Outcome::Rejected { detail, .. } => record(
-                    "Failed",
+                    AlertState::Failed,
                     attempts,
                     Some(format!(
                         "{event} alert to {label} rejected, not retried: {detail}"
@@ -402,7 +410,7 @@ impl Alerter {
                     left
                 }
             };
-            if result_record.state == "Sent" {
+            if result_record.state == AlertState::Sent {
                 if let Ok(mut delivered) = self.delivered.lock() {
                     if delivered.len() >= REMEMBERED {
                         delivered.clear();
@@ -413,7 +421,7 @@ impl Alerter {
                     result_record.pending_since = since.map(Time);
                 }
             }
-            let state = result_record.state.clone();
+            let state = result_record.state;
             let note = result_record.message.clone().unwrap_or_default();
             records = crate::alerts::events::upsert(&records, result_record, &current);
             for _ in 0..3 {
@@ -422,8 +430,8 @@ impl Alerter {
                 }
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
-            let ok = state == "Sent";
-            match (&delivery.outcome, state.as_str()) {
+            let ok = state == AlertState::Sent;
+            match (&delivery.outcome, state) {
                 (Outcome::Delivered { .. }, _) => {
                     self.set_pending(ctx, &memory, settings.kind, false);
                     ctx.metrics.alert(kind, event, "delivered");
@@ -436,15 +444,15 @@ impl Alerter {
                     self.count_undelivered(ctx, &memory, settings.kind, event, was_pending, state);
                 }
             }
-            let reason = match state.as_str() {
-                "Sent" => "AlertSent",
-                "Pending" => "AlertPending",
+            let reason = match state {
+                AlertState::Sent => "AlertSent",
+                AlertState::Pending => "AlertPending",
                 _ => "AlertFailed",
             };
             publish(ctx, &rollout, !ok, reason, &note).await;
-            let target_reason = match state.as_str() {
-                "Sent" => "Delivering",
-                "Pending" => "DeliveryPending",
+            let target_reason = match state {
+                AlertState::Sent => "Delivering",
+                AlertState::Pending => "DeliveryPending",
                 _ => "DeliveryFailing",
             };
             record_target(ctx, &item.target, settings, ok, target_reason, &note).await;
@@ -476,9 +484,9 @@ impl Alerter {
         kind: AlertTargetType,
         event: &'static str,
         was_pending: bool,
-        state: &str,
+        state: AlertState,
     ) {
-        let pending = state == "Pending";
+        let pending = state == AlertState::Pending;
         self.set_pending(ctx, memory, kind, pending);
         if pending && !was_pending {
             ctx.metrics.alert(kind.as_str(), event, "pending");
@@ -496,17 +504,17 @@ fn undelivered(
     problem: &str,
     round: NextRound,
     policy: &Policy,
-) -> (&'static str, String) {
+) -> (AlertState, String) {
     let retry_for = humantime::format_duration(policy.retry_for);
     match round {
         NextRound::At { at, .. } => (
-            "Pending",
+            AlertState::Pending,
             format!(
                 "{event} alert to {label} not delivered yet: {problem}; next try at {at:.0}, for up to {retry_for}"
             ),
         ),
         NextRound::GiveUp { since } => (
-            "Failed",
+            AlertState::Failed,
             format!(
                 "{event} alert to {label} given up: not delivered within {retry_for} of {since:.0}: {problem}"
             ),

@@ -22,7 +22,7 @@ use tracing::warn;
 
 use super::Context;
 use super::git_source::{Prepared, prepare_request};
-use crate::crd::{GitRevertStatus, Rollout, RolloutStatus};
+use crate::crd::{GitRevertStatus, RevertState, Rollout, RolloutStatus};
 use crate::engine::Observed;
 use crate::engine::revisions::index;
 use crate::revert::{RevertOutcome, find_pushed, revert_with};
@@ -30,7 +30,6 @@ use crate::revert::{RevertOutcome, find_pushed, revert_with};
 /// Annotation an operator's abort carries to ask for (`true`) or refuse (`false`) a revert.
 pub const ABORT_REVERT_ANNOTATION: &str = "sluice.dev/abort-revert";
 const FIELD_MANAGER: &str = "sluice-git";
-const FINAL_STATES: [&str; 4] = ["Reverted", "AlreadyReverted", "NotNeeded", "Skipped"];
 
 /// What the loop should do about Git for this Rollout now.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,9 +48,6 @@ pub enum Wanted {
     Resolve { record: GitRevertStatus },
 }
 
-/// States of an attempt in progress: only a task of this process may hold them.
-const IN_PROGRESS: [&str; 2] = ["Reverting", "Pushing"];
-
 /// Back-off between failed attempts: 30 s, 1 min, 2 min … at most 10 min.
 pub fn backoff(attempts: i32) -> Duration {
     let exponent = u32::try_from(attempts.clamp(1, 6) - 1).unwrap_or(0);
@@ -65,7 +61,7 @@ pub fn wanted(rollout: &Rollout, status: &RolloutStatus, now: Timestamp) -> Want
     };
     let Some(abort) = &status.abort else {
         return match &status.git_revert {
-            Some(record) if IN_PROGRESS.contains(&record.state.as_str()) => Wanted::Resolve {
+            Some(record) if record.state.in_progress() => Wanted::Resolve {
                 record: record.clone(),
             },
             _ => Wanted::Nothing,
@@ -82,10 +78,10 @@ pub fn wanted(rollout: &Rollout, status: &RolloutStatus, now: Timestamp) -> Want
             && (!refused || r.last_attempt.as_ref().is_none_or(|t| t.0 >= abort.at.0))
     });
     if let Some(record) = record {
-        if FINAL_STATES.contains(&record.state.as_str()) {
+        if record.state.is_final() {
             return Wanted::Nothing;
         }
-        if record.state == "Failed"
+        if record.state == RevertState::Failed
             && let Some(last) = &record.last_attempt
         {
             let next = last.0 + backoff(record.attempts);
@@ -178,7 +174,7 @@ impl GitReverter {
             Wanted::Later(wait) => Some(wait),
             Wanted::Skip { canary, why } => {
                 let record = GitRevertStatus {
-                    state: "Skipped".into(),
+                    state: RevertState::Skipped,
                     canary_revision: canary,
                     message: Some(why.into()),
                     // Dated, so that a later abort of the same revision is told apart.
@@ -219,7 +215,7 @@ impl GitReverter {
                     .as_ref()
                     .filter(|r| r.canary_revision == canary);
                 let record = GitRevertStatus {
-                    state: "Reverting".into(),
+                    state: RevertState::Reverting,
                     canary_revision: canary,
                     attempts: attempts + 1,
                     reverted_commit: earlier.and_then(|r| r.reverted_commit.clone()),
@@ -277,14 +273,14 @@ impl GitReverter {
                 let note = format!(
                     "reverted commit {reverted} with {revert} (the push was confirmed on the branch after a restart)"
                 );
-                record.state = "Reverted".into();
+                record.state = RevertState::Reverted;
                 record.reverted_commit = Some(reverted);
                 record.revert_commit = Some(revert);
                 record.pull_request = pull_request;
                 (false, "GitReverted", note)
             }
             Ok(None) => {
-                record.state = "NotNeeded".into();
+                record.state = RevertState::NotNeeded;
                 record.revert_commit = None;
                 (
                     false,
@@ -295,7 +291,7 @@ impl GitReverter {
             }
             // The abort is over: record why and do not retry in a loop.
             Err(error) => {
-                record.state = "Failed".into();
+                record.state = RevertState::Failed;
                 (
                     true,
                     "GitRevertFailed",
@@ -335,7 +331,7 @@ impl GitReverter {
             let pushing = record.clone();
             revert_with(&request, |reverted, revert| {
                 let mut state = pushing.clone();
-                state.state = "Pushing".into();
+                state.state = RevertState::Pushing;
                 state.message = Some(format!("pushing {revert}, which reverts {reverted}"));
                 state.reverted_commit = Some(reverted);
                 state.revert_commit = Some(revert);
@@ -367,7 +363,7 @@ impl GitReverter {
                 if let Some(url) = &pull_request {
                     note.push_str(&format!("; waiting to be merged in {url}"));
                 }
-                record.state = "Reverted".into();
+                record.state = RevertState::Reverted;
                 record.pull_request = pull_request;
                 record.reverted_commit = Some(reverted);
                 record.revert_commit = Some(revert);
@@ -379,7 +375,7 @@ impl GitReverter {
                 pull_request,
             }) => {
                 record.pull_request = pull_request;
-                record.state = "AlreadyReverted".into();
+                record.state = RevertState::AlreadyReverted;
                 record.reverted_commit = Some(reverted.clone());
                 record.revert_commit = Some(revert.clone());
                 (
@@ -389,11 +385,11 @@ impl GitReverter {
                 )
             }
             Ok(RevertOutcome::NotNeeded { reason }) => {
-                record.state = "NotNeeded".into();
+                record.state = RevertState::NotNeeded;
                 (false, "GitRevertNotNeeded", reason)
             }
             Err(error) => {
-                record.state = "Failed".into();
+                record.state = RevertState::Failed;
                 let retry = humantime::format_duration(backoff(attempts));
                 (
                     true,
@@ -515,7 +511,7 @@ mod tests {
     fn a_refused_known_bad_revision_is_reverted_anew_and_nothing_else_twice() {
         let now = Timestamp::UNIX_EPOCH;
         let earlier = GitRevertStatus {
-            state: "Reverted".into(),
+            state: RevertState::Reverted,
             canary_revision: "canaryhash".into(),
             revert_commit: Some("abc".into()),
             last_attempt: Some(Time(now)),
@@ -572,13 +568,13 @@ mod tests {
         let now = Timestamp::UNIX_EPOCH + Duration::from_secs(100);
         let (r, mut s) = aborted("AnalysisFailed");
         s.git_revert = Some(GitRevertStatus {
-            state: "Reverted".into(),
+            state: RevertState::Reverted,
             canary_revision: "canaryhash".into(),
             ..Default::default()
         });
         assert_eq!(wanted(&r, &s, now), Wanted::Nothing);
         s.git_revert = Some(GitRevertStatus {
-            state: "Failed".into(),
+            state: RevertState::Failed,
             canary_revision: "canaryhash".into(),
             attempts: 2,
             last_attempt: Some(Time(Timestamp::UNIX_EPOCH + Duration::from_secs(90))),
@@ -599,7 +595,7 @@ mod tests {
         );
         // A record about an older canary does not count for this one.
         s.git_revert = Some(GitRevertStatus {
-            state: "Reverted".into(),
+            state: RevertState::Reverted,
             canary_revision: "older".into(),
             ..Default::default()
         });
@@ -610,7 +606,7 @@ mod tests {
         let now = Timestamp::UNIX_EPOCH;
         let (r, mut s) = aborted("AnalysisFailed");
         let pushing = GitRevertStatus {
-            state: "Pushing".into(),
+            state: RevertState::Pushing,
             canary_revision: "canaryhash".into(),
             reverted_commit: Some("bump".into()),
             revert_commit: Some("revert".into()),
@@ -628,17 +624,23 @@ mod tests {
         );
         let mut reverting = s.clone();
         if let Some(record) = reverting.git_revert.as_mut() {
-            record.state = "Reverting".into();
+            record.state = RevertState::Reverting;
         }
         assert!(matches!(
             wanted(&r, &reverting, now),
             Wanted::Resolve { .. }
         ));
         // Settled records stay settled.
-        for state in FINAL_STATES.into_iter().chain(["Failed"]) {
+        for state in [
+            RevertState::Reverted,
+            RevertState::AlreadyReverted,
+            RevertState::NotNeeded,
+            RevertState::Skipped,
+            RevertState::Failed,
+        ] {
             let mut done = s.clone();
             if let Some(record) = done.git_revert.as_mut() {
-                record.state = state.into();
+                record.state = state;
             }
             assert_eq!(wanted(&r, &done, now), Wanted::Nothing, "{state}");
         }

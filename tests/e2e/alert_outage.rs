@@ -9,7 +9,7 @@ use super::receiver;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use sluice::crd::RolloutPhase;
+use sluice::crd::{AlertState, RolloutPhase};
 
 use super::harness::{
     ControllerProcess, admin_client, apply_value, cluster, ensure_crds, free_port, http_get,
@@ -132,7 +132,7 @@ async fn an_alert_outlives_a_receiver_outage_and_a_missing_secret_and_is_deliver
         "late-hook",
         "late-hook Pending for its Secret",
         Duration::from_secs(60),
-        |r| r.state == "Pending",
+        |r| r.state == AlertState::Pending,
     )
     .await;
     let message = waiting.message.clone().unwrap_or_default();
@@ -144,7 +144,7 @@ async fn an_alert_outlives_a_receiver_outage_and_a_missing_secret_and_is_deliver
         "down-hook",
         "down-hook Pending after a failed round",
         Duration::from_secs(60),
-        |r| r.state == "Pending" && r.attempts >= 5,
+        |r| r.state == AlertState::Pending && r.attempts >= 5,
     )
     .await;
     let message = down.message.clone().unwrap_or_default();
@@ -181,7 +181,7 @@ async fn an_alert_outlives_a_receiver_outage_and_a_missing_secret_and_is_deliver
         "down-hook",
         "down-hook Sent after the outage",
         Duration::from_secs(60),
-        |r| r.state == "Sent",
+        |r| r.state == AlertState::Sent,
     )
     .await;
     assert!(sent.attempts > 5, "more than one round: {sent:?}");
@@ -199,7 +199,7 @@ async fn an_alert_outlives_a_receiver_outage_and_a_missing_secret_and_is_deliver
         "late-hook",
         "late-hook Sent once its Secret exists",
         Duration::from_secs(60),
-        |r| r.state == "Sent",
+        |r| r.state == AlertState::Sent,
     )
     .await;
     // Exactly once each, and nothing more while we watch a few more seconds.

@@ -12,7 +12,7 @@ use kube::Api;
 use kube::api::{Patch, PatchParams};
 use serde_json::json;
 use sha2::Sha256;
-use sluice::crd::{AlertTarget, ClusterAlertTarget, RolloutPhase};
+use sluice::crd::{AlertState, AlertTarget, ClusterAlertTarget, RolloutPhase};
 
 use super::analysis::{canary_with, with_analysis};
 use super::harness::{
@@ -225,7 +225,7 @@ async fn an_analysis_abort_sends_one_signed_alert_with_the_numbers_even_across_a
             r.status?
                 .alerts
                 .into_iter()
-                .find(|a| a.event_id == id && a.state == "Sent")
+                .find(|a| a.event_id == id && a.state == AlertState::Sent)
         }
     })
     .await;
@@ -383,7 +383,7 @@ async fn a_refused_alert_is_not_retried_and_marks_its_cluster_target_failing() {
             let failed: Vec<_> = status
                 .alerts
                 .into_iter()
-                .filter(|a| a.state == "Failed")
+                .filter(|a| a.state == AlertState::Failed)
                 .collect();
             (failed.len() == 2).then_some(failed)
         }

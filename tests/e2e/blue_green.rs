@@ -230,7 +230,7 @@ async fn a_failing_pre_promotion_analysis_never_switches() {
         .blue_green
         .and_then(|b| b.pre_promotion_analysis)
         .expect("pre-promotion run in status");
-    assert_eq!(pre.phase.as_deref(), Some("Failed"));
+    assert_eq!(pre.phase, Some(sluice::crd::AnalysisPhase::Failed));
     // The preview never grew past previewReplicaCount.
     let revisions = revisions(&admin, &ns, "web").await;
     assert!(

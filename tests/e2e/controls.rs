@@ -276,7 +276,8 @@ async fn a_monitoring_outage_holds_the_canary_then_rolls_traffic_back_without_to
         let (admin, ns) = (admin.clone(), ns.clone());
         async move {
             let s = rollout(&admin, &ns, "web").await.status?;
-            s.git_revert.filter(|g| g.state == "Skipped")
+            s.git_revert
+                .filter(|g| g.state == sluice::crd::RevertState::Skipped)
         }
     })
     .await;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use kube::Api;
 use serde_json::json;
-use sluice::crd::{Rollout, RolloutPhase};
+use sluice::crd::{RevertState, Rollout, RolloutPhase};
 
 use super::analysis::error_rate_template;
 use super::harness::{
@@ -248,7 +248,7 @@ async fn a_controller_killed_mid_push_settles_the_revert_the_sync_already_applie
         let api = api.clone();
         async move {
             let record = api.get("web").await.ok()?.status?.git_revert?;
-            (record.state == "Pushing").then_some(record)
+            (record.state == RevertState::Pushing).then_some(record)
         }
     })
     .await;
@@ -299,7 +299,12 @@ async fn a_controller_killed_mid_push_settles_the_revert_the_sync_already_applie
         }
     })
     .await;
-    assert_eq!(record.state, "Reverted", "{}", restarted.log_tail());
+    assert_eq!(
+        record.state,
+        RevertState::Reverted,
+        "{}",
+        restarted.log_tail()
+    );
     assert_eq!(record.reverted_commit.as_deref(), Some(bump.as_str()));
     assert_eq!(record.revert_commit.as_deref(), Some(on_branch.as_str()));
     assert_eq!(gitops.reverts_of(&bump), 1, "exactly one revert");

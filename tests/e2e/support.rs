@@ -306,7 +306,10 @@ pub async fn wait_reverted_home(
         async move {
             let r = rollout(&admin, &ns, "web").await;
             let s = r.status.clone()?;
-            let reverted = s.git_revert.as_ref().is_some_and(|g| g.state == "Reverted");
+            let reverted = s
+                .git_revert
+                .as_ref()
+                .is_some_and(|g| g.state == sluice::crd::RevertState::Reverted);
             (reverted
                 && s.phase == Some(RolloutPhase::Healthy)
                 && s.stable_revision.as_deref() == Some(stable.as_str()))

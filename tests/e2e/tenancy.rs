@@ -362,7 +362,7 @@ async fn a_cluster_alert_target_pages_only_for_listed_namespaces() {
                 status
                     .alerts
                     .into_iter()
-                    .find(|r| r.target == label && r.state == "Pending")
+                    .find(|r| r.target == label && r.state == sluice::crd::AlertState::Pending)
             }
         },
     )
@@ -491,7 +491,7 @@ async fn a_cluster_git_repository_reverts_only_for_listed_namespaces() {
         let (admin, ns) = (admin.clone(), ns.clone());
         async move {
             let git = rollout(&admin, &ns, "web").await.status?.git_revert?;
-            (git.state == "Failed").then_some(git)
+            (git.state == sluice::crd::RevertState::Failed).then_some(git)
         }
     })
     .await;
@@ -515,7 +515,7 @@ async fn a_cluster_git_repository_reverts_only_for_listed_namespaces() {
         let (admin, ns) = (admin.clone(), ns.clone());
         async move {
             let git = rollout(&admin, &ns, "web").await.status?.git_revert?;
-            (git.state == "Reverted").then_some(())
+            (git.state == sluice::crd::RevertState::Reverted).then_some(())
         }
     })
     .await;
