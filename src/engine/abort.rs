@@ -6,6 +6,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use super::deadline::DEADLINE;
 use super::hash::pod_template_hash;
 use super::plan::{ControlRequests, Planner};
+use super::reasons;
 use crate::crd::AbortStatus;
 
 impl Planner<'_> {
@@ -54,7 +55,11 @@ impl Planner<'_> {
         if let Some(message) = self.forced_abort.clone() {
             self.abort_with(desired, DEADLINE, message, false, true);
         } else if requests.abort {
-            self.abort(desired, "AbortedByUser", "aborted by an operator".into());
+            self.abort(
+                desired,
+                reasons::ABORTED_BY_USER,
+                "aborted by an operator".into(),
+            );
         }
     }
 

@@ -12,6 +12,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::canary::RunRequest;
 use super::plan::{ControlRequests, Planner};
+use super::reasons;
 use super::spec::{BlueGreenSettings, Routing};
 use super::verdict::cannot_tell_reason;
 use crate::crd::limits::{after, seconds_until};
@@ -162,11 +163,11 @@ impl Planner<'_> {
         }
         if requests.paused {
             self.waiting_by_design = true;
-            self.status.pause_reason = Some("PausedByUser".into());
+            self.status.pause_reason = Some(reasons::PAUSED_BY_USER.into());
             let message = format!(
                 "held by an operator before the switch to {desired} (sluice.dev/paused=true)"
             );
-            self.set_outcome(RolloutPhase::Paused, "PausedByUser", message);
+            self.set_outcome(RolloutPhase::Paused, reasons::PAUSED_BY_USER, message);
             return;
         }
         if state.stage != BlueGreenStage::AwaitingPromotion {
@@ -343,7 +344,7 @@ impl Planner<'_> {
                 Verdict::Passed
             }
             Some(AnalysisPhase::Failed) => Verdict::Failed(
-                "AnalysisFailed".into(),
+                reasons::ANALYSIS_FAILED.into(),
                 format!("{label} analysis {name} Failed: {detail}"),
             ),
             // An operator's promote acknowledges a verdict that cannot tell.

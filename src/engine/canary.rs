@@ -8,6 +8,7 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::plan::{ControlRequests, Planner, Write};
+use super::reasons;
 use super::spec::{Routing, Step};
 use super::verdict::cannot_tell_reason;
 use crate::crd::limits::{after, seconds_until};
@@ -71,7 +72,7 @@ impl Planner<'_> {
             match self.old.canary_revision.clone().filter(|c| c != stable) {
                 Some(previous) => self.event(
                     false,
-                    "Superseded",
+                    reasons::SUPERSEDED,
                     format!("canary {previous} superseded by {desired}; starting over at step 1"),
                 ),
                 None => self.event(
@@ -153,9 +154,9 @@ impl Planner<'_> {
             self.hold_traffic(stable, desired, index);
             let message =
                 format!("held by an operator at step {index}/{total} (sluice.dev/paused=true)");
-            self.status.pause_reason = Some("PausedByUser".into());
+            self.status.pause_reason = Some(reasons::PAUSED_BY_USER.into());
             self.waiting_by_design = true;
-            self.set_outcome(RolloutPhase::Paused, "PausedByUser", message);
+            self.set_outcome(RolloutPhase::Paused, reasons::PAUSED_BY_USER, message);
             return;
         }
         self.status.pause_reason = None;
@@ -280,7 +281,7 @@ impl Planner<'_> {
                     }
                     Some(AnalysisPhase::Failed) => {
                         let message = format!("analysis {name} Failed: {detail}");
-                        self.abort(desired, "AnalysisFailed", message);
+                        self.abort(desired, reasons::ANALYSIS_FAILED, message);
                         false
                     }
                     Some(verdict @ (AnalysisPhase::Error | AnalysisPhase::Inconclusive)) => {
@@ -354,7 +355,7 @@ impl Planner<'_> {
         match phase {
             Some(AnalysisPhase::Failed) => {
                 let message = format!("background analysis {name} Failed: {detail}");
-                self.abort(desired, "BackgroundAnalysisFailed", message);
+                self.abort(desired, reasons::BACKGROUND_ANALYSIS_FAILED, message);
                 self.aborted(stable, desired);
                 false
             }

@@ -8,6 +8,7 @@
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
+use super::reasons::{self, git};
 use crate::crd::{RevertState, RolloutPhase};
 
 /// The outcome a plan reports, from which every condition is derived.
@@ -31,11 +32,11 @@ pub fn git_condition(
 ) -> Option<Condition> {
     let record = record?;
     let (status, reason) = match record.state {
-        RevertState::Reverted | RevertState::AlreadyReverted => ("True", "Reverted"),
-        RevertState::NotNeeded => ("True", "NotNeeded"),
-        RevertState::Skipped => ("False", "Skipped"),
-        RevertState::Reverting | RevertState::Pushing => ("Unknown", "Reverting"),
-        RevertState::Failed => ("False", "RevertFailed"),
+        RevertState::Reverted | RevertState::AlreadyReverted => ("True", git::REVERTED),
+        RevertState::NotNeeded => ("True", git::NOT_NEEDED),
+        RevertState::Skipped => ("False", git::SKIPPED),
+        RevertState::Reverting | RevertState::Pushing => ("Unknown", git::REVERTING),
+        RevertState::Failed => ("False", git::REVERT_FAILED),
     };
     let since = match old.iter().find(|c| c.type_ == "GitReverted") {
         Some(c) if c.status == status && c.reason == reason => c.last_transition_time.clone(),
@@ -61,13 +62,13 @@ pub fn conditions(
     let failed = matches!(phase, RolloutPhase::Degraded | RolloutPhase::Aborted);
     let moving = matches!(phase, RolloutPhase::Progressing);
     let ready_reason = if phase == RolloutPhase::Healthy {
-        "Healthy"
+        reasons::HEALTHY
     } else {
         outcome.reason.as_str()
     };
     let progressing_reason = match phase {
-        RolloutPhase::Healthy => "RolloutCompleted",
-        RolloutPhase::Paused => "RolloutPaused",
+        RolloutPhase::Healthy => reasons::ROLLOUT_COMPLETED,
+        RolloutPhase::Paused => reasons::ROLLOUT_PAUSED,
         _ => outcome.reason.as_str(),
     };
     let wanted = [
@@ -79,7 +80,7 @@ pub fn conditions(
             if failed {
                 outcome.reason.as_str()
             } else {
-                "AsExpected"
+                reasons::AS_EXPECTED
             },
         ),
         (
@@ -97,7 +98,7 @@ pub fn conditions(
             if failed {
                 outcome.reason.as_str()
             } else {
-                "AsExpected"
+                reasons::AS_EXPECTED
             },
         ),
     ];

@@ -10,7 +10,7 @@ use super::plan::Planner;
 use crate::crd::RolloutPhase;
 
 /// Reason of a rollout that made no progress within `progressDeadlineSeconds`.
-pub const DEADLINE: &str = "ProgressDeadlineExceeded";
+pub use super::reasons::PROGRESS_DEADLINE_EXCEEDED as DEADLINE;
 
 impl Planner<'_> {
     /// Whether the rollout stands still: `Err(deadline)` while within it.

@@ -11,12 +11,11 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::plan::{ControlRequests, Planner};
+use super::reasons::KNOWN_BAD_REVISION as KNOWN_BAD;
 use crate::crd::{AbortedRevision, RevertState, RolloutPhase};
 
 /// Aborted revisions remembered per Rollout (the oldest go first).
 pub const KNOWN_BAD_LIMIT: usize = 10;
-/// Abort reason of a refused known-bad revision.
-pub const KNOWN_BAD: &str = "KnownBadRevision";
 
 impl Planner<'_> {
     /// Remember `revision` as aborted (called once per new abort that is a verdict).

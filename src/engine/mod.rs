@@ -12,6 +12,7 @@ mod known_bad;
 pub mod observed;
 pub mod plan;
 pub mod ratio;
+pub mod reasons;
 pub mod revisions;
 pub mod route;
 pub mod spec;
@@ -19,7 +20,7 @@ pub mod stuck;
 mod verdict;
 
 pub use canary::{canary_replicas, stable_replicas, weight_at};
-pub use known_bad::{KNOWN_BAD, KNOWN_BAD_LIMIT};
+pub use known_bad::KNOWN_BAD_LIMIT;
 pub use observed::{Lookup, Observed, RouteState, ServiceState};
 pub use plan::{Plan, PlannedEvent, Write, plan};
 

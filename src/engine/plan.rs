@@ -15,6 +15,7 @@ use super::conditions::{self, Outcome};
 use super::controls::{self, Requests};
 use super::hash::pod_template_hash;
 use super::observed::{Lookup, Observed};
+use super::reasons;
 use super::revisions::{self, DesiredReplicaSet, Revision};
 use super::route;
 use super::spec::{self, Routing, Settings};
@@ -150,7 +151,7 @@ pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
 }
 
 /// Condition reason of a spec (or a reference) that cannot be acted on.
-pub const INVALID_SPEC: &str = "InvalidSpec";
+pub use super::reasons::INVALID_SPEC;
 /// Condition reason of a Rollout naming objects another Rollout routes through.
 pub const REFERENCE_CONFLICT: &str = "ReferenceConflict";
 
@@ -363,7 +364,7 @@ impl<'a> Planner<'a> {
             // both first stages keep the stable version at full size and traffic on it.
             self.event(
                 false,
-                "StrategyChanged",
+                reasons::STRATEGY_CHANGED,
                 format!(
                     "strategy changed from {} to {} while {desired} was in flight; starting it over under {}",
                     recorded.unwrap_or_default(),

@@ -173,7 +173,7 @@ pub async fn record_target(
     let (kind, result) = match &target.namespace {
         Some(ns) => {
             let api: Api<AlertTarget> = Api::namespaced(ctx.client.clone(), ns);
-            let patch = json!({"apiVersion": "sluice.dev/v1alpha1", "kind": "AlertTarget", "metadata": {"name": target.name}, "status": status});
+            let patch = json!({"apiVersion": crate::crd::API_VERSION, "kind": "AlertTarget", "metadata": {"name": target.name}, "status": status});
             (
                 "AlertTarget",
                 api.patch_status(
@@ -187,7 +187,7 @@ pub async fn record_target(
         }
         None => {
             let api: Api<ClusterAlertTarget> = Api::all(ctx.client.clone());
-            let patch = json!({"apiVersion": "sluice.dev/v1alpha1", "kind": "ClusterAlertTarget", "metadata": {"name": target.name}, "status": status});
+            let patch = json!({"apiVersion": crate::crd::API_VERSION, "kind": "ClusterAlertTarget", "metadata": {"name": target.name}, "status": status});
             (
                 "ClusterAlertTarget",
                 api.patch_status(

@@ -535,7 +535,7 @@ async fn write_records(ctx: &Context, rollout: &Rollout, records: &[AlertRecord]
     let api: Api<Rollout> =
         Api::namespaced(ctx.client.clone(), &rollout.namespace().unwrap_or_default());
     let patch = json!({
-        "apiVersion": "sluice.dev/v1alpha1",
+        "apiVersion": crate::crd::API_VERSION,
         "kind": "Rollout",
         "metadata": { "name": rollout.name_any() },
         "status": { "alerts": records },

@@ -167,7 +167,7 @@ async fn write_status(
     let namespace = run.namespace().unwrap_or_else(|| "default".into());
     let api: Api<AnalysisRun> = Api::namespaced(client.clone(), &namespace);
     let mut patch = json!({
-        "apiVersion": "sluice.dev/v1alpha1",
+        "apiVersion": crate::crd::API_VERSION,
         "kind": "AnalysisRun",
         "status": status,
     });

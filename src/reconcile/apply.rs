@@ -177,7 +177,7 @@ pub async fn write_status(
     status.git_revert = None;
     status.alerts = Vec::new();
     let patch = json!({
-        "apiVersion": "sluice.dev/v1alpha1",
+        "apiVersion": crate::crd::API_VERSION,
         "kind": "Rollout",
         "metadata": { "name": name },
         "status": status,

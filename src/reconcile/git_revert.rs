@@ -23,8 +23,8 @@ use tracing::warn;
 use super::Context;
 use super::git_source::{Prepared, prepare_request};
 use crate::crd::{GitRevertStatus, RevertState, Rollout, RolloutStatus};
-use crate::engine::Observed;
 use crate::engine::revisions::index;
+use crate::engine::{Observed, reasons};
 use crate::revert::{RevertOutcome, find_pushed, revert_with};
 
 /// Annotation an operator's abort carries to ask for (`true`) or refuse (`false`) a revert.
@@ -72,7 +72,7 @@ pub fn wanted(rollout: &Rollout, status: &RolloutStatus, now: Timestamp) -> Want
     // anew: the record of its earlier abort (older than the refusal) does not
     // count. Only for refusals: a reconcile on a stale cache may plan any
     // other abort again with a later time, and must not revert twice.
-    let refused = abort.reason == crate::engine::KNOWN_BAD;
+    let refused = abort.reason == reasons::KNOWN_BAD_REVISION;
     let record = status.git_revert.as_ref().filter(|r| {
         r.canary_revision == canary
             && (!refused || r.last_attempt.as_ref().is_none_or(|t| t.0 >= abort.at.0))
@@ -104,7 +104,7 @@ pub fn wanted(rollout: &Rollout, status: &RolloutStatus, now: Timestamp) -> Want
             },
         };
     }
-    if abort.reason == "AbortedByUser" {
+    if abort.reason == reasons::ABORTED_BY_USER {
         let asked = rollout
             .annotations()
             .get(ABORT_REVERT_ANNOTATION)
@@ -423,7 +423,7 @@ async fn record_state(ctx: &Context, rollout: &Rollout, record: &GitRevertStatus
     let api: Api<Rollout> =
         Api::namespaced(ctx.client.clone(), &rollout.namespace().unwrap_or_default());
     let patch = json!({
-        "apiVersion": "sluice.dev/v1alpha1",
+        "apiVersion": crate::crd::API_VERSION,
         "kind": "Rollout",
         "metadata": { "name": rollout.name_any() },
         "status": { "gitRevert": record },
@@ -527,7 +527,7 @@ mod tests {
         }
         assert_eq!(wanted(&r, &s, now), Wanted::Nothing);
         // The revision came back to Git and was refused: its new commit is reverted.
-        let (r, mut s) = aborted(crate::engine::KNOWN_BAD);
+        let (r, mut s) = aborted(reasons::KNOWN_BAD_REVISION);
         s.git_revert = Some(earlier);
         if let Some(abort) = s.abort.as_mut() {
             abort.at = later;

@@ -157,7 +157,7 @@ async fn report_panic(ctx: &Context, rollout: &Rollout, panic: &str) {
     let old = rollout.status.clone().unwrap_or_default();
     let outcome = engine::conditions::Outcome {
         phase: crate::crd::RolloutPhase::Degraded,
-        reason: "ReconcilePanicked".into(),
+        reason: crate::engine::reasons::RECONCILE_PANICKED.into(),
         message: message.clone(),
     };
     let mut status = old.clone();
@@ -175,7 +175,14 @@ async fn report_panic(ctx: &Context, rollout: &Rollout, panic: &str) {
     {
         warn!(rollout = %rollout.name_any(), error = %err, "cannot record the panic in status");
     }
-    publish(ctx, rollout, true, "ReconcilePanicked", &message).await;
+    publish(
+        ctx,
+        rollout,
+        true,
+        crate::engine::reasons::RECONCILE_PANICKED,
+        &message,
+    )
+    .await;
 }
 
 fn log_write(key: &str, write: &Write) {
