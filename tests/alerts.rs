@@ -12,7 +12,7 @@ use hmac::{Hmac, Mac};
 use receiver::{Answer, Receiver};
 use sha2::Sha256;
 use sluice::alerts::deliver::{EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
-use sluice::alerts::{Outcome, Outgoing, Policy, deliver};
+use sluice::alerts::{DeliveryOutcome, Outgoing, Policy, deliver};
 
 fn client() -> reqwest::Client {
     sluice::install_crypto_provider();
@@ -45,7 +45,7 @@ async fn webhook_requests_are_signed_over_timestamp_and_body() {
     let receiver = Receiver::start(vec![]).await;
     let out = outgoing(&receiver.url, Some("shared-secret"));
     let delivery = deliver(&client(), &out, &fast()).await;
-    assert_eq!(delivery.outcome, Outcome::Delivered { status: 200 });
+    assert_eq!(delivery.outcome, DeliveryOutcome::Delivered { status: 200 });
     let got = receiver.received();
     assert_eq!(got.len(), 1);
     let request = &got[0];
@@ -103,7 +103,7 @@ async fn server_errors_are_retried_with_growing_back_off() {
     ])
     .await;
     let delivery = deliver(&client(), &outgoing(&receiver.url, None), &fast()).await;
-    assert_eq!(delivery.outcome, Outcome::Delivered { status: 200 });
+    assert_eq!(delivery.outcome, DeliveryOutcome::Delivered { status: 200 });
     assert_eq!(delivery.attempts, 4);
     assert_eq!(delivery.attempt_results, ["5xx", "5xx", "5xx", "2xx"]);
     let got = receiver.received();
@@ -123,7 +123,7 @@ async fn a_receiver_that_keeps_failing_is_given_up_after_max_attempts() {
     assert_eq!(delivery.attempts, 4);
     assert_eq!(receiver.received().len(), 4);
     match delivery.outcome {
-        Outcome::GaveUp { detail } => {
+        DeliveryOutcome::GaveUp { detail } => {
             assert!(detail.starts_with("HTTP 500"), "{detail}");
             assert!(!detail.contains("SECRET"), "the URL leaked: {detail}");
         }
@@ -139,7 +139,7 @@ async fn timeouts_are_retried() {
     };
     let receiver = Receiver::start(vec![slow]).await;
     let delivery = deliver(&client(), &outgoing(&receiver.url, None), &fast()).await;
-    assert_eq!(delivery.outcome, Outcome::Delivered { status: 200 });
+    assert_eq!(delivery.outcome, DeliveryOutcome::Delivered { status: 200 });
     assert_eq!(delivery.attempt_results, ["timeout", "2xx"]);
     assert_eq!(receiver.received().len(), 2);
 }
@@ -152,7 +152,7 @@ async fn too_many_requests_waits_for_retry_after() {
     };
     let receiver = Receiver::start(vec![limited]).await;
     let delivery = deliver(&client(), &outgoing(&receiver.url, None), &fast()).await;
-    assert_eq!(delivery.outcome, Outcome::Delivered { status: 200 });
+    assert_eq!(delivery.outcome, DeliveryOutcome::Delivered { status: 200 });
     assert_eq!(delivery.attempt_results, ["429", "2xx"]);
     let got = receiver.received();
     let gap = got[1].at - got[0].at;
@@ -170,7 +170,9 @@ async fn a_retry_after_beyond_the_cap_gives_up_instead_of_waiting() {
     let delivery = deliver(&client(), &outgoing(&receiver.url, None), &fast()).await;
     assert_eq!(receiver.received().len(), 1);
     match delivery.outcome {
-        Outcome::GaveUp { detail } => assert!(detail.contains("Retry-After 3600s"), "{detail}"),
+        DeliveryOutcome::GaveUp { detail } => {
+            assert!(detail.contains("Retry-After 3600s"), "{detail}")
+        }
         other => panic!("expected GaveUp, got {other:?}"),
     }
 }
@@ -185,7 +187,7 @@ async fn client_errors_are_not_retried() {
     let delivery = deliver(&client(), &outgoing(&receiver.url, None), &fast()).await;
     assert_eq!(
         delivery.outcome,
-        Outcome::Rejected {
+        DeliveryOutcome::Rejected {
             status: 400,
             detail: "HTTP 400: invalid_payload".into()
         }
@@ -204,7 +206,7 @@ async fn an_unreachable_receiver_is_retried_and_the_error_hides_the_url() {
     assert_eq!(delivery.attempts, 4);
     assert!(delivery.attempt_results.iter().all(|r| *r == "network"));
     match delivery.outcome {
-        Outcome::GaveUp { detail } => {
+        DeliveryOutcome::GaveUp { detail } => {
             assert!(detail.starts_with("cannot connect"), "{detail}");
             assert!(
                 !detail.contains("SECRET") && !detail.contains("hooks"),

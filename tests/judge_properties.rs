@@ -13,7 +13,7 @@ use sluice::analysis::judge::{
     CountsInterval, Decision, Direction, JudgeConfig, Tolerance, judge_counts, judge_samples,
     mann_whitney,
 };
-use sluice::analysis::run::{Outcome, new_result, plan_metric, record};
+use sluice::analysis::run::{MeasurementOutcome, new_result, plan_metric, record};
 use sluice::crd::{
     AnalysisPhase, Comparison, CountSample, Metric, MetricProvider, PrometheusProvider,
 };
@@ -168,7 +168,7 @@ fn recording_hostile_counts_never_panics_or_passes() {
                 let missing = [canary, baseline]
                     .iter()
                     .any(|c| c.events.is_nan() || c.exposure.is_nan());
-                let outcome = Outcome::Counts {
+                let outcome = MeasurementOutcome::Counts {
                     canary: *canary,
                     baseline: *baseline,
                     canary_pods: Vec::new(),

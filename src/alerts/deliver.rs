@@ -86,7 +86,7 @@ impl Default for Policy {
 
 /// What one attempt's answer means.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Verdict {
+pub enum AttemptVerdict {
     Delivered,
     /// Try again, after `after` when the receiver said so.
     Retry {
@@ -97,14 +97,14 @@ pub enum Verdict {
 }
 
 /// Classify an HTTP status (and its `Retry-After`, if any).
-pub fn classify(status: u16, retry_after: Option<&str>, now: Timestamp) -> Verdict {
+pub fn classify(status: u16, retry_after: Option<&str>, now: Timestamp) -> AttemptVerdict {
     match status {
-        200..=299 => Verdict::Delivered,
-        429 => Verdict::Retry {
+        200..=299 => AttemptVerdict::Delivered,
+        429 => AttemptVerdict::Retry {
             after: retry_after.and_then(|v| parse_retry_after(v, now)),
         },
-        408 | 500..=599 => Verdict::Retry { after: None },
-        _ => Verdict::Reject,
+        408 | 500..=599 => AttemptVerdict::Retry { after: None },
+        _ => AttemptVerdict::Reject,
     }
 }
 
@@ -181,7 +181,7 @@ pub fn signature(key: &[u8], timestamp: i64, body: &[u8]) -> String {
 
 /// How a delivery ended.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
+pub enum DeliveryOutcome {
     Delivered { status: u16 },
     Rejected { status: u16, detail: String },
     GaveUp { detail: String },
@@ -191,7 +191,7 @@ pub enum Outcome {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Delivery {
     pub attempts: u32,
-    pub outcome: Outcome,
+    pub outcome: DeliveryOutcome,
     /// One label per attempt (`2xx`, `4xx`, `429`, `5xx`, `timeout`, `network`), for metrics.
     pub attempt_results: Vec<&'static str>,
 }
@@ -231,23 +231,23 @@ pub async fn deliver(client: &reqwest::Client, out: &Outgoing, policy: &Policy) 
                 let body = response.text().await.unwrap_or_default();
                 let detail = format!("HTTP {status}: {}", snippet(&body));
                 match verdict {
-                    Verdict::Delivered => {
+                    AttemptVerdict::Delivered => {
                         attempt_results.push("2xx");
                         return Delivery {
                             attempts: attempt,
-                            outcome: Outcome::Delivered { status },
+                            outcome: DeliveryOutcome::Delivered { status },
                             attempt_results,
                         };
                     }
-                    Verdict::Reject => {
+                    AttemptVerdict::Reject => {
                         attempt_results.push("4xx");
                         return Delivery {
                             attempts: attempt,
-                            outcome: Outcome::Rejected { status, detail },
+                            outcome: DeliveryOutcome::Rejected { status, detail },
                             attempt_results,
                         };
                     }
-                    Verdict::Retry { .. } => {
+                    AttemptVerdict::Retry { .. } => {
                         last_error = detail;
                         (verdict, if status == 429 { "429" } else { "5xx" })
                     }
@@ -260,7 +260,7 @@ pub async fn deliver(client: &reqwest::Client, out: &Outgoing, policy: &Policy) 
                     "network"
                 };
                 last_error = describe(&error, policy.timeout);
-                (Verdict::Retry { after: None }, label)
+                (AttemptVerdict::Retry { after: None }, label)
             }
         };
         attempt_results.push(label);
@@ -268,7 +268,7 @@ pub async fn deliver(client: &reqwest::Client, out: &Outgoing, policy: &Policy) 
             break;
         }
         let wait = match verdict {
-            Verdict::Retry { after: Some(after) } => {
+            AttemptVerdict::Retry { after: Some(after) } => {
                 if after > policy.max_retry_after {
                     last_error = format!(
                         "{last_error} (Retry-After {}s is longer than the {}s Sluice waits)",
@@ -285,7 +285,7 @@ pub async fn deliver(client: &reqwest::Client, out: &Outgoing, policy: &Policy) 
     }
     Delivery {
         attempts: u32::try_from(attempt_results.len()).unwrap_or(u32::MAX),
-        outcome: Outcome::GaveUp { detail: last_error },
+        outcome: DeliveryOutcome::GaveUp { detail: last_error },
         attempt_results,
     }
 }
@@ -329,23 +329,29 @@ mod tests {
     #[test]
     fn answers_are_classified_as_the_receivers_mean_them() {
         let now = Timestamp::UNIX_EPOCH;
-        assert_eq!(classify(200, None, now), Verdict::Delivered);
-        assert_eq!(classify(202, None, now), Verdict::Delivered);
-        assert_eq!(classify(500, None, now), Verdict::Retry { after: None });
+        assert_eq!(classify(200, None, now), AttemptVerdict::Delivered);
+        assert_eq!(classify(202, None, now), AttemptVerdict::Delivered);
+        assert_eq!(
+            classify(500, None, now),
+            AttemptVerdict::Retry { after: None }
+        );
         assert_eq!(
             classify(503, Some("7"), now),
-            Verdict::Retry { after: None }
+            AttemptVerdict::Retry { after: None }
         );
-        assert_eq!(classify(408, None, now), Verdict::Retry { after: None });
+        assert_eq!(
+            classify(408, None, now),
+            AttemptVerdict::Retry { after: None }
+        );
         assert_eq!(
             classify(429, Some("3"), now),
-            Verdict::Retry {
+            AttemptVerdict::Retry {
                 after: Some(Duration::from_secs(3))
             }
         );
-        assert_eq!(classify(400, None, now), Verdict::Reject);
-        assert_eq!(classify(404, None, now), Verdict::Reject);
-        assert_eq!(classify(403, None, now), Verdict::Reject);
+        assert_eq!(classify(400, None, now), AttemptVerdict::Reject);
+        assert_eq!(classify(404, None, now), AttemptVerdict::Reject);
+        assert_eq!(classify(403, None, now), AttemptVerdict::Reject);
     }
 
     #[test]

@@ -12,6 +12,6 @@ pub mod deliver;
 pub mod events;
 pub mod message;
 
-pub use deliver::{Delivery, NextRound, Outcome, Outgoing, Policy, deliver, next_round};
+pub use deliver::{Delivery, DeliveryOutcome, NextRound, Outgoing, Policy, deliver, next_round};
 pub use events::{Action, Due, Occurrence, TargetKey, Trigger, due, occurrences};
 pub use message::{Alert, Input, build};

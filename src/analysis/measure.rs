@@ -13,7 +13,7 @@ use kube::Api;
 use kube::api::ListParams;
 
 use super::prometheus::{Credentials, Prometheus};
-use super::run::{MetricPlan, Outcome, VerdictKind, plan_metric};
+use super::run::{MeasurementOutcome, MetricPlan, VerdictKind, plan_metric};
 use super::scrape::{Selector, fetch, increments};
 use super::template::{Bindings, promql_duration, render, render_condition};
 use crate::crd::{CountSample, Measurement, Metric, PodCount};
@@ -121,12 +121,12 @@ pub async fn measure(
     baseline: &str,
     at: Timestamp,
     live: Option<&Live<'_>>,
-) -> Outcome {
+) -> MeasurementOutcome {
     let prometheus = match &p.source {
         Source::Prometheus(prometheus) => prometheus,
         Source::Scrape { .. } => {
             let Some(live) = live else {
-                return Outcome::Error(
+                return MeasurementOutcome::Error(
                     "the scrape provider reads live pods; replaying a past window needs the prometheus provider".into(),
                 );
             };
@@ -146,12 +146,12 @@ pub async fn measure(
     };
     let (canary, baseline) = (for_revision(canary), for_revision(baseline));
     let time = Some(seconds(at));
-    let result: Result<Outcome, String> = async {
+    let result: Result<MeasurementOutcome, String> = async {
         match &p.plan.verdict {
             VerdictKind::Threshold { .. } => {
                 let query = render(provider.query.as_deref().unwrap_or_default(), &canary)
                     .map_err(|e| e.to_string())?;
-                Ok(Outcome::Value(
+                Ok(MeasurementOutcome::Value(
                     prometheus
                         .single(&query, time)
                         .await
@@ -181,7 +181,7 @@ pub async fn measure(
                         exposure: pair[1],
                     });
                 }
-                Ok(Outcome::Counts {
+                Ok(MeasurementOutcome::Counts {
                     canary: samples[0],
                     baseline: samples[1],
                     canary_pods: Vec::new(),
@@ -202,7 +202,7 @@ pub async fn measure(
                         .map_err(|e| e.to_string())?
                         .unwrap_or(f64::NAN);
                 }
-                Ok(Outcome::Samples {
+                Ok(MeasurementOutcome::Samples {
                     canary: vec![values[0]],
                     baseline: vec![values[1]],
                 })
@@ -210,7 +210,7 @@ pub async fn measure(
         }
     }
     .await;
-    result.unwrap_or_else(Outcome::Error)
+    result.unwrap_or_else(MeasurementOutcome::Error)
 }
 
 /// Scrape every Ready pod of a revision: per-pod totals of (query or events, exposure).
@@ -264,17 +264,22 @@ async fn scrape_revision(
     Ok(totals)
 }
 
-async fn scrape_measure(p: &Prepared, canary: &str, baseline: &str, live: &Live<'_>) -> Outcome {
+async fn scrape_measure(
+    p: &Prepared,
+    canary: &str,
+    baseline: &str,
+    live: &Live<'_>,
+) -> MeasurementOutcome {
     let provider = p.plan.metric.provider.scrape.clone().unwrap_or_default();
     let parse = |text: &Option<String>| {
         Selector::parse(text.as_deref().unwrap_or_default()).map_err(|e| e.to_string())
     };
-    let result: Result<Outcome, String> = async {
+    let result: Result<MeasurementOutcome, String> = async {
         match &p.plan.verdict {
             VerdictKind::Threshold { .. } => {
                 let query = parse(&provider.query)?;
                 let pods = scrape_revision(p, live, canary, &query, None).await?;
-                Ok(Outcome::Value(
+                Ok(MeasurementOutcome::Value(
                     (!pods.is_empty()).then(|| pods.iter().map(|p| p.events).sum()),
                 ))
             }
@@ -288,7 +293,7 @@ async fn scrape_measure(p: &Prepared, canary: &str, baseline: &str, live: &Live<
                     .previous
                     .map(|m| (m.canary_pods.as_slice(), m.baseline_pods.as_slice()))
                     .unwrap_or((&[], &[]));
-                Ok(Outcome::Counts {
+                Ok(MeasurementOutcome::Counts {
                     canary: increments(before_canary, &canary_pods),
                     baseline: increments(before_baseline, &baseline_pods),
                     canary_pods,
@@ -301,7 +306,7 @@ async fn scrape_measure(p: &Prepared, canary: &str, baseline: &str, live: &Live<
         }
     }
     .await;
-    result.unwrap_or_else(Outcome::Error)
+    result.unwrap_or_else(MeasurementOutcome::Error)
 }
 
 #[cfg(test)]

@@ -303,7 +303,7 @@ pub fn next_due(result: &MetricResult, plan: &MetricPlan, started: Timestamp) ->
 
 /// What one measurement returned.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
+pub enum MeasurementOutcome {
     /// Threshold value; `None` when the query returned nothing.
     Value(Option<f64>),
     /// Events and exposure of each revision in the last interval (and, for
@@ -329,7 +329,7 @@ pub enum Outcome {
 pub fn record(
     result: &mut MetricResult,
     plan: &MetricPlan,
-    outcome: Outcome,
+    outcome: MeasurementOutcome,
     now: Timestamp,
     comparisons: usize,
 ) {
@@ -355,11 +355,11 @@ pub fn record(
         };
     };
     match (outcome, &plan.verdict) {
-        (Outcome::Error(message), _) => {
+        (MeasurementOutcome::Error(message), _) => {
             measurement.phase = AnalysisPhase::Error;
             measurement.message = Some(message);
         }
-        (Outcome::Value(value), VerdictKind::Threshold { success, failure }) => {
+        (MeasurementOutcome::Value(value), VerdictKind::Threshold { success, failure }) => {
             match value.and_then(finite) {
                 None => no_data(&mut measurement, "the query returned no number"),
                 Some(v) => {
@@ -376,7 +376,7 @@ pub fn record(
             }
         }
         (
-            Outcome::Counts {
+            MeasurementOutcome::Counts {
                 canary,
                 baseline,
                 canary_pods,
@@ -426,7 +426,7 @@ pub fn record(
                 judge_counts_into(result, &mut measurement, config, comparisons);
             }
         }
-        (Outcome::Samples { canary, baseline }, VerdictKind::Samples(config)) => {
+        (MeasurementOutcome::Samples { canary, baseline }, VerdictKind::Samples(config)) => {
             // One pair per interval; a missing value on either arm drops the pair, never one side.
             let (c, b): (Vec<f64>, Vec<f64>) = canary
                 .iter()
@@ -579,23 +579,47 @@ mod tests {
         let plan = plan_metric("t", &threshold_metric()).expect("valid");
         let mut result = new_result(&plan);
         assert_eq!(next_due(&result, &plan, at(0)), Some(at(0)));
-        record(&mut result, &plan, Outcome::Value(Some(0.05)), at(0), 0);
+        record(
+            &mut result,
+            &plan,
+            MeasurementOutcome::Value(Some(0.05)),
+            at(0),
+            0,
+        );
         assert_eq!(
             result.phase,
             AnalysisPhase::Running,
             "one failure is within failureLimit 1"
         );
         assert_eq!(next_due(&result, &plan, at(0)), Some(at(10)));
-        record(&mut result, &plan, Outcome::Value(Some(0.002)), at(10), 0);
-        record(&mut result, &plan, Outcome::Value(Some(0.03)), at(20), 0);
+        record(
+            &mut result,
+            &plan,
+            MeasurementOutcome::Value(Some(0.002)),
+            at(10),
+            0,
+        );
+        record(
+            &mut result,
+            &plan,
+            MeasurementOutcome::Value(Some(0.03)),
+            at(20),
+            0,
+        );
         assert_eq!(result.phase, AnalysisPhase::Failed);
         assert_eq!(next_due(&result, &plan, at(0)), None);
 
         let mut empty = new_result(&plan);
-        record(&mut empty, &plan, Outcome::Value(None), at(0), 0);
+        record(&mut empty, &plan, MeasurementOutcome::Value(None), at(0), 0);
         assert_eq!(empty.phase, AnalysisPhase::Inconclusive);
         let mut nan = new_result(&plan);
-        record(&mut nan, &plan, Outcome::Value(Some(f64::NAN)), at(0), 0);
+        record(
+            &mut nan,
+            &plan,
+            MeasurementOutcome::Value(Some(f64::NAN)),
+            at(0),
+            0,
+        );
         assert_eq!(
             nan.phase,
             AnalysisPhase::Inconclusive,
@@ -613,7 +637,7 @@ mod tests {
             record(
                 &mut result,
                 &plan,
-                Outcome::Error("bad_data: parse error".into()),
+                MeasurementOutcome::Error("bad_data: parse error".into()),
                 at(i * 10),
                 0,
             );
@@ -622,7 +646,7 @@ mod tests {
         record(
             &mut result,
             &plan,
-            Outcome::Error("bad_data: parse error".into()),
+            MeasurementOutcome::Error("bad_data: parse error".into()),
             at(50),
             0,
         );
@@ -636,7 +660,7 @@ mod tests {
             record(
                 &mut result,
                 &plan,
-                Outcome::Error("unreachable".into()),
+                MeasurementOutcome::Error("unreachable".into()),
                 at(i * 10),
                 0,
             );
@@ -648,7 +672,7 @@ mod tests {
     fn comparisons_decide_after_the_minimum_and_undecided_at_the_end_is_inconclusive() {
         let plan = plan_metric("t", &counts_metric()).expect("valid");
         let sample = |events: f64, exposure: f64| CountSample { events, exposure };
-        let counts = |c: CountSample, b: CountSample| Outcome::Counts {
+        let counts = |c: CountSample, b: CountSample| MeasurementOutcome::Counts {
             canary: c,
             baseline: b,
             canary_pods: vec![],
@@ -708,7 +732,7 @@ mod tests {
         record(
             &mut result,
             &plan,
-            Outcome::Counts {
+            MeasurementOutcome::Counts {
                 canary: CountSample {
                     events: 1.43,
                     exposure: 10.0,
@@ -745,7 +769,7 @@ mod tests {
         let mut result = new_result(&plan);
         let pairs = [(f64::NAN, 1.0), (2.0, f64::NAN), (1.0, 1.0), (1.0, 1.0)];
         for (i, (c, b)) in pairs.into_iter().enumerate() {
-            let outcome = Outcome::Samples {
+            let outcome = MeasurementOutcome::Samples {
                 canary: vec![c],
                 baseline: vec![b],
             };
@@ -826,7 +850,13 @@ mod tests {
         assert!(message.contains("deadline"), "{message}");
         let mut done = new_result(&plan);
         for i in 0..3 {
-            record(&mut done, &plan, Outcome::Value(Some(0.001)), at(i * 10), 0);
+            record(
+                &mut done,
+                &plan,
+                MeasurementOutcome::Value(Some(0.001)),
+                at(i * 10),
+                0,
+            );
         }
         assert_eq!(
             verdict_at(&[done], due, at(1_000_000)).0,

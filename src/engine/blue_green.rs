@@ -14,15 +14,15 @@ use super::canary::RunRequest;
 use super::plan::{ControlRequests, Planner};
 use super::reasons;
 use super::spec::{BlueGreenSettings, Routing};
-use super::verdict::cannot_tell_reason;
+use super::verdict::{RunVerdict, cannot_tell_reason};
 use crate::crd::limits::{after, seconds_until};
 use crate::crd::{
     AnalysisPhase, AnalysisRunRef, BlueGreenStage, BlueGreenStatus, PromotionAnalysis,
     PromotionStatus, RolloutPhase,
 };
 
-/// What an analysis verdict asks of the machine.
-enum Verdict {
+/// What a promotion analysis asks of the blue-green machine.
+enum StageVerdict {
     Passed,
     Failed(String, String),
     /// The analysis could not tell and traffic goes back (`RollbackTraffic`): the abort is planned.
@@ -153,12 +153,12 @@ impl Planner<'_> {
                 self.promotion_analysis("pre", analysis, stable, desired, requests);
             state.pre_promotion_analysis = Some(run);
             match verdict {
-                Verdict::Passed => {}
-                Verdict::Failed(reason, message) => {
+                StageVerdict::Passed => {}
+                StageVerdict::Failed(reason, message) => {
                     self.abort(desired, &format!("PrePromotion{reason}"), message);
                     return;
                 }
-                Verdict::RolledBack | Verdict::Waiting => return,
+                StageVerdict::RolledBack | StageVerdict::Waiting => return,
             }
         }
         if requests.paused {
@@ -280,12 +280,12 @@ impl Planner<'_> {
                 self.promotion_analysis("post", analysis, stable, desired, requests);
             state.post_promotion_analysis = Some(run);
             match verdict {
-                Verdict::Passed => {}
-                Verdict::Failed(reason, message) => {
+                StageVerdict::Passed => {}
+                StageVerdict::Failed(reason, message) => {
                     self.abort(desired, &format!("PostPromotion{reason}"), message);
                     return;
                 }
-                Verdict::RolledBack | Verdict::Waiting => return,
+                StageVerdict::RolledBack | StageVerdict::Waiting => return,
             }
         }
         self.promote_blue_green(stable, desired, state);
@@ -299,7 +299,7 @@ impl Planner<'_> {
         stable: &str,
         desired: &str,
         requests: &ControlRequests,
-    ) -> (Verdict, AnalysisRunRef) {
+    ) -> (StageVerdict, AnalysisRunRef) {
         let rollout = self.rollout.metadata.name.clone().unwrap_or_default();
         let name = self.run_name(desired, when);
         let (phase, summary) = self.ensure_analysis_run(
@@ -332,8 +332,8 @@ impl Planner<'_> {
             .as_ref()
             .filter(|r| r.name == name)
             .and_then(|r| r.phase);
-        let verdict = match phase {
-            Some(AnalysisPhase::Successful) => {
+        let verdict = match RunVerdict::of(phase) {
+            RunVerdict::Passed => {
                 if was != Some(AnalysisPhase::Successful) {
                     self.event(
                         false,
@@ -341,17 +341,15 @@ impl Planner<'_> {
                         format!("{label} analysis {name} Successful: {detail}"),
                     );
                 }
-                Verdict::Passed
+                StageVerdict::Passed
             }
-            Some(AnalysisPhase::Failed) => Verdict::Failed(
+            RunVerdict::Failed => StageVerdict::Failed(
                 reasons::ANALYSIS_FAILED.into(),
                 format!("{label} analysis {name} Failed: {detail}"),
             ),
             // An operator's promote acknowledges a verdict that cannot tell.
-            Some(AnalysisPhase::Error | AnalysisPhase::Inconclusive) if requests.promote => {
-                Verdict::Passed
-            }
-            Some(verdict @ (AnalysisPhase::Error | AnalysisPhase::Inconclusive)) => {
+            RunVerdict::CannotTell(_) if requests.promote => StageVerdict::Passed,
+            RunVerdict::CannotTell(verdict) => {
                 let prefix = if when == "pre" {
                     "PrePromotion"
                 } else {
@@ -360,16 +358,16 @@ impl Planner<'_> {
                 let reason = cannot_tell_reason(prefix, verdict);
                 let seen = format!("{label} analysis {name} {}: {detail}", verdict.as_str());
                 if self.cannot_tell(desired, &reason, seen) {
-                    Verdict::Waiting
+                    StageVerdict::Waiting
                 } else {
-                    Verdict::RolledBack
+                    StageVerdict::RolledBack
                 }
             }
-            _ => {
+            RunVerdict::Waiting => {
                 self.waiting_by_design = true;
                 let message = format!("waiting for {label} analysis {name} of {desired}");
                 self.set_outcome(RolloutPhase::Progressing, "Analyzing", message);
-                Verdict::Waiting
+                StageVerdict::Waiting
             }
         };
         (verdict, run)

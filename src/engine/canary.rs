@@ -10,7 +10,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use super::plan::{ControlRequests, Planner, Write};
 use super::reasons;
 use super::spec::{Routing, Step};
-use super::verdict::cannot_tell_reason;
+use super::verdict::{RunVerdict, cannot_tell_reason};
 use crate::crd::limits::{after, seconds_until};
 use crate::crd::{
     AnalysisArg, AnalysisPhase, AnalysisRunRef, AnalysisRunSpec, AnalysisTemplateRef,
@@ -270,8 +270,8 @@ impl Planner<'_> {
                     message: summary.clone(),
                 });
                 let detail = summary.unwrap_or_else(|| "no summary".into());
-                match phase {
-                    Some(AnalysisPhase::Successful) => {
+                match RunVerdict::of(phase) {
+                    RunVerdict::Passed => {
                         self.event(
                             false,
                             "AnalysisSuccessful",
@@ -279,19 +279,19 @@ impl Planner<'_> {
                         );
                         true
                     }
-                    Some(AnalysisPhase::Failed) => {
+                    RunVerdict::Failed => {
                         let message = format!("analysis {name} Failed: {detail}");
                         self.abort(desired, reasons::ANALYSIS_FAILED, message);
                         false
                     }
-                    Some(verdict @ (AnalysisPhase::Error | AnalysisPhase::Inconclusive)) => {
+                    RunVerdict::CannotTell(verdict) => {
                         let reason = cannot_tell_reason("", verdict);
                         let seen =
                             format!("{label}: analysis {name} {}: {detail}", verdict.as_str());
                         self.cannot_tell(desired, &reason, seen);
                         false
                     }
-                    _ => {
+                    RunVerdict::Waiting => {
                         let message = format!("{label}: waiting for analysis {name}");
                         self.set_outcome(RolloutPhase::Progressing, "Analyzing", message);
                         false
@@ -352,14 +352,14 @@ impl Planner<'_> {
             message: summary.clone(),
         });
         let detail = summary.unwrap_or_else(|| "no summary".into());
-        match phase {
-            Some(AnalysisPhase::Failed) => {
+        match RunVerdict::of(phase) {
+            RunVerdict::Failed => {
                 let message = format!("background analysis {name} Failed: {detail}");
                 self.abort(desired, reasons::BACKGROUND_ANALYSIS_FAILED, message);
                 self.aborted(stable, desired);
                 false
             }
-            Some(verdict @ (AnalysisPhase::Error | AnalysisPhase::Inconclusive)) => {
+            RunVerdict::CannotTell(verdict) => {
                 let reason = cannot_tell_reason("Background", verdict);
                 let seen = format!(
                     "background analysis {name} {}: {detail} (`promote` restarts it)",
@@ -372,7 +372,7 @@ impl Planner<'_> {
                 }
                 false
             }
-            _ => true,
+            RunVerdict::Passed | RunVerdict::Waiting => true,
         }
     }
 

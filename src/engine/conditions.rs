@@ -13,7 +13,7 @@ use crate::crd::{RevertState, RolloutPhase};
 
 /// The outcome a plan reports, from which every condition is derived.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Outcome {
+pub struct PlanOutcome {
     /// New phase.
     pub phase: RolloutPhase,
     /// CamelCase reason, e.g. `StepCompleted`, `InvalidSpec`.
@@ -53,7 +53,7 @@ pub fn git_condition(
 }
 
 pub fn conditions(
-    outcome: &Outcome,
+    outcome: &PlanOutcome,
     generation: Option<i64>,
     old: &[Condition],
     now: Timestamp,
@@ -127,8 +127,8 @@ pub fn conditions(
 mod tests {
     use super::*;
 
-    fn outcome(phase: RolloutPhase, reason: &str) -> Outcome {
-        Outcome {
+    fn outcome(phase: RolloutPhase, reason: &str) -> PlanOutcome {
+        PlanOutcome {
             phase,
             reason: reason.into(),
             message: "m".into(),

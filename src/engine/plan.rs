@@ -11,7 +11,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use super::claims;
-use super::conditions::{self, Outcome};
+use super::conditions::{self, PlanOutcome};
 use super::controls::{self, Requests};
 use super::hash::pod_template_hash;
 use super::observed::{Lookup, Observed};
@@ -248,7 +248,7 @@ fn invalid(
         status.current_weight = 0;
         message.push_str(CANARY_OFF_NOTE);
     }
-    let outcome = Outcome {
+    let outcome = PlanOutcome {
         phase: RolloutPhase::Degraded,
         reason: reason.into(),
         message: message.clone(),
@@ -292,7 +292,7 @@ pub(super) struct Planner<'a> {
     pub(super) writes: Vec<Write>,
     pub(super) events: Vec<PlannedEvent>,
     pub(super) wake: Vec<Timestamp>,
-    pub(super) outcome: Outcome,
+    pub(super) outcome: PlanOutcome,
     pub(super) newly_aborted: Option<AbortStatus>,
     /// Revisions given their final shape already; the rest are old.
     pub(super) kept: Vec<String>,
@@ -326,7 +326,7 @@ impl<'a> Planner<'a> {
             writes: Vec::new(),
             events: Vec::new(),
             wake: Vec::new(),
-            outcome: Outcome {
+            outcome: PlanOutcome {
                 phase: RolloutPhase::Progressing,
                 reason: "Reconciling".into(),
                 message: String::new(),
@@ -706,7 +706,7 @@ impl<'a> Planner<'a> {
     }
 
     pub(super) fn set_outcome(&mut self, phase: RolloutPhase, reason: &str, message: String) {
-        self.outcome = Outcome {
+        self.outcome = PlanOutcome {
             phase,
             reason: reason.into(),
             message,

@@ -16,6 +16,33 @@ pub fn is_cannot_tell(reason: &str) -> bool {
     reason.ends_with("AnalysisError") || reason.ends_with("AnalysisInconclusive")
 }
 
+/// What the phase of an analysis run means for whatever waits on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunVerdict {
+    /// Not worse: go on.
+    Passed,
+    /// Worse: abort.
+    Failed,
+    /// `Error` or `Inconclusive`: says nothing about the canary (see the module header).
+    CannotTell(AnalysisPhase),
+    /// No verdict yet (not created, pending, running, or terminated).
+    Waiting,
+}
+
+impl RunVerdict {
+    pub fn of(phase: Option<AnalysisPhase>) -> RunVerdict {
+        match phase {
+            Some(AnalysisPhase::Successful) => RunVerdict::Passed,
+            Some(AnalysisPhase::Failed) => RunVerdict::Failed,
+            Some(verdict @ (AnalysisPhase::Error | AnalysisPhase::Inconclusive)) => {
+                RunVerdict::CannotTell(verdict)
+            }
+            Some(AnalysisPhase::Pending | AnalysisPhase::Running | AnalysisPhase::Terminated)
+            | None => RunVerdict::Waiting,
+        }
+    }
+}
+
 /// Event reason when an analysis cannot tell and traffic is held.
 pub const CANNOT_TELL_EVENT: &str = "AnalysisCannotTell";
 

@@ -31,7 +31,7 @@ use super::Context;
 use super::alert_outgoing::outgoing;
 use super::alert_targets::{FIELD_MANAGER, read_target, record_target};
 use super::observe::observe;
-use crate::alerts::{Action, NextRound, Outcome, Policy, deliver, due, next_round};
+use crate::alerts::{Action, DeliveryOutcome, NextRound, Policy, deliver, due, next_round};
 use crate::crd::{AlertRecord, AlertState, AlertTargetType, Rollout, RolloutStatus};
 
 /// Deliveries this process made, remembered in case recording them failed.
@@ -381,21 +381,21 @@ impl Alerter {
                 format!("{attempts} attempts")
             };
             let mut result_record = match &delivery.outcome {
-                Outcome::Delivered { status } => record(
+                DeliveryOutcome::Delivered { status } => record(
                     AlertState::Sent,
                     attempts,
                     Some(format!(
                         "{event} alert delivered to {label} (HTTP {status}, {tries})"
                     )),
                 ),
-                Outcome::Rejected { detail, .. } => record(
+                DeliveryOutcome::Rejected { detail, .. } => record(
                     AlertState::Failed,
                     attempts,
                     Some(format!(
                         "{event} alert to {label} rejected, not retried: {detail}"
                     )),
                 ),
-                Outcome::GaveUp { detail } => {
+                DeliveryOutcome::GaveUp { detail } => {
                     let round = next_round(
                         &settings.policy,
                         since.unwrap_or(started),
@@ -432,15 +432,15 @@ impl Alerter {
             }
             let ok = state == AlertState::Sent;
             match (&delivery.outcome, state) {
-                (Outcome::Delivered { .. }, _) => {
+                (DeliveryOutcome::Delivered { .. }, _) => {
                     self.set_pending(ctx, &memory, settings.kind, false);
                     ctx.metrics.alert(kind, event, "delivered");
                 }
-                (Outcome::Rejected { .. }, _) => {
+                (DeliveryOutcome::Rejected { .. }, _) => {
                     self.set_pending(ctx, &memory, settings.kind, false);
                     ctx.metrics.alert(kind, event, "rejected");
                 }
-                (Outcome::GaveUp { .. }, state) => {
+                (DeliveryOutcome::GaveUp { .. }, state) => {
                     self.count_undelivered(ctx, &memory, settings.kind, event, was_pending, state);
                 }
             }

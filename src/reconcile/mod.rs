@@ -155,7 +155,7 @@ async fn report_panic(ctx: &Context, rollout: &Rollout, panic: &str) {
         PANIC_RETRY.as_secs()
     );
     let old = rollout.status.clone().unwrap_or_default();
-    let outcome = engine::conditions::Outcome {
+    let outcome = engine::conditions::PlanOutcome {
         phase: crate::crd::RolloutPhase::Degraded,
         reason: crate::engine::reasons::RECONCILE_PANICKED.into(),
         message: message.clone(),
