@@ -8,17 +8,17 @@ use std::time::Duration;
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::Api;
-use kube::api::{Patch, PatchParams};
 use serde_json::json;
 use tracing::debug;
 
 use super::Context;
+use super::status_write::apply_status;
 use crate::alerts::{Policy, TargetKey};
 use crate::crd::tenancy::{namespace_allowed, not_allowed_message};
 use crate::crd::{AlertTarget, AlertTargetStatus, AlertTargetType, ClusterAlertTarget};
 
 /// Field manager of everything the alert workers write.
-pub const FIELD_MANAGER: &str = "sluice-alerts";
+pub use super::status_write::ALERTS_MANAGER as FIELD_MANAGER;
 
 /// A target as read from the cluster, without its secrets.
 #[derive(Debug, Clone)]
@@ -170,35 +170,25 @@ pub async fn record_target(
             Some(note.chars().take(500).collect())
         },
     };
-    let (kind, result) = match &target.namespace {
-        Some(ns) => {
-            let api: Api<AlertTarget> = Api::namespaced(ctx.client.clone(), ns);
-            let patch = json!({"apiVersion": crate::crd::API_VERSION, "kind": "AlertTarget", "metadata": {"name": target.name}, "status": status});
-            (
-                "AlertTarget",
-                api.patch_status(
-                    &target.name,
-                    &PatchParams::apply(FIELD_MANAGER).force(),
-                    &Patch::Apply(&patch),
-                )
-                .await
-                .map(|_| ()),
+    let body = json!(status);
+    let namespace = target.namespace.as_deref();
+    let (kind, result) = match namespace {
+        Some(_) => (
+            "AlertTarget",
+            apply_status::<AlertTarget>(&ctx.client, namespace, &target.name, FIELD_MANAGER, body)
+                .await,
+        ),
+        None => (
+            "ClusterAlertTarget",
+            apply_status::<ClusterAlertTarget>(
+                &ctx.client,
+                None,
+                &target.name,
+                FIELD_MANAGER,
+                body,
             )
-        }
-        None => {
-            let api: Api<ClusterAlertTarget> = Api::all(ctx.client.clone());
-            let patch = json!({"apiVersion": crate::crd::API_VERSION, "kind": "ClusterAlertTarget", "metadata": {"name": target.name}, "status": status});
-            (
-                "ClusterAlertTarget",
-                api.patch_status(
-                    &target.name,
-                    &PatchParams::apply(FIELD_MANAGER).force(),
-                    &Patch::Apply(&patch),
-                )
-                .await
-                .map(|_| ()),
-            )
-        }
+            .await,
+        ),
     };
     if let Err(e) = result {
         debug!(target = %target.label(), error = %e, "cannot update {kind} status");

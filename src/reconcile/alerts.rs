@@ -21,7 +21,6 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Patch, PatchParams};
 use kube::{Api, ResourceExt};
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -31,6 +30,7 @@ use super::Context;
 use super::alert_outgoing::outgoing;
 use super::alert_targets::{FIELD_MANAGER, read_target, record_target};
 use super::observe::observe;
+use super::status_write::apply_status;
 use crate::alerts::{Action, DeliveryOutcome, NextRound, Policy, deliver, due, next_round};
 use crate::crd::{AlertRecord, AlertState, AlertTargetType, Rollout, RolloutStatus};
 
@@ -532,21 +532,16 @@ fn round_times(round: NextRound) -> (Option<Time>, Option<Time>) {
 
 /// Write `status.alerts`; false when the API server refused.
 async fn write_records(ctx: &Context, rollout: &Rollout, records: &[AlertRecord]) -> bool {
-    let api: Api<Rollout> =
-        Api::namespaced(ctx.client.clone(), &rollout.namespace().unwrap_or_default());
-    let patch = json!({
-        "apiVersion": crate::crd::API_VERSION,
-        "kind": "Rollout",
-        "metadata": { "name": rollout.name_any() },
-        "status": { "alerts": records },
-    });
-    match api
-        .patch_status(
-            &rollout.name_any(),
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await
+    let namespace = rollout.namespace().unwrap_or_default();
+    let status = json!({ "alerts": records });
+    match apply_status::<Rollout>(
+        &ctx.client,
+        Some(&namespace),
+        &rollout.name_any(),
+        FIELD_MANAGER,
+        status,
+    )
+    .await
     {
         Ok(_) => true,
         Err(e) => {

@@ -9,12 +9,12 @@ use std::time::Duration;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Secret, SecretKeySelector};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
 
+use super::status_write::{ENGINE_MANAGER, apply_status};
 use super::{Context, ERROR_RETRY};
 use crate::analysis::measure::{Live, Prepared, measure, prepare_metric};
 use crate::analysis::prometheus::Credentials;
@@ -49,8 +49,6 @@ enum Setup {
     #[error("{0}")]
     Invalid(String),
 }
-
-const FIELD_MANAGER: &str = "sluice";
 
 async fn secret_value(
     client: &Client,
@@ -165,21 +163,17 @@ async fn write_status(
     redactor: &Redactor,
 ) -> Result<(), Error> {
     let namespace = run.namespace().unwrap_or_else(|| "default".into());
-    let api: Api<AnalysisRun> = Api::namespaced(client.clone(), &namespace);
-    let mut patch = json!({
-        "apiVersion": crate::crd::API_VERSION,
-        "kind": "AnalysisRun",
-        "status": status,
-    });
+    let mut status = json!(status);
     // A provider may have echoed a Secret-sourced value into a message.
-    redactor.json(&mut patch);
-    api.patch_status(
+    redactor.json(&mut status);
+    apply_status::<AnalysisRun>(
+        client,
+        Some(&namespace),
         &run.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
+        ENGINE_MANAGER,
+        status,
     )
     .await
-    .map(|_| ())
     .map_err(|e| Error::WriteStatus(run.name_any(), e))
 }
 

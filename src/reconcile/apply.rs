@@ -13,13 +13,14 @@ use serde_json::json;
 
 use super::Error;
 use super::observe::http_route_resource;
+use super::status_write::apply_status;
 use crate::crd::{AnalysisRun, Rollout, RolloutStatus};
 use crate::engine::Write;
 use crate::engine::claims::{self, ROUTE_CLAIM_ANNOTATION, SERVICE_CLAIM_LABEL};
 use crate::engine::revisions::{self, ROLLOUT_LABEL};
 
-/// The field manager of every write Sluice makes.
-pub const FIELD_MANAGER: &str = "sluice";
+/// The field manager of the state machine's writes (objects and Rollout status).
+pub use super::status_write::ENGINE_MANAGER as FIELD_MANAGER;
 /// The field manager of the claim label alone on a Service (see `engine::claims`).
 pub const CLAIM_FIELD_MANAGER: &str = "sluice-claim";
 
@@ -170,19 +171,13 @@ pub async fn write_status(
 ) -> Result<(), Error> {
     let namespace = rollout.namespace().unwrap_or_else(|| "default".into());
     let name = rollout.name_any();
-    let api: Api<Rollout> = Api::namespaced(client.clone(), &namespace);
     // status.gitRevert and status.alerts belong to the revert and alert
     // tasks' field managers: leave them out.
     let mut status = status.clone();
     status.git_revert = None;
     status.alerts = Vec::new();
-    let patch = json!({
-        "apiVersion": crate::crd::API_VERSION,
-        "kind": "Rollout",
-        "metadata": { "name": name },
-        "status": status,
-    });
-    api.patch_status(&name, &apply_params(), &Patch::Apply(&patch))
+    let status = json!(status);
+    apply_status::<Rollout>(client, Some(&namespace), &name, FIELD_MANAGER, status)
         .await
         .map_err(|e| Error::Write("Rollout status", name, e))?;
     Ok(())

@@ -15,13 +15,13 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Patch, PatchParams};
-use kube::{Api, ResourceExt};
+use kube::ResourceExt;
 use serde_json::json;
 use tracing::warn;
 
 use super::Context;
 use super::git_source::{Prepared, prepare_request};
+use super::status_write::{GIT_MANAGER, apply_status};
 use crate::crd::{GitRevertStatus, RevertState, Rollout, RolloutStatus};
 use crate::engine::revisions::index;
 use crate::engine::{Observed, reasons};
@@ -29,7 +29,6 @@ use crate::revert::{RevertOutcome, find_pushed, revert_with};
 
 /// Annotation an operator's abort carries to ask for (`true`) or refuse (`false`) a revert.
 pub const ABORT_REVERT_ANNOTATION: &str = "sluice.dev/abort-revert";
-const FIELD_MANAGER: &str = "sluice-git";
 
 /// What the loop should do about Git for this Rollout now.
 #[derive(Debug, Clone, PartialEq)]
@@ -420,21 +419,16 @@ impl GitReverter {
 
 /// Write `status.gitRevert` under the revert task's own field manager.
 async fn record_state(ctx: &Context, rollout: &Rollout, record: &GitRevertStatus) {
-    let api: Api<Rollout> =
-        Api::namespaced(ctx.client.clone(), &rollout.namespace().unwrap_or_default());
-    let patch = json!({
-        "apiVersion": crate::crd::API_VERSION,
-        "kind": "Rollout",
-        "metadata": { "name": rollout.name_any() },
-        "status": { "gitRevert": record },
-    });
-    if let Err(e) = api
-        .patch_status(
-            &rollout.name_any(),
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await
+    let namespace = rollout.namespace().unwrap_or_default();
+    let status = json!({ "gitRevert": record });
+    if let Err(e) = apply_status::<Rollout>(
+        &ctx.client,
+        Some(&namespace),
+        &rollout.name_any(),
+        GIT_MANAGER,
+        status,
+    )
+    .await
     {
         warn!(rollout = %rollout.name_any(), error = %e, "cannot record the Git revert state");
     }

@@ -15,6 +15,7 @@ pub mod git_source;
 pub mod isolate;
 pub mod observe;
 pub mod pods;
+pub mod status_write;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
