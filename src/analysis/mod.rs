@@ -8,6 +8,7 @@
 pub mod condition;
 pub mod judge;
 pub mod measure;
+pub mod phase;
 pub mod prometheus;
 pub mod redact;
 pub mod run;

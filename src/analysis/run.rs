@@ -333,6 +333,23 @@ pub fn record(
     now: Timestamp,
     comparisons: usize,
 ) {
+    result.count += 1;
+    let measurement = measure(result, plan, outcome, now, comparisons);
+    tally(result, &measurement);
+    let decided = measurement.phase;
+    result.measurements.push(measurement);
+    result.phase = super::phase::metric_phase(plan, result, decided);
+}
+
+/// Judge `outcome` against what `result` holds so far: the new measurement
+/// with its phase (the judges also update `result`'s message and estimates).
+fn measure(
+    result: &mut MetricResult,
+    plan: &MetricPlan,
+    outcome: MeasurementOutcome,
+    now: Timestamp,
+    comparisons: usize,
+) -> Measurement {
     let mut measurement = Measurement {
         at: Time(now),
         phase: AnalysisPhase::Running,
@@ -345,7 +362,6 @@ pub fn record(
         baseline_values: Vec::new(),
         message: None,
     };
-    result.count += 1;
     let no_data = |measurement: &mut Measurement, what: &str| {
         measurement.message = Some(format!("no data: {what}"));
         measurement.phase = match plan.no_data {
@@ -448,6 +464,11 @@ pub fn record(
         }
     }
 
+    measurement
+}
+
+/// Count the measurement's phase and keep the metric's message current.
+fn tally(result: &mut MetricResult, measurement: &Measurement) {
     match measurement.phase {
         AnalysisPhase::Successful => result.successful += 1,
         AnalysisPhase::Failed => result.failed += 1,
@@ -464,35 +485,6 @@ pub fn record(
             result.message = measurement.message.clone();
         }
     }
-    let comparison = !matches!(plan.verdict, VerdictKind::Threshold { .. });
-    let decided = measurement.phase;
-    result.measurements.push(measurement);
-
-    result.phase = if result.consecutive_errors > plan.consecutive_error_limit {
-        AnalysisPhase::Error
-    } else if comparison && decided == AnalysisPhase::Failed && result.failed > plan.failure_limit {
-        AnalysisPhase::Failed
-    } else if comparison && decided == AnalysisPhase::Successful {
-        // The sequential test already controls its error: a clear success ends early.
-        AnalysisPhase::Successful
-    } else if !comparison && result.failed > plan.failure_limit {
-        AnalysisPhase::Failed
-    } else if result.inconclusive > plan.inconclusive_limit {
-        AnalysisPhase::Inconclusive
-    } else if result.count >= plan.count {
-        if comparison || result.successful == 0 {
-            // Undecided at the end, or nothing ever measured, is not a pass.
-            if result.successful == 0 && result.error > 0 && !comparison {
-                AnalysisPhase::Error
-            } else {
-                AnalysisPhase::Inconclusive
-            }
-        } else {
-            AnalysisPhase::Successful
-        }
-    } else {
-        AnalysisPhase::Running
-    };
 }
 
 /// The run's verdict and one line for people. Dry-run metrics never decide.
