@@ -5,6 +5,7 @@ pub mod analysis_run;
 pub mod analysis_template;
 pub mod git_repository;
 pub mod limits;
+pub mod reasons;
 pub mod rollout;
 pub mod states;
 pub mod status;

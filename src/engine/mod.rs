@@ -12,7 +12,7 @@ mod known_bad;
 pub mod observed;
 pub mod plan;
 pub mod ratio;
-pub mod reasons;
+pub use crate::crd::reasons;
 pub mod revisions;
 pub mod route;
 pub mod spec;

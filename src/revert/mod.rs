@@ -18,6 +18,7 @@ pub mod credentials;
 pub mod edit;
 pub mod find;
 pub mod git;
+pub mod policy;
 pub mod pull_request;
 pub mod run;
 pub mod workspace;

@@ -39,4 +39,8 @@ pub mod git {
     pub const SKIPPED: &str = "Skipped";
     pub const REVERTING: &str = "Reverting";
     pub const REVERT_FAILED: &str = "RevertFailed";
+    /// Event reasons of the revert task.
+    pub const EVENT_REVERTED: &str = "GitReverted";
+    pub const EVENT_NOT_NEEDED: &str = "GitRevertNotNeeded";
+    pub const EVENT_FAILED: &str = "GitRevertFailed";
 }
