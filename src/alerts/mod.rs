@@ -11,6 +11,7 @@
 pub mod deliver;
 pub mod events;
 pub mod message;
+pub mod state;
 
 pub use deliver::{Delivery, DeliveryOutcome, NextRound, Outgoing, Policy, deliver, next_round};
 pub use events::{Action, Due, Occurrence, TargetKey, Trigger, due, occurrences};

@@ -6,13 +6,13 @@
 use std::time::Duration;
 
 use jiff::Timestamp;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::Api;
 use serde_json::json;
 use tracing::debug;
 
 use super::Context;
 use super::status_write::apply_status;
+use crate::alerts::state::target_status;
 use crate::alerts::{Policy, TargetKey};
 use crate::crd::tenancy::{namespace_allowed, not_allowed_message};
 use crate::crd::{AlertTarget, AlertTargetStatus, AlertTargetType, ClusterAlertTarget};
@@ -131,45 +131,7 @@ pub async fn record_target(
     reason: &str,
     note: &str,
 ) {
-    let old = &settings.status;
-    let now = Time(Timestamp::now());
-    let status_word = if ok { "True" } else { "False" };
-    let since = old
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Ready" && c.status == status_word)
-        .map(|c| c.last_transition_time.clone())
-        .unwrap_or_else(|| now.clone());
-    let status = AlertTargetStatus {
-        conditions: vec![Condition {
-            type_: "Ready".into(),
-            status: status_word.into(),
-            reason: reason.into(),
-            message: note.chars().take(1000).collect(),
-            observed_generation: None,
-            last_transition_time: since,
-        }],
-        consecutive_failures: if ok {
-            0
-        } else {
-            old.consecutive_failures.saturating_add(1)
-        },
-        last_delivered: if ok {
-            Some(now.clone())
-        } else {
-            old.last_delivered.clone()
-        },
-        last_failed: if ok {
-            old.last_failed.clone()
-        } else {
-            Some(now)
-        },
-        last_error: if ok {
-            old.last_error.clone()
-        } else {
-            Some(note.chars().take(500).collect())
-        },
-    };
+    let status = target_status(&settings.status, ok, reason, note, Timestamp::now());
     let body = json!(status);
     let namespace = target.namespace.as_deref();
     let (kind, result) = match namespace {

@@ -31,7 +31,8 @@ use super::alert_outgoing::outgoing;
 use super::alert_targets::{FIELD_MANAGER, read_target, record_target};
 use super::observe::observe;
 use super::status_write::apply_status;
-use crate::alerts::{Action, DeliveryOutcome, NextRound, Policy, deliver, due, next_round};
+use crate::alerts::state::{Slot, event_reason, target_reason};
+use crate::alerts::{Action, DeliveryOutcome, Policy, deliver, due};
 use crate::crd::{AlertRecord, AlertState, AlertTargetType, Rollout, RolloutStatus};
 
 /// Deliveries this process made, remembered in case recording them failed.
@@ -285,23 +286,20 @@ impl Alerter {
                 .filter(|r| matches!(r.state, AlertState::Pending | AlertState::Sending));
             let was_pending = previous.is_some_and(|r| r.state == AlertState::Pending);
             let earlier_attempts = previous.map_or(0, |r| r.attempts.max(0));
-            let since = previous.and_then(|r| r.pending_since.as_ref().map(|t| t.0));
-            let record = |state: AlertState, attempts: i32, message: Option<String>| AlertRecord {
-                event_id: item.occurrence.id.clone(),
-                target: label.clone(),
-                state,
-                attempts,
-                at: Time(Timestamp::now()),
-                message,
-                pending_since: None,
-                next_attempt: None,
+            let slot = Slot {
+                event_id: &item.occurrence.id,
+                target: &label,
+                event,
+                earlier_attempts,
+                pending_since: previous.and_then(|r| r.pending_since.as_ref().map(|t| t.0)),
             };
             if already {
                 // Delivered by this process but not recorded: record, do not resend.
-                let done = record(
+                let done = slot.record(
                     AlertState::Sent,
                     earlier_attempts.max(1),
                     Some("delivered".into()),
+                    Timestamp::now(),
                 );
                 records = crate::alerts::events::upsert(&records, done, &current);
                 if write_records(ctx, &rollout, &records).await {
@@ -313,10 +311,11 @@ impl Alerter {
                 let note = format!(
                     "{event} alert to {label}: a restart interrupted its delivery and {kind} cannot deduplicate, so it is not sent again"
                 );
-                let unconfirmed = record(
+                let unconfirmed = slot.record(
                     AlertState::Unconfirmed,
                     earlier_attempts,
                     Some(note.clone()),
+                    Timestamp::now(),
                 );
                 records = crate::alerts::events::upsert(&records, unconfirmed, &current);
                 if write_records(ctx, &rollout, &records).await {
@@ -334,16 +333,17 @@ impl Alerter {
                 Ok(outgoing) => outgoing,
                 Err(problem) => {
                     // Nothing was sent: wait for the configuration to be fixed.
-                    let round = next_round(
+                    let now = Timestamp::now();
+                    let waiting = slot.undelivered(
+                        &problem,
+                        earlier_attempts,
                         &settings.policy,
-                        since.unwrap_or_else(Timestamp::now),
-                        Timestamp::now(),
+                        now,
+                        now,
                         fastrand::f64(),
                     );
                     let (state, note) =
-                        undelivered(event, &label, &problem, round, &settings.policy);
-                    let mut waiting = record(state, earlier_attempts, Some(note.clone()));
-                    (waiting.pending_since, waiting.next_attempt) = round_times(round);
+                        (waiting.state, waiting.message.clone().unwrap_or_default());
                     records = crate::alerts::events::upsert(&records, waiting, &current);
                     if write_records(ctx, &rollout, &records).await {
                         self.count_undelivered(
@@ -364,8 +364,8 @@ impl Alerter {
                 }
             };
             let started = Timestamp::now();
-            let mut sending = record(AlertState::Sending, earlier_attempts, None);
-            sending.pending_since = Some(Time(since.unwrap_or(started)));
+            let mut sending = slot.record(AlertState::Sending, earlier_attempts, None, started);
+            sending.pending_since = Some(Time(slot.pending_since.unwrap_or(started)));
             records = crate::alerts::events::upsert(&records, sending, &current);
             if !write_records(ctx, &rollout, &records).await {
                 // Without the record a restart could send it twice: try again later.
@@ -373,53 +373,21 @@ impl Alerter {
             }
             let delivery = deliver(&self.http, &outgoing, &settings.policy).await;
             ctx.metrics.alert_attempts(kind, &delivery.attempt_results);
-            let attempts = earlier_attempts
-                .saturating_add(i32::try_from(delivery.attempts).unwrap_or(i32::MAX));
-            let tries = if attempts == 1 {
-                "1 attempt".to_string()
-            } else {
-                format!("{attempts} attempts")
-            };
-            let mut result_record = match &delivery.outcome {
-                DeliveryOutcome::Delivered { status } => record(
-                    AlertState::Sent,
-                    attempts,
-                    Some(format!(
-                        "{event} alert delivered to {label} (HTTP {status}, {tries})"
-                    )),
-                ),
-                DeliveryOutcome::Rejected { detail, .. } => record(
-                    AlertState::Failed,
-                    attempts,
-                    Some(format!(
-                        "{event} alert to {label} rejected, not retried: {detail}"
-                    )),
-                ),
-                DeliveryOutcome::GaveUp { detail } => {
-                    let round = next_round(
-                        &settings.policy,
-                        since.unwrap_or(started),
-                        Timestamp::now(),
-                        fastrand::f64(),
-                    );
-                    let problem = format!("{tries} failed: {detail}");
-                    let (state, note) =
-                        undelivered(event, &label, &problem, round, &settings.policy);
-                    let mut left = record(state, attempts, Some(note));
-                    (left.pending_since, left.next_attempt) = round_times(round);
-                    left
+            let result_record = slot.delivered(
+                &delivery.outcome,
+                delivery.attempts,
+                &settings.policy,
+                started,
+                Timestamp::now(),
+                fastrand::f64(),
+            );
+            if result_record.state == AlertState::Sent
+                && let Ok(mut delivered) = self.delivered.lock()
+            {
+                if delivered.len() >= REMEMBERED {
+                    delivered.clear();
                 }
-            };
-            if result_record.state == AlertState::Sent {
-                if let Ok(mut delivered) = self.delivered.lock() {
-                    if delivered.len() >= REMEMBERED {
-                        delivered.clear();
-                    }
-                    delivered.insert(memory.clone());
-                }
-                if was_pending || since.is_some() {
-                    result_record.pending_since = since.map(Time);
-                }
+                delivered.insert(memory.clone());
             }
             let state = result_record.state;
             let note = result_record.message.clone().unwrap_or_default();
@@ -444,18 +412,8 @@ impl Alerter {
                     self.count_undelivered(ctx, &memory, settings.kind, event, was_pending, state);
                 }
             }
-            let reason = match state {
-                AlertState::Sent => "AlertSent",
-                AlertState::Pending => "AlertPending",
-                _ => "AlertFailed",
-            };
-            publish(ctx, &rollout, !ok, reason, &note).await;
-            let target_reason = match state {
-                AlertState::Sent => "Delivering",
-                AlertState::Pending => "DeliveryPending",
-                _ => "DeliveryFailing",
-            };
-            record_target(ctx, &item.target, settings, ok, target_reason, &note).await;
+            publish(ctx, &rollout, !ok, event_reason(state), &note).await;
+            record_target(ctx, &item.target, settings, ok, target_reason(state), &note).await;
         }
         let mut after = status;
         after.alerts = records;
@@ -493,40 +451,6 @@ impl Alerter {
         } else if !pending {
             ctx.metrics.alert(kind.as_str(), event, "gave_up");
         }
-    }
-}
-
-/// `Pending` with what went wrong and when it is tried again, or `Failed`
-/// when the target's `retryFor` is over; and the note that says so.
-fn undelivered(
-    event: &str,
-    label: &str,
-    problem: &str,
-    round: NextRound,
-    policy: &Policy,
-) -> (AlertState, String) {
-    let retry_for = humantime::format_duration(policy.retry_for);
-    match round {
-        NextRound::At { at, .. } => (
-            AlertState::Pending,
-            format!(
-                "{event} alert to {label} not delivered yet: {problem}; next try at {at:.0}, for up to {retry_for}"
-            ),
-        ),
-        NextRound::GiveUp { since } => (
-            AlertState::Failed,
-            format!(
-                "{event} alert to {label} given up: not delivered within {retry_for} of {since:.0}: {problem}"
-            ),
-        ),
-    }
-}
-
-/// `pendingSince` and `nextAttempt` of a record after `round`.
-fn round_times(round: NextRound) -> (Option<Time>, Option<Time>) {
-    match round {
-        NextRound::At { since, at } => (Some(Time(since)), Some(Time(at))),
-        NextRound::GiveUp { since } => (Some(Time(since)), None),
     }
 }
 
