@@ -120,8 +120,19 @@ pub struct Plan {
 
 /// Decide what to do for `rollout` given what was `observed` at `now`.
 pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
+    plan_with(rollout, spec::settings(rollout), observed, now)
+}
+
+/// [`plan`] with the spec already validated (`spec::settings(rollout)`), as
+/// the reconcile does once for both its reads and its plan.
+pub fn plan_with(
+    rollout: &Rollout,
+    settings: Result<Settings, Vec<String>>,
+    observed: &Observed,
+    now: Timestamp,
+) -> Plan {
     let old = rollout.status.clone().unwrap_or_default();
-    let settings = match spec::settings(rollout) {
+    let settings = match settings {
         Ok(settings) => settings,
         Err(problems) => return invalid(rollout, &old, &problems, now, INVALID_SPEC, None),
     };

@@ -263,7 +263,8 @@ impl Alerter {
             return;
         }
         // What the message needs: the images and the analysis behind the event.
-        let observed = observe(&ctx.client, &rollout).await.ok();
+        let settings = crate::engine::spec::settings(&rollout).ok();
+        let observed = observe(&ctx.client, &rollout, settings.as_ref()).await.ok();
         let mut records = status.alerts.clone();
         let current = crate::alerts::occurrences(&status);
         for item in due {

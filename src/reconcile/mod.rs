@@ -111,14 +111,16 @@ async fn reconcile_inner(rollout: &Rollout, ctx: &Arc<Context>) -> Result<Action
     // A name too long for a label value cannot be looked up by label (the
     // API server refuses the selector): the plan reports it as InvalidSpec
     // without reading the cluster.
+    // The spec is validated once: the reads and the plan share the result.
+    let settings = engine::spec::settings(rollout);
     let observed = if rollout.name_any().len() > crate::crd::limits::MAX_NAME {
         engine::Observed::default()
     } else {
-        let mut observed = observe::observe(&ctx.client, rollout).await?;
+        let mut observed = observe::observe(&ctx.client, rollout, settings.as_ref().ok()).await?;
         observed.pods = pods::in_flight(&ctx.client, rollout).await?;
         observed
     };
-    let plan = engine::plan(rollout, &observed, Timestamp::now());
+    let plan = engine::plan::plan_with(rollout, settings, &observed, Timestamp::now());
     for write in &plan.writes {
         log_write(&key, write);
         if let Err(err) = apply::apply(&ctx.client, rollout, write).await {

@@ -10,10 +10,11 @@ use kube::{Api, Client, Resource, ResourceExt};
 
 use super::Error;
 use crate::crd::{AnalysisRun, Rollout};
+use crate::engine::claims;
 use crate::engine::claims::{ROUTE_CLAIM_ANNOTATION, SERVICE_CLAIM_LABEL};
 use crate::engine::revisions::ROLLOUT_LABEL;
 use crate::engine::route;
-use crate::engine::spec::{self, Routing};
+use crate::engine::spec::{Routing, Settings};
 use crate::engine::{Lookup, Observed, RouteState, ServiceState};
 
 /// The Gateway API HTTPRoute resource (v1).
@@ -25,7 +26,13 @@ pub fn http_route_resource() -> ApiResource {
 }
 
 /// Gather everything `plan` needs for `rollout`.
-pub async fn observe(client: &Client, rollout: &Rollout) -> Result<Observed, Error> {
+/// `settings` is the Rollout's validated spec; without it (an invalid spec)
+/// only what the Rollout owns is read, since the plan acts on nothing else.
+pub async fn observe(
+    client: &Client,
+    rollout: &Rollout,
+    settings: Option<&Settings>,
+) -> Result<Observed, Error> {
     let namespace = rollout.namespace().unwrap_or_else(|| "default".into());
     let name = rollout.name_any();
     let selector = format!("{ROLLOUT_LABEL}={name}");
@@ -58,7 +65,10 @@ pub async fn observe(client: &Client, rollout: &Rollout) -> Result<Observed, Err
     };
     let svc_api: Api<Service> = Api::namespaced(client.clone(), &namespace);
     let rollout_api: Api<Rollout> = Api::namespaced(client.clone(), &namespace);
-    for service in referenced_services(rollout) {
+    let Some(settings) = settings else {
+        return Ok(observed);
+    };
+    for service in claims::referenced_services(settings) {
         let found = svc_api
             .get_opt(&service)
             .await
@@ -76,12 +86,11 @@ pub async fn observe(client: &Client, rollout: &Rollout) -> Result<Observed, Err
         };
         observed.services.insert(service, state);
     }
-    if let Ok(settings) = spec::settings(rollout)
-        && let Routing::GatewayApi {
-            namespace: route_namespace,
-            name,
-            ..
-        } = settings.routing
+    if let Routing::GatewayApi {
+        namespace: route_namespace,
+        name,
+        ..
+    } = settings.routing.clone()
     {
         if route_namespace != namespace
             && !route_granted(client, &route_namespace, &namespace, &name).await?
@@ -158,26 +167,6 @@ async fn route_granted(
         .map(|g| serde_json::Value::Object(g.data.as_object().cloned().unwrap_or_default()))
         .collect();
     Ok(route::route_granted(&grants, rollout_namespace, name))
-}
-
-/// Services the spec names, whether or not the spec is otherwise valid.
-fn referenced_services(rollout: &Rollout) -> Vec<String> {
-    let mut services: Vec<String> = Vec::new();
-    if let Some(canary) = rollout.spec.strategy.canary.as_ref() {
-        services.extend(
-            canary
-                .stable_service
-                .iter()
-                .chain(canary.canary_service.iter())
-                .chain(canary.baseline.iter().flat_map(|b| b.service.iter()))
-                .cloned(),
-        );
-    }
-    if let Some(blue_green) = rollout.spec.strategy.blue_green.as_ref() {
-        services.push(blue_green.active_service.clone());
-        services.extend(blue_green.preview_service.iter().cloned());
-    }
-    services
 }
 
 /// The claimed Rollout's name if it still exists (this Rollout always does);
