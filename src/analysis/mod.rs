@@ -5,6 +5,7 @@
 //! what a measurement means, the run's verdict), and `prometheus` the only
 //! I/O: the provider's HTTP client.
 
+pub mod args;
 pub mod condition;
 pub mod judge;
 pub mod measure;

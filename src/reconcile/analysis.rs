@@ -2,7 +2,6 @@
 //! them, and writes the numbers and the verdict into the run's status, where
 //! the Rollout's step is waiting for it.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -69,6 +68,33 @@ async fn secret_value(
     String::from_utf8(bytes.0.clone()).map_err(|_| fail("not UTF-8".into()))
 }
 
+/// The spec of template `name`: a ClusterAnalysisTemplate, or an
+/// AnalysisTemplate of `namespace`.
+async fn fetch_template(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    cluster_scope: bool,
+) -> Result<AnalysisTemplateSpec, Setup> {
+    let found = if cluster_scope {
+        let api: Api<ClusterAnalysisTemplate> = Api::all(client.clone());
+        api.get_opt(name).await.map(|t| t.map(|t| t.spec.into()))
+    } else {
+        let api: Api<AnalysisTemplate> = Api::namespaced(client.clone(), namespace);
+        api.get_opt(name).await.map(|t| t.map(|t| t.spec))
+    };
+    match found {
+        Ok(Some(spec)) => Ok(spec),
+        Ok(None) if cluster_scope => Err(Setup::TemplateMissing(format!(
+            "ClusterAnalysisTemplate {name}"
+        ))),
+        Ok(None) => Err(Setup::TemplateMissing(format!(
+            "AnalysisTemplate {namespace}/{name}"
+        ))),
+        Err(e) => Err(Setup::TemplateRead(name.to_string(), e.to_string())),
+    }
+}
+
 /// `secrets` collects every Secret-sourced value read, for the [`Redactor`].
 async fn prepare(
     client: &Client,
@@ -79,57 +105,14 @@ async fn prepare(
     let mut prepared = Vec::new();
     for reference in &run.spec.templates {
         let name = &reference.template_name;
-        let spec: AnalysisTemplateSpec = if reference.cluster_scope {
-            let api: Api<ClusterAnalysisTemplate> = Api::all(client.clone());
-            match api.get_opt(name).await {
-                Ok(Some(t)) => t.spec.into(),
-                Ok(None) => {
-                    return Err(Setup::TemplateMissing(format!(
-                        "ClusterAnalysisTemplate {name}"
-                    )));
-                }
-                Err(e) => return Err(Setup::TemplateRead(name.clone(), e.to_string())),
-            }
-        } else {
-            let api: Api<AnalysisTemplate> = Api::namespaced(client.clone(), &namespace);
-            match api.get_opt(name).await {
-                Ok(Some(t)) => t.spec,
-                Ok(None) => {
-                    return Err(Setup::TemplateMissing(format!(
-                        "AnalysisTemplate {namespace}/{name}"
-                    )));
-                }
-                Err(e) => return Err(Setup::TemplateRead(name.clone(), e.to_string())),
-            }
-        };
-        let mut args: BTreeMap<String, String> = BTreeMap::from([
-            ("namespace".to_string(), namespace.clone()),
-            ("rollout".to_string(), run.spec.rollout.clone()),
-            ("canary-hash".to_string(), run.spec.canary_revision.clone()),
-            ("stable-hash".to_string(), run.spec.stable_revision.clone()),
-            (
-                "baseline-hash".to_string(),
-                run.spec.stable_revision.clone(),
-            ),
-        ]);
-        for arg in &spec.args {
-            let given = run
-                .spec
-                .args
-                .iter()
-                .find(|a| a.name == arg.name)
-                .and_then(|a| a.value.clone());
-            let value = match (given, &arg.value, &arg.value_from) {
-                (Some(v), _, _) => v,
-                (None, Some(v), _) => v.clone(),
-                (None, None, Some(from)) => {
-                    let value = secret_value(client, &namespace, &from.secret_key_ref).await?;
-                    secrets.push(value.clone());
-                    value
-                }
-                (None, None, None) => return Err(Setup::ArgMissing(arg.name.clone())),
-            };
-            args.insert(arg.name.clone(), value);
+        let spec = fetch_template(client, &namespace, name, reference.cluster_scope).await?;
+        let bound = crate::analysis::args::bind(&run.spec, &namespace, &spec.args)
+            .map_err(Setup::ArgMissing)?;
+        let mut args = bound.values;
+        for (arg, selector) in bound.from_secrets {
+            let value = secret_value(client, &namespace, selector).await?;
+            secrets.push(value.clone());
+            args.insert(arg.to_string(), value);
         }
         for metric in &spec.metrics {
             let mut credentials = Credentials::default();
