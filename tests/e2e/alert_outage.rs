@@ -11,11 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use sluice::crd::{AlertState, RolloutPhase};
 
-use super::harness::{
-    ControllerProcess, admin_client, apply_value, cluster, ensure_crds, free_port, http_get,
-    namespace, wait_for,
-};
-use super::rbac::service_account_kubeconfig;
+use super::harness::{ControllerProcess, apply_value, cluster, free_port, http_get, wait_for};
 use super::support::*;
 use receiver::Receiver;
 
@@ -100,10 +96,7 @@ async fn record_where(
 
 #[tokio::test]
 async fn an_alert_outlives_a_receiver_outage_and_a_missing_secret_and_is_delivered_once() {
-    let admin = admin_client().await;
-    ensure_crds(&admin).await;
-    let ns = namespace(&admin, "alerts-outage").await;
-    let kubeconfig = service_account_kubeconfig(&admin, &ns).await;
+    let (admin, ns, kubeconfig) = setup("alerts-outage").await;
     let controller =
         ControllerProcess::start(&kubeconfig, &ns, "alerts-outage", &["--no-leader-election"]);
     // `down-hook` points at a port nobody listens on yet; `late-hook`'s Secret does not exist yet.

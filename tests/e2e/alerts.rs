@@ -15,10 +15,7 @@ use sha2::Sha256;
 use sluice::crd::{AlertState, AlertTarget, ClusterAlertTarget, RolloutPhase};
 
 use super::analysis::{canary_with, with_analysis};
-use super::harness::{
-    ControllerProcess, admin_client, apply_value, cluster, ensure_crds, http_get, namespace,
-    wait_for,
-};
+use super::harness::{ControllerProcess, admin_client, apply_value, cluster, http_get, wait_for};
 use super::rbac::service_account_kubeconfig;
 use super::support::*;
 use receiver::{Answer, Receiver};
@@ -311,10 +308,7 @@ async fn a_refused_alert_is_not_retried_and_marks_its_cluster_target_failing() {
         10
     ];
     let receiver = Receiver::start(refusals).await;
-    let admin = admin_client().await;
-    ensure_crds(&admin).await;
-    let ns = namespace(&admin, "alerts-refused").await;
-    let kubeconfig = service_account_kubeconfig(&admin, &ns).await;
+    let (admin, ns, kubeconfig) = setup("alerts-refused").await;
     let _controller = ControllerProcess::start(
         &kubeconfig,
         &ns,
@@ -436,10 +430,7 @@ async fn a_refused_alert_is_not_retried_and_marks_its_cluster_target_failing() {
 #[tokio::test]
 async fn a_failed_git_revert_is_alerted_once_while_traffic_stays_on_stable() {
     let receiver = Receiver::start(vec![]).await;
-    let admin = admin_client().await;
-    ensure_crds(&admin).await;
-    let ns = namespace(&admin, "alerts-revert-failed").await;
-    let kubeconfig = service_account_kubeconfig(&admin, &ns).await;
+    let (admin, ns, kubeconfig) = setup("alerts-revert-failed").await;
     let controller =
         ControllerProcess::start(&kubeconfig, &ns, "alerts-revert", &["--no-leader-election"]);
     let hook = json!({"url": format!("{}/hooks/team", receiver.url)});

@@ -9,10 +9,8 @@ use serde_json::json;
 use sluice::crd::{AnalysisPhase, AnalysisRun, RolloutPhase};
 
 use super::harness::{
-    BackgroundProcess, ControllerProcess, admin_client, apply_value, cluster, ensure_crds,
-    namespace, wait_for,
+    BackgroundProcess, ControllerProcess, admin_client, apply_value, cluster, wait_for,
 };
-use super::rbac::service_account_kubeconfig;
 use super::support::*;
 
 pub fn error_rate_template(prometheus: &str) -> serde_json::Value {
@@ -84,11 +82,8 @@ pub(super) async fn canary_with(
 ) -> (String, String, ControllerProcess, BackgroundProcess) {
     let info = &cluster().info;
     let prometheus = info.prometheus.clone().expect("stack runs Prometheus");
-    let admin = admin_client().await;
-    ensure_crds(&admin).await;
-    let ns = namespace(&admin, prefix).await;
     // The controller runs with deploy/'s RBAC: templates, run status and all.
-    let kubeconfig = service_account_kubeconfig(&admin, &ns).await;
+    let (admin, ns, kubeconfig) = setup(prefix).await;
     let controller = ControllerProcess::start(&kubeconfig, &ns, prefix, &["--no-leader-election"]);
     apply_value(&admin, &ns, error_rate_template(&prometheus)).await;
     for file in ["services.yaml", "httproute.yaml", "rollout.yaml"] {

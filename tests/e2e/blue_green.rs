@@ -10,11 +10,7 @@ use kube::Api;
 use serde_json::json;
 use sluice::crd::{AnalysisPhase, AnalysisRun, RolloutPhase};
 
-use super::harness::{
-    ControllerProcess, admin_client, apply_value, cluster, ensure_crds, namespace, repo_root,
-    wait_for,
-};
-use super::rbac::service_account_kubeconfig;
+use super::harness::{ControllerProcess, admin_client, apply_value, cluster, repo_root, wait_for};
 use super::support::*;
 
 pub(super) const SETTLE: Duration = Duration::from_secs(90);
@@ -91,10 +87,7 @@ async fn healthy_blue_green(
     prefix: &str,
     doc: serde_json::Value,
 ) -> (String, String, ControllerProcess) {
-    let admin = admin_client().await;
-    ensure_crds(&admin).await;
-    let ns = namespace(&admin, prefix).await;
-    let kubeconfig = service_account_kubeconfig(&admin, &ns).await;
+    let (admin, ns, kubeconfig) = setup(prefix).await;
     let controller = ControllerProcess::start(&kubeconfig, &ns, prefix, &["--no-leader-election"]);
     if let Some(prometheus) = cluster().info.prometheus.clone() {
         apply_value(&admin, &ns, error_ratio_template(&prometheus)).await;
@@ -245,10 +238,7 @@ async fn a_failing_pre_promotion_analysis_never_switches() {
 async fn a_failing_post_promotion_analysis_switches_back_at_once_and_the_revert_lands_in_git() {
     let info = &cluster().info;
     let prometheus = info.prometheus.clone().expect("prometheus");
-    let admin = admin_client().await;
-    ensure_crds(&admin).await;
-    let ns = namespace(&admin, "bluegreen-post").await;
-    let kubeconfig = service_account_kubeconfig(&admin, &ns).await;
+    let (admin, ns, kubeconfig) = setup("bluegreen-post").await;
     let workspace = info
         .data_dir
         .join(format!("git-workspace-{ns}"))

@@ -12,7 +12,6 @@ use sluice::engine::controls;
 use super::harness::{
     ControllerProcess, admin_client, cluster, ensure_crds, http_get, namespace, wait_for,
 };
-use super::rbac::service_account_kubeconfig;
 use super::support::*;
 
 const SETTLE: Duration = Duration::from_secs(90);
@@ -31,11 +30,8 @@ async fn api_server_is_the_pinned_kubernetes_release() {
 
 #[tokio::test]
 async fn gateway_canary_goes_10_25_50_100_with_weights_on_the_httproute() {
-    let admin = admin_client().await;
-    ensure_crds(&admin).await;
-    let ns = namespace(&admin, "gateway").await;
     // The controller runs with the ServiceAccount and RBAC from deploy/, with leader election on.
-    let kubeconfig = service_account_kubeconfig(&admin, &ns).await;
+    let (admin, ns, kubeconfig) = setup("gateway").await;
     let controller = ControllerProcess::start(
         &kubeconfig,
         &ns,

@@ -16,10 +16,8 @@ use sluice::crd::{AnalysisPhase, AnalysisRun, Rollout, RolloutPhase};
 use super::analysis::canary_with;
 use super::blue_green::{SETTLE, active_selects, error_ratio_template, example, rollout_doc};
 use super::harness::{
-    ControllerProcess, admin_client, apply_value, cluster, ensure_crds, free_port, namespace,
-    repo_root, wait_for,
+    ControllerProcess, admin_client, apply_value, cluster, free_port, repo_root, wait_for,
 };
-use super::rbac::service_account_kubeconfig;
 use super::support::*;
 
 fn yaml(value: &serde_json::Value) -> String {
@@ -40,10 +38,7 @@ async fn run_named(admin: &kube::Client, ns: &str, name: &str) -> Option<Analysi
 
 /// A controller with a Git workspace, watching a fresh namespace; returns (namespace, controller).
 async fn controller_with_git(prefix: &str) -> (String, ControllerProcess) {
-    let admin = admin_client().await;
-    ensure_crds(&admin).await;
-    let ns = namespace(&admin, prefix).await;
-    let kubeconfig = service_account_kubeconfig(&admin, &ns).await;
+    let (_, ns, kubeconfig) = setup(prefix).await;
     let workspace = cluster()
         .info
         .data_dir
@@ -71,10 +66,7 @@ fn bare_repository(ns: &str) -> String {
 
 #[tokio::test]
 async fn a_retry_after_a_post_promotion_abort_measures_again_and_an_abort_stops_the_run_at_once() {
-    let admin = admin_client().await;
-    ensure_crds(&admin).await;
-    let ns = namespace(&admin, "controls-retry").await;
-    let kubeconfig = service_account_kubeconfig(&admin, &ns).await;
+    let (admin, ns, kubeconfig) = setup("controls-retry").await;
     let controller = ControllerProcess::start(
         &kubeconfig,
         &ns,

@@ -11,8 +11,7 @@ use kube::Api;
 use kube::api::ListParams;
 use sluice::crd::{Rollout, RolloutPhase};
 
-use super::harness::{ControllerProcess, admin_client, cluster, ensure_crds, namespace, wait_for};
-use super::rbac::service_account_kubeconfig;
+use super::harness::{ControllerProcess, cluster, wait_for};
 use super::support::*;
 
 const SETTLE: Duration = Duration::from_secs(90);
@@ -131,11 +130,8 @@ async fn roll_to(admin: &kube::Client, ns: &str, image: &str) {
 
 #[tokio::test]
 async fn step_events_are_distinct_sorted_by_last_timestamp_and_repeats_are_counted() {
-    let admin = admin_client().await;
-    ensure_crds(&admin).await;
-    let ns = namespace(&admin, "events").await;
     // The controller runs with the ServiceAccount and RBAC from deploy/.
-    let kubeconfig = service_account_kubeconfig(&admin, &ns).await;
+    let (admin, ns, kubeconfig) = setup("events").await;
     let controller = ControllerProcess::start(&kubeconfig, &ns, "ev-1", &["--no-leader-election"]);
     for file in [
         "gateway-canary/services.yaml",

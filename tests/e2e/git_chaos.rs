@@ -21,10 +21,9 @@ use sluice::engine::controls;
 use sluice::reconcile::git_revert::ABORT_REVERT_ANNOTATION;
 
 use super::harness::{
-    BackgroundProcess, ControllerProcess, admin_client, apply_value, cluster, ensure_crds,
-    namespace, repo_root, wait_for, workspace_binary,
+    BackgroundProcess, ControllerProcess, apply_value, cluster, repo_root, wait_for,
+    workspace_binary,
 };
-use super::rbac::service_account_kubeconfig;
 use super::receiver::Receiver;
 use super::support::*;
 
@@ -181,10 +180,7 @@ fn ci_pusher(
 async fn ten_kills_around_four_aborts_in_one_repository_revert_each_exactly_once() {
     let started = Instant::now();
     let receiver = Receiver::start(vec![]).await;
-    let admin = admin_client().await;
-    ensure_crds(&admin).await;
-    let ns = namespace(&admin, "gitchaos").await;
-    let kubeconfig = service_account_kubeconfig(&admin, &ns).await;
+    let (admin, ns, kubeconfig) = setup("gitchaos").await;
     let workspace = cluster()
         .info
         .data_dir

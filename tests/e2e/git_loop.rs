@@ -10,11 +10,7 @@ use serde_json::json;
 use sluice::crd::{RevertState, Rollout, RolloutPhase};
 
 use super::analysis::error_rate_template;
-use super::harness::{
-    ControllerProcess, admin_client, apply_value, cluster, ensure_crds, namespace, repo_root,
-    wait_for,
-};
-use super::rbac::service_account_kubeconfig;
+use super::harness::{ControllerProcess, apply_value, cluster, repo_root, wait_for};
 use super::receiver::Receiver;
 use super::support::*;
 
@@ -26,10 +22,7 @@ fn yaml(value: &serde_json::Value) -> String {
 async fn an_analysis_abort_reverts_the_image_commit_and_git_brings_the_rollout_home() {
     let info = &cluster().info;
     let prometheus = info.prometheus.clone().expect("prometheus");
-    let admin = admin_client().await;
-    ensure_crds(&admin).await;
-    let ns = namespace(&admin, "gitloop").await;
-    let kubeconfig = service_account_kubeconfig(&admin, &ns).await;
+    let (admin, ns, kubeconfig) = setup("gitloop").await;
     let git_workspace = info.data_dir.join(format!("git-workspace-{ns}"));
     let workspace_arg = git_workspace.display().to_string();
     let controller = ControllerProcess::start(
@@ -141,10 +134,7 @@ async fn an_analysis_abort_reverts_the_image_commit_and_git_brings_the_rollout_h
 #[tokio::test]
 async fn a_controller_killed_mid_push_settles_the_revert_the_sync_already_applied() {
     let receiver = Receiver::start(vec![]).await;
-    let admin = admin_client().await;
-    ensure_crds(&admin).await;
-    let ns = namespace(&admin, "gitpush").await;
-    let kubeconfig = service_account_kubeconfig(&admin, &ns).await;
+    let (admin, ns, kubeconfig) = setup("gitpush").await;
     let workspace = info_dir(&format!("git-workspace-{ns}"));
     let args = [
         "--no-leader-election",

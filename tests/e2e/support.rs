@@ -318,3 +318,14 @@ pub async fn wait_reverted_home(
     })
     .await
 }
+
+/// What almost every end-to-end test starts from: an admin client, a fresh
+/// namespace with the CRDs installed, and the kubeconfig of `deploy/`'s
+/// ServiceAccount bound in that namespace (the controller runs with it).
+pub async fn setup(prefix: &str) -> (Client, String, std::path::PathBuf) {
+    let admin = super::harness::admin_client().await;
+    super::harness::ensure_crds(&admin).await;
+    let ns = super::harness::namespace(&admin, prefix).await;
+    let kubeconfig = super::rbac::service_account_kubeconfig(&admin, &ns).await;
+    (admin, ns, kubeconfig)
+}

@@ -181,10 +181,7 @@ async fn canary_held_at_25(admin: &Client, ns: &str) -> Rollout {
 
 #[tokio::test]
 async fn without_the_policy_a_reset_selector_is_repaired_on_the_service_event() {
-    let admin = admin_client().await;
-    ensure_crds(&admin).await;
-    let ns = namespace(&admin, "safety-watch").await;
-    let kubeconfig = service_account_kubeconfig(&admin, &ns).await;
+    let (admin, ns, kubeconfig) = setup("safety-watch").await;
     let _controller =
         ControllerProcess::start(&kubeconfig, &ns, "safety-watch", &["--no-leader-election"]);
     let paused = canary_held_at_25(&admin, &ns).await;
@@ -224,10 +221,7 @@ async fn without_the_policy_a_reset_selector_is_repaired_on_the_service_event() 
 
 #[tokio::test]
 async fn a_second_rollout_naming_the_same_services_and_route_is_refused() {
-    let admin = admin_client().await;
-    ensure_crds(&admin).await;
-    let ns = namespace(&admin, "safety-shared").await;
-    let kubeconfig = service_account_kubeconfig(&admin, &ns).await;
+    let (admin, ns, kubeconfig) = setup("safety-shared").await;
     let _controller =
         ControllerProcess::start(&kubeconfig, &ns, "safety-shared", &["--no-leader-election"]);
     for file in ["services.yaml", "httproute.yaml", "rollout.yaml"] {
@@ -295,10 +289,7 @@ async fn a_second_rollout_naming_the_same_services_and_route_is_refused() {
 
 #[tokio::test]
 async fn a_deleted_canary_service_takes_the_canary_weight_to_zero_at_once() {
-    let admin = admin_client().await;
-    ensure_crds(&admin).await;
-    let ns = namespace(&admin, "safety-missing").await;
-    let kubeconfig = service_account_kubeconfig(&admin, &ns).await;
+    let (admin, ns, kubeconfig) = setup("safety-missing").await;
     let _controller = ControllerProcess::start(
         &kubeconfig,
         &ns,
@@ -344,10 +335,7 @@ async fn a_deleted_canary_service_takes_the_canary_weight_to_zero_at_once() {
 
 #[tokio::test]
 async fn replica_ratio_never_takes_stable_below_its_share() {
-    let admin = admin_client().await;
-    ensure_crds(&admin).await;
-    let ns = namespace(&admin, "safety-ratio").await;
-    let kubeconfig = service_account_kubeconfig(&admin, &ns).await;
+    let (admin, ns, kubeconfig) = setup("safety-ratio").await;
     let _controller =
         ControllerProcess::start(&kubeconfig, &ns, "safety-ratio", &["--no-leader-election"]);
     apply_example(&admin, &ns, "replica-ratio/services.yaml", |_| {}).await;
