@@ -5,7 +5,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, ResourceExt};
 
 use super::Context;
-use super::alert_targets::TargetSettings;
+use super::alert_targets::{TargetError, TargetSettings};
 use super::git_revert::images;
 use crate::alerts::message::{pagerduty, slack, teams};
 use crate::alerts::{Due, Outgoing, build};
@@ -21,26 +21,30 @@ pub async fn outgoing(
     item: &Due,
     settings: &TargetSettings,
     observed: Option<&crate::engine::Observed>,
-) -> Result<Outgoing, String> {
+) -> Result<Outgoing, TargetError> {
     let (secret_ns, secret_name) = &settings.secret;
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), secret_ns);
-    let secret = secrets.get(secret_name).await.map_err(|e| {
-        format!(
-            "cannot read Secret {secret_ns}/{secret_name} of {}: {e}",
-            item.target.label()
-        )
-    })?;
+    let secret =
+        secrets
+            .get(secret_name)
+            .await
+            .map_err(|source| TargetError::SecretUnreadable {
+                namespace: secret_ns.clone(),
+                name: secret_name.clone(),
+                target: item.target.label(),
+                source,
+            })?;
     let data = secret.data.unwrap_or_default();
     let value = |key: &str| {
         data.get(key)
             .map(|v| String::from_utf8_lossy(&v.0).trim().to_string())
             .filter(|v| !v.is_empty())
     };
-    let missing = |key: &str| {
-        format!(
-            "Secret {secret_ns}/{secret_name} of {} has no `{key}` key",
-            item.target.label()
-        )
+    let missing = |key: &'static str| TargetError::SecretKeyMissing {
+        namespace: secret_ns.clone(),
+        name: secret_name.clone(),
+        target: item.target.label(),
+        key,
     };
     let revision = &item.occurrence.revision;
     let stable = status.stable_revision.clone().unwrap_or_default();

@@ -54,20 +54,55 @@ fn policy(
     }
 }
 
+/// Why an alert cannot be sent to its target (yet).
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    /// The target object does not exist.
+    #[error("{target} does not exist: alerts for it wait until it does")]
+    Missing { target: String },
+    /// The target object could not be read.
+    #[error("cannot read {target}: {source}")]
+    Unreadable {
+        target: String,
+        #[source]
+        source: kube::Error,
+    },
+    /// The target's Secret could not be read.
+    #[error("cannot read Secret {namespace}/{name} of {target}: {source}")]
+    SecretUnreadable {
+        namespace: String,
+        name: String,
+        target: String,
+        #[source]
+        source: kube::Error,
+    },
+    /// The target's Secret lacks a key its type needs.
+    #[error("Secret {namespace}/{name} of {target} has no `{key}` key")]
+    SecretKeyMissing {
+        namespace: String,
+        name: String,
+        target: String,
+        key: &'static str,
+    },
+    /// A ClusterAlertTarget that does not list the Rollout's namespace.
+    #[error("{0}")]
+    Refused(String),
+}
+
 /// Read `target` for a Rollout of `namespace`.
 pub async fn read_target(
     ctx: &Context,
     target: &TargetKey,
     namespace: &str,
     defaults: &Policy,
-) -> Result<TargetSettings, String> {
+) -> Result<TargetSettings, TargetError> {
     match &target.namespace {
         Some(ns) => {
             let api: Api<AlertTarget> = Api::namespaced(ctx.client.clone(), ns);
             let found = api
                 .get(&target.name)
                 .await
-                .map_err(|e| unreadable(target, &e))?;
+                .map_err(|e| unreadable(target, e))?;
             let spec = &found.spec;
             Ok(TargetSettings {
                 kind: spec.type_,
@@ -88,7 +123,7 @@ pub async fn read_target(
             let found = api
                 .get(&target.name)
                 .await
-                .map_err(|e| unreadable(target, &e))?;
+                .map_err(|e| unreadable(target, e))?;
             let spec = &found.spec;
             // The paging key is the platform's: only listed namespaces may use it.
             let refusal = (!namespace_allowed(&spec.allowed_namespaces, namespace))
@@ -110,15 +145,15 @@ pub async fn read_target(
     }
 }
 
-fn unreadable(target: &TargetKey, error: &kube::Error) -> String {
+fn unreadable(target: &TargetKey, error: kube::Error) -> TargetError {
     match error {
-        kube::Error::Api(status) if status.code == 404 => {
-            format!(
-                "{} does not exist: alerts for it wait until it does",
-                target.label()
-            )
-        }
-        other => format!("cannot read {}: {other}", target.label()),
+        kube::Error::Api(status) if status.code == 404 => TargetError::Missing {
+            target: target.label(),
+        },
+        source => TargetError::Unreadable {
+            target: target.label(),
+            source,
+        },
     }
 }
 

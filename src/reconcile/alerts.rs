@@ -28,7 +28,7 @@ use tracing::warn;
 
 use super::Context;
 use super::alert_outgoing::outgoing;
-use super::alert_targets::{FIELD_MANAGER, read_target, record_target};
+use super::alert_targets::{FIELD_MANAGER, TargetError, read_target, record_target};
 use super::observe::observe;
 use super::status_write::apply_status;
 use crate::alerts::state::{Slot, event_reason, target_reason};
@@ -251,7 +251,8 @@ impl Alerter {
                     }
                     targets.insert(target, settings);
                 }
-                Err(message) => {
+                Err(error) => {
+                    let message = error.to_string();
                     publish(ctx, &rollout, true, "AlertTargetUnavailable", &message).await;
                 }
             }
@@ -327,12 +328,13 @@ impl Alerter {
                 continue;
             }
             let prepared = match &settings.refusal {
-                Some(refusal) => Err(refusal.clone()),
+                Some(refusal) => Err(TargetError::Refused(refusal.clone())),
                 None => outgoing(ctx, &rollout, &status, &item, settings, observed.as_ref()).await,
             };
             let outgoing = match prepared {
                 Ok(outgoing) => outgoing,
-                Err(problem) => {
+                Err(error) => {
+                    let problem = error.to_string();
                     // Nothing was sent: wait for the configuration to be fixed.
                     let now = Timestamp::now();
                     let waiting = slot.undelivered(
