@@ -215,7 +215,7 @@ fn validation_accepts_only_specs_within_every_bound() {
             prop_assert!(delay <= month, "{delay:?}");
         }
         let mut last = 0;
-        for step in &settings.steps {
+        for step in settings.steps() {
             match step {
                 Step::SetWeight(w) => {
                     prop_assert!(

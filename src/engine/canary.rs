@@ -61,7 +61,7 @@ pub fn weight_at(steps: &[Step], index: usize) -> i32 {
 impl Planner<'_> {
     /// A canary is in flight: `desired` differs from `stable`.
     pub(super) fn canary(&mut self, stable: &str, desired: &str, requests: &ControlRequests) {
-        let steps = self.settings.steps.clone();
+        let steps = self.settings.steps().to_vec();
         let total = steps.len();
         let mut index = self
             .old
@@ -191,16 +191,16 @@ impl Planner<'_> {
     }
 
     fn set_index(&mut self, index: usize) {
-        let total = self.settings.steps.len();
+        let total = self.settings.steps().len();
         self.status.current_step_index = Some(i32::try_from(index).unwrap_or(i32::MAX));
-        self.status.step_label = Some(match self.settings.steps.get(index) {
+        self.status.step_label = Some(match self.settings.steps().get(index) {
             Some(step) => format!("{}/{total} {}", index + 1, step.describe()),
             None => format!("{total}/{total} promoting"),
         });
         self.status.desired_weight = if index >= total {
             100
         } else {
-            weight_at(&self.settings.steps, index)
+            weight_at(self.settings.steps(), index)
         };
     }
 
@@ -211,7 +211,7 @@ impl Planner<'_> {
 
     /// Whether step `index` is complete; sets the outcome describing the wait when it is not.
     fn step_done(&mut self, step: &Step, index: usize, desired: &str, stable: &str) -> bool {
-        let total = self.settings.steps.len();
+        let total = self.settings.steps().len();
         let label = format!("step {}/{total}", index + 1);
         match step {
             Step::SetWeight(weight) => {
@@ -304,7 +304,7 @@ impl Planner<'_> {
     /// Keep the background analysis of the canary running; false when its
     /// verdict stops the canary (abort or pause).
     fn background_analysis(&mut self, index: usize, desired: &str, stable: &str) -> bool {
-        let Some(background) = self.settings.background_analysis.clone() else {
+        let Some(background) = self.settings.background_analysis().cloned() else {
             return true;
         };
         let starting = usize::try_from(background.starting_step.unwrap_or(0)).unwrap_or(0);
@@ -432,7 +432,7 @@ impl Planner<'_> {
 
     /// Keep pods and traffic at the weight in effect for step `index`.
     fn hold_traffic(&mut self, stable: &str, desired: &str, index: usize) {
-        let weight = weight_at(&self.settings.steps, index);
+        let weight = weight_at(self.settings.steps(), index);
         let replicas = self.settings.replicas;
         match self.settings.routing {
             Routing::GatewayApi { .. } => {
@@ -516,16 +516,16 @@ impl Planner<'_> {
             r.available >= replicas && r.current == replicas && !r.stale && r.desired == replicas
         });
         if !full {
-            let last = self.settings.steps.len().saturating_sub(1);
+            let last = self.settings.steps().len().saturating_sub(1);
             match self.settings.routing {
                 Routing::GatewayApi { .. } => {
                     self.ensure_revision(stable, replicas);
                     self.ensure_revision(desired, replicas);
                     self.point_services(stable, desired);
-                    let weight = if self.settings.steps.is_empty() {
+                    let weight = if self.settings.steps().is_empty() {
                         0
                     } else {
-                        weight_at(&self.settings.steps, last)
+                        weight_at(self.settings.steps(), last)
                     };
                     let current = self.route_weight().unwrap_or(0);
                     self.status.current_weight = current;

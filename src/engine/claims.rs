@@ -49,7 +49,7 @@ pub fn service_selector(rollout: &Rollout, revision: &str) -> BTreeMap<String, S
 
 /// Services the spec routes through: stable (or active), canary (or preview), baseline.
 pub fn referenced_services(settings: &Settings) -> Vec<String> {
-    let baseline = settings.baseline.clone().flatten();
+    let baseline = settings.baseline().cloned().flatten();
     [
         settings.stable_service.clone(),
         settings.canary_service.clone(),

@@ -182,7 +182,7 @@ fn canary_off_route(rollout: &Rollout, settings: &Settings, observed: &Observed)
     };
     let stable = settings.stable_service.as_deref()?;
     let canary = settings.canary_service.as_deref()?;
-    let baseline = settings.baseline.as_ref().and_then(|b| b.as_deref());
+    let baseline = settings.baseline().and_then(|b| b.as_deref());
     let rules =
         route::managed_rules(state, rule_indexes.as_deref(), stable, canary, baseline).ok()?;
     let zero = route::rules_with_weight(state, &rules, stable, canary, baseline, 0);
@@ -220,7 +220,7 @@ fn check_references(settings: &Settings, observed: &Observed) -> Result<(), Vec<
             Some(Lookup::Found(state)) => {
                 let stable = settings.stable_service.as_deref().unwrap_or_default();
                 let canary = settings.canary_service.as_deref().unwrap_or_default();
-                let baseline = settings.baseline.as_ref().and_then(|b| b.as_deref());
+                let baseline = settings.baseline().and_then(|b| b.as_deref());
                 if let Err(problem) =
                     route::managed_rules(state, rule_indexes.as_deref(), stable, canary, baseline)
                 {
@@ -395,7 +395,7 @@ impl<'a> Planner<'a> {
             self.steady(&stable);
         } else if !self.refuse_known_bad(&stable, &desired, &requests) {
             match &strategy {
-                spec::Strategy::Canary => {
+                spec::Strategy::Canary(_) => {
                     self.status.blue_green = None;
                     self.canary(&stable, &desired, &requests)
                 }
@@ -482,7 +482,7 @@ impl<'a> Planner<'a> {
     /// Keep the dedicated baseline (if configured) at `replicas` pods of the
     /// stable template, and its Service on it. Returns whether it is ready.
     pub(super) fn ensure_baseline(&mut self, stable: &str, replicas: i32) -> bool {
-        let Some(service) = self.settings.baseline.clone() else {
+        let Some(service) = self.settings.baseline().cloned() else {
             return true;
         };
         let Some(stable_rev) = self.revisions.get(stable).cloned() else {
@@ -518,7 +518,7 @@ impl<'a> Planner<'a> {
 
     /// Hash the analysis compares the canary with: the dedicated baseline, or stable.
     pub(super) fn analysis_baseline(&self, stable: &str) -> (String, bool) {
-        match self.settings.baseline {
+        match self.settings.baseline() {
             Some(_) => (super::spec::baseline_hash(stable), true),
             None => (stable.to_string(), false),
         }
@@ -651,7 +651,7 @@ impl<'a> Planner<'a> {
         };
         let stable = self.settings.stable_service.as_deref()?;
         let canary = self.settings.canary_service.as_deref()?;
-        let baseline = self.settings.baseline.as_ref().and_then(|b| b.as_deref());
+        let baseline = self.settings.baseline().and_then(|b| b.as_deref());
         let rules =
             route::managed_rules(state, rule_indexes.as_deref(), stable, canary, baseline).ok()?;
         Some((state, rules, stable, canary, baseline))

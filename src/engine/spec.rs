@@ -82,20 +82,31 @@ impl Routing {
     }
 }
 
-/// Which strategy brings new versions in.
+/// Which strategy brings new versions in, with what only it uses.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Strategy {
     /// Steps of weights, pauses and analysis.
-    Canary,
+    Canary(CanarySettings),
     /// Preview, switch, keep the old version warm.
     BlueGreen(BlueGreenSettings),
+}
+
+/// Canary settings, defaults applied.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CanarySettings {
+    /// Steps, defaults applied.
+    pub steps: Vec<Step>,
+    /// Background analysis, if configured.
+    pub background_analysis: Option<crate::crd::BackgroundAnalysis>,
+    /// Dedicated baseline, if configured: `Some(service)` (the service only with a router).
+    pub baseline: Option<Option<String>>,
 }
 
 impl Strategy {
     /// Name recorded in `status.strategy`.
     pub fn name(&self) -> &'static str {
         match self {
-            Strategy::Canary => "Canary",
+            Strategy::Canary(_) => "Canary",
             Strategy::BlueGreen(_) => "BlueGreen",
         }
     }
@@ -123,11 +134,11 @@ pub struct BlueGreenSettings {
 pub struct Settings {
     /// Desired pods at full size.
     pub replicas: i32,
-    /// Canary steps, defaults applied.
-    pub steps: Vec<Step>,
-    /// Stable Service to re-point, if any.
+    /// The Service of the version users get: a canary's `stableService`, a
+    /// blue-green update's `activeService`.
     pub stable_service: Option<String>,
-    /// Canary Service to re-point, if any.
+    /// The Service of the new version: a canary's `canaryService`, a
+    /// blue-green update's `previewService`.
     pub canary_service: Option<String>,
     /// How traffic is split.
     pub routing: Routing,
@@ -143,12 +154,34 @@ pub struct Settings {
     pub scale_down_delay: Duration,
     /// Delay before an aborted canary is scaled down.
     pub abort_scale_down_delay: Duration,
-    /// Background analysis, if configured.
-    pub background_analysis: Option<crate::crd::BackgroundAnalysis>,
-    /// Dedicated baseline, if configured: `Some(service)` (the service only with a router).
-    pub baseline: Option<Option<String>>,
-    /// Canary or blue-green.
+    /// Canary or blue-green, with what only that strategy uses.
     pub strategy: Strategy,
+}
+
+impl Settings {
+    /// The canary's steps (none for blue-green).
+    pub fn steps(&self) -> &[Step] {
+        match &self.strategy {
+            Strategy::Canary(canary) => &canary.steps,
+            Strategy::BlueGreen(_) => &[],
+        }
+    }
+
+    /// The canary's background analysis, if any.
+    pub fn background_analysis(&self) -> Option<&crate::crd::BackgroundAnalysis> {
+        match &self.strategy {
+            Strategy::Canary(canary) => canary.background_analysis.as_ref(),
+            Strategy::BlueGreen(_) => None,
+        }
+    }
+
+    /// The canary's dedicated baseline, if any: `Some(service)`.
+    pub fn baseline(&self) -> Option<&Option<String>> {
+        match &self.strategy {
+            Strategy::Canary(canary) => canary.baseline.as_ref(),
+            Strategy::BlueGreen(_) => None,
+        }
+    }
 }
 
 /// Hash label value of the dedicated baseline started beside a canary of `stable`.
@@ -253,7 +286,6 @@ pub fn settings(rollout: &Rollout) -> Result<Settings, Vec<String>> {
     }
     Ok(Settings {
         replicas,
-        steps,
         stable_service: canary.stable_service.clone(),
         canary_service: canary.canary_service.clone(),
         routing,
@@ -263,9 +295,11 @@ pub fn settings(rollout: &Rollout) -> Result<Settings, Vec<String>> {
         progress_deadline: deadline,
         scale_down_delay: delay,
         abort_scale_down_delay: abort_delay,
-        background_analysis: canary.analysis.clone(),
-        baseline: canary.baseline.as_ref().map(|b| b.service.clone()),
-        strategy: Strategy::Canary,
+        strategy: Strategy::Canary(CanarySettings {
+            steps,
+            background_analysis: canary.analysis.clone(),
+            baseline: canary.baseline.as_ref().map(|b| b.service.clone()),
+        }),
     })
 }
 
@@ -385,7 +419,6 @@ fn blue_green_settings(
     }
     Ok(Settings {
         replicas,
-        steps: Vec::new(),
         stable_service: Some(blue_green.active_service.clone()),
         canary_service: blue_green.preview_service.clone(),
         routing,
@@ -395,8 +428,6 @@ fn blue_green_settings(
         progress_deadline: deadline,
         scale_down_delay: delay,
         abort_scale_down_delay: abort_delay,
-        background_analysis: None,
-        baseline: None,
         strategy: Strategy::BlueGreen(BlueGreenSettings {
             preview_replicas: preview_replicas.min(replicas).max(0),
             auto_promotion: blue_green.auto_promotion_enabled.unwrap_or(true),
