@@ -257,28 +257,10 @@ pub fn settings(rollout: &Rollout) -> Result<Settings, Vec<String>> {
     if routing == Routing::ReplicaRatio {
         super::ratio::check_weights(&steps, replicas, max_surge, &mut problems);
     }
-    let history = non_negative(
-        spec.revision_history_limit,
-        DEFAULT_REVISION_HISTORY_LIMIT,
-        "revisionHistoryLimit",
-        &mut problems,
-    );
-    let deadline = seconds(
-        spec.progress_deadline_seconds,
-        DEFAULT_PROGRESS_DEADLINE_SECONDS,
-        "progressDeadlineSeconds",
-        &mut problems,
-    );
-    let delay = seconds(
+    let timing = timing(
+        rollout,
         canary.scale_down_delay_seconds,
-        DEFAULT_SCALE_DOWN_DELAY_SECONDS,
-        "scaleDownDelaySeconds",
-        &mut problems,
-    );
-    let abort_delay = seconds(
         canary.abort_scale_down_delay_seconds,
-        DEFAULT_SCALE_DOWN_DELAY_SECONDS,
-        "abortScaleDownDelaySeconds",
         &mut problems,
     );
     if !problems.is_empty() {
@@ -291,10 +273,10 @@ pub fn settings(rollout: &Rollout) -> Result<Settings, Vec<String>> {
         routing,
         max_surge,
         max_unavailable,
-        revision_history_limit: usize::try_from(history).unwrap_or(usize::MAX),
-        progress_deadline: deadline,
-        scale_down_delay: delay,
-        abort_scale_down_delay: abort_delay,
+        revision_history_limit: timing.history,
+        progress_deadline: timing.deadline,
+        scale_down_delay: timing.scale_down,
+        abort_scale_down_delay: timing.abort_scale_down,
         strategy: Strategy::Canary(CanarySettings {
             steps,
             background_analysis: canary.analysis.clone(),
@@ -362,18 +344,7 @@ fn blue_green_settings(
             if blue_green.preview_service.is_none() {
                 problems.push("blueGreen.trafficRouting needs a previewService".into());
             }
-            if gateway.http_route.is_empty() {
-                problems.push("trafficRouting.gatewayAPI.httpRoute must not be empty".into());
-            }
-            Routing::GatewayApi {
-                namespace: gateway
-                    .namespace
-                    .clone()
-                    .or_else(|| rollout.metadata.namespace.clone())
-                    .unwrap_or_default(),
-                name: gateway.http_route.clone(),
-                rule_indexes: gateway.rule_indexes.clone(),
-            }
+            gateway_routing(rollout, gateway, &mut problems)
         }
     };
     for (field, analysis) in [
@@ -384,28 +355,10 @@ fn blue_green_settings(
             problems.push(format!("blueGreen.{field} needs at least one template"));
         }
     }
-    let history = non_negative(
-        spec.revision_history_limit,
-        DEFAULT_REVISION_HISTORY_LIMIT,
-        "revisionHistoryLimit",
-        &mut problems,
-    );
-    let deadline = seconds(
-        spec.progress_deadline_seconds,
-        DEFAULT_PROGRESS_DEADLINE_SECONDS,
-        "progressDeadlineSeconds",
-        &mut problems,
-    );
-    let delay = seconds(
+    let timing = timing(
+        rollout,
         blue_green.scale_down_delay_seconds,
-        DEFAULT_SCALE_DOWN_DELAY_SECONDS,
-        "scaleDownDelaySeconds",
-        &mut problems,
-    );
-    let abort_delay = seconds(
         blue_green.abort_scale_down_delay_seconds,
-        DEFAULT_SCALE_DOWN_DELAY_SECONDS,
-        "abortScaleDownDelaySeconds",
         &mut problems,
     );
     let auto_delay = seconds(
@@ -424,10 +377,10 @@ fn blue_green_settings(
         routing,
         max_surge: 0,
         max_unavailable: 0,
-        revision_history_limit: usize::try_from(history).unwrap_or(usize::MAX),
-        progress_deadline: deadline,
-        scale_down_delay: delay,
-        abort_scale_down_delay: abort_delay,
+        revision_history_limit: timing.history,
+        progress_deadline: timing.deadline,
+        scale_down_delay: timing.scale_down,
+        abort_scale_down_delay: timing.abort_scale_down,
         strategy: Strategy::BlueGreen(BlueGreenSettings {
             preview_replicas: preview_replicas.min(replicas).max(0),
             auto_promotion: blue_green.auto_promotion_enabled.unwrap_or(true),
@@ -558,6 +511,16 @@ fn routing(rollout: &Rollout, canary: &CanaryStrategy, problems: &mut Vec<String
             Some(_) => {}
         }
     }
+    gateway_routing(rollout, gateway, problems)
+}
+
+/// The HTTPRoute a strategy's `trafficRouting.gatewayAPI` names (in the
+/// Rollout's namespace unless another is given).
+fn gateway_routing(
+    rollout: &Rollout,
+    gateway: &crate::crd::GatewayApiRouting,
+    problems: &mut Vec<String>,
+) -> Routing {
     if gateway.http_route.is_empty() {
         problems.push("trafficRouting.gatewayAPI.httpRoute must not be empty".into());
     }
@@ -566,6 +529,50 @@ fn routing(rollout: &Rollout, canary: &CanaryStrategy, problems: &mut Vec<String
         namespace: gateway.namespace.clone().unwrap_or(own_namespace),
         name: gateway.http_route.clone(),
         rule_indexes: gateway.rule_indexes.clone(),
+    }
+}
+
+/// History, deadline and scale-down delays: read alike for both strategies.
+struct Timing {
+    history: usize,
+    deadline: Duration,
+    scale_down: Duration,
+    abort_scale_down: Duration,
+}
+
+fn timing(
+    rollout: &Rollout,
+    scale_down: Option<i32>,
+    abort_scale_down: Option<i32>,
+    problems: &mut Vec<String>,
+) -> Timing {
+    let spec = &rollout.spec;
+    let history = non_negative(
+        spec.revision_history_limit,
+        DEFAULT_REVISION_HISTORY_LIMIT,
+        "revisionHistoryLimit",
+        problems,
+    );
+    Timing {
+        history: usize::try_from(history).unwrap_or(usize::MAX),
+        deadline: seconds(
+            spec.progress_deadline_seconds,
+            DEFAULT_PROGRESS_DEADLINE_SECONDS,
+            "progressDeadlineSeconds",
+            problems,
+        ),
+        scale_down: seconds(
+            scale_down,
+            DEFAULT_SCALE_DOWN_DELAY_SECONDS,
+            "scaleDownDelaySeconds",
+            problems,
+        ),
+        abort_scale_down: seconds(
+            abort_scale_down,
+            DEFAULT_SCALE_DOWN_DELAY_SECONDS,
+            "abortScaleDownDelaySeconds",
+            problems,
+        ),
     }
 }
 
