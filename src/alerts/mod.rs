@@ -5,6 +5,8 @@
 //!   the signed generic webhook (pure).
 //! - [`deliver`]: the HTTP delivery with retries, back-off and `Retry-After`,
 //!   and when a pending alert's next round is due.
+//! - [`state`]: what a delivery means for the alert's record and for its
+//!   target's status (pure).
 //!
 //! The task that runs them beside the reconcile loop is `reconcile::alerts`.
 

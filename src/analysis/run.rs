@@ -1,5 +1,6 @@
 //! The bookkeeping of an AnalysisRun, without I/O: which measurements are
-//! due, what each measurement means for its metric, and the run's verdict.
+//! due, what each measurement means for its metric (judged here, its phase
+//! decided by [`super::phase`]), and the run's verdict.
 
 use std::time::Duration;
 

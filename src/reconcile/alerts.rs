@@ -4,8 +4,9 @@
 //! alerts due (pure, in memory) and, if so, puts its key on a bounded queue.
 //! A few workers take keys off the queue, one Rollout at a time each: they
 //! read the Rollout afresh, decide what is due ([`crate::alerts::due`]),
-//! record `Sending` in `status.alerts`, deliver, and record the result, all
-//! under the field manager `sluice-alerts`. A full queue drops the key (and
+//! record `Sending` in `status.alerts`, deliver, and record the result
+//! ([`crate::alerts::state`] says what it means), all under the field manager
+//! `sluice-alerts`. A full queue drops the key (and
 //! counts it): the next reconcile puts it back, so nothing is lost, and the
 //! traffic revert never waits for a webhook.
 //!

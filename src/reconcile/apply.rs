@@ -1,9 +1,11 @@
 //! Apply: carry out a plan's writes with server-side apply.
 //!
-//! One field manager (`sluice`) owns exactly the fields Sluice sets: whole
-//! ReplicaSets and AnalysisRuns it creates, the selector and claim label of
-//! each Service it routes through, the `rules` and claim annotation of a
-//! managed HTTPRoute, and the Rollout's status.
+//! The state machine's field manager (`sluice`) owns exactly the fields it
+//! sets: whole ReplicaSets and AnalysisRuns it creates, the selector and
+//! claim label of each Service it routes through, the `rules` and claim
+//! annotation of a managed HTTPRoute, and the Rollout's status except
+//! `gitRevert` and `alerts` (written through `status_write` by their own
+//! workers' managers).
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Service;

@@ -12,6 +12,7 @@
 //! - `find`: which commit set the canary image, read from diffs;
 //! - `git`: the command runner;
 //! - `run`: the whole revert, exactly once, with push retries;
+//! - `policy`: when to revert and what a result means for `status.gitRevert` (pure);
 //! - `workspace`: the shared clone and the lock that serialises its users.
 
 pub mod credentials;
