@@ -108,9 +108,15 @@ pub async fn run(options: Options) -> Result<(), Error> {
     }
 
     let ctx = Arc::new(Context {
-        client: client.clone(),
-        metrics,
-        events: reconcile::events::EventWriter::new(client.clone(), "sluice", &options.identity),
+        io: Arc::new(reconcile::Io {
+            client: client.clone(),
+            metrics,
+            events: reconcile::events::EventWriter::new(
+                client.clone(),
+                "sluice",
+                &options.identity,
+            ),
+        }),
         git: Arc::new(reconcile::git_revert::GitReverter::new(
             options.git_workspace.clone(),
         )),
@@ -120,7 +126,7 @@ pub async fn run(options: Options) -> Result<(), Error> {
             options.alert_retry_max_interval,
         )),
     });
-    ctx.alerts.start(&ctx, options.alert_workers);
+    ctx.alerts.start(&ctx.io, options.alert_workers);
     let (rollouts, replica_sets, runs, services) = match &options.namespace {
         Some(ns) => (
             Api::<Rollout>::namespaced(client.clone(), ns),

@@ -4,7 +4,7 @@
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, ResourceExt};
 
-use super::Context;
+use super::Io;
 use super::alert_targets::{TargetError, TargetSettings};
 use super::git_revert::images;
 use crate::alerts::message::{pagerduty, slack, teams};
@@ -15,7 +15,7 @@ const PAGERDUTY_EVENTS: &str = "https://events.pagerduty.com/v2/enqueue";
 
 /// Read the target's Secret and render the body for its type.
 pub async fn outgoing(
-    ctx: &Context,
+    io: &Io,
     rollout: &Rollout,
     status: &RolloutStatus,
     item: &Due,
@@ -23,7 +23,7 @@ pub async fn outgoing(
     observed: Option<&crate::engine::Observed>,
 ) -> Result<Outgoing, TargetError> {
     let (secret_ns, secret_name) = &settings.secret;
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), secret_ns);
+    let secrets: Api<Secret> = Api::namespaced(io.client.clone(), secret_ns);
     let secret =
         secrets
             .get(secret_name)

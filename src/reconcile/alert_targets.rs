@@ -10,7 +10,7 @@ use kube::Api;
 use serde_json::json;
 use tracing::debug;
 
-use super::Context;
+use super::Io;
 use super::status_write::apply_status;
 use crate::alerts::state::target_status;
 use crate::alerts::{Policy, TargetKey};
@@ -91,14 +91,14 @@ pub enum TargetError {
 
 /// Read `target` for a Rollout of `namespace`.
 pub async fn read_target(
-    ctx: &Context,
+    io: &Io,
     target: &TargetKey,
     namespace: &str,
     defaults: &Policy,
 ) -> Result<TargetSettings, TargetError> {
     match &target.namespace {
         Some(ns) => {
-            let api: Api<AlertTarget> = Api::namespaced(ctx.client.clone(), ns);
+            let api: Api<AlertTarget> = Api::namespaced(io.client.clone(), ns);
             let found = api
                 .get(&target.name)
                 .await
@@ -119,7 +119,7 @@ pub async fn read_target(
             })
         }
         None => {
-            let api: Api<ClusterAlertTarget> = Api::all(ctx.client.clone());
+            let api: Api<ClusterAlertTarget> = Api::all(io.client.clone());
             let found = api
                 .get(&target.name)
                 .await
@@ -159,7 +159,7 @@ fn unreadable(target: &TargetKey, error: kube::Error) -> TargetError {
 
 /// Keep the target's `Ready` condition and failure count current.
 pub async fn record_target(
-    ctx: &Context,
+    io: &Io,
     target: &TargetKey,
     settings: &mut TargetSettings,
     ok: bool,
@@ -172,19 +172,13 @@ pub async fn record_target(
     let (kind, result) = match namespace {
         Some(_) => (
             "AlertTarget",
-            apply_status::<AlertTarget>(&ctx.client, namespace, &target.name, FIELD_MANAGER, body)
+            apply_status::<AlertTarget>(&io.client, namespace, &target.name, FIELD_MANAGER, body)
                 .await,
         ),
         None => (
             "ClusterAlertTarget",
-            apply_status::<ClusterAlertTarget>(
-                &ctx.client,
-                None,
-                &target.name,
-                FIELD_MANAGER,
-                body,
-            )
-            .await,
+            apply_status::<ClusterAlertTarget>(&io.client, None, &target.name, FIELD_MANAGER, body)
+                .await,
         ),
     };
     if let Err(e) = result {

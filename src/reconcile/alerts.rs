@@ -27,7 +27,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use tracing::warn;
 
-use super::Context;
+use super::Io;
 use super::alert_outgoing::outgoing;
 use super::alert_targets::{FIELD_MANAGER, TargetError, read_target, record_target};
 use super::observe::observe;
@@ -87,17 +87,17 @@ impl Alerter {
     }
 
     /// Start `workers` delivery tasks.
-    pub fn start(self: &Arc<Self>, ctx: &Arc<Context>, workers: usize) {
+    pub fn start(self: &Arc<Self>, io: &Arc<Io>, workers: usize) {
         for _ in 0..workers.max(1) {
-            let (this, ctx) = (self.clone(), ctx.clone());
+            let (this, io) = (self.clone(), io.clone());
             tokio::spawn(async move {
                 loop {
                     let next = this.receiver.lock().await.recv().await;
                     let Some(key) = next else { break };
-                    ctx.metrics
+                    io.metrics
                         .alert_queue_depth(this.sender.max_capacity() - this.sender.capacity());
                     loop {
-                        this.process(&ctx, &key).await;
+                        this.process(&io, &key).await;
                         let more = this
                             .again
                             .lock()
@@ -117,12 +117,7 @@ impl Alerter {
 
     /// Queue `rollout` if `status` may have alerts due, or set a timer for
     /// its pending ones. Never waits.
-    pub fn consider(
-        self: &Arc<Self>,
-        ctx: &Arc<Context>,
-        rollout: &Rollout,
-        status: &RolloutStatus,
-    ) {
+    pub fn consider(self: &Arc<Self>, io: &Arc<Io>, rollout: &Rollout, status: &RolloutStatus) {
         let Some(alerts) = &rollout.spec.alerts else {
             return;
         };
@@ -144,15 +139,15 @@ impl Alerter {
         let key = format!("{namespace}/{}", rollout.name_any());
         if due(rollout, &namespace, status, &kinds, Timestamp::now()).is_empty() {
             if let Some(at) = crate::alerts::events::next_retry(rollout, &namespace, status) {
-                self.wake_at(ctx, key, at);
+                self.wake_at(io, key, at);
             }
             return;
         }
-        self.enqueue(ctx, key);
+        self.enqueue(io, key);
     }
 
     /// Put `key` on the queue unless a worker has it (then it goes round again).
-    fn enqueue(&self, ctx: &Context, key: String) {
+    fn enqueue(&self, io: &Io, key: String) {
         {
             let Ok(mut queued) = self.queued.lock() else {
                 return;
@@ -166,12 +161,12 @@ impl Alerter {
             queued.insert(key.clone());
         }
         match self.sender.try_send(key.clone()) {
-            Ok(()) => ctx
+            Ok(()) => io
                 .metrics
                 .alert_queue_depth(self.sender.max_capacity() - self.sender.capacity()),
             Err(_) => {
                 warn!(rollout = %key, "alert queue is full; the next reconcile queues this Rollout again");
-                ctx.metrics.alert_queue_dropped();
+                io.metrics.alert_queue_dropped();
                 if let Ok(mut queued) = self.queued.lock() {
                     queued.remove(&key);
                 }
@@ -181,7 +176,7 @@ impl Alerter {
 
     /// Queue `key` at `at` (at once when that has passed), unless a timer
     /// for it fires sooner already.
-    fn wake_at(self: &Arc<Self>, ctx: &Arc<Context>, key: String, at: Timestamp) {
+    fn wake_at(self: &Arc<Self>, io: &Arc<Io>, key: String, at: Timestamp) {
         {
             let Ok(mut wakes) = self.wakes.lock() else {
                 return;
@@ -191,7 +186,7 @@ impl Alerter {
             }
             wakes.insert(key.clone(), at);
         }
-        let (this, ctx) = (self.clone(), ctx.clone());
+        let (this, io) = (self.clone(), io.clone());
         let wait = Timestamp::now().duration_until(at).unsigned_abs();
         tokio::spawn(async move {
             tokio::time::sleep(wait).await;
@@ -205,13 +200,13 @@ impl Alerter {
                 .unwrap_or(false);
             // A sooner timer replaced this one and does the work.
             if mine {
-                this.enqueue(&ctx, key);
+                this.enqueue(&io, key);
             }
         });
     }
 
     /// Remember which alerts are pending and publish the count per target type.
-    fn set_pending(&self, ctx: &Context, memory: &str, kind: AlertTargetType, pending: bool) {
+    fn set_pending(&self, io: &Io, memory: &str, kind: AlertTargetType, pending: bool) {
         let Ok(mut all) = self.pending.lock() else {
             return;
         };
@@ -221,14 +216,14 @@ impl Alerter {
             all.remove(memory);
         }
         let count = all.values().filter(|k| **k == kind).count();
-        ctx.metrics.alerts_pending(kind.as_str(), count);
+        io.metrics.alerts_pending(kind.as_str(), count);
     }
 
-    async fn process(self: &Arc<Self>, ctx: &Arc<Context>, key: &str) {
+    async fn process(self: &Arc<Self>, io: &Arc<Io>, key: &str) {
         let Some((namespace, name)) = key.split_once('/') else {
             return;
         };
-        let api: Api<Rollout> = Api::namespaced(ctx.client.clone(), namespace);
+        let api: Api<Rollout> = Api::namespaced(io.client.clone(), namespace);
         let rollout = match api.get_opt(name).await {
             Ok(Some(rollout)) => rollout,
             Ok(None) => return,
@@ -245,7 +240,7 @@ impl Alerter {
         };
         let mut targets = BTreeMap::new();
         for target in crate::alerts::events::subscribed_targets(&rollout, namespace) {
-            match read_target(ctx, &target, namespace, &defaults).await {
+            match read_target(io, &target, namespace, &defaults).await {
                 Ok(settings) => {
                     if let Ok(mut types) = self.types.lock() {
                         types.insert(target.label(), settings.kind);
@@ -254,19 +249,19 @@ impl Alerter {
                 }
                 Err(error) => {
                     let message = error.to_string();
-                    publish(ctx, &rollout, true, "AlertTargetUnavailable", &message).await;
+                    publish(io, &rollout, true, "AlertTargetUnavailable", &message).await;
                 }
             }
         }
         let kinds = targets.iter().map(|(k, s)| (k.clone(), s.kind)).collect();
         let due = due(&rollout, namespace, &status, &kinds, Timestamp::now());
         if due.is_empty() {
-            self.wake_for_pending(ctx, key, &rollout, &status);
+            self.wake_for_pending(io, key, &rollout, &status);
             return;
         }
         // What the message needs: the images and the analysis behind the event.
         let settings = crate::engine::spec::settings(&rollout).ok();
-        let observed = observe(&ctx.client, &rollout, settings.as_ref()).await.ok();
+        let observed = observe(&io.client, &rollout, settings.as_ref()).await.ok();
         let mut records = status.alerts.clone();
         let current = crate::alerts::occurrences(&status);
         for item in due {
@@ -305,8 +300,8 @@ impl Alerter {
                     Timestamp::now(),
                 );
                 records = crate::alerts::events::upsert(&records, done, &current);
-                if write_records(ctx, &rollout, &records).await {
-                    self.set_pending(ctx, &memory, settings.kind, false);
+                if write_records(io, &rollout, &records).await {
+                    self.set_pending(io, &memory, settings.kind, false);
                 }
                 continue;
             }
@@ -321,16 +316,16 @@ impl Alerter {
                     Timestamp::now(),
                 );
                 records = crate::alerts::events::upsert(&records, unconfirmed, &current);
-                if write_records(ctx, &rollout, &records).await {
-                    self.set_pending(ctx, &memory, settings.kind, false);
-                    ctx.metrics.alert(kind, event, "unconfirmed");
-                    publish(ctx, &rollout, true, "AlertUnconfirmed", &note).await;
+                if write_records(io, &rollout, &records).await {
+                    self.set_pending(io, &memory, settings.kind, false);
+                    io.metrics.alert(kind, event, "unconfirmed");
+                    publish(io, &rollout, true, "AlertUnconfirmed", &note).await;
                 }
                 continue;
             }
             let prepared = match &settings.refusal {
                 Some(refusal) => Err(TargetError::Refused(refusal.clone())),
-                None => outgoing(ctx, &rollout, &status, &item, settings, observed.as_ref()).await,
+                None => outgoing(io, &rollout, &status, &item, settings, observed.as_ref()).await,
             };
             let outgoing = match prepared {
                 Ok(outgoing) => outgoing,
@@ -349,9 +344,9 @@ impl Alerter {
                     let (state, note) =
                         (waiting.state, waiting.message.clone().unwrap_or_default());
                     records = crate::alerts::events::upsert(&records, waiting, &current);
-                    if write_records(ctx, &rollout, &records).await {
+                    if write_records(io, &rollout, &records).await {
                         self.count_undelivered(
-                            ctx,
+                            io,
                             &memory,
                             settings.kind,
                             event,
@@ -359,9 +354,9 @@ impl Alerter {
                             state,
                         );
                     }
-                    publish(ctx, &rollout, true, "AlertTargetUnavailable", &note).await;
+                    publish(io, &rollout, true, "AlertTargetUnavailable", &note).await;
                     if settings.refusal.is_none() {
-                        record_target(ctx, &item.target, settings, false, "SecretInvalid", &note)
+                        record_target(io, &item.target, settings, false, "SecretInvalid", &note)
                             .await;
                     }
                     continue;
@@ -371,12 +366,12 @@ impl Alerter {
             let mut sending = slot.record(AlertState::Sending, earlier_attempts, None, started);
             sending.pending_since = Some(Time(slot.pending_since.unwrap_or(started)));
             records = crate::alerts::events::upsert(&records, sending, &current);
-            if !write_records(ctx, &rollout, &records).await {
+            if !write_records(io, &rollout, &records).await {
                 // Without the record a restart could send it twice: try again later.
                 continue;
             }
             let delivery = deliver(&self.http, &outgoing, &settings.policy).await;
-            ctx.metrics.alert_attempts(kind, &delivery.attempt_results);
+            io.metrics.alert_attempts(kind, &delivery.attempt_results);
             let result_record = slot.delivered(
                 &delivery.outcome,
                 delivery.attempts,
@@ -397,7 +392,7 @@ impl Alerter {
             let note = result_record.message.clone().unwrap_or_default();
             records = crate::alerts::events::upsert(&records, result_record, &current);
             for _ in 0..3 {
-                if write_records(ctx, &rollout, &records).await {
+                if write_records(io, &rollout, &records).await {
                     break;
                 }
                 tokio::time::sleep(Duration::from_secs(1)).await;
@@ -405,43 +400,43 @@ impl Alerter {
             let ok = state == AlertState::Sent;
             match (&delivery.outcome, state) {
                 (DeliveryOutcome::Delivered { .. }, _) => {
-                    self.set_pending(ctx, &memory, settings.kind, false);
-                    ctx.metrics.alert(kind, event, "delivered");
+                    self.set_pending(io, &memory, settings.kind, false);
+                    io.metrics.alert(kind, event, "delivered");
                 }
                 (DeliveryOutcome::Rejected { .. }, _) => {
-                    self.set_pending(ctx, &memory, settings.kind, false);
-                    ctx.metrics.alert(kind, event, "rejected");
+                    self.set_pending(io, &memory, settings.kind, false);
+                    io.metrics.alert(kind, event, "rejected");
                 }
                 (DeliveryOutcome::GaveUp { .. }, state) => {
-                    self.count_undelivered(ctx, &memory, settings.kind, event, was_pending, state);
+                    self.count_undelivered(io, &memory, settings.kind, event, was_pending, state);
                 }
             }
-            publish(ctx, &rollout, !ok, event_reason(state), &note).await;
-            record_target(ctx, &item.target, settings, ok, target_reason(state), &note).await;
+            publish(io, &rollout, !ok, event_reason(state), &note).await;
+            record_target(io, &item.target, settings, ok, target_reason(state), &note).await;
         }
         let mut after = status;
         after.alerts = records;
-        self.wake_for_pending(ctx, key, &rollout, &after);
+        self.wake_for_pending(io, key, &rollout, &after);
     }
 
     /// Set a timer for the next round of the Rollout's pending alerts, if any.
     fn wake_for_pending(
         self: &Arc<Self>,
-        ctx: &Arc<Context>,
+        io: &Arc<Io>,
         key: &str,
         rollout: &Rollout,
         status: &RolloutStatus,
     ) {
         let namespace = rollout.namespace().unwrap_or_default();
         if let Some(at) = crate::alerts::events::next_retry(rollout, &namespace, status) {
-            self.wake_at(ctx, key.to_string(), at);
+            self.wake_at(io, key.to_string(), at);
         }
     }
 
     /// Metrics for an alert that was not delivered in this round.
     fn count_undelivered(
         &self,
-        ctx: &Context,
+        io: &Io,
         memory: &str,
         kind: AlertTargetType,
         event: &'static str,
@@ -449,21 +444,21 @@ impl Alerter {
         state: AlertState,
     ) {
         let pending = state == AlertState::Pending;
-        self.set_pending(ctx, memory, kind, pending);
+        self.set_pending(io, memory, kind, pending);
         if pending && !was_pending {
-            ctx.metrics.alert(kind.as_str(), event, "pending");
+            io.metrics.alert(kind.as_str(), event, "pending");
         } else if !pending {
-            ctx.metrics.alert(kind.as_str(), event, "gave_up");
+            io.metrics.alert(kind.as_str(), event, "gave_up");
         }
     }
 }
 
 /// Write `status.alerts`; false when the API server refused.
-async fn write_records(ctx: &Context, rollout: &Rollout, records: &[AlertRecord]) -> bool {
+async fn write_records(io: &Io, rollout: &Rollout, records: &[AlertRecord]) -> bool {
     let namespace = rollout.namespace().unwrap_or_default();
     let status = json!({ "alerts": records });
     match apply_status::<Rollout>(
-        &ctx.client,
+        &io.client,
         Some(&namespace),
         &rollout.name_any(),
         FIELD_MANAGER,
@@ -479,6 +474,6 @@ async fn write_records(ctx: &Context, rollout: &Rollout, records: &[AlertRecord]
     }
 }
 
-async fn publish(ctx: &Context, rollout: &Rollout, warning: bool, reason: &str, note: &str) {
-    super::publish_as(ctx, rollout, "Alert", warning, reason, note).await
+async fn publish(io: &Io, rollout: &Rollout, warning: bool, reason: &str, note: &str) {
+    super::publish_as(io, rollout, "Alert", warning, reason, note).await
 }

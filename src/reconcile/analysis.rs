@@ -166,7 +166,7 @@ pub async fn reconcile(run: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Actio
     match super::isolate::isolate(reconcile_run(run, ctx.clone())).await {
         Ok(result) => result,
         Err(panic) => {
-            ctx.metrics.failed("AnalysisPanicked", started.elapsed());
+            ctx.io.metrics.failed("AnalysisPanicked", started.elapsed());
             Err(Error::Panicked(panic))
         }
     }
@@ -181,11 +181,11 @@ async fn reconcile_run(run: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Actio
     if run.spec.terminate {
         status.phase = Some(AnalysisPhase::Terminated);
         status.message = Some("terminated: the rollout no longer waits on this run".into());
-        write_status(&ctx.client, &run, &status, &Redactor::default()).await?;
+        write_status(&ctx.io.client, &run, &status, &Redactor::default()).await?;
         return Ok(Action::await_change());
     }
     let mut secrets = Vec::new();
-    let prepared = prepare(&ctx.client, &run, &mut secrets).await;
+    let prepared = prepare(&ctx.io.client, &run, &mut secrets).await;
     let redactor = Redactor::new(&secrets);
     let prepared = match prepared {
         Ok(p) => p,
@@ -194,7 +194,7 @@ async fn reconcile_run(run: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Actio
             warn!(run = %run.name_any(), %error, "analysis cannot start");
             status.phase = Some(AnalysisPhase::Error);
             status.message = Some(error);
-            write_status(&ctx.client, &run, &status, &redactor).await?;
+            write_status(&ctx.io.client, &run, &status, &redactor).await?;
             return Ok(Action::await_change());
         }
     };
@@ -231,7 +231,7 @@ async fn reconcile_run(run: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Actio
     for (p, result) in prepared.iter().zip(status.metrics.iter_mut()) {
         if next_due(result, &p.plan, started).is_some_and(|due| due <= now) {
             let live = Live {
-                client: &ctx.client,
+                client: &ctx.io.client,
                 namespace: &namespace,
                 previous: result.measurements.last(),
             };
@@ -253,7 +253,7 @@ async fn reconcile_run(run: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Actio
     status.phase = Some(phase);
     status.message = Some(message.clone());
     if changed {
-        write_status(&ctx.client, &run, &status, &redactor).await?;
+        write_status(&ctx.io.client, &run, &status, &redactor).await?;
         if phase.is_finished() {
             let message = redactor.text(&message);
             info!(run = %run.name_any(), verdict = phase.as_str(), %message, "analysis finished");

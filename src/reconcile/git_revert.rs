@@ -20,7 +20,7 @@ use kube::ResourceExt;
 use serde_json::json;
 use tracing::warn;
 
-use super::Context;
+use super::Io;
 use super::git_source::{Prepared, prepare_request};
 use super::status_write::{GIT_MANAGER, apply_status};
 use crate::crd::{GitRevertStatus, Rollout, RolloutStatus};
@@ -67,7 +67,7 @@ impl GitReverter {
     /// Start what `wanted` asks for; returns when to look again, if a retry is pending.
     pub fn consider(
         self: &Arc<Self>,
-        ctx: &Arc<Context>,
+        io: &Arc<Io>,
         rollout: &Rollout,
         observed: &Observed,
         status: &RolloutStatus,
@@ -82,17 +82,17 @@ impl GitReverter {
             Wanted::Later(wait) => Some(wait),
             Wanted::Skip { canary, why } => {
                 let record = policy::skipped(canary, why, Timestamp::now());
-                let (ctx, rollout) = (ctx.clone(), rollout.clone());
-                tokio::spawn(async move { record_state(&ctx, &rollout, &record).await });
+                let (io, rollout) = (io.clone(), rollout.clone());
+                tokio::spawn(async move { record_state(&io, &rollout, &record).await });
                 None
             }
             Wanted::Resolve { record } => {
                 if !self.claim(&key) {
                     return None;
                 }
-                let (this, ctx, rollout) = (self.clone(), ctx.clone(), rollout.clone());
+                let (this, io, rollout) = (self.clone(), io.clone(), rollout.clone());
                 tokio::spawn(async move {
-                    this.resolve(&ctx, &rollout, record).await;
+                    this.resolve(&io, &rollout, record).await;
                     this.release(&key);
                 });
                 None
@@ -110,9 +110,9 @@ impl GitReverter {
                     .map(|a| format!("{} ({})", a.message, a.reason))
                     .unwrap_or_else(|| "aborted".into());
                 let record = policy::starting(status, canary, attempts);
-                let (this, ctx, rollout) = (self.clone(), ctx.clone(), rollout.clone());
+                let (this, io, rollout) = (self.clone(), io.clone(), rollout.clone());
                 tokio::spawn(async move {
-                    this.run(&ctx, &rollout, record, found, reason).await;
+                    this.run(&io, &rollout, record, found, reason).await;
                     this.release(&key);
                 });
                 None
@@ -134,13 +134,13 @@ impl GitReverter {
     }
 
     /// Settle an unfinished record whose abort has ended (see `Wanted::Resolve`).
-    async fn resolve(&self, ctx: &Context, rollout: &Rollout, record: GitRevertStatus) {
+    async fn resolve(&self, io: &Io, rollout: &Rollout, record: GitRevertStatus) {
         let found = match record.reverted_commit.clone() {
             // Killed before its commit existed: nothing was pushed by that attempt.
             None => Ok(None),
             Some(reverted) => {
                 let images = (String::new(), String::new());
-                match prepare_request(&ctx.client, rollout, &self.workspace, images, String::new())
+                match prepare_request(&io.client, rollout, &self.workspace, images, String::new())
                     .await
                 {
                     Ok(Prepared {
@@ -155,12 +155,12 @@ impl GitReverter {
             }
         };
         let (record, notice) = policy::after_resolve(record, found, Timestamp::now());
-        finish(ctx, rollout, &record, &notice).await;
+        finish(io, rollout, &record, &notice).await;
     }
 
     async fn run(
         &self,
-        ctx: &Context,
+        io: &Io,
         rollout: &Rollout,
         record: GitRevertStatus,
         images: Option<(String, String)>,
@@ -169,36 +169,36 @@ impl GitReverter {
         if rollout.spec.git.is_none() {
             return;
         }
-        record_state(ctx, rollout, &record).await;
+        record_state(io, rollout, &record).await;
         let result = async {
             let images = images.ok_or(AttemptError::ImagesUnknown)?;
             // `_credentials` keeps the key files until the revert is done.
             let Prepared {
                 request,
                 credentials: _credentials,
-            } = prepare_request(&ctx.client, rollout, &self.workspace, images, reason)
+            } = prepare_request(&io.client, rollout, &self.workspace, images, reason)
                 .await
                 .map_err(AttemptError::Setup)?;
             // Both SHAs are in status before the push; the trailer in Git makes a rerun safe.
             let before = record.clone();
             let outcome = revert_with(&request, |reverted, revert| {
                 let state = policy::pushing(&before, reverted, revert);
-                async move { record_state(ctx, rollout, &state).await }
+                async move { record_state(io, rollout, &state).await }
             })
             .await?;
             Ok(outcome)
         }
         .await;
         let (record, notice) = policy::after_attempt(record, result, Timestamp::now());
-        finish(ctx, rollout, &record, &notice).await;
+        finish(io, rollout, &record, &notice).await;
     }
 }
 
 /// Record the outcome, log it, and publish it as an Event.
-async fn finish(ctx: &Context, rollout: &Rollout, record: &GitRevertStatus, notice: &Notice) {
-    record_state(ctx, rollout, record).await;
+async fn finish(io: &Io, rollout: &Rollout, record: &GitRevertStatus, notice: &Notice) {
+    record_state(io, rollout, record).await;
     super::publish_as(
-        ctx,
+        io,
         rollout,
         "GitRevert",
         notice.warning,
@@ -209,11 +209,11 @@ async fn finish(ctx: &Context, rollout: &Rollout, record: &GitRevertStatus, noti
 }
 
 /// Write `status.gitRevert` under the revert task's own field manager.
-async fn record_state(ctx: &Context, rollout: &Rollout, record: &GitRevertStatus) {
+async fn record_state(io: &Io, rollout: &Rollout, record: &GitRevertStatus) {
     let namespace = rollout.namespace().unwrap_or_default();
     let status = json!({ "gitRevert": record });
     if let Err(e) = apply_status::<Rollout>(
-        &ctx.client,
+        &io.client,
         Some(&namespace),
         &rollout.name_any(),
         GIT_MANAGER,

@@ -62,14 +62,20 @@ impl Error {
     }
 }
 
-/// Shared state of the controller.
-pub struct Context {
+/// What every part of the controller talks to the world through: the API,
+/// the metrics and Events. The Git and alert workers get only this.
+pub struct Io {
     /// API client.
     pub client: Client,
     /// Metrics registry.
     pub metrics: Arc<Metrics>,
     /// Publishes core/v1 Events, folding exact repeats into a count.
     pub events: events::EventWriter,
+}
+
+/// Shared state of the controller.
+pub struct Context {
+    pub io: Arc<Io>,
     /// Reverts the image commit in Git after an abort.
     pub git: Arc<git_revert::GitReverter>,
     /// Sends alerts about the Rollouts' events.
@@ -85,7 +91,7 @@ pub async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Actio
         rollout.name_any()
     );
     if rollout.meta().deletion_timestamp.is_some() {
-        ctx.metrics.set_phase(&key, None);
+        ctx.io.metrics.set_phase(&key, None);
         return Ok(Action::await_change());
     }
     let result = match isolate::isolate(reconcile_inner(&rollout, &ctx)).await {
@@ -96,8 +102,11 @@ pub async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Actio
         }
     };
     match &result {
-        Ok(_) => ctx.metrics.reconciled(started.elapsed()),
-        Err(err) => ctx.metrics.failed(&err.metric_label(), started.elapsed()),
+        Ok(_) => ctx.io.metrics.reconciled(started.elapsed()),
+        Err(err) => ctx
+            .io
+            .metrics
+            .failed(&err.metric_label(), started.elapsed()),
     }
     result
 }
@@ -116,29 +125,30 @@ async fn reconcile_inner(rollout: &Rollout, ctx: &Arc<Context>) -> Result<Action
     let observed = if rollout.name_any().len() > crate::crd::limits::MAX_NAME {
         engine::Observed::default()
     } else {
-        let mut observed = observe::observe(&ctx.client, rollout, settings.as_ref().ok()).await?;
-        observed.pods = pods::in_flight(&ctx.client, rollout).await?;
+        let mut observed =
+            observe::observe(&ctx.io.client, rollout, settings.as_ref().ok()).await?;
+        observed.pods = pods::in_flight(&ctx.io.client, rollout).await?;
         observed
     };
     let plan = engine::plan::plan_with(rollout, settings, &observed, Timestamp::now());
     for write in &plan.writes {
         log_write(&key, write);
-        if let Err(err) = apply::apply(&ctx.client, rollout, write).await {
+        if let Err(err) = apply::apply(&ctx.io.client, rollout, write).await {
             publish(ctx, rollout, true, "WriteFailed", &err.to_string()).await;
             return Err(err);
         }
     }
     let status_changed = rollout.status.as_ref() != Some(&plan.status);
     if status_changed {
-        apply::write_status(&ctx.client, rollout, &plan.status).await?;
+        apply::write_status(&ctx.io.client, rollout, &plan.status).await?;
     }
     for event in &plan.events {
         publish(ctx, rollout, event.warning, &event.reason, &event.note).await;
     }
-    ctx.metrics.set_phase(&key, plan.status.phase);
+    ctx.io.metrics.set_phase(&key, plan.status.phase);
     // After the traffic writes: Git never delays them.
-    let git_retry = ctx.git.consider(ctx, rollout, &observed, &plan.status);
-    ctx.alerts.consider(ctx, rollout, &plan.status);
+    let git_retry = ctx.git.consider(&ctx.io, rollout, &observed, &plan.status);
+    ctx.alerts.consider(&ctx.io, rollout, &plan.status);
     let mut requeue = if plan.writes.is_empty() {
         plan.requeue_after
     } else {
@@ -172,7 +182,7 @@ async fn report_panic(ctx: &Context, rollout: &Rollout, panic: &str) {
         &old.conditions,
         Timestamp::now(),
     );
-    if let Err(err) = isolate::isolate(apply::write_status(&ctx.client, rollout, &status))
+    if let Err(err) = isolate::isolate(apply::write_status(&ctx.io.client, rollout, &status))
         .await
         .unwrap_or_else(|panic| Err(Error::Panicked(panic)))
     {
@@ -222,12 +232,12 @@ fn log_write(key: &str, write: &Write) {
 }
 
 async fn publish(ctx: &Context, rollout: &Rollout, warning: bool, reason: &str, note: &str) {
-    publish_as(ctx, rollout, "Reconcile", warning, reason, note).await
+    publish_as(&ctx.io, rollout, "Reconcile", warning, reason, note).await
 }
 
 /// Log `note` and publish it as an Event on `rollout` for `action`.
 pub(crate) async fn publish_as(
-    ctx: &Context,
+    io: &Io,
     rollout: &Rollout,
     action: &str,
     warning: bool,
@@ -239,7 +249,7 @@ pub(crate) async fn publish_as(
     } else {
         info!(rollout = %rollout.name_any(), reason, "{note}");
     }
-    ctx.events
+    io.events
         .publish(rollout, action, warning, reason, note)
         .await;
 }
