@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use kube::ResourceExt;
+use kube::{Api, ResourceExt};
 use serde_json::json;
 use tracing::warn;
 
@@ -134,7 +134,21 @@ impl GitReverter {
     }
 
     /// Settle an unfinished record whose abort has ended (see `Wanted::Resolve`).
-    async fn resolve(&self, io: &Io, rollout: &Rollout, record: GitRevertStatus) {
+    async fn resolve(&self, io: &Io, rollout: &Rollout, seen: GitRevertStatus) {
+        // The reconcile decided on its cache, which may predate the attempt
+        // that settled this record a moment ago: settle only what is still open.
+        let api: Api<Rollout> =
+            Api::namespaced(io.client.clone(), &rollout.namespace().unwrap_or_default());
+        let live = match api.get(&rollout.name_any()).await {
+            Ok(current) => current.status.and_then(|s| s.git_revert),
+            Err(e) => {
+                warn!(rollout = %rollout.name_any(), error = %e, "cannot read the Git revert record; trying later");
+                return;
+            }
+        };
+        let Some(record) = policy::still_open(&seen, live) else {
+            return;
+        };
         let found = match record.reverted_commit.clone() {
             // Killed before its commit existed: nothing was pushed by that attempt.
             None => Ok(None),

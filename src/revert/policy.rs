@@ -238,6 +238,18 @@ pub fn after_attempt(
     (record, notice)
 }
 
+/// The record to settle, if the live one is still the unfinished record the
+/// reconcile saw (same canary, still `Reverting` or `Pushing`). A record that
+/// was settled meanwhile (its attempt finished after the reconcile read its
+/// cache) is left alone: settling it again from a stale copy could turn
+/// `Reverted` into `NotNeeded`.
+pub fn still_open(
+    seen: &GitRevertStatus,
+    live: Option<GitRevertStatus>,
+) -> Option<GitRevertStatus> {
+    live.filter(|r| r.canary_revision == seen.canary_revision && r.state.in_progress())
+}
+
 /// Settle an unfinished record whose abort has ended from what the branch
 /// shows (see [`Wanted::Resolve`]).
 pub fn after_resolve(

@@ -295,3 +295,31 @@ fn a_new_attempt_keeps_the_commits_an_earlier_one_was_pushing() {
     assert_eq!(next.revert_commit.as_deref(), Some("undo"));
     assert_eq!(starting(&status, "other".into(), 0).revert_commit, None);
 }
+
+#[test]
+fn a_record_settled_since_the_reconcile_read_its_cache_is_not_settled_again() {
+    // Seen as Pushing by a reconcile on a stale cache; the attempt then finished.
+    let seen = pushing(&reverting(), "bump".into(), "undo".into());
+    let (settled, _) = after_attempt(
+        seen.clone(),
+        Ok(RevertOutcome::AlreadyReverted {
+            reverted: "bump".into(),
+            revert: "undo".into(),
+            pull_request: None,
+        }),
+        Timestamp::UNIX_EPOCH,
+    );
+    assert_eq!(still_open(&seen, Some(settled)), None);
+    assert_eq!(still_open(&seen, None), None);
+    // Still open: settle what is live (it may know more than the stale copy).
+    assert_eq!(
+        still_open(&reverting(), Some(seen.clone())),
+        Some(seen.clone())
+    );
+    // Another canary's record is not this one.
+    let other = GitRevertStatus {
+        canary_revision: "other".into(),
+        ..seen.clone()
+    };
+    assert_eq!(still_open(&seen, Some(other)), None);
+}
