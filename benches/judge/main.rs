@@ -16,8 +16,11 @@
 //!
 //! Per scenario and method it prints the false-abort rate (canary not worse),
 //! the false-pass and detection rates (canary worse), the share left
-//! Inconclusive and the median time to a verdict, with Wilson 95% intervals.
-//! `SLUICE_BENCH_RUNS` sets the runs per scenario (default 600).
+//! Inconclusive and the median time to a verdict, with Wilson 95% intervals;
+//! then the time to a verdict at equal error rates (`matched`), the goals of
+//! issue #11 that span scenarios, and with `SLUICE_BENCH_SWEEP=1` a sweep of
+//! same-version shapes beyond the table (`sweep`).
+//! `SLUICE_BENCH_RUNS` sets the runs per scenario (default 1000).
 
 mod matched;
 mod methods;
