@@ -6,12 +6,11 @@
 use std::time::Duration;
 
 use jiff::Timestamp;
-use kube::Api;
 use serde_json::json;
 use tracing::debug;
 
 use super::Io;
-use super::status_write::apply_status;
+use super::status_write::{apply_status, get_scoped};
 use crate::alerts::state::target_status;
 use crate::alerts::{Policy, TargetKey};
 use crate::crd::tenancy::{namespace_allowed, not_allowed_message};
@@ -98,11 +97,10 @@ pub async fn read_target(
 ) -> Result<TargetSettings, TargetError> {
     match &target.namespace {
         Some(ns) => {
-            let api: Api<AlertTarget> = Api::namespaced(io.client.clone(), ns);
-            let found = api
-                .get(&target.name)
+            let found: AlertTarget = get_scoped(&io.client, Some(ns), &target.name)
                 .await
-                .map_err(|e| unreadable(target, e))?;
+                .map_err(|e| unreadable(target, e))?
+                .ok_or_else(|| missing(target))?;
             let spec = &found.spec;
             Ok(TargetSettings {
                 kind: spec.type_,
@@ -119,11 +117,10 @@ pub async fn read_target(
             })
         }
         None => {
-            let api: Api<ClusterAlertTarget> = Api::all(io.client.clone());
-            let found = api
-                .get(&target.name)
+            let found: ClusterAlertTarget = get_scoped(&io.client, None, &target.name)
                 .await
-                .map_err(|e| unreadable(target, e))?;
+                .map_err(|e| unreadable(target, e))?
+                .ok_or_else(|| missing(target))?;
             let spec = &found.spec;
             // The paging key is the platform's: only listed namespaces may use it.
             let refusal = (!namespace_allowed(&spec.allowed_namespaces, namespace))
@@ -145,15 +142,16 @@ pub async fn read_target(
     }
 }
 
-fn unreadable(target: &TargetKey, error: kube::Error) -> TargetError {
-    match error {
-        kube::Error::Api(status) if status.code == 404 => TargetError::Missing {
-            target: target.label(),
-        },
-        source => TargetError::Unreadable {
-            target: target.label(),
-            source,
-        },
+fn unreadable(target: &TargetKey, source: kube::Error) -> TargetError {
+    TargetError::Unreadable {
+        target: target.label(),
+        source,
+    }
+}
+
+fn missing(target: &TargetKey) -> TargetError {
+    TargetError::Missing {
+        target: target.label(),
     }
 }
 

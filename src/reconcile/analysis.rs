@@ -13,7 +13,7 @@ use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
 
-use super::status_write::{ENGINE_MANAGER, apply_status};
+use super::status_write::{ENGINE_MANAGER, apply_status, get_scoped};
 use super::{Context, ERROR_RETRY};
 use crate::analysis::measure::{Live, Prepared, measure, prepare_metric};
 use crate::analysis::prometheus::Credentials;
@@ -77,11 +77,13 @@ async fn fetch_template(
     cluster_scope: bool,
 ) -> Result<AnalysisTemplateSpec, Setup> {
     let found = if cluster_scope {
-        let api: Api<ClusterAnalysisTemplate> = Api::all(client.clone());
-        api.get_opt(name).await.map(|t| t.map(|t| t.spec.into()))
+        get_scoped::<ClusterAnalysisTemplate>(client, None, name)
+            .await
+            .map(|t| t.map(|t| t.spec.into()))
     } else {
-        let api: Api<AnalysisTemplate> = Api::namespaced(client.clone(), namespace);
-        api.get_opt(name).await.map(|t| t.map(|t| t.spec))
+        get_scoped::<AnalysisTemplate>(client, Some(namespace), name)
+            .await
+            .map(|t| t.map(|t| t.spec))
     };
     match found {
         Ok(Some(spec)) => Ok(spec),

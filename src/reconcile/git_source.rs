@@ -9,6 +9,7 @@ use std::path::Path;
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, ResourceExt};
 
+use super::status_write::get_scoped;
 use crate::crd::{
     ClusterGitRepository, ForgeProvider, GitAuthor, GitRepository, GitSource, PullRequestSpec,
     Rollout,
@@ -192,11 +193,10 @@ async fn resolve(
     let shared = match &git.repository_ref {
         None => None,
         Some(reference) if reference.cluster_scope => {
-            let api: Api<ClusterGitRepository> = Api::all(client.clone());
-            let repo = api
-                .get(&reference.name)
+            let repo: ClusterGitRepository = get_scoped(client, None, &reference.name)
                 .await
-                .map_err(|e| format!("cannot read ClusterGitRepository {}: {e}", reference.name))?;
+                .map_err(|e| format!("cannot read ClusterGitRepository {}: {e}", reference.name))?
+                .ok_or_else(|| format!("ClusterGitRepository {} does not exist", reference.name))?;
             // Its credentials are the platform's: only listed namespaces may push with them.
             if !crate::crd::tenancy::namespace_allowed(&repo.spec.allowed_namespaces, namespace) {
                 return Err(crate::crd::tenancy::not_allowed_message(
@@ -224,13 +224,20 @@ async fn resolve(
             })
         }
         Some(reference) => {
-            let api: Api<GitRepository> = Api::namespaced(client.clone(), namespace);
-            let repo = api.get(&reference.name).await.map_err(|e| {
-                format!(
-                    "cannot read GitRepository {namespace}/{}: {e}",
-                    reference.name
-                )
-            })?;
+            let repo: GitRepository = get_scoped(client, Some(namespace), &reference.name)
+                .await
+                .map_err(|e| {
+                    format!(
+                        "cannot read GitRepository {namespace}/{}: {e}",
+                        reference.name
+                    )
+                })?
+                .ok_or_else(|| {
+                    format!(
+                        "GitRepository {namespace}/{} does not exist",
+                        reference.name
+                    )
+                })?;
             let secret = repo
                 .spec
                 .secret_name

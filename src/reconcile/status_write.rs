@@ -1,6 +1,6 @@
-//! The one way Sluice writes `status`: a server-side apply of the given
-//! fields under a named field manager, for any of its kinds, namespaced or
-//! cluster-scoped.
+//! The one way Sluice writes `status` (a server-side apply of the given
+//! fields under a named field manager) and reads one of its objects, for any
+//! of its kinds, namespaced or cluster-scoped.
 //!
 //! Each writer owns a slice of status through its own manager (`sluice` the
 //! state machine, `sluice-git` `status.gitRevert`, `sluice-alerts`
@@ -9,6 +9,7 @@
 
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
 use kube::{Client, Resource};
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 /// Field manager of the state machine (Rollout and AnalysisRun status).
@@ -17,6 +18,37 @@ pub const ENGINE_MANAGER: &str = "sluice";
 pub const GIT_MANAGER: &str = "sluice-git";
 /// Field manager of `status.alerts` and of alert targets' status.
 pub const ALERTS_MANAGER: &str = "sluice-alerts";
+
+/// Read object `name` of kind `K` in `namespace`, or cluster-wide when
+/// `None`; `Ok(None)` when it does not exist.
+pub async fn get_scoped<K>(
+    client: &Client,
+    namespace: Option<&str>,
+    name: &str,
+) -> Result<Option<K>, kube::Error>
+where
+    K: Resource<DynamicType = ()> + DeserializeOwned,
+{
+    let found = scoped_api::<K>(client, namespace).get_opt(name).await?;
+    found
+        .map(|object| {
+            serde_json::to_value(object)
+                .and_then(serde_json::from_value::<K>)
+                .map_err(kube::Error::SerdeError)
+        })
+        .transpose()
+}
+
+fn scoped_api<K: Resource<DynamicType = ()>>(
+    client: &Client,
+    namespace: Option<&str>,
+) -> Api<DynamicObject> {
+    let resource = ApiResource::erase::<K>(&());
+    match namespace {
+        Some(namespace) => Api::namespaced_with(client.clone(), namespace, &resource),
+        None => Api::all_with(client.clone(), &resource),
+    }
+}
 
 /// Apply `status` (only the fields it names) to object `name` of kind `K`,
 /// in `namespace` or cluster-wide when `None`, as `manager`.
@@ -30,11 +62,7 @@ pub async fn apply_status<K>(
 where
     K: Resource<DynamicType = ()>,
 {
-    let resource = ApiResource::erase::<K>(&());
-    let api: Api<DynamicObject> = match namespace {
-        Some(namespace) => Api::namespaced_with(client.clone(), namespace, &resource),
-        None => Api::all_with(client.clone(), &resource),
-    };
+    let api = scoped_api::<K>(client, namespace);
     let patch = status_patch::<K>(name, status);
     api.patch_status(
         name,
