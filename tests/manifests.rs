@@ -1,4 +1,5 @@
-//! Every manifest we ship parses and validates: examples, deploy, CRDs.
+//! Every manifest we ship parses and validates (examples, deploy, CRDs), and
+//! the binary says which version and commit it is.
 //!
 //! Rollouts must survive a round trip through the Rust types unchanged (a
 //! misspelled field would otherwise be pruned silently by the API server) and
@@ -327,5 +328,26 @@ fn the_service_selector_policy_exempts_exactly_the_controllers_service_account()
             .expression
             .contains(sluice::engine::claims::SERVICE_CLAIM_LABEL)),
         "the policy keys on the claim label"
+    );
+}
+
+#[test]
+fn version_prints_the_cargo_version_and_the_commit_it_was_built_from() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .arg("--version")
+        .output()
+        .expect("run sluice --version");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let expected = format!("sluice {} (", env!("CARGO_PKG_VERSION"));
+    assert!(text.starts_with(&expected), "{text}");
+    // Built in a Git checkout (as here and in CI): a hexadecimal commit, not `unknown`.
+    let commit = text
+        .trim()
+        .trim_start_matches(&expected)
+        .trim_end_matches(')');
+    assert!(
+        commit.len() >= 7 && commit.chars().all(|c| c.is_ascii_hexdigit()),
+        "{text}"
     );
 }

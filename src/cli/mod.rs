@@ -10,9 +10,18 @@ use clap::{Parser, Subcommand};
 
 use crate::telemetry::LogFormat;
 
+/// `sluice --version`: the crate version (from Cargo.toml, the one place it
+/// is set) and the Git commit it was built from.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("SLUICE_GIT_COMMIT"),
+    ")"
+);
+
 /// Sluice: progressive delivery for Kubernetes.
 #[derive(Debug, Parser)]
-#[command(name = "sluice", version, about, long_about = None)]
+#[command(name = "sluice", version = VERSION, about, long_about = None)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
