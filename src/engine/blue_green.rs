@@ -10,7 +10,7 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::canary::RunRequest;
+use super::analysis_runs::RunRequest;
 use super::plan::{ControlRequests, Planner};
 use super::reasons;
 use super::spec::{BlueGreenSettings, Routing};

@@ -1,6 +1,7 @@
 //! The rollout engine: a pure `plan` over a Rollout and what was observed.
 
 mod abort;
+mod analysis_runs;
 mod blue_green;
 mod canary;
 pub mod claims;
