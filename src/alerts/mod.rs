@@ -13,6 +13,7 @@
 pub mod deliver;
 pub mod events;
 pub mod message;
+mod render;
 pub mod state;
 
 pub use deliver::{Delivery, DeliveryOutcome, NextRound, Outgoing, Policy, deliver, next_round};
