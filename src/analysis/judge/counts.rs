@@ -91,44 +91,57 @@ fn contrasts(config: &JudgeConfig, side: Side) -> Vec<Contrast> {
     }
 }
 
-/// Each arm's rate over the whole comparison, for the binomial-noise floor.
-#[derive(Debug, Clone, Copy)]
-struct FloorRates {
-    canary: f64,
-    baseline: f64,
+/// Each arm's rates: per interval (the observations), and over the whole
+/// comparison (for the binomial-noise floor). Computed once per judgement and
+/// shared by every contrast.
+#[derive(Debug, Clone)]
+struct ArmRates {
+    canary: Vec<f64>,
+    baseline: Vec<f64>,
+    canary_overall: f64,
+    baseline_overall: f64,
 }
 
-fn summary(intervals: &[CountsInterval], sign: f64, c: Contrast, rates: FloorRates) -> MeanSummary {
-    let values: Vec<f64> = intervals
+impl ArmRates {
+    fn of(intervals: &[CountsInterval], (ce, cx): (f64, f64), (be, bx): (f64, f64)) -> ArmRates {
+        ArmRates {
+            canary: intervals
+                .iter()
+                .map(|i| i.canary_events / i.canary_exposure)
+                .collect(),
+            baseline: intervals
+                .iter()
+                .map(|i| i.baseline_events / i.baseline_exposure)
+                .collect(),
+            // Half an extra event keeps the floor above zero while no errors
+            // have been seen: zero errors in a few requests says little about the rate.
+            canary_overall: ((ce + 0.5) / cx.max(1.0)).min(1.0),
+            baseline_overall: ((be + 0.5) / bx.max(1.0)).min(1.0),
+        }
+    }
+}
+
+fn summary(intervals: &[CountsInterval], rates: &ArmRates, sign: f64, c: Contrast) -> MeanSummary {
+    let values: Vec<f64> = rates
+        .canary
         .iter()
-        .map(|i| {
-            let rate_c = i.canary_events / i.canary_exposure;
-            let rate_b = i.baseline_events / i.baseline_exposure;
-            sign * (rate_c - c.k * rate_b) - c.a
-        })
+        .zip(&rates.baseline)
+        .map(|(rate_c, rate_b)| sign * (rate_c - c.k * rate_b) - c.a)
         .collect();
-    // What Poisson noise alone would give one interval, on average.
     // What binomial noise alone would give one interval, on average: it is
     // independent from interval to interval, whatever the traffic does.
     let floor = intervals
         .iter()
         .map(|i| {
-            rates.canary / i.canary_exposure + c.k * c.k * rates.baseline / i.baseline_exposure
+            rates.canary_overall / i.canary_exposure
+                + c.k * c.k * rates.baseline_overall / i.baseline_exposure
         })
         .sum::<f64>()
         / intervals.len().max(1) as f64;
     // A slow spell or a long burst on either arm makes its own rates
     // persistent even when it barely shows in the difference: dependence is
     // read from the difference and from each arm's rates, the largest counting.
-    let rates = |events: fn(&CountsInterval) -> f64, exposure: fn(&CountsInterval) -> f64| {
-        intervals
-            .iter()
-            .map(|i| events(i) / exposure(i))
-            .collect::<Vec<f64>>()
-    };
-    let canary_rates = rates(|i| i.canary_events, |i| i.canary_exposure);
-    let baseline_rates = rates(|i| i.baseline_events, |i| i.baseline_exposure);
-    MeanSummary::with_dependence_from(&values, floor, &[&canary_rates, &baseline_rates])
+    MeanSummary::with_dependence_from(&values, floor, &[&rates.canary, &rates.baseline])
 }
 
 /// Judge error-like counts against exposure over all intervals so far.
@@ -138,12 +151,7 @@ pub fn judge_counts(all: &[CountsInterval], config: &JudgeConfig) -> CountsVerdi
     let (ce, cx) = (sum(|i| i.canary_events), sum(|i| i.canary_exposure));
     let (be, bx) = (sum(|i| i.baseline_events), sum(|i| i.baseline_exposure));
     let n = intervals.len();
-    // Half an extra event keeps the floor above zero while no errors have been
-    // seen: zero errors in a few requests says little about the rate.
-    let floor_rates = FloorRates {
-        canary: ((ce + 0.5) / cx.max(1.0)).min(1.0),
-        baseline: ((be + 0.5) / bx.max(1.0)).min(1.0),
-    };
+    let rates = ArmRates::of(&intervals, (ce, cx), (be, bx));
 
     let sides = config.direction.sides();
     let alpha = config.alpha / sides.len() as f64;
@@ -155,7 +163,7 @@ pub fn judge_counts(all: &[CountsInterval], config: &JudgeConfig) -> CountsVerdi
         let beta = config.beta / cs.len() as f64;
         let summaries: Vec<MeanSummary> = cs
             .iter()
-            .map(|c| summary(&intervals, side.sign(), *c, floor_rates))
+            .map(|c| summary(&intervals, &rates, side.sign(), *c))
             .collect();
         if summaries.iter().all(|s| s.lower(alpha) > 0.0) {
             worse = true;
@@ -172,7 +180,7 @@ pub fn judge_counts(all: &[CountsInterval], config: &JudgeConfig) -> CountsVerdi
             };
         }
     }
-    let difference = summary(&intervals, 1.0, Contrast { k: 1.0, a: 0.0 }, floor_rates);
+    let difference = summary(&intervals, &rates, 1.0, Contrast { k: 1.0, a: 0.0 });
     let enough_for_any = n >= config.minimum.intervals;
     let enough_to_pass =
         config.long_enough(n) && cx >= config.minimum.exposure && bx >= config.minimum.exposure;
