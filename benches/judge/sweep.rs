@@ -6,7 +6,9 @@
 use sluice::analysis::judge::Tolerance;
 use sluice::analysis::simulate::{Bursts, ErrorTraffic, LatencyTraffic, error_run, latency_run};
 
-use crate::methods::{ALPHA, ERROR_TOLERANCE, SLOW_BOUNDARY, Tally, sluice_counts, wilson};
+use crate::methods::{
+    ALPHA, ERROR_TOLERANCE, SLOW_BOUNDARY, Tally, Verdict, sluice_counts, wilson,
+};
 
 const NO_TOLERANCE: Tolerance = Tolerance {
     relative: 0.0,
@@ -50,11 +52,9 @@ pub fn run(runs: usize) -> Vec<String> {
             };
             for (label, tolerance) in [("stock", ERROR_TOLERANCE), ("none", NO_TOLERANCE)] {
                 seed += 1;
-                let mut rng = fastrand::Rng::with_seed(seed);
-                let mut tally = Tally::default();
-                for _ in 0..runs {
-                    tally.add(sluice_counts(&error_run(&mut rng, &traffic), tolerance));
-                }
+                let tally = tally_of(runs, seed, |rng| {
+                    sluice_counts(&error_run(rng, &traffic), tolerance)
+                });
                 let kind = if shared { "shared" } else { "per arm" };
                 row(
                     format!(
@@ -81,11 +81,9 @@ pub fn run(runs: usize) -> Vec<String> {
         };
         for (label, tolerance) in [("stock", ERROR_TOLERANCE), ("none", NO_TOLERANCE)] {
             seed += 1;
-            let mut rng = fastrand::Rng::with_seed(seed);
-            let mut tally = Tally::default();
-            for _ in 0..runs {
-                tally.add(sluice_counts(&error_run(&mut rng, &traffic), tolerance));
-            }
+            let tally = tally_of(runs, seed, |rng| {
+                sluice_counts(&error_run(rng, &traffic), tolerance)
+            });
             let arms = if unequal {
                 "canary at a tenth"
             } else {
@@ -108,12 +106,10 @@ pub fn run(runs: usize) -> Vec<String> {
             ..Default::default()
         };
         seed += 1;
-        let mut rng = fastrand::Rng::with_seed(seed);
-        let mut tally = Tally::default();
-        for _ in 0..runs {
-            let run = latency_run(&mut rng, &traffic, SLOW_BOUNDARY);
-            tally.add(sluice_counts(&run.slow, ERROR_TOLERANCE));
-        }
+        let tally = tally_of(runs, seed, |rng| {
+            let run = latency_run(rng, &traffic, SLOW_BOUNDARY);
+            sluice_counts(&run.slow, ERROR_TOLERANCE)
+        });
         row(
             format!(
                 "slower than 0.25 s, per-arm slow spells AR(1) {autocorrelation}, spread {spread}"
@@ -123,4 +119,14 @@ pub fn run(runs: usize) -> Vec<String> {
         );
     }
     over
+}
+
+/// Outcomes of `runs` runs from one seed, each generated and judged by `judge`.
+fn tally_of(runs: usize, seed: u64, mut judge: impl FnMut(&mut fastrand::Rng) -> Verdict) -> Tally {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut tally = Tally::default();
+    for _ in 0..runs {
+        tally.add(judge(&mut rng));
+    }
+    tally
 }
