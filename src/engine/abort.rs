@@ -3,7 +3,6 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::deadline::DEADLINE;
 use super::hash::pod_template_hash;
 use super::plan::{ControlRequests, Planner};
 use super::reasons;
@@ -53,7 +52,13 @@ impl Planner<'_> {
             return;
         }
         if let Some(message) = self.forced_abort.clone() {
-            self.abort_with(desired, DEADLINE, message, false, true);
+            self.abort_with(
+                desired,
+                reasons::PROGRESS_DEADLINE_EXCEEDED,
+                message,
+                false,
+                true,
+            );
         } else if requests.abort {
             self.abort(
                 desired,

@@ -423,7 +423,7 @@ impl Planner<'_> {
         }
         let due = after(abort.at.0, self.settings.abort_scale_down_delay);
         // Pods stuck past the progress deadline only hold resources: they go at once.
-        let stuck = abort.reason == super::deadline::DEADLINE;
+        let stuck = abort.reason == reasons::PROGRESS_DEADLINE_EXCEEDED;
         let pods = if self.now >= due || stuck || !switched_back {
             // Keep the new version up until the active Service has left it.
             if switched_back {

@@ -459,7 +459,7 @@ impl Planner<'_> {
             // Without a router, any live canary pod takes traffic: scale it down now.
             Routing::ReplicaRatio => 0,
             // Pods stuck past the deadline (unschedulable, pulling) only hold resources.
-            Routing::GatewayApi { .. } if abort.reason == super::deadline::DEADLINE => 0,
+            Routing::GatewayApi { .. } if abort.reason == reasons::PROGRESS_DEADLINE_EXCEEDED => 0,
             Routing::GatewayApi { .. } => {
                 let due = after(abort.at.0, self.settings.abort_scale_down_delay);
                 if self.now >= due {

@@ -7,10 +7,8 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::plan::Planner;
+use super::reasons::PROGRESS_DEADLINE_EXCEEDED;
 use crate::crd::RolloutPhase;
-
-/// Reason of a rollout that made no progress within `progressDeadlineSeconds`.
-pub use super::reasons::PROGRESS_DEADLINE_EXCEEDED as DEADLINE;
 
 impl Planner<'_> {
     /// Whether the rollout stands still: `Err(deadline)` while within it.
@@ -69,7 +67,7 @@ impl Planner<'_> {
             Ok(false) => self.status.last_progress_at = Some(Time(self.now)),
             Ok(true) => {
                 let message = self.deadline_message();
-                self.set_outcome(RolloutPhase::Degraded, DEADLINE, message);
+                self.set_outcome(RolloutPhase::Degraded, PROGRESS_DEADLINE_EXCEEDED, message);
             }
             Err(deadline) => self.wake.push(deadline),
         }

@@ -11,7 +11,7 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::plan::{ControlRequests, Planner};
-use super::reasons::KNOWN_BAD_REVISION as KNOWN_BAD;
+use super::reasons::KNOWN_BAD_REVISION;
 use crate::crd::{AbortedRevision, RevertState, RolloutPhase};
 
 /// Aborted revisions remembered per Rollout (the oldest go first).
@@ -20,7 +20,7 @@ pub const KNOWN_BAD_LIMIT: usize = 10;
 impl Planner<'_> {
     /// Remember `revision` as aborted (called once per new abort that is a verdict).
     pub(super) fn remember_aborted(&mut self, revision: &str, reason: &str, keep_git: bool) {
-        if reason == KNOWN_BAD {
+        if reason == KNOWN_BAD_REVISION {
             return;
         }
         let images = self.images_of(revision);
@@ -85,7 +85,7 @@ impl Planner<'_> {
         }
         // Its own abort is still being carried out (pods, switch back, Git).
         let current = self.old.abort.as_ref().filter(|a| a.revision == desired);
-        if current.is_some_and(|a| a.reason != KNOWN_BAD) {
+        if current.is_some_and(|a| a.reason != KNOWN_BAD_REVISION) {
             return false;
         }
         let images = if known.images.is_empty() {
@@ -104,7 +104,13 @@ impl Planner<'_> {
         );
         if current.is_none() {
             let keep_git = known.keep_git;
-            self.abort_with(desired, KNOWN_BAD, message.clone(), false, keep_git);
+            self.abort_with(
+                desired,
+                KNOWN_BAD_REVISION,
+                message.clone(),
+                false,
+                keep_git,
+            );
         }
         self.status.canary_revision = Some(desired.to_string());
         self.status.current_step_index = None;
@@ -122,7 +128,7 @@ impl Planner<'_> {
         self.status.desired_weight = 0;
         self.set_outcome(
             RolloutPhase::Aborted,
-            KNOWN_BAD,
+            KNOWN_BAD_REVISION,
             format!("{message}; traffic is on stable {stable}"),
         );
         true

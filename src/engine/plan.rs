@@ -132,7 +132,9 @@ pub fn plan_with(
     let old = rollout.status.clone().unwrap_or_default();
     let settings = match settings {
         Ok(settings) => settings,
-        Err(problems) => return invalid(rollout, &old, &problems, now, INVALID_SPEC, None),
+        Err(problems) => {
+            return invalid(rollout, &old, &problems, now, reasons::INVALID_SPEC, None);
+        }
     };
     // Another Rollout's objects: refuse, and write nothing at all.
     let conflicts = claims::conflicts(rollout, &settings, observed);
@@ -142,7 +144,14 @@ pub fn plan_with(
     if let Err(problems) = check_references(&settings, observed) {
         // A broken reference: the stable backend is the safe state.
         let to_stable = canary_off_route(rollout, &settings, observed);
-        return invalid(rollout, &old, &problems, now, INVALID_SPEC, to_stable);
+        return invalid(
+            rollout,
+            &old,
+            &problems,
+            now,
+            reasons::INVALID_SPEC,
+            to_stable,
+        );
     }
     let mut planner = Planner::new(rollout, observed, now, settings.clone(), old.clone());
     planner.run();
@@ -159,8 +168,6 @@ pub fn plan_with(
     planner.finish()
 }
 
-/// Condition reason of a spec (or a reference) that cannot be acted on.
-pub use super::reasons::INVALID_SPEC;
 /// Condition reason of a Rollout naming objects another Rollout routes through.
 pub const REFERENCE_CONFLICT: &str = "ReferenceConflict";
 

@@ -304,7 +304,7 @@ async fn ten_kills_around_four_aborts_in_one_repository_revert_each_exactly_once
         // How often the kill lands while a revert is in flight (the interesting case).
         for app in &apps {
             let record = api.get(app).await.ok().and_then(|r| r.status?.git_revert);
-            if record.is_some_and(|r| ["Reverting", "Pushing"].contains(&r.state.as_str())) {
+            if record.is_some_and(|r| r.state.in_progress()) {
                 kills_mid_revert += 1;
             }
         }
@@ -328,7 +328,7 @@ async fn ten_kills_around_four_aborts_in_one_repository_revert_each_exactly_once
                     let record = status.git_revert.clone()?;
                     let home = status.phase == Some(RolloutPhase::Healthy)
                         && status.stable_revision.as_deref() == stable.get(app).map(String::as_str);
-                    if !(home && ["Reverted", "AlreadyReverted"].contains(&record.state.as_str())) {
+                    if !(home && record.state.reverted()) {
                         return None;
                     }
                     done.insert(app.clone(), record);
