@@ -9,9 +9,7 @@ use serde_json::json;
 use sluice::crd::{Rollout, RolloutPhase};
 use sluice::engine::controls;
 
-use super::harness::{
-    ControllerProcess, admin_client, cluster, ensure_crds, http_get, namespace, wait_for,
-};
+use super::harness::{ControllerProcess, admin_client, cluster, http_get, wait_for};
 use super::support::*;
 
 const SETTLE: Duration = Duration::from_secs(90);
@@ -136,9 +134,7 @@ async fn gateway_canary_goes_10_25_50_100_with_weights_on_the_httproute() {
 
 #[tokio::test]
 async fn replica_ratio_canary_scales_pods_to_match_weights() {
-    let admin = admin_client().await;
-    ensure_crds(&admin).await;
-    let ns = namespace(&admin, "ratio").await;
+    let (admin, ns) = fresh_namespace("ratio").await;
     let _controller = ControllerProcess::start(
         &cluster().info.kubeconfig,
         &ns,
@@ -192,9 +188,7 @@ async fn replica_ratio_canary_scales_pods_to_match_weights() {
 
 #[tokio::test]
 async fn a_killed_controller_resumes_from_status_without_repeating_a_step() {
-    let admin = admin_client().await;
-    ensure_crds(&admin).await;
-    let ns = namespace(&admin, "restart").await;
+    let (admin, ns) = fresh_namespace("restart").await;
     let kubeconfig = cluster().info.kubeconfig.clone();
     let lease = format!("sluice-{ns}");
     let mut first = ControllerProcess::start(
@@ -282,9 +276,7 @@ async fn event_count(client: &kube::Client, ns: &str, reason: &str) -> usize {
 
 #[tokio::test]
 async fn abort_puts_traffic_back_on_stable_immediately() {
-    let admin = admin_client().await;
-    ensure_crds(&admin).await;
-    let ns = namespace(&admin, "abort").await;
+    let (admin, ns) = fresh_namespace("abort").await;
     let controller = ControllerProcess::start(
         &cluster().info.kubeconfig,
         &ns,
@@ -364,9 +356,7 @@ async fn abort_puts_traffic_back_on_stable_immediately() {
 
 #[tokio::test]
 async fn invalid_rollouts_are_rejected_at_admission_with_clear_messages() {
-    let admin = admin_client().await;
-    ensure_crds(&admin).await;
-    let ns = namespace(&admin, "admission").await;
+    let (admin, ns) = fresh_namespace("admission").await;
     let api: Api<Rollout> = Api::namespaced(admin.clone(), &ns);
     let text = std::fs::read_to_string(
         super::harness::repo_root().join("examples/gateway-canary/rollout.yaml"),
@@ -418,9 +408,7 @@ async fn invalid_rollouts_are_rejected_at_admission_with_clear_messages() {
 
 #[tokio::test]
 async fn a_rollout_naming_a_missing_service_is_degraded_with_an_event() {
-    let admin = admin_client().await;
-    ensure_crds(&admin).await;
-    let ns = namespace(&admin, "invalid").await;
+    let (admin, ns) = fresh_namespace("invalid").await;
     let _controller = ControllerProcess::start(
         &cluster().info.kubeconfig,
         &ns,

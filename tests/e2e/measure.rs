@@ -7,9 +7,7 @@ use serde_json::json;
 use sluice::crd::RolloutPhase;
 use sluice::engine::controls;
 
-use super::harness::{
-    ControllerProcess, admin_client, cluster, ensure_crds, http_get, namespace, wait_for,
-};
+use super::harness::{ControllerProcess, cluster, http_get, wait_for};
 use super::support::*;
 
 /// Sum and count of the reconcile-duration histogram.
@@ -43,9 +41,7 @@ fn rss_kib(pid: u32) -> u64 {
 #[tokio::test]
 #[ignore = "measurement: cargo test --test e2e footprint -- --ignored --nocapture"]
 async fn footprint_idle_rss_and_step_transition_time() {
-    let admin = admin_client().await;
-    ensure_crds(&admin).await;
-    let ns = namespace(&admin, "measure").await;
+    let (admin, ns) = fresh_namespace("measure").await;
     let controller = ControllerProcess::start(
         &cluster().info.kubeconfig,
         &ns,

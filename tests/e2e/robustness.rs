@@ -228,9 +228,7 @@ fn degraded_condition(rollout: &Rollout) -> Option<(String, String)> {
 
 #[tokio::test]
 async fn a_poisoned_rollout_stored_before_the_bounds_does_not_stop_a_healthy_one() {
-    let admin = admin_client().await;
-    ensure_crds(&admin).await;
-    let ns = namespace(&admin, "poison").await;
+    let (admin, ns) = fresh_namespace("poison").await;
     apply_example(&admin, &ns, "replica-ratio/services.yaml", |_| {}).await;
     let long_name = "l".repeat(64);
     let schema = CRD_SCHEMA.lock().await;
@@ -332,9 +330,7 @@ async fn a_poisoned_rollout_stored_before_the_bounds_does_not_stop_a_healthy_one
 
 #[tokio::test]
 async fn an_analysis_stored_with_an_endless_interval_ends_instead_of_stalling() {
-    let admin = admin_client().await;
-    ensure_crds(&admin).await;
-    let ns = namespace(&admin, "endless").await;
+    let (admin, ns) = fresh_namespace("endless").await;
     apply_example(&admin, &ns, "replica-ratio/services.yaml", |_| {}).await;
     let schema = CRD_SCHEMA.lock().await;
     loosen_crds(&admin).await;

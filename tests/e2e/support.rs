@@ -319,13 +319,19 @@ pub async fn wait_reverted_home(
     .await
 }
 
+/// An admin client and a fresh namespace named after `prefix`, with the CRDs installed.
+pub async fn fresh_namespace(prefix: &str) -> (Client, String) {
+    let admin = super::harness::admin_client().await;
+    super::harness::ensure_crds(&admin).await;
+    let ns = super::harness::namespace(&admin, prefix).await;
+    (admin, ns)
+}
+
 /// What almost every end-to-end test starts from: an admin client, a fresh
 /// namespace with the CRDs installed, and the kubeconfig of `deploy/`'s
 /// ServiceAccount bound in that namespace (the controller runs with it).
 pub async fn setup(prefix: &str) -> (Client, String, std::path::PathBuf) {
-    let admin = super::harness::admin_client().await;
-    super::harness::ensure_crds(&admin).await;
-    let ns = super::harness::namespace(&admin, prefix).await;
+    let (admin, ns) = fresh_namespace(prefix).await;
     let kubeconfig = super::rbac::service_account_kubeconfig(&admin, &ns).await;
     (admin, ns, kubeconfig)
 }

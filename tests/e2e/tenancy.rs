@@ -208,9 +208,7 @@ async fn echoing_prometheus() -> String {
 async fn a_secret_argument_echoed_by_prometheus_appears_nowhere_sluice_writes() {
     const SECRET: &str = "tok-3f9a7c1e-do-not-leak";
     let prometheus = echoing_prometheus().await;
-    let admin = admin_client().await;
-    ensure_crds(&admin).await;
-    let ns = namespace(&admin, "redact").await;
+    let (admin, ns) = fresh_namespace("redact").await;
     let controller = controller_for(&admin, &ns, "redact", &[]).await;
     apply_value(
         &admin,
@@ -314,9 +312,7 @@ async fn a_secret_argument_echoed_by_prometheus_appears_nowhere_sluice_writes() 
 #[tokio::test]
 async fn a_cluster_alert_target_pages_only_for_listed_namespaces() {
     let receiver = Receiver::start(vec![]).await;
-    let admin = admin_client().await;
-    ensure_crds(&admin).await;
-    let ns = namespace(&admin, "tenant-alerts").await;
+    let (admin, ns) = fresh_namespace("tenant-alerts").await;
     let _controller = controller_for(&admin, &ns, "tenant-alerts", &[]).await;
     apply_value(
         &admin,
@@ -405,9 +401,7 @@ async fn a_cluster_alert_target_pages_only_for_listed_namespaces() {
 #[tokio::test]
 async fn a_cluster_git_repository_reverts_only_for_listed_namespaces() {
     let info = &cluster().info;
-    let admin = admin_client().await;
-    ensure_crds(&admin).await;
-    let ns = namespace(&admin, "tenant-git").await;
+    let (admin, ns) = fresh_namespace("tenant-git").await;
     let workspace = info
         .data_dir
         .join(format!("git-workspace-{ns}"))

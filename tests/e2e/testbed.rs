@@ -8,8 +8,7 @@ use serde_json::json;
 use sluice::crd::RolloutPhase;
 
 use super::harness::{
-    BackgroundProcess, ControllerProcess, admin_client, cluster, ensure_crds, namespace, wait_for,
-    workspace_binary,
+    BackgroundProcess, ControllerProcess, admin_client, cluster, wait_for, workspace_binary,
 };
 use super::support::*;
 
@@ -54,9 +53,7 @@ fn hold_at_25(doc: &mut serde_json::Value) {
 async fn prometheus_sees_traffic_split_by_httproute_weight_and_canary_faults() {
     let info = &cluster().info;
     let prometheus = info.prometheus.clone().expect("stack runs Prometheus");
-    let admin = admin_client().await;
-    ensure_crds(&admin).await;
-    let ns = namespace(&admin, "traffic").await;
+    let (admin, ns) = fresh_namespace("traffic").await;
     let _controller =
         ControllerProcess::start(&info.kubeconfig, &ns, "traffic", &["--no-leader-election"]);
     for file in [
@@ -168,9 +165,7 @@ fn rollout_image(rollout: &sluice::crd::Rollout) -> Option<String> {
 #[tokio::test]
 async fn gitops_sync_applies_each_new_head_and_survives_a_broken_commit() {
     let info = &cluster().info;
-    let admin = admin_client().await;
-    ensure_crds(&admin).await;
-    let ns = namespace(&admin, "gitops").await;
+    let (admin, ns) = fresh_namespace("gitops").await;
     let _controller =
         ControllerProcess::start(&info.kubeconfig, &ns, "gitops", &["--no-leader-election"]);
 

@@ -14,16 +14,14 @@ use sluice::crd::{Rollout, RolloutPhase};
 use sluice::engine::controls;
 
 use super::blue_green::{error_ratio_template, rollout_doc};
-use super::harness::{ControllerProcess, admin_client, cluster, ensure_crds, namespace, wait_for};
+use super::harness::{ControllerProcess, cluster, wait_for};
 use super::rbac::service_account_kubeconfig;
 use super::support::*;
 use super::traffic_support::*;
 
 #[tokio::test]
 async fn a_gitops_reapply_never_puts_two_revisions_behind_a_canary_service() {
-    let admin = admin_client().await;
-    ensure_crds(&admin).await;
-    let ns = namespace(&admin, "safety-canary").await;
+    let (admin, ns) = fresh_namespace("safety-canary").await;
     install_selector_policy(&admin, &ns).await;
     let kubeconfig = service_account_kubeconfig(&admin, &ns).await;
     let mut rollout_manifest: serde_json::Value =
@@ -94,9 +92,7 @@ async fn a_gitops_reapply_never_puts_two_revisions_behind_a_canary_service() {
 async fn a_gitops_reapply_and_the_revert_sync_never_switch_a_failed_blue_green_preview() {
     let info = &cluster().info;
     let prometheus = info.prometheus.clone().expect("prometheus");
-    let admin = admin_client().await;
-    ensure_crds(&admin).await;
-    let ns = namespace(&admin, "safety-bg").await;
+    let (admin, ns) = fresh_namespace("safety-bg").await;
     install_selector_policy(&admin, &ns).await;
     let kubeconfig = service_account_kubeconfig(&admin, &ns).await;
     let workspace = info.data_dir.join(format!("git-workspace-{ns}"));
