@@ -105,6 +105,22 @@ pub fn mann_whitney_fixed(
     horizon: usize,
     raise: impl Fn(f64) -> f64,
 ) -> Verdict {
+    let z = mann_whitney_z(canary, baseline, horizon, raise);
+    if 1.0 - Normal::standard().cdf(z) < ALPHA {
+        Verdict::Abort(horizon)
+    } else {
+        Verdict::Pass(horizon)
+    }
+}
+
+/// The Mann-Whitney statistic (canary above the raised baseline is positive)
+/// of the first `horizon` intervals where both arms were measured.
+pub fn mann_whitney_z(
+    canary: &[f64],
+    baseline: &[f64],
+    horizon: usize,
+    raise: impl Fn(f64) -> f64,
+) -> f64 {
     let (c, b): (Vec<f64>, Vec<f64>) = canary
         .iter()
         .zip(baseline)
@@ -112,12 +128,7 @@ pub fn mann_whitney_fixed(
         .filter(|(c, b)| c.is_finite() && b.is_finite())
         .map(|(c, b)| (*c, raise(*b)))
         .unzip();
-    let (_, z) = mann_whitney(&c, &b);
-    if 1.0 - Normal::standard().cdf(z) < ALPHA {
-        Verdict::Abort(horizon)
-    } else {
-        Verdict::Pass(horizon)
-    }
+    mann_whitney(&c, &b).1
 }
 
 /// The baseline value raised to the edge of a tolerance: beyond both margins.
@@ -138,22 +149,23 @@ pub fn rates(run: &[CountsInterval]) -> (Vec<f64>, Vec<f64>) {
         .unzip()
 }
 
+/// Wilson score interval for `hits` of `n`: the rate and its 95% bounds.
+pub fn wilson_bounds(hits: usize, n: usize) -> (f64, f64, f64) {
+    let (k, n) = (hits as f64, n.max(1) as f64);
+    let z = 1.959_964;
+    let p = k / n;
+    let centre = (p + z * z / (2.0 * n)) / (1.0 + z * z / n);
+    let half = z / (1.0 + z * z / n) * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt();
+    (p, (centre - half).max(0.0), (centre + half).min(1.0))
+}
+
 /// Wilson score interval for `hits` of `n`, as "r% [lo–hi]".
 pub fn wilson(hits: usize, n: usize) -> String {
     if n == 0 {
         return "–".into();
     }
-    let (k, n) = (hits as f64, n as f64);
-    let z = 1.959_964;
-    let p = k / n;
-    let centre = (p + z * z / (2.0 * n)) / (1.0 + z * z / n);
-    let half = z / (1.0 + z * z / n) * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt();
-    format!(
-        "{:.1}% [{:.1}–{:.1}]",
-        100.0 * p,
-        100.0 * (centre - half).max(0.0),
-        100.0 * (centre + half).min(1.0)
-    )
+    let (p, low, high) = wilson_bounds(hits, n);
+    format!("{:.1}% [{:.1}–{:.1}]", 100.0 * p, 100.0 * low, 100.0 * high)
 }
 
 /// Outcomes of one method over one scenario's runs.
