@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Debian packages the test stack needs: Prometheus (scrapes the traffic
 # generator), git (the GitOps repository), OpenSSH (Git over SSH), curl and
-# jq (the demo reads Prometheus with them).
+# jq (the demo reads Prometheus with them), buildah and mmdebstrap (the
+# container image, scripts/image.sh: no base image can be pulled here, so
+# mmdebstrap makes local stand-ins for them and buildah builds the Containerfile).
 # Idempotent and non-interactive; services are not started.
 set -euo pipefail
-want=(prometheus git openssh-server openssh-client curl jq)
+want=(prometheus git openssh-server openssh-client curl jq buildah mmdebstrap)
 missing=()
 for pkg in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
