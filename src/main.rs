@@ -2,13 +2,13 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use sluice::cli::{Cli, Command};
+use sluice::cli::{Cli, Command, PLUGIN_NAME, docs, output};
 use sluice::{controller, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let (cli, plugin) = Cli::parse_args();
+    let kube = cli.kube;
     let result: Result<(), Box<dyn std::error::Error>> = match cli.command {
         Command::Controller(args) => {
             telemetry::init(args.log_format);
@@ -29,9 +29,14 @@ async fn main() -> ExitCode {
                 alert_backoff: args.alert_backoff,
                 alert_retry_max_interval: args.alert_retry_max_interval,
             };
-            controller::run(options).await.map_err(Into::into)
+            if kube.kubeconfig.is_some() || kube.context.is_some() {
+                // controller::run builds its client from kube's inference alone (for now).
+                Err(CONTROLLER_FLAGS.into())
+            } else {
+                controller::run(options).await.map_err(Into::into)
+            }
         }
-        Command::Rollout(args) => match sluice::cli::rollout::run(args).await {
+        Command::Rollout(args) => match sluice::cli::rollout::run(args, &kube).await {
             // A control with nothing to act on is no failure, but a script should know.
             Err(nothing @ sluice::cli::rollout::Error::NothingTo(..)) => {
                 eprintln!("sluice: {nothing}");
@@ -39,11 +44,22 @@ async fn main() -> ExitCode {
             }
             other => other.map_err(Into::into),
         },
-        Command::Analyze(args) => sluice::cli::analyze::run(args).await.map_err(Into::into),
+        Command::Analyze(args) => sluice::cli::analyze::run(args, &kube)
+            .await
+            .map_err(Into::into),
         Command::Crds => print_crds(),
+        Command::Completion(args) => {
+            let name = if plugin { PLUGIN_NAME } else { "sluice" };
+            docs::completion(args.shell, Cli::command_for(plugin), name).map_err(Into::into)
+        }
+        Command::Man(args) => {
+            docs::man(Cli::command_for(false), args.out_dir.as_deref()).map_err(Into::into)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader went away (`sluice crds | head -1`): nothing more to say.
+        Err(err) if output::is_broken_pipe(err.as_ref()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("sluice: {err}");
             ExitCode::FAILURE
@@ -53,10 +69,14 @@ async fn main() -> ExitCode {
 
 fn print_crds() -> Result<(), Box<dyn std::error::Error>> {
     for (_, crd) in sluice::crd::all_crds() {
-        println!("---\n{}", sluice::crd::render_crd(&crd)?);
+        sluice::outln!("---\n{}", sluice::crd::render_crd(&crd)?)?;
     }
     Ok(())
 }
+
+/// Why `sluice controller --kubeconfig/--context` is refused rather than ignored.
+const CONTROLLER_FLAGS: &str = "controller: --kubeconfig and --context are not supported here yet; \
+     set KUBECONFIG (its current-context is used), or run in a pod";
 
 fn default_identity() -> String {
     std::fs::read_to_string("/etc/hostname")

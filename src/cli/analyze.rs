@@ -9,8 +9,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use kube::{Api, Client};
+use kube::Api;
 
+use super::kubeconfig::KubeArgs;
 use crate::analysis::measure::{measure, prepare_metric};
 use crate::analysis::run::{MetricPlan, VerdictKind, new_result, next_due, overall, record};
 use crate::crd::{AnalysisPhase, AnalysisTemplate, AnalysisTemplateSpec, ClusterAnalysisTemplate};
@@ -27,9 +28,10 @@ pub struct AnalyzeArgs {
     /// Look --template up among ClusterAnalysisTemplates.
     #[arg(long)]
     pub cluster_scope: bool,
-    /// Namespace (the `namespace` argument, and where --template is read).
-    #[arg(long, short = 'n', default_value = "default")]
-    pub namespace: String,
+    /// Namespace (the `namespace` argument, and where --template is read;
+    /// default: the kubeconfig context's, else `default`).
+    #[arg(long, short = 'n')]
+    pub namespace: Option<String>,
     /// Rollout name (the `rollout` argument).
     #[arg(long, default_value = "")]
     pub rollout: String,
@@ -77,9 +79,15 @@ pub enum Error {
     Window,
     #[error("verdict {0}")]
     Verdict(&'static str),
+    #[error("cannot write the output: {0}")]
+    Output(#[from] std::io::Error),
 }
 
-async fn load(args: &AnalyzeArgs) -> Result<(String, AnalysisTemplateSpec), Error> {
+async fn load(
+    args: &AnalyzeArgs,
+    kube: &KubeArgs,
+    namespace: &str,
+) -> Result<(String, AnalysisTemplateSpec), Error> {
     if let Some(path) = &args.file {
         let text = std::fs::read_to_string(path).map_err(|e| Error::Read(path.clone(), e))?;
         let value: serde_json::Value = serde_yaml_ng::from_str(&text)
@@ -98,7 +106,8 @@ async fn load(args: &AnalyzeArgs) -> Result<(String, AnalysisTemplateSpec), Erro
         return Ok((name, spec));
     }
     let name = args.template.clone().ok_or(Error::NoTemplate)?;
-    let client = Client::try_default()
+    let client = kube
+        .client()
         .await
         .map_err(|e| Error::Cluster(e.to_string()))?;
     let spec = if args.cluster_scope {
@@ -107,7 +116,7 @@ async fn load(args: &AnalyzeArgs) -> Result<(String, AnalysisTemplateSpec), Erro
             .await
             .map(|t| t.spec.into())
     } else {
-        Api::<AnalysisTemplate>::namespaced(client, &args.namespace)
+        Api::<AnalysisTemplate>::namespaced(client, namespace)
             .get(&name)
             .await
             .map(|t| t.spec)
@@ -122,10 +131,11 @@ fn first_measurement(start: Timestamp, plan: &MetricPlan) -> Result<Timestamp, E
 }
 
 /// Run `sluice analyze`; the error carries a non-success verdict.
-pub async fn run(args: AnalyzeArgs) -> Result<(), Error> {
-    let (name, spec) = load(&args).await?;
+pub async fn run(args: AnalyzeArgs, kube: &KubeArgs) -> Result<(), Error> {
+    let namespace = kube.namespace_or_default(args.namespace.as_deref()).await;
+    let (name, spec) = load(&args, kube, &namespace).await?;
     let mut values: BTreeMap<String, String> = BTreeMap::from([
-        ("namespace".to_string(), args.namespace.clone()),
+        ("namespace".to_string(), namespace.clone()),
         ("rollout".to_string(), args.rollout.clone()),
         ("canary-hash".to_string(), args.canary.clone()),
         ("stable-hash".to_string(), args.baseline.clone()),
@@ -153,14 +163,15 @@ pub async fn run(args: AnalyzeArgs) -> Result<(), Error> {
             !p.plan.metric.dry_run && !matches!(p.plan.verdict, VerdictKind::Threshold { .. })
         })
         .count();
-    println!(
+    crate::outln!(
         "template {name}: canary {} vs baseline {}, window {start} .. {until}",
-        args.canary, args.baseline
-    );
+        args.canary,
+        args.baseline
+    )?;
     let mut results = Vec::new();
     for p in &prepared {
         let mut result = new_result(&p.plan);
-        println!(
+        crate::outln!(
             "\nmetric {}{}",
             p.plan.metric.name,
             if p.plan.metric.dry_run {
@@ -168,7 +179,7 @@ pub async fn run(args: AnalyzeArgs) -> Result<(), Error> {
             } else {
                 ""
             }
-        );
+        )?;
         // The controller's schedule: the first measurement at `initialDelay`, then one per interval.
         let mut at = first_measurement(start, &p.plan)?;
         while at <= until && !result.phase.is_finished() {
@@ -180,27 +191,28 @@ pub async fn run(args: AnalyzeArgs) -> Result<(), Error> {
                 .or_else(|| last.and_then(|m| m.value).map(|v| format!("result {v}")))
                 .or_else(|| result.message.clone())
                 .unwrap_or_default();
-            println!(
+            crate::outln!(
                 "  {at}  {:<12} {detail}",
                 last.map(|m| m.phase.as_str()).unwrap_or("-")
-            );
+            )?;
             at = at.checked_add(p.plan.interval).map_err(|_| Error::Window)?;
         }
         if !result.phase.is_finished() {
-            println!(
+            crate::outln!(
                 "  (the window ended after {} of {} measurements)",
-                result.count, p.plan.count
-            );
+                result.count,
+                p.plan.count
+            )?;
         }
-        println!(
+        crate::outln!(
             "  => {}: {}",
             result.phase.as_str(),
             result.message.as_deref().unwrap_or("-")
-        );
+        )?;
         results.push(result);
     }
     let (phase, message) = overall(&results);
-    println!("\nverdict: {} — {message}", phase.as_str());
+    crate::outln!("\nverdict: {} — {message}", phase.as_str())?;
     match phase {
         AnalysisPhase::Successful => Ok(()),
         other => Err(Error::Verdict(other.as_str())),

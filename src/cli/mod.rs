@@ -1,12 +1,18 @@
 //! Command-line interface of the `sluice` binary.
 
 pub mod analyze;
+pub mod docs;
+mod examples;
+pub mod kubeconfig;
+pub mod output;
 pub mod rollout;
 pub mod show;
 
+use std::ffi::OsString;
 use std::net::SocketAddr;
+use std::path::Path;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::telemetry::LogFormat;
 
@@ -21,31 +27,77 @@ const VERSION: &str = concat!(
 
 /// Sluice: progressive delivery for Kubernetes.
 #[derive(Debug, Parser)]
-#[command(name = "sluice", version = VERSION, about, long_about = None)]
+#[command(name = "sluice", version = VERSION, about, long_about = None, after_help = examples::ROOT)]
 pub struct Cli {
+    /// Which cluster: --kubeconfig and --context, for every command.
+    #[command(flatten)]
+    pub kube: kubeconfig::KubeArgs,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The name kubectl runs a plugin under: `kubectl sluice …` runs `kubectl-sluice …`.
+pub const PLUGIN_NAME: &str = "kubectl-sluice";
+
+/// Whether the program was started as the kubectl plugin (argv[0] is `kubectl-sluice`).
+pub fn invoked_as_plugin(argv0: Option<&OsString>) -> bool {
+    argv0
+        .and_then(|a| Path::new(a).file_stem())
+        .is_some_and(|stem| stem == PLUGIN_NAME)
+}
+
+impl Cli {
+    /// The command tree, its usage shown as `kubectl sluice` when started as the plugin.
+    pub fn command_for(plugin: bool) -> clap::Command {
+        let cmd = Cli::command();
+        if plugin {
+            cmd.bin_name("kubectl sluice")
+        } else {
+            cmd
+        }
+    }
+
+    /// Parse the process arguments (exits with usage on an error, as `Parser::parse`).
+    pub fn parse_args() -> (Cli, bool) {
+        let args: Vec<OsString> = std::env::args_os().collect();
+        let plugin = invoked_as_plugin(args.first());
+        let matches = Cli::command_for(plugin).get_matches_from(args);
+        match Cli::from_arg_matches(&matches) {
+            Ok(cli) => (cli, plugin),
+            Err(err) => err.format(&mut Cli::command_for(plugin)).exit(),
+        }
+    }
 }
 
 /// Top-level commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the controller (inside the cluster, or locally against your kubeconfig).
+    #[command(after_help = examples::CONTROLLER)]
     Controller(ControllerArgs),
     /// Inspect and steer Rollouts.
     ///
     /// Exit status: 0 done, 1 an error (or `status --watch` ended Aborted or
     /// Degraded), 3 a control with nothing to act on (nothing to promote,
     /// abort or retry); nothing is changed then.
+    #[command(after_help = examples::ROLLOUT)]
     Rollout(rollout::RolloutArgs),
     /// Evaluate an analysis template against Prometheus over a past window, for two revisions.
     ///
     /// Exit status: 0 Successful, 1 anything else (Failed, Inconclusive,
     /// Error, or a window too short to decide).
+    #[command(after_help = examples::ANALYZE)]
     Analyze(analyze::AnalyzeArgs),
     /// Print the CustomResourceDefinitions (apply with `kubectl apply --server-side -f -`).
+    #[command(after_help = examples::CRDS)]
     Crds,
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
+    #[command(after_help = examples::COMPLETION)]
+    Completion(docs::CompletionArgs),
+    /// Print the man page (roff), or write one page per command with --out-dir.
+    #[command(after_help = examples::MAN)]
+    Man(docs::ManArgs),
 }
 
 /// Flags of `sluice controller`.

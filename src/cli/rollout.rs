@@ -6,11 +6,12 @@
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
+use kube::Api;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client};
 use serde_json::json;
 
+use super::kubeconfig::KubeArgs;
 use super::show;
 use crate::crd::{Rollout, RolloutPhase, RolloutStatus};
 use crate::engine::controls;
@@ -30,6 +31,7 @@ pub struct RolloutArgs {
 #[derive(Debug, clap::Subcommand)]
 pub enum Verb {
     /// Show phase, step, weights, revisions and conditions.
+    #[command(after_help = super::examples::STATUS)]
     Status {
         /// Rollout name.
         name: String,
@@ -41,6 +43,7 @@ pub enum Verb {
         timeout: Option<Duration>,
     },
     /// Move past the current step (a pause, an analysis, a wait), or all the way with --full.
+    #[command(after_help = super::examples::PROMOTE)]
     Promote {
         /// Rollout name.
         name: String,
@@ -49,6 +52,7 @@ pub enum Verb {
         full: bool,
     },
     /// Send all traffic back to stable now; the canary scales down after its delay.
+    #[command(after_help = super::examples::ABORT)]
     Abort {
         /// Rollout name.
         name: String,
@@ -61,16 +65,19 @@ pub enum Verb {
     },
     /// Restart an aborted update from its first step with new analysis runs (also
     /// a refused known-bad revision), or measure again an analysis that could not tell.
+    #[command(after_help = super::examples::RETRY)]
     Retry {
         /// Rollout name.
         name: String,
     },
     /// Hold the rollout where it is.
+    #[command(after_help = super::examples::PAUSE)]
     Pause {
         /// Rollout name.
         name: String,
     },
     /// Release a hold made with `pause`.
+    #[command(after_help = super::examples::RESUME)]
     Resume {
         /// Rollout name.
         name: String,
@@ -80,9 +87,12 @@ pub enum Verb {
 /// Errors of the rollout commands.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// No kubeconfig.
-    #[error("cannot create a Kubernetes client: {0}")]
-    Client(#[source] kube::Error),
+    /// No usable kubeconfig.
+    #[error("{0}")]
+    Client(#[from] super::kubeconfig::Error),
+    /// Standard output failed (a closed pipe ends the command quietly).
+    #[error("cannot write the output: {0}")]
+    Output(#[from] std::io::Error),
     /// The API call failed.
     #[error("{0}")]
     Api(#[from] kube::Error),
@@ -140,8 +150,8 @@ pub fn nothing_to_do(verb: &Verb, status: Option<&RolloutStatus>) -> Option<Stri
 }
 
 /// Run a `sluice rollout` command.
-pub async fn run(args: RolloutArgs) -> Result<(), Error> {
-    let client = Client::try_default().await.map_err(Error::Client)?;
+pub async fn run(args: RolloutArgs, kube: &KubeArgs) -> Result<(), Error> {
+    let client = kube.client().await?;
     let namespace = args
         .namespace
         .unwrap_or_else(|| client.default_namespace().to_string());
@@ -164,7 +174,7 @@ pub async fn run(args: RolloutArgs) -> Result<(), Error> {
                 .get_opt(&name)
                 .await?
                 .ok_or_else(|| Error::NotFound(name.clone()))?;
-            print!("{}", show::render(&rollout));
+            super::output::write(show::render(&rollout).as_bytes())?;
             Ok(())
         }
         Verb::Status {
@@ -213,7 +223,7 @@ pub async fn run(args: RolloutArgs) -> Result<(), Error> {
                 .await
             {
                 Ok(_) => {
-                    println!("rollout {name}: abort requested");
+                    crate::outln!("rollout {name}: abort requested")?;
                     Ok(())
                 }
                 Err(kube::Error::Api(status)) if status.code == 404 => Err(Error::NotFound(name)),
@@ -245,7 +255,7 @@ async fn request(
         .await
     {
         Ok(_) => {
-            println!("rollout {name}: set {key}={value}");
+            crate::outln!("rollout {name}: set {key}={value}")?;
             Ok(())
         }
         Err(kube::Error::Api(status)) if status.code == 404 => Err(Error::NotFound(name.into())),
@@ -260,10 +270,10 @@ async fn watch_status(api: &Api<Rollout>, name: &str) -> Result<(), Error> {
     while let Some(rollout) = stream.try_next().await? {
         let text = show::render(&rollout);
         if text != last {
-            println!(
+            crate::outln!(
                 "{}\n{text}",
                 jiff::Timestamp::now().strftime("── %H:%M:%S ──")
-            );
+            )?;
             last = text;
         }
         let status = rollout.status.as_ref();

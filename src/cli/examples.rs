@@ -1,0 +1,82 @@
+//! The "Examples:" that close each command's `--help` (and its man page).
+
+/// `sluice`.
+pub const ROOT: &str = "\
+Examples:
+  sluice rollout status web -n shop --watch
+  sluice --context staging rollout promote web
+  sluice crds | kubectl apply --server-side -f -
+  kubectl sluice rollout status web    (installed as a kubectl plugin)";
+
+/// `sluice controller`.
+pub const CONTROLLER: &str = "\
+Examples:
+  sluice controller                     (in a pod: its service account)
+  sluice controller --context dev --no-leader-election
+  sluice controller --namespace apps --lease-name sluice-apps";
+
+/// `sluice rollout`.
+pub const ROLLOUT: &str = "\
+Examples:
+  sluice rollout status web --watch --timeout 10m
+  sluice rollout promote web -n shop
+  sluice rollout abort web --revert";
+
+/// `sluice rollout status`.
+pub const STATUS: &str = "\
+Examples:
+  sluice rollout status web
+  sluice rollout status web -n shop --watch --timeout 10m";
+
+/// `sluice rollout promote`.
+pub const PROMOTE: &str = "\
+Examples:
+  sluice rollout promote web
+  sluice rollout promote web --full";
+
+/// `sluice rollout abort`.
+pub const ABORT: &str = "\
+Examples:
+  sluice rollout abort web
+  sluice rollout abort web --revert      (also revert the image commit in Git)";
+
+/// `sluice rollout retry`.
+pub const RETRY: &str = "\
+Example:
+  sluice rollout retry web -n shop";
+
+/// `sluice rollout pause`.
+pub const PAUSE: &str = "\
+Example:
+  sluice rollout pause web";
+
+/// `sluice rollout resume`.
+pub const RESUME: &str = "\
+Example:
+  sluice rollout resume web";
+
+/// `sluice analyze`.
+pub const ANALYZE: &str = "\
+Examples:
+  sluice analyze -f analysis-templates/error-rate-vs-baseline.yaml -n shop --rollout web \\
+    --canary 7882wclslg --baseline wctbhsh2rl --arg prometheus=http://localhost:9090 --since 15m
+  sluice analyze --template error-rate --canary 7882wclslg --baseline wctbhsh2rl";
+
+/// `sluice crds`.
+pub const CRDS: &str = "\
+Example:
+  sluice crds | kubectl apply --server-side -f -";
+
+/// `sluice completion`.
+pub const COMPLETION: &str = "\
+Examples:
+  source <(sluice completion bash)
+  sluice completion bash > /etc/bash_completion.d/sluice
+  sluice completion zsh > \"${fpath[1]}/_sluice\"
+  sluice completion fish > ~/.config/fish/completions/sluice.fish";
+
+/// `sluice man`.
+pub const MAN: &str = "\
+Examples:
+  sluice man > /usr/local/share/man/man1/sluice.1
+  sluice man --out-dir /usr/local/share/man/man1    (one page per command)";
