@@ -9,6 +9,7 @@ mod alerts;
 mod analysis;
 mod blue_green;
 mod canary;
+mod chart;
 mod controls;
 mod events;
 mod git_chaos;
