@@ -10,6 +10,7 @@ mod analysis;
 mod blue_green;
 mod canary;
 mod chart;
+mod cli;
 mod controls;
 mod events;
 mod git_chaos;
