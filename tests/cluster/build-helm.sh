@@ -39,7 +39,10 @@ ldflags="-s -w \
  -X helm.sh/helm/v3/internal/version.gitTreeState=clean \
  -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$k8s_minor \
  -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$k8s_minor"
-(cd "$here/helm" && nice -n 10 go build -trimpath -ldflags "$ldflags" -o "$dir/.helm.tmp" helm.sh/helm/v3/cmd/helm)
-mv "$dir/.helm.tmp" "$bin"
+# A private temporary name, then an atomic rename: two test binaries may build at once.
+tmp="$dir/.helm.tmp.$$"
+trap 'rm -f "$tmp"' EXIT
+(cd "$here/helm" && nice -n 10 go build -trimpath -ldflags "$ldflags" -o "$tmp" helm.sh/helm/v3/cmd/helm)
+mv "$tmp" "$bin"
 log "helm $HELM_VERSION: built in $((SECONDS - started))s: $("$bin" version --short)"
 echo "$bin"
