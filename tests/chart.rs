@@ -155,12 +155,8 @@ fn whole_numbers_as_integers(value: &mut Value) {
 fn kustomize(dir: &str) -> BTreeMap<Key, Value> {
     let text = run(
         &kubectl(),
-        &[
-            "kustomize",
-            "--load-restrictor",
-            "LoadRestrictionsNone",
-            dir,
-        ],
+        // Default load restrictions, as a user's `kubectl apply -k` has them.
+        &["kustomize", dir],
     )
     .unwrap_or_else(|e| panic!("kubectl kustomize {dir}: {e}"));
     let mut objects = objects(&text);

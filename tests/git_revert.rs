@@ -393,83 +393,9 @@ use std::time::Duration;
 
 use sluice::revert::credentials::git_env;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-fn keygen(path: &Path) {
-    let status = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(path)
-        .status()
-        .expect("ssh-keygen");
-    assert!(status.success());
-}
-
-/// An sshd on a loopback port that accepts one throwaway key; killed on drop.
-struct Sshd {
-    child: std::process::Child,
-    port: u16,
-    known_hosts: String,
-    user_key: Vec<u8>,
-    other_key: Vec<u8>,
-}
-
-impl Drop for Sshd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_sshd(root: &Path) -> Sshd {
-    let dir = root.join("sshd");
-    std::fs::create_dir_all(&dir).expect("dir");
-    for name in ["host_key", "user_key", "other_key"] {
-        keygen(&dir.join(name));
-    }
-    std::fs::copy(dir.join("user_key.pub"), dir.join("authorized_keys")).expect("authorized_keys");
-    // sshd's privilege-separation directory.
-    let _ = std::fs::create_dir_all("/run/sshd");
-    let port = free_port();
-    let config = format!(
-        "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nAuthorizedKeysFile {d}/authorized_keys\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\nPermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\nPidFile {d}/sshd.pid\nLogLevel ERROR\n",
-        d = dir.display()
-    );
-    std::fs::write(dir.join("sshd_config"), config).expect("config");
-    let child = Command::new("/usr/sbin/sshd")
-        .args(["-D", "-e", "-f"])
-        .arg(dir.join("sshd_config"))
-        .stdin(std::process::Stdio::null())
-        .stderr(std::fs::File::create(dir.join("sshd.log")).expect("log"))
-        .spawn()
-        .expect("start sshd");
-    let started = std::time::Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "sshd did not listen"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let host = std::fs::read_to_string(dir.join("host_key.pub")).expect("host key");
-    let host: Vec<&str> = host.split_whitespace().take(2).collect();
-    Sshd {
-        child,
-        port,
-        known_hosts: format!("[127.0.0.1]:{port} {}\n", host.join(" ")),
-        user_key: std::fs::read(dir.join("user_key")).expect("key"),
-        other_key: std::fs::read(dir.join("other_key")).expect("key"),
-    }
-}
-
-fn user() -> String {
-    let out = Command::new("id").arg("-un").output().expect("id");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
+#[path = "common/sshd.rs"]
+mod sshd;
+use sshd::{keygen, start_sshd, user};
 
 #[tokio::test]
 async fn over_ssh_a_good_key_reverts_and_a_wrong_key_or_unknown_host_is_a_clear_error() {

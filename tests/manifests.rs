@@ -293,7 +293,7 @@ fn the_service_selector_policy_exempts_exactly_the_controllers_service_account()
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/service-selector-policy.yaml"),
     );
     let account =
-        documents(&Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/serviceaccount.yaml"))
+        documents(&Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/base/serviceaccount.yaml"))
             .into_iter()
             .find(|d| d["kind"].as_str() == Some("ServiceAccount"))
             .expect("ServiceAccount");

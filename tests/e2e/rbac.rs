@@ -24,7 +24,11 @@ use super::support::{apply_example, rollout, speed_up, wait_phase};
 /// Apply deploy/'s Namespace, ServiceAccount and RBAC, and write a kubeconfig that
 /// authenticates with a token of that ServiceAccount.
 pub async fn service_account_kubeconfig(admin: &Client, name: &str) -> PathBuf {
-    for file in ["namespace.yaml", "serviceaccount.yaml", "rbac.yaml"] {
+    for file in [
+        "base/namespace.yaml",
+        "base/serviceaccount.yaml",
+        "rbac.yaml",
+    ] {
         let text = std::fs::read_to_string(repo_root().join("deploy").join(file))
             .expect("deploy manifest");
         apply_yaml(admin, "sluice-system", &text).await;
@@ -79,8 +83,8 @@ pub async fn namespaced_install_kubeconfig(admin: &Client, home: &str, watched: 
             .to_string();
         apply_value(admin, &ns, value).await;
     }
-    let account = std::fs::read_to_string(repo_root().join("deploy/serviceaccount.yaml"))
-        .expect("deploy/serviceaccount.yaml")
+    let account = std::fs::read_to_string(repo_root().join("deploy/base/serviceaccount.yaml"))
+        .expect("deploy/base/serviceaccount.yaml")
         .replace("namespace: sluice-system", &format!("namespace: {home}"));
     apply_yaml(admin, home, &account).await;
     kubeconfig_for(admin, home, &format!("namespaced-{watched}")).await
