@@ -52,9 +52,6 @@ pub struct Options {
 /// Errors that stop the controller process.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// No usable kubeconfig or in-cluster config.
-    #[error("cannot create a Kubernetes client: {0}")]
-    Client(#[source] kube::Error),
     /// Leader election failed.
     #[error("leader election failed: {0}")]
     Lease(String),
@@ -66,9 +63,8 @@ pub enum Error {
     LostLease,
 }
 
-/// Run until SIGINT/SIGTERM.
-pub async fn run(options: Options) -> Result<(), Error> {
-    let client = Client::try_default().await.map_err(Error::Client)?;
+/// Run until SIGINT/SIGTERM with `client` (in a pod: its ServiceAccount).
+pub async fn run(options: Options, client: Client) -> Result<(), Error> {
     let metrics = Arc::new(Metrics::default());
     let state = Arc::new(ServerState::new(metrics.clone()));
     let (stop_tx, stop_rx) = watch::channel(false);

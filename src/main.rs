@@ -29,11 +29,10 @@ async fn main() -> ExitCode {
                 alert_backoff: args.alert_backoff,
                 alert_retry_max_interval: args.alert_retry_max_interval,
             };
-            if kube.kubeconfig.is_some() || kube.context.is_some() {
-                // controller::run builds its client from kube's inference alone (for now).
-                Err(CONTROLLER_FLAGS.into())
-            } else {
-                controller::run(options).await.map_err(Into::into)
+            // In a pod without flags: the in-cluster ServiceAccount.
+            match kube.client().await {
+                Ok(client) => controller::run(options, client).await.map_err(Into::into),
+                Err(err) => Err(err.into()),
             }
         }
         Command::Rollout(args) => match sluice::cli::rollout::run(args, &kube).await {
@@ -73,10 +72,6 @@ fn print_crds() -> Result<(), Box<dyn std::error::Error>> {
     }
     Ok(())
 }
-
-/// Why `sluice controller --kubeconfig/--context` is refused rather than ignored.
-const CONTROLLER_FLAGS: &str = "controller: --kubeconfig and --context are not supported here yet; \
-     set KUBECONFIG (its current-context is used), or run in a pod";
 
 fn default_identity() -> String {
     std::fs::read_to_string("/etc/hostname")

@@ -251,12 +251,31 @@ fn a_reader_that_goes_away_ends_the_output_quietly() {
 }
 
 #[test]
-fn the_controller_refuses_kubeconfig_flags_it_cannot_honour_yet() {
-    let out = run(SLUICE, &["controller", "--context", "elsewhere"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("--context"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+fn the_controller_follows_kubeconfig_and_context_and_names_a_missing_context() {
+    // A context that is not in the kubeconfig is an error naming it, never a
+    // quiet fall-back to whichever cluster KUBECONFIG or the pod points at.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let kubeconfig = dir.path().join("config");
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: here\n  cluster: {server: 'https://127.0.0.1:1'}\n\
+         users:\n- name: me\n  user: {token: t}\ncontexts:\n- name: here\n  context: {cluster: here, user: me}\n\
+         current-context: here\n",
+    )
+    .expect("kubeconfig");
+    let path = kubeconfig.display().to_string();
+    let out = run(
+        SLUICE,
+        &[
+            "--kubeconfig",
+            &path,
+            "controller",
+            "--context",
+            "elsewhere",
+        ],
     );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("elsewhere"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }
