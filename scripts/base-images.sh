@@ -59,14 +59,34 @@ for tool in buildah mmdebstrap; do
 done
 log "$debian_image and $rust_image (Rust $rust_version from $toolchain_dir); cache: $dir"
 
-# in_store IMAGE: the image is in the store and was built from this cache key.
+# The Rust stand-in also trusts the host's own CAs: where egress goes through
+# a TLS-intercepting proxy (as on the machines the tests run on), cargo inside
+# the build reaches crates.io only through it. The Debian stand-in, on which
+# the shipped image is built, does not: apt uses plain HTTP (signed indexes)
+# and the image must not trust a build machine's CA.
+mapfile -t host_cas < <(find /usr/local/share/ca-certificates -name '*.crt' 2>/dev/null | sort)
+ca_hooks=()
+rust_key="$key"
+if ((${#host_cas[@]} > 0)); then
+  rust_key="$key-ca-$(cat "${host_cas[@]}" | sha256sum | cut -c1-8)"
+  for ca in "${host_cas[@]}"; do
+    ca_hooks+=(--customize-hook="copy-in $ca /usr/local/share/ca-certificates")
+  done
+  ca_hooks+=(--customize-hook='chroot "$1" update-ca-certificates >/dev/null')
+fi
+
+# in_store IMAGE KEY: the image is in the store and is the one built for that
+# key (its ID is recorded in the cache, not in a label that every image built
+# on it would inherit).
 in_store() {
-  [[ "$(bh inspect --type image --format '{{index .OCIv1.Config.Labels "dev.sluice.base-key"}}' "$1" 2>/dev/null)" == "$key" ]]
+  local id
+  id="$(bh images --quiet --no-trunc "$1" 2>/dev/null | head -1)"
+  [[ -n $id && -f "$dir/$2.id" && "$(cat "$dir/$2.id")" == "$id" ]]
 }
 
-# rootfs NAME PACKAGES: a slim minbase tarball, built once per key.
+# rootfs NAME PACKAGES [mmdebstrap options…]: a slim minbase tarball, built once per key.
 rootfs() {
-  local name="$1" include="$2"
+  local name="$1" include="$2"; shift 2
   if [[ -f "$dir/$name.tar" ]]; then
     log "$name rootfs: cached"
     return
@@ -77,41 +97,47 @@ rootfs() {
   # usr-is-merged, as the official images do; otherwise apt satisfies
   # init-system-helpers with usrmerge, which brings a full perl (+30 MB).
   mmdebstrap --quiet --variant=minbase --mode=root --format=tar \
-    --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr ${include:+--include="$include"} "${slim[@]}" \
+    --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr ${include:+--include="$include"} "${slim[@]}" "$@" \
     "$suite" "$dir/.$name.tmp.tar" "${sources[@]}" >&2
   mv "$dir/.$name.tmp.tar" "$dir/$name.tar"
   log "$name rootfs: $(du -h "$dir/$name.tar" | cut -f1) in $((SECONDS - started))s"
 }
 
-# import TAR IMAGE [--env K=V]… [-- SOURCE DEST]…: a scratch container with TAR
-# unpacked at /, the config options, and host directories copied in, committed
-# as IMAGE (one layer).
+# import TAR IMAGE KEY [--env K=V]… [-- SOURCE DEST]…: a scratch container with
+# TAR unpacked at /, the config options, and host directories copied in,
+# committed as IMAGE (one layer).
 import() {
-  local tar="$1" image="$2"; shift 2
-  local ctr config=(--cmd '["bash"]' --label "dev.sluice.base-key=$key" --label dev.sluice.stand-in=true
-    --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin)
+  local tar="$1" image="$2" image_key="$3"; shift 3
+  local ctr config=(--cmd '["bash"]' --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin)
   while [[ $# -gt 0 && $1 != -- ]]; do config+=("$1" "$2"); shift 2; done
   [[ $# -gt 0 ]] && shift
   ctr="$(bh from --quiet scratch)"
   bh add --quiet "$ctr" "$tar" / >/dev/null
   while [[ $# -gt 0 ]]; do bh copy --quiet "$ctr" "$1" "$2" >/dev/null; shift 2; done
   bh config "${config[@]}" "$ctr"
-  bh commit --quiet --rm "$ctr" "$image" >/dev/null
+  local old
+  old="$(bh images --quiet --no-trunc "$image" 2>/dev/null || true)"
+  bh commit --quiet --rm --identity-label=false "$ctr" "$image" >/dev/null
+  bh images --quiet --no-trunc "$image" | head -1 >"$dir/$image_key.id"
+  # The image this one replaces (an older key) would stay behind untagged.
+  [[ -z $old || $old == "$(cat "$dir/$image_key.id")" ]] || bh rmi "$old" >/dev/null 2>&1 || true
   log "$image: $(bh images --format '{{.Size}}' "$image" | head -1)"
 }
 
 started=$SECONDS
-if in_store "$debian_image"; then
+if in_store "$debian_image" "$key"; then
   log "$debian_image: in the store"
 else
   rootfs debian ""
-  import "$dir/debian.tar" "$debian_image"
+  import "$dir/debian.tar" "$debian_image" "$key"
 fi
 
-if in_store "$rust_image"; then
+if in_store "$rust_image" "$rust_key"; then
   log "$rust_image: in the store"
 else
-  rootfs rust "ca-certificates,gcc,libc6-dev"
+  rust_tar="rust${rust_key#"$key"}"
+  rootfs "$rust_tar" "ca-certificates,gcc,libc6-dev" "${ca_hooks[@]}"
+  ((${#host_cas[@]} == 0)) || log "$rust_image trusts this machine's CAs too: ${host_cas[*]}"
   # The toolchain as rustup-init --profile minimal lays it out (rustc, cargo,
   # rust-std; no docs, clippy or rustfmt), with rustup's proxies in cargo/bin.
   if [[ ! -f "$dir/toolchain/.done" ]]; then
@@ -129,7 +155,7 @@ else
     touch "$dir/toolchain/.done"
     log "toolchain: $(du -sh "$dir/toolchain" | cut -f1) (docs, clippy and rustfmt left out)"
   fi
-  import "$dir/rust.tar" "$rust_image" \
+  import "$dir/$rust_tar.tar" "$rust_image" "$rust_key" \
     --env RUSTUP_HOME=/usr/local/rustup --env CARGO_HOME=/usr/local/cargo \
     --env "RUST_VERSION=$rust_version" \
     --env PATH=/usr/local/cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin -- \
