@@ -80,7 +80,7 @@ fi
 # on it would inherit).
 in_store() {
   local id
-  id="$(bh images --quiet --no-trunc "$1" 2>/dev/null | head -1)"
+  id="$(bh images --quiet --no-trunc "$1" 2>/dev/null | sed -n 1p)"
   [[ -n $id && -f "$dir/$2.id" && "$(cat "$dir/$2.id")" == "$id" ]]
 }
 
@@ -118,10 +118,10 @@ import() {
   local old
   old="$(bh images --quiet --no-trunc "$image" 2>/dev/null || true)"
   bh commit --quiet --rm --identity-label=false "$ctr" "$image" >/dev/null
-  bh images --quiet --no-trunc "$image" | head -1 >"$dir/$image_key.id"
+  bh images --quiet --no-trunc "$image" | sed -n 1p >"$dir/$image_key.id"
   # The image this one replaces (an older key) would stay behind untagged.
   [[ -z $old || $old == "$(cat "$dir/$image_key.id")" ]] || bh rmi "$old" >/dev/null 2>&1 || true
-  log "$image: $(bh images --format '{{.Size}}' "$image" | head -1)"
+  log "$image: $(bh images --format '{{.Size}}' "$image" | sed -n 1p)"
 }
 
 started=$SECONDS

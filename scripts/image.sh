@@ -65,8 +65,8 @@ else
   log "built in $((SECONDS - started))s"
 fi
 
-size="$(bh images --format '{{.Size}}' "$image" | head -1)"
-log "$image: $size uncompressed (base $runtime_image: $(bh images --format '{{.Size}}' "$runtime_image" | head -1))"
+size="$(bh images --format '{{.Size}}' "$image" | sed -n 1p)"
+log "$image: $size uncompressed (base $runtime_image: $(bh images --format '{{.Size}}' "$runtime_image" | sed -n 1p))"
 
 # Check the image's root filesystem as the controller's user would run in it.
 ctr="$(bh from --quiet --pull=false "$image")"
