@@ -8,8 +8,8 @@
 #   sluice-VERSION-image-packages.txt     the Debian packages in the image
 #   sluice-VERSION-x86_64-unknown-linux-gnu.tar.gz
 #                                         the binary from that image (glibc
-#                                         2.36+, Debian 12 / Ubuntu 22.10 or
-#                                         newer), README, LICENSE if present,
+#                                         2.34+: Debian 12, Ubuntu 22.04, RHEL 9
+#                                         or newer), README, LICENSE if present,
 #                                         shell completions and man page if the
 #                                         CLI can print them
 #   sluice-VERSION.cdx.json               CycloneDX SBOM of the binary's crates
@@ -84,7 +84,8 @@ fi
 # Reproducible: sorted names, one owner, the commit's time, no gzip timestamp.
 (cd "$work" && tar --sort=name --mtime="@$created" --owner=0 --group=0 --numeric-owner -cf - "$name") \
   | gzip -9n >"$out/$name.tar.gz"
-log "$name.tar.gz: $(du -h "$out/$name.tar.gz" | cut -f1)"
+glibc="$(objdump -T "$bin" | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -1 || true)"
+log "$name.tar.gz: $(du -h "$out/$name.tar.gz" | cut -f1); the binary needs ${glibc:-an unknown glibc} or newer"
 
 host_sysroot="$(rustc --print sysroot)"
 if [[ -d "$host_sysroot/lib/rustlib/aarch64-unknown-linux-gnu" ]]; then
