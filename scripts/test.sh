@@ -2,9 +2,10 @@
 # Run every test: lint, unit tests, manifest and CRD drift checks, and the
 # end-to-end suite on a real Kubernetes control plane built from source.
 #
-# First run on a fresh machine: installs Debian packages (Prometheus, git),
-# builds etcd, Kubernetes and KWOK with Go into a cache keyed by version
-# (tens of minutes on 2 cores); later runs reuse the cache.
+# First run on a fresh machine: installs Debian packages (Prometheus, git,
+# buildah, mmdebstrap), builds etcd, Kubernetes, KWOK and helm with Go into a
+# cache keyed by version, and the controller's container image with buildah
+# (tens of minutes on 2 cores); later runs reuse the caches.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,12 +17,22 @@ SLUICE_CLUSTER_CACHE="$(bash tests/cluster/build.sh | tail -n 1)"
 export SLUICE_CLUSTER_CACHE
 echo "using $SLUICE_CLUSTER_CACHE"
 
+echo "== helm (built from Go modules, cached under ~/.cache/sluice)"
+SLUICE_HELM="$(bash tests/cluster/build-helm.sh | tail -n 1)"
+export SLUICE_HELM
+echo "using $SLUICE_HELM"
+
 echo "== format and lints"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 echo "== build"
 cargo build --workspace --bins --locked
+
+echo "== container image (buildah; cached by its inputs)"
+SLUICE_IMAGE="$(bash scripts/image.sh | tail -n 1)"
+export SLUICE_IMAGE
+echo "using $SLUICE_IMAGE"
 
 echo "== tests"
 mkdir -p target

@@ -16,11 +16,15 @@ mod events;
 mod git_chaos;
 mod git_loop;
 mod harness;
+mod image;
 mod measure;
+mod pod_root;
 mod rbac;
 #[path = "../common/receiver.rs"]
 mod receiver;
 mod robustness;
+#[path = "../common/sshd.rs"]
+mod sshd;
 mod support;
 mod tenancy;
 mod testbed;
