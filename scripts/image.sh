@@ -63,6 +63,11 @@ else
       --tag "$image" --tag "$local_tag" --tag localhost/sluice:latest \
       --file Containerfile . >&2
   log "built in $((SECONDS - started))s"
+  # Keep the three newest input hashes (vfs stores every image as a full copy).
+  bh images --format '{{.Name}} {{.Tag}}' \
+    | awk '$1 == "localhost/sluice" && $2 != "latest" && ++n > 3 {print $1 ":" $2}' | while read -r old; do
+      bh rmi "$old" >/dev/null 2>&1 && log "removed the older $old" || true
+    done
 fi
 
 size="$(bh images --format '{{.Size}}' "$image" | sed -n 1p)"
