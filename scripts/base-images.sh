@@ -20,7 +20,6 @@
 # run only checks the store's labels. Progress goes to stderr; the last stdout
 # line is the cache directory.
 set -euo pipefail
-here="$(cd "$(dirname "$0")" && pwd)"
 
 suite=bookworm
 snapshot="${SLUICE_BASE_SNAPSHOT:-$(date -u +%Y%m)}"

@@ -66,7 +66,7 @@ else
   # Keep the three newest input hashes (vfs stores every image as a full copy).
   bh images --format '{{.Name}} {{.Tag}}' \
     | awk '$1 == "localhost/sluice" && $2 != "latest" && ++n > 3 {print $1 ":" $2}' | while read -r old; do
-      bh rmi "$old" >/dev/null 2>&1 && log "removed the older $old" || true
+      if bh rmi "$old" >/dev/null 2>&1; then log "removed the older $old"; fi
     done
 fi
 
