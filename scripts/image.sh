@@ -79,7 +79,13 @@ mnt="$(bh mount "$ctr")"
 cleanup() { bh umount "$ctr" >/dev/null 2>&1 || true; bh rm "$ctr" >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 as_user() { chroot --userspec=65532:65532 "$mnt" env -i HOME=/var/cache/sluice-git PATH=/usr/bin:/bin "$@"; }
-log "in the image: $(as_user /usr/local/bin/sluice --version)"
+version_line="$(as_user /usr/local/bin/sluice --version)"
+log "in the image: $version_line"
+[[ $version_line == *"$version"* ]] || { log "the image's sluice is not version $version"; exit 1; }
+# The commit comes from REVISION (build.rs), as .git is not in the context.
+if [[ $version_line == *unknown* && $(bh inspect --type image --format '{{index .OCIv1.Config.Labels "org.opencontainers.image.revision"}}' "$image") != unknown ]]; then
+  log "the image's sluice --version lacks the commit it was built from"; exit 1
+fi
 log "in the image: $(as_user git --version), $(as_user ssh -V 2>&1)"
 # ssh looks the user up before anything else; this fails without a passwd entry.
 as_user ssh -T -G git.example </dev/null >/dev/null
