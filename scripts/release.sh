@@ -15,7 +15,10 @@
 #   sluice-VERSION.cdx.json               CycloneDX SBOM of the binary's crates
 #                                         (cargo-cyclonedx)
 #   sluice-VERSION.tgz                    the Helm chart, when helm and
-#                                         charts/sluice exist
+#                                         charts/sluice exist (helm: SLUICE_HELM,
+#                                         PATH or tests/cluster/build-helm.sh's cache)
+#   sluice-VERSION-install.yaml           plain manifests (the chart's defaults,
+#                                         equal to deploy/, and the Namespace)
 #   SHA256SUMS                            checksums of all of the above
 # aarch64 is built only where the toolchain has that target (rustup cannot
 # download one here); otherwise the script says so. Nothing is pushed.
@@ -121,10 +124,17 @@ sed "s|file://$work/src-copy|file:///src|g" "$sbom" >"$out/sluice-$version.cdx.j
 log "SBOM: $(grep -o '"bom-ref"' "$out/sluice-$version.cdx.json" | wc -l) bom-refs"
 
 # 3. The Helm chart, when another script built helm and the chart exists.
-helm="$(command -v helm || ls -d "$cache_root"/helm-*/helm 2>/dev/null | sort -V | tail -1 || true)"
+helm="${SLUICE_HELM:-$(command -v helm || ls -d "$cache_root"/helm-*/helm 2>/dev/null | sort -V | tail -1 || true)}"
 if [[ -n $helm && -d charts/sluice ]]; then
   "$helm" package charts/sluice --version "$version" --app-version "$version" --destination "$out" >&2
   log "Helm chart: push with: helm push $out/sluice-$version.tgz oci://ghcr.io/sluice-dev/charts"
+  # 4. Plain manifests: the chart with default values in sluice-system, which
+  # tests/chart.rs holds equal to `kubectl kustomize deploy/`, and the Namespace.
+  {
+    cat deploy/base/namespace.yaml
+    "$helm" template sluice charts/sluice --namespace sluice-system --include-crds
+  } >"$out/sluice-$version-install.yaml"
+  log "plain manifests: kubectl apply --server-side -f sluice-$version-install.yaml"
 else
   log "skipped the Helm chart: ${helm:-no helm (neither on PATH nor in $cache_root/helm-*/)}${helm:+ found, but no charts/sluice}"
 fi
