@@ -29,6 +29,14 @@ rust_minor="${rust_version%.*}"
 host_triple="$("$toolchain_dir/bin/rustc" -vV | sed -n 's/^host: //p')"
 debian_image="docker.io/library/debian:$suite-slim"
 rust_image="docker.io/library/rust:$rust_minor-slim-$suite"
+# The Containerfile pins its Rust image; a stand-in of another version would
+# never be used (image.sh builds with --pull=false and would not find it).
+wanted="$(sed -n 's/^ARG RUST_IMAGE=//p' "$(dirname "$0")/../Containerfile")"
+if [[ $wanted != "$rust_image" ]]; then
+  echo "[base-images] the Containerfile builds with $wanted, but this toolchain ($toolchain_dir) is Rust $rust_version:" \
+    "point SLUICE_RUST_TOOLCHAIN at a $wanted toolchain's sysroot (rustup toolchain list), or change the Containerfile's ARG RUST_IMAGE" >&2
+  exit 1
+fi
 mirror="http://deb.debian.org/debian"
 security="http://deb.debian.org/debian-security"
 

@@ -14,8 +14,7 @@
 #                                         CLI can print them
 #   sluice-VERSION.cdx.json               CycloneDX SBOM of the binary's crates
 #                                         (cargo-cyclonedx)
-#   sluice-VERSION.tgz                    the Helm chart, when helm and
-#                                         charts/sluice exist (helm: SLUICE_HELM,
+#   sluice-VERSION.tgz                    the Helm chart (helm: SLUICE_HELM,
 #                                         PATH or tests/cluster/build-helm.sh's cache)
 #   sluice-VERSION-install.yaml           plain manifests (the chart's defaults,
 #                                         equal to deploy/, and the Namespace)
@@ -136,7 +135,9 @@ if [[ -n $helm && -d charts/sluice ]]; then
   } >"$out/sluice-$version-install.yaml"
   log "plain manifests: kubectl apply --server-side -f sluice-$version-install.yaml"
 else
-  log "skipped the Helm chart: ${helm:-no helm (neither on PATH nor in $cache_root/helm-*/)}${helm:+ found, but no charts/sluice}"
+  # A release without its chart and manifests is incomplete: refuse.
+  log "no helm (SLUICE_HELM, PATH or $cache_root/helm-*/): run tests/cluster/build-helm.sh; no release without the chart"
+  exit 1
 fi
 
 (cd "$out" && sha256sum -- * >SHA256SUMS.tmp && mv SHA256SUMS.tmp SHA256SUMS)
