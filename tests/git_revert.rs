@@ -882,7 +882,10 @@ async fn reverts_of_several_rollouts_in_one_repository_each_record_their_own_com
     let pusher = {
         let (stop, dir) = (stop.clone(), ci_clone.clone());
         std::thread::spawn(move || {
-            let mut pushed = 0;
+            // The last build whose push succeeded: a push carries every
+            // earlier build too (one that lost a race is rebased and rides
+            // along with the next push), so builds 1..=confirmed must be there.
+            let mut confirmed = 0;
             for n in 1..=40 {
                 if stop.load(std::sync::atomic::Ordering::Relaxed) {
                     break;
@@ -896,13 +899,13 @@ async fn reverts_of_several_rollouts_in_one_repository_each_record_their_own_com
                     .output()
                     .is_ok_and(|o| o.status.success());
                 if pushed_now {
-                    pushed += 1;
+                    confirmed = n;
                 } else {
                     git(&dir, &["pull", "-q", "--rebase", "origin", "main"]);
                 }
                 std::thread::sleep(Duration::from_millis(fastrand::u64(20..120)));
             }
-            pushed
+            confirmed
         })
     };
     let tasks: Vec<_> = (0..ROLLOUTS)
@@ -920,7 +923,7 @@ async fn reverts_of_several_rollouts_in_one_repository_each_record_their_own_com
         outcomes.push(task.await.expect("join"));
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let ci_pushes = pusher.join().expect("pusher");
+    let confirmed = pusher.join().expect("pusher");
     for (i, outcome) in outcomes.into_iter().enumerate() {
         let outcome = outcome.unwrap_or_else(|e| panic!("app-{i}: {e}"));
         let RevertOutcome::Reverted {
@@ -955,10 +958,16 @@ async fn reverts_of_several_rollouts_in_one_repository_each_record_their_own_com
         &repo.bare,
         &["log", "--format=%s", "--grep=^ci build", "main"],
     );
+    let mut builds: Vec<usize> = ci_commits
+        .lines()
+        .filter_map(|subject| subject.strip_prefix("ci build ")?.parse().ok())
+        .collect();
+    builds.sort_unstable();
+    assert!(confirmed > 0, "CI pushed while the reverts ran");
     assert_eq!(
-        ci_commits.lines().count(),
-        ci_pushes,
-        "no CI commit was lost"
+        builds,
+        (1..=confirmed).collect::<Vec<_>>(),
+        "every CI build that was pushed is on the branch once, none lost or doubled"
     );
 }
 
