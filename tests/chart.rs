@@ -336,6 +336,22 @@ fn the_schema_and_the_templates_refuse_bad_values() {
             &["--set", "serviceAccount.create=false"],
             "serviceAccount.name is required",
         ),
+        // A selector label from podLabels/commonLabels would make the pods
+        // stop matching their Deployment's selector.
+        (
+            &[
+                "--set-json",
+                r#"podLabels={"app.kubernetes.io/instance":"y"}"#,
+            ],
+            "invalid propertyName 'app.kubernetes.io/instance'",
+        ),
+        (
+            &[
+                "--set-json",
+                r#"commonLabels={"app.kubernetes.io/name":"x"}"#,
+            ],
+            "invalid propertyName 'app.kubernetes.io/name'",
+        ),
     ] {
         match template("sluice", "sluice-system", set) {
             Ok(_) => panic!("helm template {set:?} succeeded"),
