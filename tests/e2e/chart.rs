@@ -18,19 +18,18 @@ use k8s_openapi::api::admissionregistration::v1::{
     ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
 };
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Service, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::ListParams;
-use kube::config::{AuthInfo, Kubeconfig};
 use kube::{Api, Client};
 
 use sluice::crd::RolloutPhase;
 
-use super::harness::{ControllerProcess, cluster, log_dir, namespace, repo_root, wait_for};
+use super::harness::{ControllerProcess, cluster, log_dir, namespace, repo_root};
+use super::rbac::{kubeconfig_with_token, service_account_token};
 use super::support::{apply_example, fresh_namespace, speed_up, wait_phase};
 
 /// helm: `SLUICE_HELM`, else what `tests/cluster/build-helm.sh` builds (cached; it prints the path last).
@@ -126,46 +125,8 @@ pub fn service_account(release: &str) -> String {
 /// A kubeconfig that authenticates with a token of the chart's ServiceAccount
 /// (run the controller with it: `ControllerProcess::start(&path, ...)`).
 pub async fn chart_kubeconfig(admin: &Client, release: &str, namespace: &str) -> PathBuf {
-    let account = service_account(release);
-    let api: Api<ServiceAccount> = Api::namespaced(admin.clone(), namespace);
-    let request = TokenRequest {
-        spec: Some(TokenRequestSpec {
-            audiences: None,
-            expiration_seconds: Some(3600),
-            bound_object_ref: None,
-        }),
-        ..TokenRequest::default()
-    };
-    let token: String = wait_for(Duration::from_secs(30), "a ServiceAccount token", || {
-        let api = api.clone();
-        let request = request.clone();
-        let account = account.clone();
-        async move {
-            api.create_token_request(&account, &Default::default(), &request)
-                .await
-                .ok()?
-                .status?
-                .token
-        }
-    })
-    .await;
-    let mut config = Kubeconfig::read_from(&cluster().info.kubeconfig).expect("admin kubeconfig");
-    for named in &mut config.auth_infos {
-        named.auth_info = Some(AuthInfo {
-            token: Some(token.as_str().into()),
-            ..AuthInfo::default()
-        });
-    }
-    let path = cluster()
-        .info
-        .data_dir
-        .join(format!("kubeconfig-chart-{release}"));
-    std::fs::write(
-        &path,
-        serde_yaml_ng::to_string(&config).expect("serialize kubeconfig"),
-    )
-    .expect("write kubeconfig");
-    path
+    let token = service_account_token(admin, namespace, &service_account(release)).await;
+    kubeconfig_with_token(&token, &format!("chart-{release}"))
 }
 
 /// Names of the RBAC objects labelled with `release` that are left: cluster-wide and in `namespaces`.

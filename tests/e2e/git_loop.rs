@@ -9,7 +9,6 @@ use kube::Api;
 use serde_json::json;
 use sluice::crd::{RevertState, Rollout, RolloutPhase};
 
-use super::analysis::error_rate_template;
 use super::harness::{ControllerProcess, apply_value, cluster, repo_root, wait_for};
 use super::receiver::Receiver;
 use super::support::*;
@@ -32,38 +31,14 @@ async fn an_analysis_abort_reverts_the_image_commit_and_git_brings_the_rollout_h
         &["--no-leader-election", "--git-workspace", &workspace_arg],
     );
 
-    // The GitOps repository: the gateway example, an analysis step, and spec.git.
-    let example = |file: &str| {
-        std::fs::read_to_string(repo_root().join("examples/gateway-canary").join(file))
-            .expect("example")
-    };
-    let mut manifest: serde_json::Value =
-        serde_yaml_ng::from_str(&example("rollout.yaml")).expect("yaml");
-    speed_up(&mut manifest);
-    manifest["spec"]["strategy"]["canary"]["steps"] = json!([
-        {"setWeight": 25},
-        {"analysis": {"templates": [{"templateName": "error-rate"}]}},
-        {"setWeight": 100}
-    ]);
-    // The repository is a shared GitRepository the Rollout references.
-    manifest["spec"]["git"] = json!({"repositoryRef": {"name": "apps"}, "path": "apps/web"});
-    let bare_path = info.data_dir.join(format!("git-{ns}")).join("apps.git");
-    let bare = bare_path.display().to_string();
-    let repository = json!({
-        "apiVersion": "sluice.dev/v1alpha1",
-        "kind": "GitRepository",
-        "metadata": {"name": "apps"},
-        "spec": {"url": bare, "branch": "main", "author": {"name": "Sluice", "email": "sluice@example.com"}}
-    });
-    let gitops = GitOps::start(
+    // The GitOps repository: the gateway example, an analysis step, and
+    // spec.git referencing a shared GitRepository.
+    let bare = info.data_dir.join(format!("git-{ns}")).join("apps.git");
+    let gitops = gateway_gitops(
         &ns,
-        &[
-            ("services.yaml", example("services.yaml")),
-            ("httproute.yaml", example("httproute.yaml")),
-            ("repository.yaml", yaml(&repository)),
-            ("rollout.yaml", yaml(&manifest)),
-            ("analysis.yaml", yaml(&error_rate_template(&prometheus))),
-        ],
+        &prometheus,
+        json!({"url": bare.display().to_string(), "branch": "main",
+               "author": {"name": "Sluice", "email": "sluice@example.com"}}),
     );
     let first = wait_phase(
         &admin,

@@ -11,17 +11,16 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
-use k8s_openapi::api::core::v1::{Container, ServiceAccount};
+use k8s_openapi::api::core::v1::Container;
 use kube::Api;
 use kube::api::ListParams;
 use serde_json::json;
 use sluice::crd::RolloutPhase;
 
-use super::analysis::error_rate_template;
 use super::chart::{install_chart, release_for};
 use super::harness::{apply_value, cluster, free_port, log_dir, repo_root, wait_for};
 use super::pod_root::{PodRoot, ServiceAccountFiles};
+use super::rbac::service_account_token;
 use super::sshd::start_sshd;
 use super::support::*;
 
@@ -132,24 +131,7 @@ async fn the_image_run_as_its_pod_carries_a_canary_and_reverts_over_ssh_with_its
         .service_account_name
         .clone()
         .expect("the chart names a ServiceAccount");
-    let token = Api::<ServiceAccount>::namespaced(admin.clone(), &home)
-        .create_token_request(
-            &account,
-            &Default::default(),
-            &TokenRequest {
-                spec: Some(TokenRequestSpec {
-                    audiences: None,
-                    expiration_seconds: Some(3600),
-                    bound_object_ref: None,
-                }),
-                ..TokenRequest::default()
-            },
-        )
-        .await
-        .expect("token for the chart's ServiceAccount")
-        .status
-        .and_then(|s| s.token)
-        .expect("token");
+    let token = service_account_token(&admin, &home, &account).await;
     let uid = pod_spec
         .security_context
         .as_ref()
@@ -239,36 +221,11 @@ async fn the_image_run_as_its_pod_carries_a_canary_and_reverts_over_ssh_with_its
         }),
     )
     .await;
-    let example = |file: &str| {
-        std::fs::read_to_string(repo_root().join("examples/gateway-canary").join(file))
-            .expect("example")
-    };
-    let yaml = |value: &serde_json::Value| serde_yaml_ng::to_string(value).expect("yaml");
-    let mut manifest: serde_json::Value =
-        serde_yaml_ng::from_str(&example("rollout.yaml")).expect("yaml");
-    speed_up(&mut manifest);
-    manifest["spec"]["strategy"]["canary"]["steps"] = json!([
-        {"setWeight": 25},
-        {"analysis": {"templates": [{"templateName": "error-rate"}]}},
-        {"setWeight": 100}
-    ]);
-    manifest["spec"]["git"] = json!({"repositoryRef": {"name": "apps"}, "path": "apps/web"});
-    let repository = json!({
-        "apiVersion": "sluice.dev/v1alpha1",
-        "kind": "GitRepository",
-        "metadata": {"name": "apps"},
-        "spec": {"url": url, "branch": "main", "secretName": "git-ssh",
-                 "author": {"name": "Sluice", "email": "sluice@example.com"}}
-    });
-    let gitops = GitOps::start(
+    let gitops = gateway_gitops(
         &ns,
-        &[
-            ("services.yaml", example("services.yaml")),
-            ("httproute.yaml", example("httproute.yaml")),
-            ("repository.yaml", yaml(&repository)),
-            ("rollout.yaml", yaml(&manifest)),
-            ("analysis.yaml", yaml(&error_rate_template(&prometheus))),
-        ],
+        &prometheus,
+        json!({"url": url, "branch": "main", "secretName": "git-ssh",
+               "author": {"name": "Sluice", "email": "sluice@example.com"}}),
     );
     let first = wait_phase(
         &admin,

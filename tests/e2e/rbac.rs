@@ -33,37 +33,8 @@ pub async fn service_account_kubeconfig(admin: &Client, name: &str) -> PathBuf {
             .expect("deploy manifest");
         apply_yaml(admin, "sluice-system", &text).await;
     }
-    let api: Api<ServiceAccount> = Api::namespaced(admin.clone(), "sluice-system");
-    let request = TokenRequest {
-        spec: Some(TokenRequestSpec {
-            audiences: None,
-            expiration_seconds: Some(3600),
-            bound_object_ref: None,
-        }),
-        ..TokenRequest::default()
-    };
-    let token = api
-        .create_token_request("sluice-controller", &Default::default(), &request)
-        .await
-        .expect("token for sluice-controller")
-        .status
-        .expect("token status")
-        .token
-        .expect("token");
-    let mut config = Kubeconfig::read_from(&cluster().info.kubeconfig).expect("admin kubeconfig");
-    for named in &mut config.auth_infos {
-        named.auth_info = Some(AuthInfo {
-            token: Some(token.as_str().into()),
-            ..AuthInfo::default()
-        });
-    }
-    let path = cluster().info.data_dir.join(format!("kubeconfig-{name}"));
-    std::fs::write(
-        &path,
-        serde_yaml_ng::to_string(&config).expect("serialize kubeconfig"),
-    )
-    .expect("write kubeconfig");
-    path
+    let token = service_account_token(admin, "sluice-system", "sluice-controller").await;
+    kubeconfig_with_token(&token, name)
 }
 
 /// Apply deploy/namespaced/'s RBAC with the controller living in `home` and
@@ -92,7 +63,14 @@ pub async fn namespaced_install_kubeconfig(admin: &Client, home: &str, watched: 
 
 /// A kubeconfig that authenticates as `sluice-controller` of namespace `home`.
 async fn kubeconfig_for(admin: &Client, home: &str, name: &str) -> PathBuf {
-    let api: Api<ServiceAccount> = Api::namespaced(admin.clone(), home);
+    let token = service_account_token(admin, home, "sluice-controller").await;
+    kubeconfig_with_token(&token, name)
+}
+
+/// A token of ServiceAccount `account` in `namespace` (an hour long), asked
+/// again until the API server has the account (it may just have been applied).
+pub async fn service_account_token(admin: &Client, namespace: &str, account: &str) -> String {
+    let api: Api<ServiceAccount> = Api::namespaced(admin.clone(), namespace);
     let request = TokenRequest {
         spec: Some(TokenRequestSpec {
             audiences: None,
@@ -101,22 +79,26 @@ async fn kubeconfig_for(admin: &Client, home: &str, name: &str) -> PathBuf {
         }),
         ..TokenRequest::default()
     };
-    let token: String = wait_for(Duration::from_secs(30), "a ServiceAccount token", || {
-        let api = api.clone();
-        let request = request.clone();
+    wait_for(Duration::from_secs(30), "a ServiceAccount token", || {
+        let (api, request, account) = (api.clone(), request.clone(), account.to_string());
         async move {
-            api.create_token_request("sluice-controller", &Default::default(), &request)
+            api.create_token_request(&account, &Default::default(), &request)
                 .await
                 .ok()?
                 .status?
                 .token
         }
     })
-    .await;
+    .await
+}
+
+/// The admin kubeconfig with every user's credentials replaced by `token`,
+/// written as `kubeconfig-<name>` in the cluster's data directory.
+pub fn kubeconfig_with_token(token: &str, name: &str) -> PathBuf {
     let mut config = Kubeconfig::read_from(&cluster().info.kubeconfig).expect("admin kubeconfig");
     for named in &mut config.auth_infos {
         named.auth_info = Some(AuthInfo {
-            token: Some(token.as_str().into()),
+            token: Some(token.into()),
             ..AuthInfo::default()
         });
     }

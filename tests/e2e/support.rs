@@ -294,6 +294,46 @@ impl GitOps {
     }
 }
 
+/// The GitOps repository of the whole-loop tests, synced into `ns`: the
+/// gateway example with an analysis step between 25% and 100%, `spec.git`
+/// referencing GitRepository `apps` (whose `spec` is `repository`), and the
+/// error-rate template on `prometheus`.
+pub fn gateway_gitops(ns: &str, prometheus: &str, repository: serde_json::Value) -> GitOps {
+    let example = |file: &str| {
+        std::fs::read_to_string(repo_root().join("examples/gateway-canary").join(file))
+            .expect("example")
+    };
+    let yaml = |value: &serde_json::Value| serde_yaml_ng::to_string(value).expect("yaml");
+    let mut manifest: serde_json::Value =
+        serde_yaml_ng::from_str(&example("rollout.yaml")).expect("yaml");
+    speed_up(&mut manifest);
+    manifest["spec"]["strategy"]["canary"]["steps"] = json!([
+        {"setWeight": 25},
+        {"analysis": {"templates": [{"templateName": "error-rate"}]}},
+        {"setWeight": 100}
+    ]);
+    manifest["spec"]["git"] = json!({"repositoryRef": {"name": "apps"}, "path": "apps/web"});
+    let repository = json!({
+        "apiVersion": "sluice.dev/v1alpha1",
+        "kind": "GitRepository",
+        "metadata": {"name": "apps"},
+        "spec": repository
+    });
+    GitOps::start(
+        ns,
+        &[
+            ("services.yaml", example("services.yaml")),
+            ("httproute.yaml", example("httproute.yaml")),
+            ("repository.yaml", yaml(&repository)),
+            ("rollout.yaml", yaml(&manifest)),
+            (
+                "analysis.yaml",
+                yaml(&super::analysis::error_rate_template(prometheus)),
+            ),
+        ],
+    )
+}
+
 /// Wait until the Git revert is recorded and the Rollout is Healthy on `stable` again.
 pub async fn wait_reverted_home(
     admin: &Client,
