@@ -183,6 +183,17 @@ impl GitReverter {
         if rollout.spec.git.is_none() {
             return;
         }
+        // The reconcile decided on its cache, which may predate the attempt
+        // that settled this canary a moment ago. When the live record cannot be
+        // read, go on: the attempt is idempotent (the trailer finds a revert).
+        let api: Api<Rollout> =
+            Api::namespaced(io.client.clone(), &rollout.namespace().unwrap_or_default());
+        if let Ok(current) = api.get(&rollout.name_any()).await {
+            let live = current.status.and_then(|s| s.git_revert);
+            if !policy::still_wanted(&record.canary_revision, live.as_ref()) {
+                return;
+            }
+        }
         record_state(io, rollout, &record).await;
         let result = async {
             let images = images.ok_or(AttemptError::ImagesUnknown)?;

@@ -250,6 +250,15 @@ pub fn still_open(
     live.filter(|r| r.canary_revision == seen.canary_revision && r.state.in_progress())
 }
 
+/// Whether a revert the reconcile asked for (from its cache) is still wanted
+/// once the live record is read: not when the live record already settled this
+/// canary (an attempt finished after the cache was read). Starting again would
+/// overwrite `Reverted` with `Reverting`, then `AlreadyReverted` (Sluice's own
+/// revert found on the branch), and tell of the revert a second time.
+pub fn still_wanted(canary: &str, live: Option<&GitRevertStatus>) -> bool {
+    !live.is_some_and(|r| r.canary_revision == canary && r.state.is_final())
+}
+
 /// Settle an unfinished record whose abort has ended from what the branch
 /// shows (see [`Wanted::Resolve`]).
 pub fn after_resolve(

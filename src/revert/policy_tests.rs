@@ -323,3 +323,36 @@ fn a_record_settled_since_the_reconcile_read_its_cache_is_not_settled_again() {
     };
     assert_eq!(still_open(&seen, Some(other)), None);
 }
+
+#[test]
+fn a_revert_asked_for_from_a_stale_cache_is_not_started_again_once_settled() {
+    let settled = |state| GitRevertStatus {
+        state,
+        ..reverting()
+    };
+    let canary = reverting().canary_revision;
+    // The attempt that finished after the reconcile read its cache settled it.
+    for state in [
+        RevertState::Reverted,
+        RevertState::AlreadyReverted,
+        RevertState::NotNeeded,
+        RevertState::Skipped,
+    ] {
+        assert!(!still_wanted(&canary, Some(&settled(state))), "{state:?}");
+    }
+    // A failed attempt is retried; one killed mid-way is finished (the trailer makes it safe).
+    for state in [
+        RevertState::Failed,
+        RevertState::Reverting,
+        RevertState::Pushing,
+    ] {
+        assert!(still_wanted(&canary, Some(&settled(state))), "{state:?}");
+    }
+    // Nothing recorded yet, or another canary's record: this canary's revert is wanted.
+    assert!(still_wanted(&canary, None));
+    let other = GitRevertStatus {
+        canary_revision: "other".into(),
+        ..settled(RevertState::Reverted)
+    };
+    assert!(still_wanted(&canary, Some(&other)));
+}

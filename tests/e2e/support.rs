@@ -341,22 +341,30 @@ pub async fn wait_reverted_home(
     stable: &str,
     limit: Duration,
 ) -> Rollout {
-    wait_for(limit, "revert synced and Rollout Healthy on stable", || {
-        let (admin, ns, stable) = (admin.clone(), ns.to_string(), stable.to_string());
-        async move {
-            let r = rollout(&admin, &ns, "web").await;
-            let s = r.status.clone()?;
+    let started = std::time::Instant::now();
+    loop {
+        let r = rollout(admin, ns, "web").await;
+        if let Some(s) = r.status.as_ref() {
             let reverted = s
                 .git_revert
                 .as_ref()
                 .is_some_and(|g| g.state == sluice::crd::RevertState::Reverted);
-            (reverted
+            if reverted
                 && s.phase == Some(RolloutPhase::Healthy)
-                && s.stable_revision.as_deref() == Some(stable.as_str()))
-            .then_some(r)
+                && s.stable_revision.as_deref() == Some(stable)
+            {
+                return r;
+            }
         }
-    })
-    .await
+        // On timeout, say what the Rollout looked like: which condition was missing.
+        assert!(
+            started.elapsed() < limit,
+            "timed out after {limit:?} waiting for the revert synced and Rollout Healthy on stable {stable}; \
+             last status: {}",
+            serde_json::to_string(&r.status).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// An admin client and a fresh namespace named after `prefix`, with the CRDs installed.
