@@ -314,8 +314,13 @@ async fn a_failing_post_promotion_analysis_switches_back_at_once_and_the_revert_
         "blue-green: switched back {} ms after the post-promotion verdict was observed",
         delay.as_millis()
     );
-    let aborted = rollout(&admin, &ns, "web").await;
-    let abort = aborted.status.and_then(|s| s.abort).expect("abort");
+    // The Service moves before the reconcile's status write lands: read the
+    // abort once it is recorded (it stays until the revert brings the Rollout home).
+    let abort = wait_for(Duration::from_secs(10), "the abort in status", || {
+        let (admin, ns) = (admin.clone(), ns.clone());
+        async move { rollout(&admin, &ns, "web").await.status?.abort }
+    })
+    .await;
     assert_eq!(abort.reason, "PostPromotionAnalysisFailed");
 
     // Sluice reverts the commit; the sync loop brings the Rollout home on the old image.
