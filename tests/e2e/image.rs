@@ -258,7 +258,7 @@ async fn the_image_run_as_its_pod_carries_a_canary_and_reverts_over_ssh_with_its
     )
     .await;
     assert!(
-        controller.try_wait().ok().flatten().is_none(),
+        controller.running(),
         "the controller is running: {}",
         log_tail()
     );
@@ -300,6 +300,4 @@ async fn the_image_run_as_its_pod_carries_a_canary_and_reverts_over_ssh_with_its
         uid_line.split_whitespace().nth(1) == Some(&uid.to_string()),
         "{uid_line}"
     );
-    let _ = controller.kill();
-    let _ = controller.wait();
 }

@@ -192,16 +192,19 @@ impl PodRoot {
         pod
     }
 
-    /// Start `command` inside the root as `uid:gid`, with exactly `env`.
+    /// Start `command` inside the root as `uid:gid`, with exactly `env`; it
+    /// is killed when the returned guard drops (before the root is unmounted,
+    /// when the guard is declared after the root: a running process keeps the
+    /// mounts busy).
     pub fn spawn(
         &self,
         user: &str,
         command: &[String],
         env: &[(String, String)],
         log: &Path,
-    ) -> Child {
+    ) -> PodProcess {
         let file = std::fs::File::create(log).expect("log file");
-        Command::new("chroot")
+        let child = Command::new("chroot")
             .arg(format!("--userspec={user}"))
             .arg(&self.root)
             .args(command)
@@ -211,7 +214,29 @@ impl PodRoot {
             .stdout(file.try_clone().expect("log"))
             .stderr(file)
             .spawn()
-            .expect("chroot into the image")
+            .expect("chroot into the image");
+        PodProcess(child)
+    }
+}
+
+/// A process started in a [`PodRoot`], killed on drop.
+pub struct PodProcess(Child);
+
+impl PodProcess {
+    pub fn id(&self) -> u32 {
+        self.0.id()
+    }
+
+    /// Whether it has not exited.
+    pub fn running(&mut self) -> bool {
+        self.0.try_wait().ok().flatten().is_none()
+    }
+}
+
+impl Drop for PodProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
