@@ -23,7 +23,7 @@ use tracing::warn;
 use super::Io;
 use super::git_source::{Prepared, prepare_request};
 use super::status_write::{GIT_MANAGER, apply_status};
-use crate::crd::{GitRevertStatus, Rollout, RolloutStatus};
+use crate::crd::{AbortStatus, GitRevertStatus, Rollout, RolloutStatus};
 use crate::engine::Observed;
 use crate::engine::revisions::index;
 use crate::revert::policy::{self, AttemptError, Notice};
@@ -110,9 +110,10 @@ impl GitReverter {
                     .map(|a| format!("{} ({})", a.message, a.reason))
                     .unwrap_or_else(|| "aborted".into());
                 let record = policy::starting(status, canary, attempts);
+                let abort = status.abort.clone();
                 let (this, io, rollout) = (self.clone(), io.clone(), rollout.clone());
                 tokio::spawn(async move {
-                    this.run(&io, &rollout, record, found, reason).await;
+                    this.run(&io, &rollout, record, found, reason, abort).await;
                     this.release(&key);
                 });
                 None
@@ -179,6 +180,7 @@ impl GitReverter {
         record: GitRevertStatus,
         images: Option<(String, String)>,
         reason: String,
+        abort: Option<AbortStatus>,
     ) {
         if rollout.spec.git.is_none() {
             return;
@@ -188,9 +190,9 @@ impl GitReverter {
         // read, go on: the attempt is idempotent (the trailer finds a revert).
         let api: Api<Rollout> =
             Api::namespaced(io.client.clone(), &rollout.namespace().unwrap_or_default());
-        if let Ok(current) = api.get(&rollout.name_any()).await {
+        if let (Some(abort), Ok(current)) = (&abort, api.get(&rollout.name_any()).await) {
             let live = current.status.and_then(|s| s.git_revert);
-            if !policy::still_wanted(&record.canary_revision, live.as_ref()) {
+            if !policy::still_wanted(abort, live.as_ref()) {
                 return;
             }
         }

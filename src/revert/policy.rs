@@ -11,7 +11,7 @@ use kube::ResourceExt;
 
 use super::RevertOutcome;
 use crate::crd::reasons::{self, git};
-use crate::crd::{GitRevertStatus, RevertState, Rollout, RolloutStatus};
+use crate::crd::{AbortStatus, GitRevertStatus, RevertState, Rollout, RolloutStatus};
 
 /// Annotation an operator's abort carries to ask for (`true`) or refuse (`false`) a revert.
 pub const ABORT_REVERT_ANNOTATION: &str = "sluice.dev/abort-revert";
@@ -53,15 +53,7 @@ pub fn wanted(rollout: &Rollout, status: &RolloutStatus, now: Timestamp) -> Want
         };
     };
     let canary = abort.revision.clone();
-    // A known-bad revision that came back to Git and was refused is reverted
-    // anew: the record of its earlier abort (older than the refusal) does not
-    // count. Only for refusals: a reconcile on a stale cache may plan any
-    // other abort again with a later time, and must not revert twice.
-    let refused = abort.reason == reasons::KNOWN_BAD_REVISION;
-    let record = status.git_revert.as_ref().filter(|r| {
-        r.canary_revision == canary
-            && (!refused || r.last_attempt.as_ref().is_none_or(|t| t.0 >= abort.at.0))
-    });
+    let record = status.git_revert.as_ref().filter(|r| record_of(r, abort));
     if let Some(record) = record {
         if record.state.is_final() {
             return Wanted::Nothing;
@@ -250,13 +242,29 @@ pub fn still_open(
     live.filter(|r| r.canary_revision == seen.canary_revision && r.state.in_progress())
 }
 
-/// Whether a revert the reconcile asked for (from its cache) is still wanted
-/// once the live record is read: not when the live record already settled this
-/// canary (an attempt finished after the cache was read). Starting again would
-/// overwrite `Reverted` with `Reverting`, then `AlreadyReverted` (Sluice's own
-/// revert found on the branch), and tell of the revert a second time.
-pub fn still_wanted(canary: &str, live: Option<&GitRevertStatus>) -> bool {
-    !live.is_some_and(|r| r.canary_revision == canary && r.state.is_final())
+/// Whether `record` is the revert record of `abort`: the same canary and, for
+/// a known-bad revision that came back to Git and was refused, made after
+/// that refusal (the record of its earlier abort does not count, so it is
+/// reverted anew). Only for refusals: a reconcile on a stale cache may plan
+/// any other abort again with a later time, and must not revert twice.
+fn record_of(record: &GitRevertStatus, abort: &AbortStatus) -> bool {
+    let refused = abort.reason == reasons::KNOWN_BAD_REVISION;
+    record.canary_revision == abort.revision
+        && (!refused
+            || record
+                .last_attempt
+                .as_ref()
+                .is_none_or(|t| t.0 >= abort.at.0))
+}
+
+/// Whether a revert the reconcile asked for (from its cache) for `abort` is
+/// still wanted once the live record is read: not when the live record
+/// already settled it (an attempt finished after the cache was read).
+/// Starting again would overwrite `Reverted` with `Reverting`, then
+/// `AlreadyReverted` (Sluice's own revert found on the branch), and tell of
+/// the revert a second time.
+pub fn still_wanted(abort: &AbortStatus, live: Option<&GitRevertStatus>) -> bool {
+    !live.is_some_and(|r| record_of(r, abort) && r.state.is_final())
 }
 
 /// Settle an unfinished record whose abort has ended from what the branch

@@ -1,7 +1,7 @@
 //! `revert::policy`: when to revert and what a result means for the record.
 
 use super::*;
-use crate::crd::{AbortStatus, GitSource};
+use crate::crd::GitSource;
 use crate::engine::testkit::rollout as test_rollout;
 
 fn aborted(reason: &str) -> (Rollout, RolloutStatus) {
@@ -326,11 +326,13 @@ fn a_record_settled_since_the_reconcile_read_its_cache_is_not_settled_again() {
 
 #[test]
 fn a_revert_asked_for_from_a_stale_cache_is_not_started_again_once_settled() {
+    let (_, status) = aborted(reasons::ANALYSIS_FAILED);
+    let abort = status.abort.expect("abort");
     let settled = |state| GitRevertStatus {
         state,
+        last_attempt: Some(Time(Timestamp::UNIX_EPOCH)),
         ..reverting()
     };
-    let canary = reverting().canary_revision;
     // The attempt that finished after the reconcile read its cache settled it.
     for state in [
         RevertState::Reverted,
@@ -338,7 +340,7 @@ fn a_revert_asked_for_from_a_stale_cache_is_not_started_again_once_settled() {
         RevertState::NotNeeded,
         RevertState::Skipped,
     ] {
-        assert!(!still_wanted(&canary, Some(&settled(state))), "{state:?}");
+        assert!(!still_wanted(&abort, Some(&settled(state))), "{state:?}");
     }
     // A failed attempt is retried; one killed mid-way is finished (the trailer makes it safe).
     for state in [
@@ -346,13 +348,31 @@ fn a_revert_asked_for_from_a_stale_cache_is_not_started_again_once_settled() {
         RevertState::Reverting,
         RevertState::Pushing,
     ] {
-        assert!(still_wanted(&canary, Some(&settled(state))), "{state:?}");
+        assert!(still_wanted(&abort, Some(&settled(state))), "{state:?}");
     }
     // Nothing recorded yet, or another canary's record: this canary's revert is wanted.
-    assert!(still_wanted(&canary, None));
+    assert!(still_wanted(&abort, None));
     let other = GitRevertStatus {
         canary_revision: "other".into(),
         ..settled(RevertState::Reverted)
     };
-    assert!(still_wanted(&canary, Some(&other)));
+    assert!(still_wanted(&abort, Some(&other)));
+    // A known-bad revision pushed again and refused: the record of its earlier
+    // abort is older than the refusal and does not count; it is reverted anew.
+    let (_, status) = aborted(reasons::KNOWN_BAD_REVISION);
+    let refusal = AbortStatus {
+        at: Time(Timestamp::UNIX_EPOCH + jiff::SignedDuration::from_secs(60)),
+        ..status.abort.expect("abort")
+    };
+    assert!(still_wanted(
+        &refusal,
+        Some(&settled(RevertState::Reverted))
+    ));
+    let after_refusal = GitRevertStatus {
+        last_attempt: Some(Time(
+            Timestamp::UNIX_EPOCH + jiff::SignedDuration::from_secs(61),
+        )),
+        ..settled(RevertState::Reverted)
+    };
+    assert!(!still_wanted(&refusal, Some(&after_refusal)));
 }
