@@ -3,10 +3,12 @@
 # generator), git (the GitOps repository), OpenSSH (Git over SSH), curl and
 # jq (the demo reads Prometheus with them), buildah and mmdebstrap (the
 # container image, scripts/image.sh: no base image can be pulled here, so
-# mmdebstrap makes local stand-ins for them and buildah builds the Containerfile).
+# mmdebstrap makes local stand-ins for them and buildah builds the Containerfile),
+# lua5.4 (the Argo CD health checks and actions run under a real Lua) and
+# prometheus-alertmanager (the Alertmanager alert target is tested against it).
 # Idempotent and non-interactive; services are not started.
 set -euo pipefail
-want=(prometheus git openssh-server openssh-client curl jq buildah mmdebstrap)
+want=(prometheus git openssh-server openssh-client curl jq buildah mmdebstrap lua5.4 prometheus-alertmanager)
 missing=()
 for pkg in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
