@@ -22,7 +22,7 @@ log() { echo "[image $(date +%H:%M:%S)] $*" >&2; }
 bh() { buildah --storage-driver vfs "$@"; }
 export BUILDAH_ISOLATION=chroot
 
-version="$(sed -n '/^\[package\]/,/^\[/s/^version = "\(.*\)"$/\1/p' Cargo.toml)"
+version="$(bash scripts/version.sh)"
 [[ -n $version ]] || { log "no version in Cargo.toml's [package]"; exit 1; }
 image="ghcr.io/sluice-dev/sluice:$version"
 rust_image="$(sed -n 's/^ARG RUST_IMAGE=//p' Containerfile)"

@@ -32,7 +32,7 @@ export BUILDAH_ISOLATION=chroot
 
 [[ $# -eq 1 ]] || { echo "usage: $0 VERSION" >&2; exit 2; }
 version="$1"
-cargo_version="$(sed -n '/^\[package\]/,/^\[/s/^version = "\(.*\)"$/\1/p' Cargo.toml)"
+cargo_version="$(bash scripts/version.sh)"
 if [[ $version != "$cargo_version" ]]; then
   log "refusing: VERSION $version is not Cargo.toml's version $cargo_version (set it there, in one place)"
   exit 1

@@ -35,7 +35,7 @@ export SLUICE_IMAGE
 echo "using $SLUICE_IMAGE"
 
 echo "== release artifacts (scripts/release.sh; checked by tests/release.rs)"
-version="$(sed -n '/^\[package\]/,/^\[/s/^version = "\(.*\)"$/\1/p' Cargo.toml)"
+version="$(bash scripts/version.sh)"
 SLUICE_RELEASE_DIR="$(bash scripts/release.sh "$version" | tail -n 1)"
 export SLUICE_RELEASE_DIR
 echo "using $SLUICE_RELEASE_DIR"
