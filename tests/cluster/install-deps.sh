@@ -8,7 +8,7 @@
 # prometheus-alertmanager (the Alertmanager alert target is tested against it).
 # Idempotent and non-interactive; services are not started.
 set -euo pipefail
-want=(prometheus git openssh-server openssh-client curl jq buildah mmdebstrap lua5.4 prometheus-alertmanager)
+want=(prometheus git openssh-server openssh-client curl jq buildah mmdebstrap lua5.4 lua5.1 prometheus-alertmanager)
 missing=()
 for pkg in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -1,0 +1,380 @@
+//! Argo CD's view of Sluice on the real control plane: the health scripts of
+//! `integrations/argocd/` run under the real Lua interpreters on the live
+//! Rollout and AnalysisRun at every phase a canary and a blue-green update
+//! pass through, and each action's output is applied to the API server as
+//! Argo CD applies it (a merge patch from the live object to the result),
+//! with the controller's reaction observed. kstatus's rules (what Flux reads)
+//! are checked on the same live objects.
+//!
+//! `SLUICE_WRITE_ARGOCD_FIXTURES=1` writes every captured object (without
+//! managedFields) into the upstream-shaped `testdata/` directories, with
+//! `health_test.yaml` and `actions/action_test.yaml` listing them; the fast
+//! test `tests/argocd.rs` replays them.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
+use kube::{Api, Client};
+use serde_json::{Value, json};
+use sluice::crd::{AnalysisPhase, AnalysisRun, Rollout, RolloutPhase};
+
+use super::argocd_lua::{self as lua, kstatus};
+use super::blue_green::rollout_doc;
+use super::harness::{ControllerProcess, apply_value, cluster, repo_root, wait_for};
+use super::support::*;
+
+const SETTLE: Duration = Duration::from_secs(90);
+
+/// Everything captured, to be written as fixtures at the end.
+#[derive(Default)]
+struct Book {
+    /// (kind, fixture name, object, Argo CD status, message).
+    health: Vec<(String, String, Value, String, String)>,
+    /// (fixture name, discovery output).
+    discovery: Vec<(String, Value)>,
+    /// (action, input fixture name, output fixture name, output).
+    actions: Vec<(String, String, String, Value)>,
+}
+
+impl Book {
+    /// Check Argo CD's and kstatus's view of `live` and record it as `name`.
+    fn capture(&mut self, kind: &str, name: &str, live: &Value, expected: &str) {
+        let obj = lua::fixture_of(live.clone());
+        let (status, message) = lua::health(kind, &obj);
+        assert_eq!(status, expected, "{kind} {name}: {message}\n{obj:#}");
+        let flux = kstatus(&obj);
+        let flux_expected = match (expected, obj.get("status").is_some()) {
+            // No status yet: no condition kstatus knows, so it assumes Current.
+            (_, false) => "Current",
+            ("Healthy", _) => "Current",
+            ("Degraded", _) => "Failed",
+            _ => "InProgress",
+        };
+        if kind == "Rollout" {
+            assert_eq!(flux, flux_expected, "kstatus of {name}");
+        }
+        eprintln!("argocd: {kind} {name}: {status} ({message}); kstatus {flux}");
+        self.health
+            .push((kind.into(), name.into(), obj.clone(), status, message));
+        if kind == "Rollout" {
+            let actions = lua::run(&lua::customizations().join("Rollout/actions/discovery.lua"), &obj);
+            self.discovery.push((name.into(), actions));
+        }
+    }
+
+    /// Write the fixtures and the two test lists, when asked to.
+    fn write(&self) {
+        if std::env::var("SLUICE_WRITE_ARGOCD_FIXTURES").as_deref() != Ok("1") {
+            return;
+        }
+        let root = lua::customizations();
+        for dir in ["Rollout/testdata", "AnalysisRun/testdata", "Rollout/actions/testdata"] {
+            let dir = root.join(dir);
+            if let Ok(entries) = std::fs::read_dir(&dir) {
+                for entry in entries.flatten() {
+                    if entry.path().extension().is_some_and(|e| e == "yaml") {
+                        std::fs::remove_file(entry.path()).expect("remove old fixture");
+                    }
+                }
+            }
+            std::fs::create_dir_all(&dir).expect("testdata dir");
+        }
+        let yaml = |value: &Value| serde_yaml_ng::to_string(value).expect("yaml");
+        let mut tests: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
+        for (kind, name, obj, status, message) in &self.health {
+            std::fs::write(root.join(kind).join(format!("testdata/{name}.yaml")), yaml(obj))
+                .expect("write fixture");
+            tests.entry(kind).or_default().push(json!({
+                "healthStatus": {"status": status, "message": message},
+                "inputPath": format!("testdata/{name}.yaml"),
+            }));
+        }
+        for (kind, list) in tests {
+            std::fs::write(root.join(kind).join("health_test.yaml"), yaml(&json!({"tests": list})))
+                .expect("write health_test.yaml");
+        }
+        let discovery: Vec<Value> = self
+            .discovery
+            .iter()
+            .map(|(name, actions)| {
+                let result: Vec<Value> = actions
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(action, a)| {
+                        let mut entry = json!({"name": action});
+                        if let (Some(e), Some(a)) = (entry.as_object_mut(), a.as_object()) {
+                            e.extend(a.clone());
+                        }
+                        entry
+                    })
+                    .collect();
+                json!({"inputPath": format!("../testdata/{name}.yaml"), "result": result})
+            })
+            .collect();
+        let mut action_tests = Vec::new();
+        for (action, input, output, obj) in &self.actions {
+            std::fs::write(root.join(format!("Rollout/actions/testdata/{output}.yaml")), yaml(obj))
+                .expect("write action output");
+            action_tests.push(json!({
+                "action": action,
+                "inputPath": format!("../testdata/{input}.yaml"),
+                "expectedOutputPath": format!("testdata/{output}.yaml"),
+            }));
+        }
+        std::fs::write(
+            root.join("Rollout/actions/action_test.yaml"),
+            yaml(&json!({"discoveryTests": discovery, "actionTests": action_tests})),
+        )
+        .expect("write action_test.yaml");
+    }
+}
+
+/// The live object as the API server returns it (no typed round trip).
+async fn live(client: &Client, ns: &str, kind: &str, name: &str) -> Value {
+    let resource = match kind {
+        "Rollout" => ApiResource::erase::<Rollout>(&()),
+        _ => ApiResource::erase::<AnalysisRun>(&()),
+    };
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &resource);
+    serde_json::to_value(api.get(name).await.expect("get live object")).expect("json")
+}
+
+/// Run `action` on the live Rollout `name` as Argo CD does: the script's
+/// result becomes a merge patch against the live object. The patch must
+/// touch only the control annotations; the result is recorded against the
+/// fixture `input` (captured just before).
+async fn run_action(book: &mut Book, client: &Client, ns: &str, name: &str, action: &str, input: &str) {
+    let obj = lua::fixture_of(live(client, ns, "Rollout", name).await);
+    let disabled = lua::discovery(&obj);
+    assert_eq!(disabled.get(action), Some(&false), "{action} is offered on {input}: {disabled:?}");
+    let result = lua::action(action, &obj);
+    let patch = lua::merge_patch(&obj, &result);
+    let touched: Vec<&String> = patch
+        .as_object()
+        .into_iter()
+        .flat_map(|m| m.keys())
+        .collect();
+    assert_eq!(touched, ["metadata"], "{action} changes only metadata: {patch}");
+    let annotations = patch["metadata"]["annotations"].as_object().cloned().unwrap_or_default();
+    assert!(
+        patch["metadata"].as_object().is_some_and(|m| m.len() == 1) && !annotations.is_empty(),
+        "{action} changes only annotations: {patch}"
+    );
+    assert!(
+        annotations.keys().all(|k| k.starts_with("sluice.dev/")),
+        "{action} changes only Sluice's control annotations: {patch}"
+    );
+    eprintln!("argocd: action {action} on {input}: merge patch {patch}");
+    Api::<Rollout>::namespaced(client.clone(), ns)
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("apply the action's result");
+    book.actions
+        .push((action.into(), input.into(), format!("{input}_{action}"), result));
+}
+
+/// Wait until the Rollout's current generation shows `phase` and `ok` holds.
+async fn wait_status(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    what: &str,
+    ok: impl Fn(&Rollout) -> bool,
+) -> Value {
+    wait_for(SETTLE, what, || {
+        let (client, ns) = (client.clone(), ns.to_string());
+        let ok = &ok;
+        async move {
+            let r = rollout(&client, &ns, name).await;
+            let status = r.status.as_ref()?;
+            (status.observed_generation == r.metadata.generation && ok(&r)).then_some(())
+        }
+    })
+    .await;
+    live(client, ns, "Rollout", name).await
+}
+
+fn phase_is(r: &Rollout, phase: RolloutPhase) -> bool {
+    r.status.as_ref().and_then(|s| s.phase) == Some(phase)
+}
+
+fn step(r: &Rollout) -> i32 {
+    r.status.as_ref().and_then(|s| s.current_step_index).unwrap_or(-1)
+}
+
+fn pause_reason<'a>(r: &'a Rollout) -> &'a str {
+    r.status.as_ref().and_then(|s| s.pause_reason.as_deref()).unwrap_or("")
+}
+
+/// An AnalysisTemplate on the stack's Prometheus: `query` judged by `result < 1`.
+fn template(name: &str, prometheus: &str, query: &str) -> Value {
+    json!({
+        "apiVersion": "sluice.dev/v1alpha1",
+        "kind": "AnalysisTemplate",
+        "metadata": {"name": name},
+        "spec": {"metrics": [{
+            "name": name,
+            "interval": "2s",
+            "initialDelay": "3s",
+            "count": 1,
+            "provider": {"prometheus": {"address": prometheus, "query": query}},
+            "successCondition": "result < 1"
+        }]}
+    })
+}
+
+/// A canary without a router (2 replicas) through every phase, driven only by
+/// Argo CD actions.
+fn canary_doc() -> Value {
+    let text = std::fs::read_to_string(repo_root().join("examples/replica-ratio/rollout.yaml"))
+        .expect("example");
+    let mut doc: Value = serde_yaml_ng::from_str(&text).expect("yaml");
+    doc["spec"]["replicas"] = json!(2);
+    let canary = &mut doc["spec"]["strategy"]["canary"];
+    canary["scaleDownDelaySeconds"] = json!(2);
+    canary["abortScaleDownDelaySeconds"] = json!(2);
+    canary["steps"] = json!([
+        {"setWeight": 50},
+        {"pause": {}},
+        {"pause": {"duration": "1h"}},
+        {"analysis": {"templates": [{"templateName": "no-data"}]}},
+        {"setWeight": 100}
+    ]);
+    doc
+}
+
+async fn canary_phases(book: &mut Book, client: &Client, ns: &str, controller: &ControllerProcess) {
+    let name = "api";
+    let r = wait_status(client, ns, name, "api Healthy", |r| phase_is(r, RolloutPhase::Healthy)).await;
+    book.capture("Rollout", "healthy_stable", &r, "Healthy");
+
+    set_image(client, ns, name, "registry.example.com/api:2.5.0").await;
+    let r = wait_status(client, ns, name, "api paused at step 2", |r| pause_reason(r) == "PauseStep").await;
+    book.capture("Rollout", "suspended_pauseStep", &r, "Suspended");
+    run_action(book, client, ns, name, "promote", "suspended_pauseStep").await;
+
+    let r = wait_status(client, ns, name, "api in the timed pause", |r| {
+        step(r) == 2 && phase_is(r, RolloutPhase::Progressing)
+    })
+    .await;
+    book.capture("Rollout", "progressing_timedPause", &r, "Progressing");
+    run_action(book, client, ns, name, "pause", "progressing_timedPause").await;
+    let r = wait_status(client, ns, name, "api held by the operator", |r| pause_reason(r) == "PausedByUser").await;
+    book.capture("Rollout", "suspended_pausedByUser", &r, "Suspended");
+    run_action(book, client, ns, name, "resume", "suspended_pausedByUser").await;
+    let r = wait_status(client, ns, name, "api resumed", |r| {
+        step(r) == 2 && phase_is(r, RolloutPhase::Progressing)
+    })
+    .await;
+    book.capture("Rollout", "progressing_resumed", &r, "Progressing");
+    run_action(book, client, ns, name, "promote", "progressing_resumed").await;
+
+    // The analysis step: a query with no data cannot tell.
+    let run_name = wait_for(SETTLE, "the step's AnalysisRun", || async move {
+        let r = rollout(client, ns, name).await;
+        let current = r.status?.current_analysis?;
+        Some(current.name)
+    })
+    .await;
+    let run = live(client, ns, "AnalysisRun", &run_name).await;
+    if run["status"]["phase"].as_str().is_none_or(|p| p == "Pending" || p == "Running") {
+        book.capture("AnalysisRun", "progressing_running", &run, "Progressing");
+    }
+    let r = wait_status(client, ns, name, "api held on an inconclusive analysis", |r| {
+        pause_reason(r) == "AnalysisInconclusive"
+    })
+    .await;
+    book.capture("Rollout", "suspended_analysisInconclusive", &r, "Suspended");
+    let run = live(client, ns, "AnalysisRun", &run_name).await;
+    assert_eq!(run["status"]["phase"], AnalysisPhase::Inconclusive.as_str());
+    book.capture("AnalysisRun", "suspended_inconclusive", &run, "Suspended");
+
+    run_action(book, client, ns, name, "abort", "suspended_analysisInconclusive").await;
+    let r = wait_status(client, ns, name, "api aborted", |r| phase_is(r, RolloutPhase::Aborted)).await;
+    book.capture("Rollout", "degraded_abortedByUser", &r, "Degraded");
+    let aborted = rollout(client, ns, name).await;
+    let abort = aborted.status.as_ref().and_then(|s| s.abort.clone()).expect("abort record");
+    assert_eq!(abort.reason, "AbortedByUser", "{}", controller.log_tail());
+
+    run_action(book, client, ns, name, "retry", "degraded_abortedByUser").await;
+    let r = wait_status(client, ns, name, "api retried, at the pause step again", |r| {
+        pause_reason(r) == "PauseStep" && r.status.as_ref().is_some_and(|s| s.abort.is_none() && s.attempt >= 2)
+    })
+    .await;
+    book.capture("Rollout", "suspended_retriedPauseStep", &r, "Suspended");
+    run_action(book, client, ns, name, "promote-full", "suspended_retriedPauseStep").await;
+    let r = wait_status(client, ns, name, "api promoted in full", |r| phase_is(r, RolloutPhase::Healthy)).await;
+    book.capture("Rollout", "healthy_promotedFull", &r, "Healthy");
+    let promoted = rollout(client, ns, name).await;
+    let stable_images = promoted.status.map(|s| s.stable_images).unwrap_or_default();
+    assert_eq!(stable_images, ["registry.example.com/api:2.5.0"]);
+}
+
+async fn blue_green_phases(book: &mut Book, client: &Client, ns: &str) {
+    let name = "web";
+    wait_status(client, ns, name, "web Healthy", |r| phase_is(r, RolloutPhase::Healthy)).await;
+    let old = rollout(client, ns, name).await.status.and_then(|s| s.stable_revision);
+    set_image(client, ns, name, "registry.example.com/web:1.0.1").await;
+    let r = wait_status(client, ns, name, "web waiting for promotion", |r| {
+        pause_reason(r) == "AwaitingPromotion"
+    })
+    .await;
+    book.capture("Rollout", "suspended_blueGreenAwaitingPromotion", &r, "Suspended");
+    let pre = rollout(client, ns, name)
+        .await
+        .status
+        .and_then(|s| s.blue_green)
+        .and_then(|b| b.pre_promotion_analysis)
+        .expect("pre-promotion run");
+    let run = live(client, ns, "AnalysisRun", &pre.name).await;
+    book.capture("AnalysisRun", "healthy_successful", &run, "Healthy");
+    run_action(book, client, ns, name, "promote", "suspended_blueGreenAwaitingPromotion").await;
+    let r = wait_status(client, ns, name, "web switched and Healthy", |r| {
+        phase_is(r, RolloutPhase::Healthy) && r.status.as_ref().and_then(|s| s.stable_revision.clone()) != old
+    })
+    .await;
+    book.capture("Rollout", "healthy_blueGreenPromoted", &r, "Healthy");
+}
+
+#[tokio::test]
+async fn argo_cd_health_and_actions_follow_the_live_rollout_through_every_phase() {
+    let (admin, ns, kubeconfig) = setup("argocd").await;
+    let prometheus = cluster().info.prometheus.clone().expect("prometheus");
+    apply_value(&admin, &ns, template("no-data", &prometheus, "sluice_argocd_no_such_series")).await;
+    apply_value(&admin, &ns, template("passes", &prometheus, "vector(0)")).await;
+    apply_example(&admin, &ns, "replica-ratio/services.yaml", |_| {}).await;
+    for file in ["services.yaml", "httproute.yaml"] {
+        apply_example(&admin, &ns, &format!("blue-green/{file}"), |_| {}).await;
+    }
+    let mut blue_green = rollout_doc(json!("passes"), json!(null));
+    blue_green["spec"]["replicas"] = json!(2);
+    blue_green["spec"]["strategy"]["blueGreen"]["previewReplicaCount"] = json!(1);
+    blue_green["spec"]["strategy"]["blueGreen"]["autoPromotionEnabled"] = json!(false);
+    apply_value(&admin, &ns, blue_green).await;
+    apply_value(&admin, &ns, canary_doc()).await;
+
+    // Before any controller saw it: no status at all.
+    let mut book = Book::default();
+    let unseen = live(&admin, &ns, "Rollout", "api").await;
+    book.capture("Rollout", "progressing_noStatus", &unseen, "Progressing");
+
+    let mut controller = ControllerProcess::start(&kubeconfig, &ns, "argocd", &["--no-leader-election"]);
+    let mut bg_book = Book::default();
+    let ((), ()) = tokio::join!(
+        canary_phases(&mut book, &admin, &ns, &controller),
+        blue_green_phases(&mut bg_book, &admin, &ns)
+    );
+    book.health.extend(bg_book.health);
+    book.discovery.extend(bg_book.discovery);
+    book.actions.extend(bg_book.actions);
+
+    // A spec change no controller has seen yet: the status is about an older generation.
+    controller.kill();
+    set_image(&admin, &ns, "api", "registry.example.com/api:2.6.0").await;
+    let stale = live(&admin, &ns, "Rollout", "api").await;
+    assert_ne!(stale["status"]["observedGeneration"], stale["metadata"]["generation"]);
+    book.capture("Rollout", "progressing_generationNotObserved", &stale, "Progressing");
+    book.write();
+}
