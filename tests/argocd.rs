@@ -19,8 +19,7 @@ use sluice::cli::rollout::{Verb, nothing_to_do};
 use sluice::crd::RolloutStatus;
 
 fn read_yaml(path: &Path) -> Value {
-    let text = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -52,13 +51,21 @@ fn every_captured_object_has_the_health_listed_for_it() {
         let dir = lua::customizations().join(kind);
         let list = read_yaml(&dir.join("health_test.yaml"));
         let tests = list["tests"].as_array().cloned().unwrap_or_default();
-        assert!(tests.len() >= least, "{kind}: {} fixtures listed", tests.len());
+        assert!(
+            tests.len() >= least,
+            "{kind}: {} fixtures listed",
+            tests.len()
+        );
         let listed: BTreeSet<String> = tests
             .iter()
             .filter_map(|t| t["inputPath"].as_str())
             .map(|p| p.trim_start_matches("testdata/").to_string())
             .collect();
-        assert_eq!(listed, fixtures(&dir.join("testdata")), "{kind}: every fixture is listed once");
+        assert_eq!(
+            listed,
+            fixtures(&dir.join("testdata")),
+            "{kind}: every fixture is listed once"
+        );
         let mut seen = BTreeSet::new();
         for test in &tests {
             let path = dir.join(test["inputPath"].as_str().unwrap_or_default());
@@ -70,9 +77,19 @@ fn every_captured_object_has_the_health_listed_for_it() {
             );
             let (status, message) = lua::health(kind, &obj);
             assert_eq!(status, test["healthStatus"]["status"], "{}", path.display());
-            assert_eq!(message, test["healthStatus"]["message"], "{}", path.display());
+            assert_eq!(
+                message,
+                test["healthStatus"]["message"],
+                "{}",
+                path.display()
+            );
             if kind == "Rollout" {
-                assert_eq!(lua::kstatus(&obj), flux_reading(&status, &obj), "kstatus of {}", path.display());
+                assert_eq!(
+                    lua::kstatus(&obj),
+                    flux_reading(&status, &obj),
+                    "kstatus of {}",
+                    path.display()
+                );
             }
             seen.insert(status);
         }
@@ -89,7 +106,10 @@ fn every_captured_object_has_the_health_listed_for_it() {
 fn discovery_and_actions_give_what_action_test_yaml_lists() {
     let dir = lua::customizations().join("Rollout/actions");
     let list = read_yaml(&dir.join("action_test.yaml"));
-    let discovery = list["discoveryTests"].as_array().cloned().unwrap_or_default();
+    let discovery = list["discoveryTests"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     assert!(!discovery.is_empty());
     for test in &discovery {
         let obj = read_yaml(&dir.join(test["inputPath"].as_str().unwrap_or_default()));
@@ -99,22 +119,37 @@ fn discovery_and_actions_give_what_action_test_yaml_lists() {
         for entry in expected {
             let name = entry["name"].as_str().unwrap_or_default();
             let got = &actions[name];
-            assert_eq!(got["disabled"], entry["disabled"], "{name} on {}", test["inputPath"]);
-            assert_eq!(got["iconClass"], entry["iconClass"], "{name} on {}", test["inputPath"]);
+            assert_eq!(
+                got["disabled"], entry["disabled"],
+                "{name} on {}",
+                test["inputPath"]
+            );
+            assert_eq!(
+                got["iconClass"], entry["iconClass"],
+                "{name} on {}",
+                test["inputPath"]
+            );
         }
     }
     let tests = list["actionTests"].as_array().cloned().unwrap_or_default();
     let covered: BTreeSet<&str> = tests.iter().filter_map(|t| t["action"].as_str()).collect();
-    assert_eq!(covered, lua::ACTIONS.into(), "every action has a test on a live object");
+    assert_eq!(
+        covered,
+        lua::ACTIONS.into(),
+        "every action has a test on a live object"
+    );
     for test in &tests {
         let action = test["action"].as_str().unwrap_or_default();
         let input = read_yaml(&dir.join(test["inputPath"].as_str().unwrap_or_default()));
-        let expected = read_yaml(&dir.join(test["expectedOutputPath"].as_str().unwrap_or_default()));
+        let expected =
+            read_yaml(&dir.join(test["expectedOutputPath"].as_str().unwrap_or_default()));
         let output = lua::action(action, &input);
         assert_eq!(output, expected, "{action} on {}", test["inputPath"]);
         // What changed, said independently of the recorded output.
         let patch = lua::merge_patch(&input, &output);
-        let rv = input["metadata"]["resourceVersion"].as_str().unwrap_or_default();
+        let rv = input["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap_or_default();
         let token = Value::from(format!("argocd-{rv}"));
         let want = match action {
             "pause" => serde_json::json!({"sluice.dev/paused": "true"}),
@@ -144,13 +179,21 @@ fn discovery_offers_exactly_what_the_cli_would_act_on() {
             match kind {
                 "promote" => Verb::Promote { name, full: false },
                 "promote-full" => Verb::Promote { name, full: true },
-                "abort" => Verb::Abort { name, revert: false, no_revert: false },
+                "abort" => Verb::Abort {
+                    name,
+                    revert: false,
+                    no_revert: false,
+                },
                 _ => Verb::Retry { name },
             }
         };
         for action in ["promote", "promote-full", "abort", "retry"] {
             let cli_refuses = nothing_to_do(&verb(action), status.as_ref()).is_some();
-            assert_eq!(disabled.get(action), Some(&cli_refuses), "{action} on {name}");
+            assert_eq!(
+                disabled.get(action),
+                Some(&cli_refuses),
+                "{action} on {name}"
+            );
         }
         let paused = obj["metadata"]["annotations"]["sluice.dev/paused"] == "true";
         assert_eq!(disabled.get("resume"), Some(&!paused), "resume on {name}");
@@ -184,7 +227,9 @@ fn render_argocd_cm() -> String {
          apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: argocd-cm\n  namespace: argocd # where Argo CD runs\ndata:\n",
     );
     for kind in ["Rollout", "AnalysisRun"] {
-        out.push_str(&format!("  resource.customizations.health.sluice.dev_{kind}: |\n"));
+        out.push_str(&format!(
+            "  resource.customizations.health.sluice.dev_{kind}: |\n"
+        ));
         out.push_str(&literal(&lua_file(&format!("{kind}/health.lua")), 4));
     }
     out.push_str("  resource.customizations.actions.sluice.dev_Rollout: |\n    discovery.lua: |\n");
@@ -192,7 +237,10 @@ fn render_argocd_cm() -> String {
     out.push_str("    definitions:\n");
     for action in lua::ACTIONS {
         out.push_str(&format!("      - name: {action}\n        action.lua: |\n"));
-        out.push_str(&literal(&lua_file(&format!("Rollout/actions/{action}/action.lua")), 10));
+        out.push_str(&literal(
+            &lua_file(&format!("Rollout/actions/{action}/action.lua")),
+            10,
+        ));
     }
     out
 }
@@ -205,19 +253,39 @@ fn argocd_dir() -> PathBuf {
 fn assert_data_is_the_lua_files(data: &Value, origin: &str) {
     for kind in ["Rollout", "AnalysisRun"] {
         let key = format!("resource.customizations.health.sluice.dev_{kind}");
-        assert_eq!(data[&key], lua_file(&format!("{kind}/health.lua")), "{origin}: {key}");
+        assert_eq!(
+            data[&key],
+            lua_file(&format!("{kind}/health.lua")),
+            "{origin}: {key}"
+        );
     }
     let actions: Value = serde_yaml_ng::from_str(
-        data["resource.customizations.actions.sluice.dev_Rollout"].as_str().unwrap_or_default(),
+        data["resource.customizations.actions.sluice.dev_Rollout"]
+            .as_str()
+            .unwrap_or_default(),
     )
     .expect("the actions value is YAML");
-    assert_eq!(actions["discovery.lua"], lua_file("Rollout/actions/discovery.lua"), "{origin}");
-    let definitions = actions["definitions"].as_array().cloned().unwrap_or_default();
-    let names: Vec<&str> = definitions.iter().filter_map(|d| d["name"].as_str()).collect();
+    assert_eq!(
+        actions["discovery.lua"],
+        lua_file("Rollout/actions/discovery.lua"),
+        "{origin}"
+    );
+    let definitions = actions["definitions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let names: Vec<&str> = definitions
+        .iter()
+        .filter_map(|d| d["name"].as_str())
+        .collect();
     assert_eq!(names, lua::ACTIONS, "{origin}");
     for d in &definitions {
         let name = d["name"].as_str().unwrap_or_default();
-        assert_eq!(d["action.lua"], lua_file(&format!("Rollout/actions/{name}/action.lua")), "{origin}: {name}");
+        assert_eq!(
+            d["action.lua"],
+            lua_file(&format!("Rollout/actions/{name}/action.lua")),
+            "{origin}: {name}"
+        );
     }
 }
 
@@ -240,17 +308,16 @@ fn argocd_cm_is_the_lua_files_byte_for_byte() {
 
 /// A kubectl with kustomize built in: the test stack's, else the one on PATH.
 fn kubectl() -> Option<PathBuf> {
-    let cached = std::env::var_os("SLUICE_CLUSTER_CACHE").map(|c| PathBuf::from(c).join("bin/kubectl"));
-    cached
-        .filter(|p| p.exists())
-        .or_else(|| {
-            Command::new("kubectl")
-                .args(["version", "--client"])
-                .output()
-                .ok()
-                .filter(|o| o.status.success())
-                .map(|_| PathBuf::from("kubectl"))
-        })
+    let cached =
+        std::env::var_os("SLUICE_CLUSTER_CACHE").map(|c| PathBuf::from(c).join("bin/kubectl"));
+    cached.filter(|p| p.exists()).or_else(|| {
+        Command::new("kubectl")
+            .args(["version", "--client"])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|_| PathBuf::from("kubectl"))
+    })
 }
 
 #[test]
@@ -265,7 +332,11 @@ fn the_kustomize_patch_adds_the_scripts_and_keeps_existing_settings() {
     assert_eq!(shipped["patches"][0]["path"], "argocd-cm.yaml");
     let dir = std::env::temp_dir().join(format!("sluice-argocd-kustomize-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    std::fs::copy(argocd_dir().join("argocd-cm.yaml"), dir.join("argocd-cm.yaml")).expect("copy patch");
+    std::fs::copy(
+        argocd_dir().join("argocd-cm.yaml"),
+        dir.join("argocd-cm.yaml"),
+    )
+    .expect("copy patch");
     std::fs::write(
         dir.join("base.yaml"),
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: argocd-cm\n  namespace: argocd\ndata:\n  url: https://argocd.example.com\n",
@@ -276,9 +347,17 @@ fn the_kustomize_patch_adds_the_scripts_and_keeps_existing_settings() {
         "resources: [base.yaml]\npatches:\n  - path: argocd-cm.yaml\n",
     )
     .expect("kustomization");
-    let out = Command::new(&kubectl).arg("kustomize").arg(&dir).output().expect("run kubectl kustomize");
+    let out = Command::new(&kubectl)
+        .arg("kustomize")
+        .arg(&dir)
+        .output()
+        .expect("run kubectl kustomize");
     let _ = std::fs::remove_dir_all(&dir);
-    assert!(out.status.success(), "kubectl kustomize: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "kubectl kustomize: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let built: Value = serde_yaml_ng::from_slice(&out.stdout).expect("kustomize output");
     assert_eq!(built["data"]["url"], "https://argocd.example.com");
     assert_eq!(built["metadata"]["namespace"], "argocd");
@@ -288,7 +367,10 @@ fn the_kustomize_patch_adds_the_scripts_and_keeps_existing_settings() {
 #[test]
 fn the_scripts_stay_within_lua_5_1() {
     // gopher-lua is Lua 5.1: no integer division, bit operators or goto.
-    let mut scripts = vec![lua::health_script("Rollout"), lua::health_script("AnalysisRun")];
+    let mut scripts = vec![
+        lua::health_script("Rollout"),
+        lua::health_script("AnalysisRun"),
+    ];
     scripts.push(lua::customizations().join("Rollout/actions/discovery.lua"));
     scripts.extend(lua::ACTIONS.map(lua::action_script));
     for script in scripts {
@@ -296,11 +378,20 @@ fn the_scripts_stay_within_lua_5_1() {
         for line in text.lines() {
             let code = line.split("--").next().unwrap_or_default();
             for banned in ["//", "goto ", "<<", ">>", " & ", " | ", "::"] {
-                assert!(!code.contains(banned), "{}: `{banned}` in {line}", script.display());
+                assert!(
+                    !code.contains(banned),
+                    "{}: `{banned}` in {line}",
+                    script.display()
+                );
             }
         }
         if let Ok(out) = Command::new("luac5.1").arg("-p").arg(&script).output() {
-            assert!(out.status.success(), "luac5.1 -p {}: {}", script.display(), String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "luac5.1 -p {}: {}",
+                script.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
     }
 }

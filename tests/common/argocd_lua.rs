@@ -21,7 +21,8 @@ use serde_json::{Map, Value};
 
 /// The upstream-shaped directory `resource_customizations/sluice.dev`.
 pub fn customizations() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("integrations/argocd/resource_customizations/sluice.dev")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("integrations/argocd/resource_customizations/sluice.dev")
 }
 
 /// `health.lua` of `kind` (`Rollout` or `AnalysisRun`).
@@ -30,11 +31,21 @@ pub fn health_script(kind: &str) -> PathBuf {
 }
 
 /// The action scripts, in the order the README lists them.
-pub const ACTIONS: [&str; 6] = ["promote", "promote-full", "abort", "retry", "pause", "resume"];
+pub const ACTIONS: [&str; 6] = [
+    "promote",
+    "promote-full",
+    "abort",
+    "retry",
+    "pause",
+    "resume",
+];
 
 /// `actions/<name>/action.lua` of the Rollout.
 pub fn action_script(name: &str) -> PathBuf {
-    customizations().join("Rollout/actions").join(name).join("action.lua")
+    customizations()
+        .join("Rollout/actions")
+        .join(name)
+        .join("action.lua")
 }
 
 /// Interpreters to run every script under: lua5.4 always, lua5.1 when present.
@@ -196,10 +207,11 @@ pub fn run(script: &Path, obj: &Value) -> Value {
     let program = program(script, obj);
     let mut first: Option<(String, Value)> = None;
     for interpreter in interpreters() {
-        let out = run_with(interpreter, &program)
-            .unwrap_or_else(|e| panic!("{}: {e}", script.display()));
-        let value: Value = serde_json::from_str(&out)
-            .unwrap_or_else(|e| panic!("{interpreter} {}: not JSON ({e}): {out}", script.display()));
+        let out =
+            run_with(interpreter, &program).unwrap_or_else(|e| panic!("{}: {e}", script.display()));
+        let value: Value = serde_json::from_str(&out).unwrap_or_else(|e| {
+            panic!("{interpreter} {}: not JSON ({e}): {out}", script.display())
+        });
         match &first {
             None => first = Some((interpreter.to_string(), value)),
             Some((name, seen)) => assert_eq!(
@@ -252,7 +264,10 @@ pub fn kstatus(obj: &Value) -> &'static str {
             return "InProgress";
         }
     }
-    let conditions = obj["status"]["conditions"].as_array().cloned().unwrap_or_default();
+    let conditions = obj["status"]["conditions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let is = |kind: &str, status: &str| {
         conditions
             .iter()

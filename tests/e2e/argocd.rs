@@ -58,7 +58,10 @@ impl Book {
         self.health
             .push((kind.into(), name.into(), obj.clone(), status, message));
         if kind == "Rollout" {
-            let actions = lua::run(&lua::customizations().join("Rollout/actions/discovery.lua"), &obj);
+            let actions = lua::run(
+                &lua::customizations().join("Rollout/actions/discovery.lua"),
+                &obj,
+            );
             self.discovery.push((name.into(), actions));
         }
     }
@@ -69,7 +72,11 @@ impl Book {
             return;
         }
         let root = lua::customizations();
-        for dir in ["Rollout/testdata", "AnalysisRun/testdata", "Rollout/actions/testdata"] {
+        for dir in [
+            "Rollout/testdata",
+            "AnalysisRun/testdata",
+            "Rollout/actions/testdata",
+        ] {
             let dir = root.join(dir);
             if let Ok(entries) = std::fs::read_dir(&dir) {
                 for entry in entries.flatten() {
@@ -83,16 +90,22 @@ impl Book {
         let yaml = |value: &Value| serde_yaml_ng::to_string(value).expect("yaml");
         let mut tests: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
         for (kind, name, obj, status, message) in &self.health {
-            std::fs::write(root.join(kind).join(format!("testdata/{name}.yaml")), yaml(obj))
-                .expect("write fixture");
+            std::fs::write(
+                root.join(kind).join(format!("testdata/{name}.yaml")),
+                yaml(obj),
+            )
+            .expect("write fixture");
             tests.entry(kind).or_default().push(json!({
                 "healthStatus": {"status": status, "message": message},
                 "inputPath": format!("testdata/{name}.yaml"),
             }));
         }
         for (kind, list) in tests {
-            std::fs::write(root.join(kind).join("health_test.yaml"), yaml(&json!({"tests": list})))
-                .expect("write health_test.yaml");
+            std::fs::write(
+                root.join(kind).join("health_test.yaml"),
+                yaml(&json!({"tests": list})),
+            )
+            .expect("write health_test.yaml");
         }
         let discovery: Vec<Value> = self
             .discovery
@@ -115,8 +128,11 @@ impl Book {
             .collect();
         let mut action_tests = Vec::new();
         for (action, input, output, obj) in &self.actions {
-            std::fs::write(root.join(format!("Rollout/actions/testdata/{output}.yaml")), yaml(obj))
-                .expect("write action output");
+            std::fs::write(
+                root.join(format!("Rollout/actions/testdata/{output}.yaml")),
+                yaml(obj),
+            )
+            .expect("write action output");
             action_tests.push(json!({
                 "action": action,
                 "inputPath": format!("../testdata/{input}.yaml"),
@@ -142,13 +158,30 @@ async fn live(client: &Client, ns: &str, kind: &str, name: &str) -> Value {
 }
 
 /// Run `action` on the live Rollout `name` as Argo CD does: the script's
-/// result becomes a merge patch against the live object. The patch must
+/// result becomes a merge patch against the object. The patch must
 /// touch only the control annotations; the result is recorded against the
 /// fixture `input` (captured just before).
-async fn run_action(book: &mut Book, client: &Client, ns: &str, name: &str, action: &str, input: &str) {
-    let obj = lua::fixture_of(live(client, ns, "Rollout", name).await);
+async fn run_action(
+    book: &mut Book,
+    client: &Client,
+    ns: &str,
+    name: &str,
+    action: &str,
+    input: &str,
+) {
+    // The object as captured: Argo CD too acts on its cached copy of the live object.
+    let obj = book
+        .health
+        .iter()
+        .find(|(_, fixture, ..)| fixture == input)
+        .map(|(_, _, obj, ..)| obj.clone())
+        .expect("the input was captured");
     let disabled = lua::discovery(&obj);
-    assert_eq!(disabled.get(action), Some(&false), "{action} is offered on {input}: {disabled:?}");
+    assert_eq!(
+        disabled.get(action),
+        Some(&false),
+        "{action} is offered on {input}: {disabled:?}"
+    );
     let result = lua::action(action, &obj);
     let patch = lua::merge_patch(&obj, &result);
     let touched: Vec<&String> = patch
@@ -156,8 +189,15 @@ async fn run_action(book: &mut Book, client: &Client, ns: &str, name: &str, acti
         .into_iter()
         .flat_map(|m| m.keys())
         .collect();
-    assert_eq!(touched, ["metadata"], "{action} changes only metadata: {patch}");
-    let annotations = patch["metadata"]["annotations"].as_object().cloned().unwrap_or_default();
+    assert_eq!(
+        touched,
+        ["metadata"],
+        "{action} changes only metadata: {patch}"
+    );
+    let annotations = patch["metadata"]["annotations"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
     assert!(
         patch["metadata"].as_object().is_some_and(|m| m.len() == 1) && !annotations.is_empty(),
         "{action} changes only annotations: {patch}"
@@ -171,8 +211,12 @@ async fn run_action(book: &mut Book, client: &Client, ns: &str, name: &str, acti
         .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .expect("apply the action's result");
-    book.actions
-        .push((action.into(), input.into(), format!("{input}_{action}"), result));
+    book.actions.push((
+        action.into(),
+        input.into(),
+        format!("{input}_{action}"),
+        result,
+    ));
 }
 
 /// Wait until the Rollout's current generation shows `phase` and `ok` holds.
@@ -201,11 +245,17 @@ fn phase_is(r: &Rollout, phase: RolloutPhase) -> bool {
 }
 
 fn step(r: &Rollout) -> i32 {
-    r.status.as_ref().and_then(|s| s.current_step_index).unwrap_or(-1)
+    r.status
+        .as_ref()
+        .and_then(|s| s.current_step_index)
+        .unwrap_or(-1)
 }
 
 fn pause_reason<'a>(r: &'a Rollout) -> &'a str {
-    r.status.as_ref().and_then(|s| s.pause_reason.as_deref()).unwrap_or("")
+    r.status
+        .as_ref()
+        .and_then(|s| s.pause_reason.as_deref())
+        .unwrap_or("")
 }
 
 /// An AnalysisTemplate on the stack's Prometheus: `query` judged by `result < 1`.
@@ -223,6 +273,13 @@ fn template(name: &str, prometheus: &str, query: &str) -> Value {
             "successCondition": "result < 1"
         }]}
     })
+}
+
+/// A template whose Prometheus never answers: every measurement is an error.
+fn unreachable_template() -> Value {
+    let mut doc = template("unreachable", "http://127.0.0.1:9", "vector(0)");
+    doc["spec"]["metrics"][0]["consecutiveErrorLimit"] = json!(0);
+    doc
 }
 
 /// A canary without a router (2 replicas) through every phase, driven only by
@@ -247,11 +304,17 @@ fn canary_doc() -> Value {
 
 async fn canary_phases(book: &mut Book, client: &Client, ns: &str, controller: &ControllerProcess) {
     let name = "api";
-    let r = wait_status(client, ns, name, "api Healthy", |r| phase_is(r, RolloutPhase::Healthy)).await;
+    let r = wait_status(client, ns, name, "api Healthy", |r| {
+        phase_is(r, RolloutPhase::Healthy)
+    })
+    .await;
     book.capture("Rollout", "healthy_stable", &r, "Healthy");
 
     set_image(client, ns, name, "registry.example.com/api:2.5.0").await;
-    let r = wait_status(client, ns, name, "api paused at step 2", |r| pause_reason(r) == "PauseStep").await;
+    let r = wait_status(client, ns, name, "api paused at step 2", |r| {
+        pause_reason(r) == "PauseStep"
+    })
+    .await;
     book.capture("Rollout", "suspended_pauseStep", &r, "Suspended");
     run_action(book, client, ns, name, "promote", "suspended_pauseStep").await;
 
@@ -261,7 +324,10 @@ async fn canary_phases(book: &mut Book, client: &Client, ns: &str, controller: &
     .await;
     book.capture("Rollout", "progressing_timedPause", &r, "Progressing");
     run_action(book, client, ns, name, "pause", "progressing_timedPause").await;
-    let r = wait_status(client, ns, name, "api held by the operator", |r| pause_reason(r) == "PausedByUser").await;
+    let r = wait_status(client, ns, name, "api held by the operator", |r| {
+        pause_reason(r) == "PausedByUser"
+    })
+    .await;
     book.capture("Rollout", "suspended_pausedByUser", &r, "Suspended");
     run_action(book, client, ns, name, "resume", "suspended_pausedByUser").await;
     let r = wait_status(client, ns, name, "api resumed", |r| {
@@ -279,33 +345,75 @@ async fn canary_phases(book: &mut Book, client: &Client, ns: &str, controller: &
     })
     .await;
     let run = live(client, ns, "AnalysisRun", &run_name).await;
-    if run["status"]["phase"].as_str().is_none_or(|p| p == "Pending" || p == "Running") {
+    if run["status"]["phase"]
+        .as_str()
+        .is_none_or(|p| p == "Pending" || p == "Running")
+    {
         book.capture("AnalysisRun", "progressing_running", &run, "Progressing");
     }
-    let r = wait_status(client, ns, name, "api held on an inconclusive analysis", |r| {
-        pause_reason(r) == "AnalysisInconclusive"
-    })
+    let r = wait_status(
+        client,
+        ns,
+        name,
+        "api held on an inconclusive analysis",
+        |r| pause_reason(r) == "AnalysisInconclusive",
+    )
     .await;
     book.capture("Rollout", "suspended_analysisInconclusive", &r, "Suspended");
     let run = live(client, ns, "AnalysisRun", &run_name).await;
     assert_eq!(run["status"]["phase"], AnalysisPhase::Inconclusive.as_str());
     book.capture("AnalysisRun", "suspended_inconclusive", &run, "Suspended");
 
-    run_action(book, client, ns, name, "abort", "suspended_analysisInconclusive").await;
-    let r = wait_status(client, ns, name, "api aborted", |r| phase_is(r, RolloutPhase::Aborted)).await;
+    run_action(
+        book,
+        client,
+        ns,
+        name,
+        "abort",
+        "suspended_analysisInconclusive",
+    )
+    .await;
+    let r = wait_status(client, ns, name, "api aborted", |r| {
+        phase_is(r, RolloutPhase::Aborted)
+    })
+    .await;
     book.capture("Rollout", "degraded_abortedByUser", &r, "Degraded");
     let aborted = rollout(client, ns, name).await;
-    let abort = aborted.status.as_ref().and_then(|s| s.abort.clone()).expect("abort record");
+    let abort = aborted
+        .status
+        .as_ref()
+        .and_then(|s| s.abort.clone())
+        .expect("abort record");
     assert_eq!(abort.reason, "AbortedByUser", "{}", controller.log_tail());
 
     run_action(book, client, ns, name, "retry", "degraded_abortedByUser").await;
-    let r = wait_status(client, ns, name, "api retried, at the pause step again", |r| {
-        pause_reason(r) == "PauseStep" && r.status.as_ref().is_some_and(|s| s.abort.is_none() && s.attempt >= 2)
-    })
+    let r = wait_status(
+        client,
+        ns,
+        name,
+        "api retried, at the pause step again",
+        |r| {
+            pause_reason(r) == "PauseStep"
+                && r.status
+                    .as_ref()
+                    .is_some_and(|s| s.abort.is_none() && s.attempt >= 2)
+        },
+    )
     .await;
     book.capture("Rollout", "suspended_retriedPauseStep", &r, "Suspended");
-    run_action(book, client, ns, name, "promote-full", "suspended_retriedPauseStep").await;
-    let r = wait_status(client, ns, name, "api promoted in full", |r| phase_is(r, RolloutPhase::Healthy)).await;
+    run_action(
+        book,
+        client,
+        ns,
+        name,
+        "promote-full",
+        "suspended_retriedPauseStep",
+    )
+    .await;
+    let r = wait_status(client, ns, name, "api promoted in full", |r| {
+        phase_is(r, RolloutPhase::Healthy)
+    })
+    .await;
     book.capture("Rollout", "healthy_promotedFull", &r, "Healthy");
     let promoted = rollout(client, ns, name).await;
     let stable_images = promoted.status.map(|s| s.stable_images).unwrap_or_default();
@@ -314,67 +422,323 @@ async fn canary_phases(book: &mut Book, client: &Client, ns: &str, controller: &
 
 async fn blue_green_phases(book: &mut Book, client: &Client, ns: &str) {
     let name = "web";
-    wait_status(client, ns, name, "web Healthy", |r| phase_is(r, RolloutPhase::Healthy)).await;
-    let old = rollout(client, ns, name).await.status.and_then(|s| s.stable_revision);
+    wait_status(client, ns, name, "web Healthy", |r| {
+        phase_is(r, RolloutPhase::Healthy)
+    })
+    .await;
+    let old = rollout(client, ns, name)
+        .await
+        .status
+        .and_then(|s| s.stable_revision);
     set_image(client, ns, name, "registry.example.com/web:1.0.1").await;
     let r = wait_status(client, ns, name, "web waiting for promotion", |r| {
         pause_reason(r) == "AwaitingPromotion"
     })
     .await;
-    book.capture("Rollout", "suspended_blueGreenAwaitingPromotion", &r, "Suspended");
-    let pre = rollout(client, ns, name)
+    book.capture(
+        "Rollout",
+        "suspended_blueGreenAwaitingPromotion",
+        &r,
+        "Suspended",
+    );
+    let pre = blue_green_of(client, ns, name)
         .await
-        .status
-        .and_then(|s| s.blue_green)
         .and_then(|b| b.pre_promotion_analysis)
         .expect("pre-promotion run");
     let run = live(client, ns, "AnalysisRun", &pre.name).await;
     book.capture("AnalysisRun", "healthy_successful", &run, "Healthy");
-    run_action(book, client, ns, name, "promote", "suspended_blueGreenAwaitingPromotion").await;
-    let r = wait_status(client, ns, name, "web switched and Healthy", |r| {
-        phase_is(r, RolloutPhase::Healthy) && r.status.as_ref().and_then(|s| s.stable_revision.clone()) != old
+    run_action(
+        book,
+        client,
+        ns,
+        name,
+        "promote",
+        "suspended_blueGreenAwaitingPromotion",
+    )
+    .await;
+
+    // Switched: the post-promotion analysis runs while the old version stays warm.
+    let post = wait_for(
+        SETTLE,
+        "web's post-promotion run measuring",
+        || async move {
+            let post = blue_green_of(client, ns, name)
+                .await?
+                .post_promotion_analysis?;
+            let run = live_opt(client, ns, &post.name).await?;
+            (run["status"]["phase"] == "Running").then_some(post.name)
+        },
+    )
+    .await;
+    let r = live(client, ns, "Rollout", name).await;
+    book.capture(
+        "Rollout",
+        "progressing_blueGreenPostPromotionAnalysis",
+        &r,
+        "Progressing",
+    );
+    run_action(
+        book,
+        client,
+        ns,
+        name,
+        "abort",
+        "progressing_blueGreenPostPromotionAnalysis",
+    )
+    .await;
+    let r = wait_status(client, ns, name, "web aborted after the switch", |r| {
+        phase_is(r, RolloutPhase::Aborted)
     })
     .await;
-    book.capture("Rollout", "healthy_blueGreenPromoted", &r, "Healthy");
+    book.capture("Rollout", "degraded_blueGreenAbortedByUser", &r, "Degraded");
+    let back = rollout(client, ns, name)
+        .await
+        .status
+        .and_then(|s| s.stable_revision);
+    assert_eq!(back, old, "the abort keeps the old version stable");
+    let post = post.as_str();
+    let run = wait_for(SETTLE, "the post-promotion run terminated", || async move {
+        let run = live_opt(client, ns, post).await?;
+        (run["status"]["phase"] == AnalysisPhase::Terminated.as_str()).then_some(run)
+    })
+    .await;
+    book.capture("AnalysisRun", "healthy_terminated", &run, "Healthy");
+
+    run_action(
+        book,
+        client,
+        ns,
+        name,
+        "retry",
+        "degraded_blueGreenAbortedByUser",
+    )
+    .await;
+    let r = wait_status(client, ns, name, "web previewed again", |r| {
+        pause_reason(r) == "AwaitingPromotion"
+            && r.status.as_ref().is_some_and(|s| s.abort.is_none())
+    })
+    .await;
+    book.capture("Rollout", "suspended_blueGreenRetried", &r, "Suspended");
+    run_action(
+        book,
+        client,
+        ns,
+        name,
+        "promote-full",
+        "suspended_blueGreenRetried",
+    )
+    .await;
+    let r = wait_status(client, ns, name, "web switched in full and Healthy", |r| {
+        phase_is(r, RolloutPhase::Healthy)
+            && r.status.as_ref().and_then(|s| s.stable_revision.clone()) != old
+    })
+    .await;
+    book.capture("Rollout", "healthy_blueGreenPromotedFull", &r, "Healthy");
+}
+
+async fn blue_green_of(
+    client: &Client,
+    ns: &str,
+    name: &str,
+) -> Option<sluice::crd::BlueGreenStatus> {
+    rollout(client, ns, name).await.status?.blue_green
+}
+
+async fn live_opt(client: &Client, ns: &str, run: &str) -> Option<Value> {
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), ns, &ApiResource::erase::<AnalysisRun>(&()));
+    serde_json::to_value(api.get(run).await.ok()?).ok()
+}
+
+/// A replica-ratio canary named `name` with its own Services and these steps.
+async fn small_canary(client: &Client, ns: &str, name: &str, steps: Value) -> Value {
+    apply_example(client, ns, "replica-ratio/services.yaml", |doc| {
+        let own = doc["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .replacen("api", name, 1);
+        doc["metadata"]["name"] = json!(own);
+        if doc["spec"]["selector"]["app"].is_string() {
+            doc["spec"]["selector"]["app"] = json!(name);
+        }
+    })
+    .await;
+    let mut doc = canary_doc();
+    doc["metadata"]["name"] = json!(name);
+    doc["spec"]["selector"]["matchLabels"]["app"] = json!(name);
+    doc["spec"]["template"]["metadata"]["labels"]["app"] = json!(name);
+    doc["spec"]["strategy"]["canary"]["stableService"] = json!(format!("{name}-stable"));
+    doc["spec"]["strategy"]["canary"]["canaryService"] = json!(format!("{name}-canary"));
+    doc["spec"]["strategy"]["canary"]["steps"] = steps;
+    doc
+}
+
+/// Analyses that cannot measure, then one that fails: held, promoted past, aborted.
+async fn failing_phases(book: &mut Book, client: &Client, ns: &str) {
+    let name = "bad";
+    wait_status(client, ns, name, "bad Healthy", |r| {
+        phase_is(r, RolloutPhase::Healthy)
+    })
+    .await;
+    set_image(client, ns, name, "registry.example.com/api:2.5.0-bad").await;
+    let r = wait_status(client, ns, name, "bad held on an analysis error", |r| {
+        pause_reason(r) == "AnalysisError"
+    })
+    .await;
+    book.capture("Rollout", "suspended_analysisError", &r, "Suspended");
+    let errored = rollout(client, ns, name)
+        .await
+        .status
+        .and_then(|s| s.current_analysis)
+        .expect("run");
+    let run = live(client, ns, "AnalysisRun", &errored.name).await;
+    book.capture("AnalysisRun", "degraded_error", &run, "Degraded");
+    // Promote goes on without the verdict, to an analysis that fails.
+    run_action(book, client, ns, name, "promote", "suspended_analysisError").await;
+    let r = wait_status(client, ns, name, "bad aborted on its analysis", |r| {
+        phase_is(r, RolloutPhase::Aborted)
+    })
+    .await;
+    book.capture("Rollout", "degraded_analysisFailed", &r, "Degraded");
+    let status = rollout(client, ns, name).await.status.expect("status");
+    assert_eq!(
+        status.abort.map(|a| a.reason).as_deref(),
+        Some("AnalysisFailed")
+    );
+    let failed = status
+        .current_analysis
+        .map(|a| a.name)
+        .unwrap_or_else(|| format!("{name}-unknown"));
+    if let Some(run) = live_opt(client, ns, &failed).await {
+        book.capture("AnalysisRun", "degraded_failed", &run, "Degraded");
+    }
+}
+
+/// A new version no node accepts: Degraded once its progress deadline passes.
+async fn stuck_phases(book: &mut Book, client: &Client, ns: &str) {
+    let name = "stuck";
+    wait_status(client, ns, name, "stuck Healthy", |r| {
+        phase_is(r, RolloutPhase::Healthy)
+    })
+    .await;
+    let patch = json!({"spec": {"template": {"spec": {
+        "nodeSelector": {"sluice.dev/no-such-node": "true"},
+        "containers": [{"name": "api", "image": "registry.example.com/api:2.5.0"}]
+    }}}});
+    Api::<Rollout>::namespaced(client.clone(), ns)
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("patch template");
+    let r = wait_status(client, ns, name, "stuck past its deadline", |r| {
+        phase_is(r, RolloutPhase::Degraded)
+    })
+    .await;
+    book.capture(
+        "Rollout",
+        "degraded_progressDeadlineExceeded",
+        &r,
+        "Degraded",
+    );
+    run_action(
+        book,
+        client,
+        ns,
+        name,
+        "abort",
+        "degraded_progressDeadlineExceeded",
+    )
+    .await;
+    let r = wait_status(client, ns, name, "stuck aborted", |r| {
+        phase_is(r, RolloutPhase::Aborted)
+    })
+    .await;
+    book.capture("Rollout", "degraded_stuckAbortedByUser", &r, "Degraded");
 }
 
 #[tokio::test]
 async fn argo_cd_health_and_actions_follow_the_live_rollout_through_every_phase() {
     let (admin, ns, kubeconfig) = setup("argocd").await;
     let prometheus = cluster().info.prometheus.clone().expect("prometheus");
-    apply_value(&admin, &ns, template("no-data", &prometheus, "sluice_argocd_no_such_series")).await;
+    apply_value(
+        &admin,
+        &ns,
+        template("no-data", &prometheus, "sluice_argocd_no_such_series"),
+    )
+    .await;
     apply_value(&admin, &ns, template("passes", &prometheus, "vector(0)")).await;
     apply_example(&admin, &ns, "replica-ratio/services.yaml", |_| {}).await;
     for file in ["services.yaml", "httproute.yaml"] {
         apply_example(&admin, &ns, &format!("blue-green/{file}"), |_| {}).await;
     }
-    let mut blue_green = rollout_doc(json!("passes"), json!(null));
+    // Passes, but takes a minute: long enough to abort while it measures.
+    let mut slow = template("slow", &prometheus, "vector(0)");
+    slow["spec"]["metrics"][0]["count"] = json!(30);
+    apply_value(&admin, &ns, slow).await;
+    apply_value(&admin, &ns, unreachable_template()).await;
+    apply_value(&admin, &ns, template("fails", &prometheus, "vector(5)")).await;
+    let mut blue_green = rollout_doc(json!("passes"), json!("slow"));
     blue_green["spec"]["replicas"] = json!(2);
     blue_green["spec"]["strategy"]["blueGreen"]["previewReplicaCount"] = json!(1);
     blue_green["spec"]["strategy"]["blueGreen"]["autoPromotionEnabled"] = json!(false);
     apply_value(&admin, &ns, blue_green).await;
     apply_value(&admin, &ns, canary_doc()).await;
+    let bad = small_canary(
+        &admin,
+        &ns,
+        "bad",
+        json!([
+            {"setWeight": 50},
+            {"analysis": {"templates": [{"templateName": "unreachable"}]}},
+            {"analysis": {"templates": [{"templateName": "fails"}]}},
+            {"setWeight": 100}
+        ]),
+    )
+    .await;
+    apply_value(&admin, &ns, bad).await;
+    let mut stuck = small_canary(
+        &admin,
+        &ns,
+        "stuck",
+        json!([{"setWeight": 50}, {"setWeight": 100}]),
+    )
+    .await;
+    stuck["spec"]["progressDeadlineSeconds"] = json!(8);
+    apply_value(&admin, &ns, stuck).await;
 
     // Before any controller saw it: no status at all.
     let mut book = Book::default();
     let unseen = live(&admin, &ns, "Rollout", "api").await;
     book.capture("Rollout", "progressing_noStatus", &unseen, "Progressing");
 
-    let mut controller = ControllerProcess::start(&kubeconfig, &ns, "argocd", &["--no-leader-election"]);
-    let mut bg_book = Book::default();
-    let ((), ()) = tokio::join!(
+    let mut controller =
+        ControllerProcess::start(&kubeconfig, &ns, "argocd", &["--no-leader-election"]);
+    let (mut bg_book, mut bad_book, mut stuck_book) =
+        (Book::default(), Book::default(), Book::default());
+    tokio::join!(
         canary_phases(&mut book, &admin, &ns, &controller),
-        blue_green_phases(&mut bg_book, &admin, &ns)
+        blue_green_phases(&mut bg_book, &admin, &ns),
+        failing_phases(&mut bad_book, &admin, &ns),
+        stuck_phases(&mut stuck_book, &admin, &ns),
     );
-    book.health.extend(bg_book.health);
-    book.discovery.extend(bg_book.discovery);
-    book.actions.extend(bg_book.actions);
+    for other in [bg_book, bad_book, stuck_book] {
+        book.health.extend(other.health);
+        book.discovery.extend(other.discovery);
+        book.actions.extend(other.actions);
+    }
 
     // A spec change no controller has seen yet: the status is about an older generation.
     controller.kill();
     set_image(&admin, &ns, "api", "registry.example.com/api:2.6.0").await;
     let stale = live(&admin, &ns, "Rollout", "api").await;
-    assert_ne!(stale["status"]["observedGeneration"], stale["metadata"]["generation"]);
-    book.capture("Rollout", "progressing_generationNotObserved", &stale, "Progressing");
+    assert_ne!(
+        stale["status"]["observedGeneration"],
+        stale["metadata"]["generation"]
+    );
+    book.capture(
+        "Rollout",
+        "progressing_generationNotObserved",
+        &stale,
+        "Progressing",
+    );
     book.write();
 }

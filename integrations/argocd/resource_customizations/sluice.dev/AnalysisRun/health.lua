@@ -28,8 +28,5 @@ elseif phase == "Inconclusive" then
 else
   hs.status = "Progressing"
 end
-hs.message = phase .. ": " .. message
-if message == phase then
-  hs.message = phase
-end
+hs.message = message
 return hs

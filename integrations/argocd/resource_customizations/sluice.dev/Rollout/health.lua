@@ -30,10 +30,8 @@ elseif phase == "Paused" then
     message = status.pauseReason .. ": " .. message
   end
 elseif phase == "Aborted" then
+  -- Traffic is back on stable; the message names the reason.
   hs.status = "Degraded"
-  if status.abort ~= nil and status.abort.reason ~= nil then
-    message = "Aborted (" .. status.abort.reason .. "): " .. message
-  end
 elseif phase == "Degraded" then
   hs.status = "Degraded"
 else
