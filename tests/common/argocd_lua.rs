@@ -259,10 +259,10 @@ pub fn kstatus(obj: &Value) -> &'static str {
     }
     let generation = obj["metadata"]["generation"].as_i64();
     let observed = obj["status"]["observedGeneration"].as_i64();
-    if let (Some(g), Some(o)) = (generation, observed) {
-        if g != o {
-            return "InProgress";
-        }
+    if let (Some(g), Some(o)) = (generation, observed)
+        && g != o
+    {
+        return "InProgress";
     }
     let conditions = obj["status"]["conditions"]
         .as_array()

@@ -251,7 +251,7 @@ fn step(r: &Rollout) -> i32 {
         .unwrap_or(-1)
 }
 
-fn pause_reason<'a>(r: &'a Rollout) -> &'a str {
+fn pause_reason(r: &Rollout) -> &str {
     r.status
         .as_ref()
         .and_then(|s| s.pause_reason.as_deref())
