@@ -1,7 +1,8 @@
 //! Runs the Argo CD Lua scripts of `integrations/argocd/` with the real Lua
 //! interpreters (`lua5.4`, and `lua5.1` when installed: Argo CD's gopher-lua
-//! is Lua 5.1), the way Argo CD does: the object as the global `obj`, the
-//! script's return value read back. The object goes in as a generated Lua
+//! is Lua 5.1), the way Argo CD does: the object as the global `obj`, only
+//! the libraries Argo CD opens for argocd-cm scripts, the script's return
+//! value read back. The object goes in as a generated Lua
 //! table literal and the result comes out through a small JSON encoder
 //! written in Lua, so no Lua library is needed.
 //!
@@ -152,11 +153,38 @@ local function encode(v)
 end
 "#;
 
+/// What Argo CD opens for scripts from argocd-cm (`util/lua/lua.go`: the
+/// base, package and table libraries and a safe `os` with `time` and `date`;
+/// no `string`, `math` or `io`), with `obj` as a global.
+const ARGOCD_ENV: &str = r#"
+local function argocd_env(object)
+  local env = {}
+  for _, name in ipairs({"assert", "error", "ipairs", "next", "pairs", "pcall", "print",
+      "select", "tonumber", "tostring", "type", "unpack", "xpcall", "setmetatable",
+      "getmetatable", "rawequal", "rawget", "rawset", "require", "_VERSION"}) do
+    env[name] = _G[name]
+  end
+  env.table = table
+  env.os = {time = os.time, date = os.date}
+  env.obj = object
+  env._G = env
+  return env
+end
+local function load_in(source, name, env)
+  if setfenv ~= nil then
+    local chunk = assert(loadstring(source, name))
+    setfenv(chunk, env)
+    return chunk
+  end
+  return assert(load(source, name, "t", env))
+end
+"#;
+
 /// The whole program: prelude, `obj`, then the script as Argo CD runs it.
 fn program(script: &Path, obj: &Value) -> String {
     let path = lua_string(&script.display().to_string());
     format!(
-        "{PRELUDE}\nobj = {}\nlocal fh = assert(io.open({path}, \"rb\"))\nlocal source = fh:read(\"*a\")\nfh:close()\nlocal chunk = assert((loadstring or load)(source, \"=\" .. {path}))\nio.write(encode(chunk()))\n",
+        "{PRELUDE}{ARGOCD_ENV}\nlocal object = {}\nlocal fh = assert(io.open({path}, \"rb\"))\nlocal source = fh:read(\"*a\")\nfh:close()\nlocal chunk = load_in(source, \"=\" .. {path}, argocd_env(object))\nio.write(encode(chunk()))\n",
         lua_literal(obj)
     )
 }

@@ -1,6 +1,7 @@
 -- Argo CD action discovery for a Sluice Rollout: which actions make sense in
 -- the object's current state. Mirrors the CLI's "nothing to promote / abort /
--- retry" rules (src/cli/rollout.rs). Lua 5.1 compatible (gopher-lua).
+-- retry" rules (src/cli/rollout.rs). Lua 5.1 compatible (gopher-lua), and
+-- uses only what Argo CD opens for argocd-cm scripts: base, table, os.
 local actions = {}
 local status = obj.status
 if status == nil then
@@ -13,13 +14,16 @@ end
 
 local in_flight = status.canaryRevision ~= nil
 local aborted = status.abort ~= nil
-local reason = status.pauseReason
-if reason == nil then
-  reason = ""
-end
--- Held on an analysis that could not tell: retry measures it again.
-local held = string.find(reason, "AnalysisError$") ~= nil
-    or string.find(reason, "AnalysisInconclusive$") ~= nil
+-- Held on an analysis that could not tell: retry measures it again. Listed
+-- rather than matched, because Argo CD opens no string library for scripts
+-- from argocd-cm.
+local held_reasons = {
+  ["AnalysisError"] = true, ["AnalysisInconclusive"] = true,
+  ["BackgroundAnalysisError"] = true, ["BackgroundAnalysisInconclusive"] = true,
+  ["PrePromotionAnalysisError"] = true, ["PrePromotionAnalysisInconclusive"] = true,
+  ["PostPromotionAnalysisError"] = true, ["PostPromotionAnalysisInconclusive"] = true,
+}
+local held = status.pauseReason ~= nil and held_reasons[status.pauseReason] == true
 local paused = annotations["sluice.dev/paused"] == "true"
 local moving = in_flight and not aborted
 
