@@ -405,3 +405,120 @@ fn the_scripts_stay_within_lua_5_1() {
         }
     }
 }
+
+/// Build `tests/argocd-gopher-lua` (gopher-lua set up as Argo CD sets it up),
+/// if Go is here; the binary's path.
+fn gopher_lua() -> Option<PathBuf> {
+    let go_here = Command::new("go")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !go_here {
+        return None;
+    }
+    let binary = Path::new(env!("CARGO_TARGET_TMPDIR")).join("argocd-gopher-lua");
+    let mut child = Command::new("go")
+        .args(["build", "-mod=mod", "-o"])
+        .arg(&binary)
+        .arg(".")
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/argocd-gopher-lua"))
+        .spawn()
+        .expect("start go build");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => {
+                assert!(
+                    status.success(),
+                    "go build of tests/argocd-gopher-lua failed"
+                );
+                return Some(binary);
+            }
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(100))
+            }
+            _ => {
+                let _ = child.kill();
+                panic!("go build of tests/argocd-gopher-lua took over 5 minutes");
+            }
+        }
+    }
+}
+
+/// Run `script` on `obj` with Argo CD's interpreter.
+fn run_gopher(binary: &Path, script: &Path, obj: &Value) -> Value {
+    let input = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "argocd-object-{}-{:?}.json",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    std::fs::write(&input, obj.to_string()).expect("write object");
+    let out = Command::new(binary)
+        .arg(script)
+        .arg(&input)
+        .output()
+        .expect("run argocd-gopher-lua");
+    let _ = std::fs::remove_file(&input);
+    assert!(
+        out.status.success(),
+        "gopher-lua on {}: {}",
+        script.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON from argocd-gopher-lua")
+}
+
+#[test]
+fn argo_cds_own_interpreter_gives_the_listed_results() {
+    let Some(binary) = gopher_lua() else {
+        eprintln!("SKIPPED: no Go toolchain to build gopher-lua");
+        return;
+    };
+    let mut runs = 0;
+    for kind in ["Rollout", "AnalysisRun"] {
+        let dir = lua::customizations().join(kind);
+        let list = read_yaml(&dir.join("health_test.yaml"));
+        for test in list["tests"].as_array().cloned().unwrap_or_default() {
+            let path = dir.join(test["inputPath"].as_str().unwrap_or_default());
+            let hs = run_gopher(&binary, &lua::health_script(kind), &read_yaml(&path));
+            assert_eq!(hs, test["healthStatus"], "{}", path.display());
+            runs += 1;
+        }
+    }
+    let dir = lua::customizations().join("Rollout/actions");
+    let list = read_yaml(&dir.join("action_test.yaml"));
+    for test in list["discoveryTests"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+    {
+        let obj = read_yaml(&dir.join(test["inputPath"].as_str().unwrap_or_default()));
+        let actions = run_gopher(&binary, &dir.join("discovery.lua"), &obj);
+        for entry in test["result"].as_array().cloned().unwrap_or_default() {
+            let name = entry["name"].as_str().unwrap_or_default();
+            assert_eq!(
+                actions[name]["disabled"], entry["disabled"],
+                "{name} on {}",
+                test["inputPath"]
+            );
+        }
+        runs += 1;
+    }
+    for test in list["actionTests"].as_array().cloned().unwrap_or_default() {
+        let action = test["action"].as_str().unwrap_or_default();
+        let input = read_yaml(&dir.join(test["inputPath"].as_str().unwrap_or_default()));
+        let expected =
+            read_yaml(&dir.join(test["expectedOutputPath"].as_str().unwrap_or_default()));
+        let output = run_gopher(&binary, &lua::action_script(action), &input);
+        // Argo CD patches with the difference; compare that, as numbers come
+        // back from gopher-lua as floats.
+        assert_eq!(
+            lua::merge_patch(&input, &output),
+            lua::merge_patch(&input, &expected),
+            "{action} on {}",
+            test["inputPath"]
+        );
+        runs += 1;
+    }
+    eprintln!("gopher-lua (Argo CD's interpreter, Argo CD's libraries): {runs} script runs agree");
+}

@@ -741,4 +741,45 @@ async fn argo_cd_health_and_actions_follow_the_live_rollout_through_every_phase(
         "Progressing",
     );
     book.write();
+    argocd_cm_merges_into_a_live_configmap(&admin).await;
+}
+
+/// The README's `kubectl -n argocd patch configmap argocd-cm --type merge
+/// --patch-file integrations/argocd/argocd-cm.yaml`, as the API server takes
+/// it: Argo CD's own settings stay, Sluice's scripts arrive verbatim.
+async fn argocd_cm_merges_into_a_live_configmap(client: &Client) {
+    use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+    use kube::api::PostParams;
+    let namespace: Namespace =
+        serde_json::from_value(json!({"metadata": {"name": "argocd"}})).expect("namespace");
+    // Another run on this control plane may have made them already.
+    let _ = Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &namespace)
+        .await;
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), "argocd");
+    let existing: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "argocd-cm"},
+        "data": {"url": "https://argocd.example.com"}
+    }))
+    .expect("configmap");
+    let _ = api.create(&PostParams::default(), &existing).await;
+    let text = std::fs::read_to_string(repo_root().join("integrations/argocd/argocd-cm.yaml"))
+        .expect("argocd-cm.yaml");
+    let patch: Value = serde_yaml_ng::from_str(&text).expect("yaml");
+    let patched = api
+        .patch("argocd-cm", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("merge argocd-cm.yaml into argocd-cm");
+    let data = patched.data.unwrap_or_default();
+    assert_eq!(
+        data.get("url").map(String::as_str),
+        Some("https://argocd.example.com")
+    );
+    for kind in ["Rollout", "AnalysisRun"] {
+        let script = std::fs::read_to_string(lua::health_script(kind)).expect("health.lua");
+        let key = format!("resource.customizations.health.sluice.dev_{kind}");
+        assert_eq!(data.get(&key), Some(&script), "{key}");
+    }
+    assert!(data.contains_key("resource.customizations.actions.sluice.dev_Rollout"));
+    eprintln!("argocd: argocd-cm.yaml merged into a live argocd-cm; its own url setting kept");
 }
