@@ -373,11 +373,11 @@ fn the_scripts_stay_within_lua_5_1() {
     ];
     scripts.push(lua::customizations().join("Rollout/actions/discovery.lua"));
     scripts.extend(lua::ACTIONS.map(lua::action_script));
+    let method_call = regex::Regex::new(r"[\w)\]]:\w+\s*\(").expect("regex");
     for script in scripts {
         let text = std::fs::read_to_string(&script).expect("script");
         // Nor the libraries Argo CD leaves closed for argocd-cm scripts
         // (string methods included: `s:find(...)` needs the string library).
-        let method_call = regex::Regex::new(r"[\w)\]]:\w+\s*\(").expect("regex");
         for line in text.lines() {
             let code = line.split("--").next().unwrap_or_default();
             for banned in [
