@@ -418,7 +418,7 @@ fn gopher_lua() -> Option<PathBuf> {
     }
     let binary = Path::new(env!("CARGO_TARGET_TMPDIR")).join("argocd-gopher-lua");
     let mut child = Command::new("go")
-        .args(["build", "-mod=mod", "-o"])
+        .args(["build", "-o"])
         .arg(&binary)
         .arg(".")
         .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/argocd-gopher-lua"))
