@@ -139,8 +139,11 @@ impl Planner<'_> {
         self.set_index(index);
         if requests.paused {
             self.hold_traffic(stable, desired, index);
-            let message =
-                format!("held by an operator at step {index}/{total} (sluice.dev/paused=true)");
+            // Counted from 1, as step labels are.
+            let message = format!(
+                "held by an operator at step {}/{total} (sluice.dev/paused=true)",
+                (index + 1).min(total)
+            );
             self.status.pause_reason = Some(reasons::PAUSED_BY_USER.into());
             self.waiting_by_design = true;
             self.set_outcome(RolloutPhase::Paused, reasons::PAUSED_BY_USER, message);

@@ -4,11 +4,12 @@
 # jq (the demo reads Prometheus with them), buildah and mmdebstrap (the
 # container image, scripts/image.sh: no base image can be pulled here, so
 # mmdebstrap makes local stand-ins for them and buildah builds the Containerfile),
-# lua5.4 (the Argo CD health checks and actions run under a real Lua) and
+# lua5.4 and lua5.1 (the Argo CD health checks and actions run under real Luas;
+# Argo CD embeds a Lua 5.1) and
 # prometheus-alertmanager (the Alertmanager alert target is tested against it).
 # Idempotent and non-interactive; services are not started.
 set -euo pipefail
-want=(prometheus git openssh-server openssh-client curl jq buildah mmdebstrap lua5.4 prometheus-alertmanager)
+want=(prometheus git openssh-server openssh-client curl jq buildah mmdebstrap lua5.4 lua5.1 prometheus-alertmanager)
 missing=()
 for pkg in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -7,6 +7,10 @@
 mod alert_outage;
 mod alerts;
 mod analysis;
+mod argocd;
+mod argocd_book;
+#[path = "../common/argocd_lua.rs"]
+mod argocd_lua;
 mod blue_green;
 mod canary;
 mod chart;
