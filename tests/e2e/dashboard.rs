@@ -209,6 +209,8 @@ async fn every_dashboard_panel_has_data_after_a_promoted_and_an_aborted_canary()
         controller.log_tail()
     );
 
+    // A few more scrapes, so that rate windows hold two samples of the newest series.
+    tokio::time::sleep(Duration::from_secs(3)).await;
     let dashboard = board::load();
     for (name, query) in board::variable_queries(&dashboard) {
         let query = board::substitute(&query, &[("namespace", &ns)]);
