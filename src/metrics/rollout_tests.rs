@@ -239,3 +239,14 @@ fn series_per_rollout_stay_within_the_bound_under_churn_and_go_with_the_rollout(
         "{text}"
     );
 }
+
+#[test]
+fn the_error_count_exists_at_zero_before_the_first_error() {
+    let text = Metrics::default().render();
+    assert!(
+        text.contains("sluice_reconciles_total{result=\"error\"} 0"),
+        "{text}"
+    );
+    // `ok` comes with the first reconcile: tests wait for it as a sign of life.
+    assert!(!text.contains("result=\"ok\""), "{text}");
+}
