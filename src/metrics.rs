@@ -29,6 +29,7 @@
 //!   `sluice_analysis_measurements_total{metric,verdict}` (at most 45),
 //!   `sluice_git_reverts_total{outcome}` (at most 7).
 
+mod labels;
 mod latency;
 pub mod rollout;
 #[cfg(test)]

@@ -11,12 +11,15 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 
 use jiff::Timestamp;
-use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+use super::labels::{
+    MeasurementLabels, OutcomeLabels, PhaseLabels, ReasonLabels, RevisionLabels, RolloutLabels,
+    VerdictLabels, measurement_labels, outcome_labels, phase_labels, reason_labels, verdict_labels,
+};
 use crate::crd::{AnalysisPhase, RevertState, RolloutStatus, reasons};
 
 /// Distinct analysis metric names counted per Rollout; more share `_other`.
@@ -76,57 +79,6 @@ pub const BOUNDS: [(&str, usize); 10] = [
     // `Reverting` and `Pushing` only end an attempt in odd cases, but may.
     ("sluice_git_reverts_total", 7),
 ];
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RolloutLabels {
-    namespace: String,
-    rollout: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct PhaseLabels {
-    namespace: String,
-    rollout: String,
-    phase: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RevisionLabels {
-    namespace: String,
-    rollout: String,
-    role: &'static str,
-    revision: String,
-    image: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ReasonLabels {
-    namespace: String,
-    rollout: String,
-    reason: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct VerdictLabels {
-    namespace: String,
-    rollout: String,
-    verdict: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct MeasurementLabels {
-    namespace: String,
-    rollout: String,
-    metric: String,
-    verdict: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct OutcomeLabels {
-    namespace: String,
-    rollout: String,
-    outcome: &'static str,
-}
 
 /// What one Rollout has exported, so that it can be replaced or removed.
 #[derive(Default)]
@@ -507,50 +459,4 @@ fn traffic_zeroed(
     }
     state.zeroed_abort = Some(identity);
     Some(abort.at.0)
-}
-
-fn phase_labels(labels: &RolloutLabels, phase: &'static str) -> PhaseLabels {
-    PhaseLabels {
-        namespace: labels.namespace.clone(),
-        rollout: labels.rollout.clone(),
-        phase,
-    }
-}
-
-fn reason_labels(labels: &RolloutLabels, reason: &str) -> ReasonLabels {
-    ReasonLabels {
-        namespace: labels.namespace.clone(),
-        rollout: labels.rollout.clone(),
-        reason: reason.to_string(),
-    }
-}
-
-fn verdict_labels(labels: &RolloutLabels, verdict: AnalysisPhase) -> VerdictLabels {
-    VerdictLabels {
-        namespace: labels.namespace.clone(),
-        rollout: labels.rollout.clone(),
-        verdict: verdict.as_str(),
-    }
-}
-
-fn outcome_labels(labels: &RolloutLabels, outcome: &'static str) -> OutcomeLabels {
-    OutcomeLabels {
-        namespace: labels.namespace.clone(),
-        rollout: labels.rollout.clone(),
-        outcome,
-    }
-}
-
-fn measurement_labels(
-    namespace: &str,
-    name: &str,
-    metric: &str,
-    verdict: AnalysisPhase,
-) -> MeasurementLabels {
-    MeasurementLabels {
-        namespace: namespace.to_string(),
-        rollout: name.to_string(),
-        metric: metric.to_string(),
-        verdict: verdict.as_str(),
-    }
 }
