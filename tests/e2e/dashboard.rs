@@ -204,7 +204,7 @@ async fn every_dashboard_panel_has_data_after_a_promoted_and_an_aborted_canary()
         r#"sluice_git_reverts_total{{namespace="{ns}",outcome="Reverted"}} > 0 and on () sluice_abort_to_alert_delivered_seconds_count > 0"#
     );
     let mut last = Ok(Vec::new());
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
         last = promql(&prometheus, &settled, None).await;
         if last.as_ref().is_ok_and(|s| !s.is_empty()) {
