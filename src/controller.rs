@@ -185,13 +185,22 @@ pub async fn run(options: Options, client: Client) -> Result<(), Error> {
             _ = lost.changed() => {}
         }
     };
+    let metrics = ctx.io.metrics.clone();
     let rollouts_done = controller
         .graceful_shutdown_on(shutdown_on(stop.clone(), lost_rx.clone()))
         .run(reconcile::reconcile, reconcile::error_policy, ctx.clone())
-        .for_each(|result| async move {
-            if let Err(err) = result {
-                warn!(error = %err, "controller stream error");
+        .for_each(move |result| {
+            match result {
+                // A deleted Rollout is reconciled once more and not found:
+                // its series go (without a finalizer it never shows a deletionTimestamp).
+                Err(kube::runtime::controller::Error::ObjectNotFound(gone)) => {
+                    metrics
+                        .forget_rollout(gone.namespace.as_deref().unwrap_or_default(), &gone.name);
+                }
+                Err(err) => warn!(error = %err, "controller stream error"),
+                Ok(_) => {}
             }
+            async {}
         });
     // The analysis loop: measures what AnalysisRuns have due and writes their verdicts.
     let analysis_runs = match &options.namespace {

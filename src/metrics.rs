@@ -1,6 +1,8 @@
 //! Prometheus metrics of the controller, served on `/metrics`.
 //!
-//! - `sluice_reconciles_total{result}`: reconciles by `ok` / `error`.
+//! Controller-wide:
+//! - `sluice_reconciles_total{result}`: reconciles by `ok` / `error` (`error`
+//!   created at 0, so an error ratio exists before the first error).
 //! - `sluice_reconcile_failures_total{reason}`: failures by error kind.
 //! - `sluice_reconcile_duration_seconds`: histogram of reconcile time.
 //! - `sluice_rollouts{phase}`: Rollouts currently in each phase.
@@ -12,6 +14,26 @@
 //!   (`2xx`, `4xx`, `429`, `5xx`, `timeout`, `network`).
 //! - `sluice_alert_queue_depth`, `sluice_alert_queue_dropped_total`: the
 //!   bounded alert queue (a dropped job is queued again by the next reconcile).
+//! - `sluice_abort_to_traffic_zero_seconds`, `sluice_abort_to_revert_pushed_seconds`,
+//!   `sluice_abort_to_alert_delivered_seconds`: histograms of what follows an
+//!   abort ([`latency`]).
+//!
+//! Per Rollout, labelled `namespace` and `rollout` ([`rollout`], bounds in
+//! [`rollout::BOUNDS`]; all of a Rollout's series go when it is deleted):
+//! - `sluice_rollout_phase{phase}` (1 series), `sluice_rollout_step`,
+//!   `sluice_rollout_step_started_timestamp_seconds`,
+//!   `sluice_rollout_canary_weight`, `sluice_rollout_desired_weight` (1 each),
+//!   `sluice_rollout_revision_info{role,revision,image}` (stable and canary: 2).
+//! - `sluice_rollout_aborts_total{reason}` (at most 13),
+//!   `sluice_analysis_runs_total{verdict}` (5),
+//!   `sluice_analysis_measurements_total{metric,verdict}` (at most 45),
+//!   `sluice_git_reverts_total{outcome}` (at most 7).
+
+mod labels;
+mod latency;
+pub mod rollout;
+#[cfg(test)]
+mod rollout_tests;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -24,7 +46,11 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::crd::RolloutPhase;
+use jiff::Timestamp;
+
+use crate::crd::{AnalysisPhase, RevertState, RolloutPhase, RolloutStatus};
+use latency::{Latency, seconds_since};
+use rollout::RolloutMetrics;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabels {
@@ -72,6 +98,8 @@ pub struct Metrics {
     alert_queue_dropped: Counter,
     alerts_pending: Family<TargetTypeLabels, Gauge>,
     phases: Mutex<HashMap<String, RolloutPhase>>,
+    per_rollout: RolloutMetrics,
+    latency: Latency,
 }
 
 impl Default for Metrics {
@@ -126,6 +154,13 @@ impl Default for Metrics {
             "Alerts not delivered yet that will be retried, by target type",
             alerts_pending.clone(),
         );
+        // At 0 from the start, so the error ratio exists before the first
+        // error (`ok` appears with the first reconcile, which tests wait for).
+        reconciles.get_or_create_owned(&ResultLabels { result: "error" });
+        let per_rollout = RolloutMetrics::default();
+        per_rollout.register(&mut registry);
+        let latency = Latency::default();
+        latency.register(&mut registry);
         for phase in RolloutPhase::ALL {
             rollouts
                 .get_or_create(&PhaseLabels {
@@ -145,6 +180,8 @@ impl Default for Metrics {
             alert_queue_dropped,
             alerts_pending,
             phases: Mutex::default(),
+            per_rollout,
+            latency,
         }
     }
 }
@@ -188,6 +225,60 @@ impl Metrics {
                 })
                 .set(i64::try_from(count).unwrap_or(i64::MAX));
         }
+    }
+
+    /// Record the status just written for Rollout `namespace/name` (`before`
+    /// is the status it replaced): phase, step, weights, revisions, a new
+    /// abort, and the time the abort took to bring traffic to 0.
+    pub fn rollout_status(
+        &self,
+        namespace: &str,
+        name: &str,
+        before: Option<&RolloutStatus>,
+        after: &RolloutStatus,
+    ) {
+        self.set_phase(&format!("{namespace}/{name}"), after.phase);
+        if let Some(aborted_at) = self.per_rollout.observe(namespace, name, before, after) {
+            self.latency
+                .traffic_zero(seconds_since(aborted_at, Timestamp::now()));
+        }
+    }
+
+    /// Remove every series of a deleted Rollout.
+    pub fn forget_rollout(&self, namespace: &str, name: &str) {
+        self.set_phase(&format!("{namespace}/{name}"), None);
+        self.per_rollout.forget(namespace, name);
+    }
+
+    /// Count one analysis measurement of `metric` for Rollout `namespace/name`.
+    pub fn measured(&self, namespace: &str, name: &str, metric: &str, verdict: AnalysisPhase) {
+        self.per_rollout.measured(namespace, name, metric, verdict);
+    }
+
+    /// Count the final verdict of an AnalysisRun of Rollout `namespace/name`.
+    pub fn analysis_finished(&self, namespace: &str, name: &str, verdict: AnalysisPhase) {
+        self.per_rollout.analysis_finished(namespace, name, verdict);
+    }
+
+    /// Count how a Git revert attempt ended; `aborted_at` (when known) times a push.
+    pub fn git_revert(
+        &self,
+        namespace: &str,
+        name: &str,
+        outcome: RevertState,
+        aborted_at: Option<Timestamp>,
+    ) {
+        self.per_rollout.git_revert(namespace, name, outcome);
+        if let (RevertState::Reverted, Some(at)) = (outcome, aborted_at) {
+            self.latency
+                .revert_pushed(seconds_since(at, Timestamp::now()));
+        }
+    }
+
+    /// Time an `aborted` alert delivered for an abort at `aborted_at`.
+    pub fn abort_alert_delivered(&self, aborted_at: Timestamp) {
+        self.latency
+            .alert_delivered(seconds_since(aborted_at, Timestamp::now()));
     }
 
     /// Count one alert's outcome.

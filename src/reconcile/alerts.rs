@@ -402,6 +402,12 @@ impl Alerter {
                 (DeliveryOutcome::Delivered { .. }, _) => {
                     self.set_pending(io, &memory, settings.kind, false);
                     io.metrics.alert(kind, event, "delivered");
+                    if event == crate::crd::AlertEvent::Aborted.as_str()
+                        && let Some(abort) = &status.abort
+                        && abort.revision == item.occurrence.revision
+                    {
+                        io.metrics.abort_alert_delivered(abort.at.0);
+                    }
                 }
                 (DeliveryOutcome::Rejected { .. }, _) => {
                     self.set_pending(io, &memory, settings.kind, false);

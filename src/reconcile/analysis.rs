@@ -184,6 +184,11 @@ async fn reconcile_run(run: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Actio
         status.phase = Some(AnalysisPhase::Terminated);
         status.message = Some("terminated: the rollout no longer waits on this run".into());
         write_status(&ctx.io.client, &run, &status, &Redactor::default()).await?;
+        ctx.io.metrics.analysis_finished(
+            &run.namespace().unwrap_or_default(),
+            &run.spec.rollout,
+            AnalysisPhase::Terminated,
+        );
         return Ok(Action::await_change());
     }
     let mut secrets = Vec::new();
@@ -197,6 +202,11 @@ async fn reconcile_run(run: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Actio
             status.phase = Some(AnalysisPhase::Error);
             status.message = Some(error);
             write_status(&ctx.io.client, &run, &status, &redactor).await?;
+            ctx.io.metrics.analysis_finished(
+                &run.namespace().unwrap_or_default(),
+                &run.spec.rollout,
+                AnalysisPhase::Error,
+            );
             return Ok(Action::await_change());
         }
     };
@@ -228,7 +238,8 @@ async fn reconcile_run(run: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Actio
             !p.plan.metric.dry_run && !matches!(p.plan.verdict, VerdictKind::Threshold { .. })
         })
         .count();
-    let mut measured = false;
+    // (metric, verdict of its new measurement), counted once the status is written.
+    let mut measured = Vec::new();
     let namespace = run.namespace().unwrap_or_else(|| "default".into());
     for (p, result) in prepared.iter().zip(status.metrics.iter_mut()) {
         if next_due(result, &p.plan, started).is_some_and(|due| due <= now) {
@@ -246,16 +257,25 @@ async fn reconcile_run(run: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Actio
             )
             .await;
             record(result, &p.plan, outcome, now, comparisons);
-            measured = true;
+            let verdict = result.measurements.last().map(|m| m.phase);
+            measured.push((result.name.clone(), verdict.unwrap_or(AnalysisPhase::Error)));
         }
     }
     let deadline = deadline(prepared.iter().map(|p| &p.plan), started);
     let (phase, message) = verdict_at(&status.metrics, deadline, now);
-    let changed = status.phase != Some(phase) || measured;
+    let finished_now = phase.is_finished() && status.phase != Some(phase);
+    let changed = status.phase != Some(phase) || !measured.is_empty();
     status.phase = Some(phase);
     status.message = Some(message.clone());
     if changed {
         write_status(&ctx.io.client, &run, &status, &redactor).await?;
+        let metrics = &ctx.io.metrics;
+        for (metric, verdict) in &measured {
+            metrics.measured(&namespace, &run.spec.rollout, metric, *verdict);
+        }
+        if finished_now {
+            metrics.analysis_finished(&namespace, &run.spec.rollout, phase);
+        }
         if phase.is_finished() {
             let message = redactor.text(&message);
             info!(run = %run.name_any(), verdict = phase.as_str(), %message, "analysis finished");

@@ -83,7 +83,10 @@ impl GitReverter {
             Wanted::Skip { canary, why } => {
                 let record = policy::skipped(canary, why, Timestamp::now());
                 let (io, rollout) = (io.clone(), rollout.clone());
-                tokio::spawn(async move { record_state(&io, &rollout, &record).await });
+                tokio::spawn(async move {
+                    record_state(&io, &rollout, &record).await;
+                    count(&io, &rollout, &record, None);
+                });
                 None
             }
             Wanted::Resolve { record } => {
@@ -170,7 +173,8 @@ impl GitReverter {
             }
         };
         let (record, notice) = policy::after_resolve(record, found, Timestamp::now());
-        finish(io, rollout, &record, &notice).await;
+        // Settled after a restart: the push time is unknown, only the outcome counts.
+        finish(io, rollout, &record, &notice, None).await;
     }
 
     async fn run(
@@ -217,13 +221,21 @@ impl GitReverter {
         }
         .await;
         let (record, notice) = policy::after_attempt(record, result, Timestamp::now());
-        finish(io, rollout, &record, &notice).await;
+        let aborted_at = abort.map(|a| a.at.0);
+        finish(io, rollout, &record, &notice, aborted_at).await;
     }
 }
 
-/// Record the outcome, log it, and publish it as an Event.
-async fn finish(io: &Io, rollout: &Rollout, record: &GitRevertStatus, notice: &Notice) {
+/// Record the outcome, count it, log it, and publish it as an Event.
+async fn finish(
+    io: &Io,
+    rollout: &Rollout,
+    record: &GitRevertStatus,
+    notice: &Notice,
+    aborted_at: Option<Timestamp>,
+) {
     record_state(io, rollout, record).await;
+    count(io, rollout, record, aborted_at);
     super::publish_as(
         io,
         rollout,
@@ -233,6 +245,16 @@ async fn finish(io: &Io, rollout: &Rollout, record: &GitRevertStatus, notice: &N
         &notice.note,
     )
     .await;
+}
+
+/// Count an attempt's outcome; `aborted_at` times a revert pushed for that abort.
+fn count(io: &Io, rollout: &Rollout, record: &GitRevertStatus, aborted_at: Option<Timestamp>) {
+    io.metrics.git_revert(
+        &rollout.namespace().unwrap_or_default(),
+        &rollout.name_any(),
+        record.state,
+        aborted_at,
+    );
 }
 
 /// Write `status.gitRevert` under the revert task's own field manager.

@@ -85,13 +85,11 @@ pub struct Context {
 /// Reconcile one Rollout.
 pub async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();
-    let key = format!(
-        "{}/{}",
-        rollout.namespace().unwrap_or_default(),
-        rollout.name_any()
-    );
     if rollout.meta().deletion_timestamp.is_some() {
-        ctx.io.metrics.set_phase(&key, None);
+        ctx.io.metrics.forget_rollout(
+            &rollout.namespace().unwrap_or_default(),
+            &rollout.name_any(),
+        );
         return Ok(Action::await_change());
     }
     let result = match isolate::isolate(reconcile_inner(&rollout, &ctx)).await {
@@ -145,7 +143,12 @@ async fn reconcile_inner(rollout: &Rollout, ctx: &Arc<Context>) -> Result<Action
     for event in &plan.events {
         publish(ctx, rollout, event.warning, &event.reason, &event.note).await;
     }
-    ctx.io.metrics.set_phase(&key, plan.status.phase);
+    ctx.io.metrics.rollout_status(
+        &rollout.namespace().unwrap_or_default(),
+        &rollout.name_any(),
+        rollout.status.as_ref(),
+        &plan.status,
+    );
     // After the traffic writes: Git never delays them.
     let git_retry = ctx.git.consider(&ctx.io, rollout, &observed, &plan.status);
     ctx.alerts.consider(&ctx.io, rollout, &plan.status);

@@ -320,6 +320,30 @@ impl ControllerProcess {
         }
     }
 
+    /// Have the stack's Prometheus scrape this controller's `/metrics`
+    /// (file-based discovery, job `sluice-controller`) until the guard drops.
+    pub fn scraped_by_prometheus(&self) -> ScrapeTarget {
+        let dir = cluster()
+            .info
+            .prometheus_targets_dir
+            .clone()
+            .expect("Prometheus file_sd directory");
+        let address = self.http.trim_start_matches("http://");
+        let name = format!("controller-{}", address.replace([':', '.'], "-"));
+        let body = serde_json::json!([{
+            "targets": [address],
+            "labels": {"job": "sluice-controller"},
+        }]);
+        // Written aside and renamed, so Prometheus never reads half a file.
+        let (partial, file) = (
+            dir.join(format!("{name}.partial")),
+            dir.join(format!("{name}.json")),
+        );
+        std::fs::write(&partial, body.to_string()).expect("write scrape target");
+        std::fs::rename(&partial, &file).expect("publish scrape target");
+        ScrapeTarget { file }
+    }
+
     /// Process id, for measurements.
     pub fn pid(&self) -> u32 {
         self.child.id()
@@ -342,6 +366,17 @@ impl ControllerProcess {
 impl Drop for ControllerProcess {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// A Prometheus scrape target registered in the stack's file_sd directory; removed when dropped.
+pub struct ScrapeTarget {
+    file: PathBuf,
+}
+
+impl Drop for ScrapeTarget {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.file);
     }
 }
 

@@ -16,6 +16,9 @@ mod canary;
 mod chart;
 mod cli;
 mod controls;
+mod dashboard;
+#[path = "../common/dashboard.rs"]
+mod dashboard_file;
 mod events;
 mod git_chaos;
 mod git_loop;
