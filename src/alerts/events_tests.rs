@@ -82,6 +82,7 @@ fn record(event_id: &str, target: &str, state: AlertState) -> AlertRecord {
         message: None,
         pending_since: None,
         next_attempt: None,
+        active_until: None,
     }
 }
 

@@ -1,0 +1,4 @@
+//! Alertmanager rendering, table by table.
+
+use super::*;
+
