@@ -123,7 +123,8 @@ pub fn authorization(
         (None, None, Some(token)) => Ok(Some(format!("Bearer {token}"))),
         (Some(_), Some(_), Some(_)) => Err(ConfigError::TwoAuths),
         (Some(user), Some(password), None) => {
-            let pair = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+            let pair =
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
             Ok(Some(format!("Basic {pair}")))
         }
         (Some(_), None, _) => Err(ConfigError::HalfBasicAuth("username")),
@@ -246,7 +247,10 @@ pub fn annotations(alert: &Alert) -> BTreeMap<String, String> {
             .flat_map(|a| a.metrics.iter().map(metric_line)),
     );
     put("description".into(), &description.join("\n"));
-    put("event_id".into(), alert.resolves.as_deref().unwrap_or(&alert.id));
+    put(
+        "event_id".into(),
+        alert.resolves.as_deref().unwrap_or(&alert.id),
+    );
     put("event".into(), alert.event);
     put("phase".into(), &alert.rollout.phase);
     put(
@@ -363,7 +367,9 @@ pub fn firing_record(
     let note = if record.event_id.starts_with("resolved/") {
         "resolved in Alertmanager".to_string()
     } else if keep_firing {
-        format!("firing in Alertmanager until {ends_at:.0}; sent again at {next:.0} until the Rollout recovers")
+        format!(
+            "firing in Alertmanager until {ends_at:.0}; sent again at {next:.0} until the Rollout recovers"
+        )
     } else {
         format!("active in Alertmanager until {ends_at:.0}")
     };

@@ -1,4 +1,3 @@
 //! Alertmanager rendering, table by table.
 
 use super::*;
-

@@ -244,7 +244,9 @@ pub fn build(input: &Input) -> Alert {
                     .unwrap_or_else(|| message.clone());
                 // A keep-alive re-send after `retry` cleared the abort still says what it was.
                 let why = if why.is_empty() {
-                    format!("canary revision {revision} was aborted (the abort has since been cleared)")
+                    format!(
+                        "canary revision {revision} was aborted (the abort has since been cleared)"
+                    )
                 } else {
                     why
                 };

@@ -76,7 +76,9 @@ pub async fn keep_alive(
         DeliveryOutcome::Delivered { status } => {
             let sent = AlertRecord {
                 at: Time(now),
-                message: Some(format!("{event} alert sent again to {label} (HTTP {status})")),
+                message: Some(format!(
+                    "{event} alert sent again to {label} (HTTP {status})"
+                )),
                 ..record
             };
             if settings.status.consecutive_failures > 0 {

@@ -28,8 +28,8 @@ use tokio::sync::mpsc;
 use tracing::warn;
 
 use super::Io;
-use super::alert_outgoing::outgoing;
 use super::alert_keep_alive::{About, keep_alive};
+use super::alert_outgoing::outgoing;
 use super::alert_targets::{FIELD_MANAGER, TargetError, read_target, record_target};
 use super::observe::observe;
 use super::status_write::apply_status;
@@ -362,7 +362,16 @@ impl Alerter {
                 Some(refusal) => Err(TargetError::Refused(refusal.clone())),
                 None => {
                     let observed = observed.as_ref();
-                    outgoing(io, &rollout, &status, &item, settings, observed, prepared_at).await
+                    outgoing(
+                        io,
+                        &rollout,
+                        &status,
+                        &item,
+                        settings,
+                        observed,
+                        prepared_at,
+                    )
+                    .await
                 }
             };
             let outgoing = match prepared {
