@@ -6,18 +6,17 @@
 //! moves its end; the resolve on recovery ends it; an alert Alertmanager
 //! refuses (HTTP 400) is not retried.
 //!
-//! The binary is `/usr/bin/prometheus-alertmanager` (or `SLUICE_ALERTMANAGER`).
-//! Without it these tests are skipped with a message, unless
-//! `SLUICE_REQUIRE_ALERTMANAGER` is set (as `scripts/test.sh` does after
-//! installing it), in which case they fail. Each run is bounded: startup
-//! waits at most 20 s, every poll at most 10 s, and the process is killed
-//! when the test ends.
+//! The Alertmanager is started by `common/alertmanager.rs` (skipped with a
+//! message when the binary is missing, unless `SLUICE_REQUIRE_ALERTMANAGER`
+//! is set, as `scripts/test.sh` does); it is killed when the test ends.
+
+#[path = "common/alertmanager.rs"]
+mod alertmanager_server;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use alertmanager_server::Alertmanager;
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde_json::{Value, json};
@@ -30,130 +29,6 @@ use sluice::crd::{AlertRecord, AlertState, AlertTargetType, Rollout, RolloutStat
 const NAMESPACE: &str = "shop";
 const TARGET: &str = "oncall-alertmanager";
 const RESEND: Duration = Duration::from_secs(60);
-
-/// A running Alertmanager, killed on drop.
-struct Alertmanager {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Alertmanager {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Alertmanager {
-    /// Start one on a free loopback port with a null receiver, or `None`
-    /// (with a message) when the binary is missing and not required.
-    async fn start() -> Option<Alertmanager> {
-        let binary = std::env::var_os("SLUICE_ALERTMANAGER")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("/usr/bin/prometheus-alertmanager"));
-        if !binary.exists() {
-            let why = format!(
-                "{} not found: install Debian's prometheus-alertmanager (tests/cluster/install-deps.sh)",
-                binary.display()
-            );
-            if std::env::var_os("SLUICE_REQUIRE_ALERTMANAGER").is_some() {
-                panic!("SLUICE_REQUIRE_ALERTMANAGER is set but {why}");
-            }
-            eprintln!("SKIPPED: {why}; set SLUICE_REQUIRE_ALERTMANAGER=1 to make this a failure");
-            return None;
-        }
-        let dir = tempfile::tempdir().expect("temp dir");
-        let config = dir.path().join("alertmanager.yml");
-        std::fs::write(
-            &config,
-            "route:\n  receiver: 'null'\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: 'null'\n",
-        )
-        .expect("config");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("free port");
-        let log = std::fs::File::create(dir.path().join("alertmanager.log")).expect("log");
-        let child = Command::new(&binary)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            // Empty: no HA gossip, nothing listens beyond the API.
-            .arg("--cluster.listen-address=")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start alertmanager");
-        let am = Alertmanager {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            _dir: dir,
-        };
-        let ready = format!("{}/-/ready", am.url);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let answer = client()
-                .get(&ready)
-                .timeout(Duration::from_secs(1))
-                .send()
-                .await;
-            if answer.is_ok_and(|r| r.status().is_success()) {
-                return Some(am);
-            }
-            let log = std::fs::read_to_string(am._dir.path().join("alertmanager.log"))
-                .unwrap_or_default();
-            assert!(
-                Instant::now() < deadline,
-                "Alertmanager not ready within 20 s:\n{log}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// Alerts Alertmanager lists for the Rollout (active ones; ended alerts are not listed).
-    async fn alerts_of(&self, rollout: &str) -> Vec<Value> {
-        let all: Value = client()
-            .get(format!("{}/api/v2/alerts", self.url))
-            .timeout(Duration::from_secs(5))
-            .send()
-            .await
-            .expect("GET /api/v2/alerts")
-            .json()
-            .await
-            .expect("JSON");
-        all.as_array()
-            .expect("an array")
-            .iter()
-            .filter(|a| a["labels"]["rollout"] == rollout)
-            .cloned()
-            .collect()
-    }
-
-    /// Poll until `check` holds for the Rollout's alerts (at most 10 s).
-    async fn wait_for(
-        &self,
-        rollout: &str,
-        what: &str,
-        check: impl Fn(&[Value]) -> bool,
-    ) -> Vec<Value> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let alerts = self.alerts_of(rollout).await;
-            if check(&alerts) {
-                return alerts;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{what}: not seen within 10 s; Alertmanager lists {alerts:#?}"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-}
 
 fn client() -> reqwest::Client {
     sluice::install_crypto_provider();
@@ -292,9 +167,12 @@ async fn an_abort_fires_in_alertmanager_stays_one_alert_when_resent_and_resolves
     assert_eq!(delivery.outcome, DeliveryOutcome::Delivered { status: 200 });
 
     let firing = am
-        .wait_for("web", "the abort alert, active", |a| {
-            a.len() == 1 && a[0]["status"]["state"] == "active"
-        })
+        .wait_for(
+            Duration::from_secs(10),
+            "web",
+            "the abort alert, active",
+            |a| a.len() == 1 && a[0]["status"]["state"] == "active",
+        )
         .await;
     let alert = &firing[0];
     let labels: BTreeMap<String, String> =
@@ -390,13 +268,18 @@ async fn an_abort_fires_in_alertmanager_stays_one_alert_when_resent_and_resolves
     let delivery = send(&am, &rollout, &status, &items[0], &extra, resent_at).await;
     assert_eq!(delivery.outcome, DeliveryOutcome::Delivered { status: 200 });
     let still = am
-        .wait_for("web", "the same alert with a later end", |a| {
-            a.len() == 1
-                && a[0]["endsAt"]
-                    .as_str()
-                    .and_then(|t| t.parse::<Timestamp>().ok())
-                    .is_some_and(|t| t > first_end)
-        })
+        .wait_for(
+            Duration::from_secs(10),
+            "web",
+            "the same alert with a later end",
+            |a| {
+                a.len() == 1
+                    && a[0]["endsAt"]
+                        .as_str()
+                        .and_then(|t| t.parse::<Timestamp>().ok())
+                        .is_some_and(|t| t > first_end)
+            },
+        )
         .await;
     assert_eq!(
         still[0]["fingerprint"], fingerprint,
@@ -417,8 +300,13 @@ async fn an_abort_fires_in_alertmanager_stays_one_alert_when_resent_and_resolves
     let delivery = send(&am, &rollout, &healthy, resolve, &extra, Timestamp::now()).await;
     assert_eq!(delivery.outcome, DeliveryOutcome::Delivered { status: 200 });
     // Ended alerts are not listed: had the labels differed, the firing one would still be.
-    am.wait_for("web", "the alert resolved", <[Value]>::is_empty)
-        .await;
+    am.wait_for(
+        Duration::from_secs(10),
+        "web",
+        "the alert resolved",
+        <[Value]>::is_empty,
+    )
+    .await;
 
     // Once the resolve is recorded, nothing more is due: no keep-alive, no second resolve.
     let mut resolved = sent_record(resolve, Timestamp::now());
