@@ -200,7 +200,8 @@ pub struct ClusterAlertTargetSpec {
 pub struct AlertTargetStatus {
     /// `Ready`: True while deliveries succeed; False while alerts wait for a
     /// retry (reason `DeliveryPending`), after one is given up
-    /// (`DeliveryFailing`) or when the Secret is unusable (`SecretInvalid`).
+    /// (`DeliveryFailing`), when the Secret is unusable (`SecretInvalid`) or
+    /// the spec is (`SpecInvalid`, e.g. a bad Alertmanager label name).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// Failed deliveries in a row since the last success: alerts rejected or
