@@ -425,6 +425,28 @@ pub fn next_retry(rollout: &Rollout, namespace: &str, status: &RolloutStatus) ->
         .min()
 }
 
+/// When the alert worker should look at a Rollout again: the earliest
+/// [`next_retry`], except that alerts to targets that could not be read
+/// (`unreadable` labels), which were not due whatever their time, wait until
+/// `later` (the longest retry interval from now) instead of being due at
+/// once, which would read the missing target in a loop.
+pub fn next_wake(
+    rollout: &Rollout,
+    namespace: &str,
+    status: &RolloutStatus,
+    unreadable: &[String],
+    later: Timestamp,
+) -> Option<Timestamp> {
+    let (mut readable, mut unread) = (status.clone(), status.clone());
+    readable.alerts.retain(|r| !unreadable.contains(&r.target));
+    unread.alerts.retain(|r| unreadable.contains(&r.target));
+    let next = next_retry(rollout, namespace, &readable);
+    if next_retry(rollout, namespace, &unread).is_none() {
+        return next;
+    }
+    Some(next.map_or(later, |at| at.min(later)))
+}
+
 /// `records` with `record` in place of the one for the same event and target,
 /// trimmed to `MAX_RECORDS` by dropping the oldest that no current event needs.
 pub fn upsert(

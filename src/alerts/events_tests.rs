@@ -481,3 +481,36 @@ fn a_firing_alertmanager_record_outlives_trimming() {
             .any(|r| r.event_id == "aborted/canary1/1800000000")
     );
 }
+
+#[test]
+fn a_target_that_cannot_be_read_is_looked_at_again_later_not_in_a_loop() {
+    let rollout = subscribed(vec![to("am", None), to("pd", None)]);
+    let mut status = aborted_status();
+    // Overdue for a long time: due at once if the target could be read.
+    status.alerts = vec![firing(-3600)];
+    let unreadable = ["AlertTarget/shop/am".to_string()];
+    assert_eq!(
+        next_wake(&rollout, "shop", &status, &[], now(600)),
+        Some(now(-3600))
+    );
+    assert_eq!(
+        next_wake(&rollout, "shop", &status, &unreadable, now(600)),
+        Some(now(600))
+    );
+    // A readable target's earlier time still wins.
+    let mut pending = record(
+        "aborted/canary1/1800000000",
+        "AlertTarget/shop/pd",
+        AlertState::Pending,
+    );
+    pending.next_attempt = Some(at(30));
+    status.alerts.push(pending);
+    assert_eq!(
+        next_wake(&rollout, "shop", &status, &unreadable, now(600)),
+        Some(now(30))
+    );
+    assert_eq!(
+        next_wake(&rollout, "shop", &status, &[], now(600)),
+        Some(now(-3600))
+    );
+}

@@ -15,7 +15,7 @@ use super::alert_targets::{TargetSettings, record_target};
 use crate::alerts::alertmanager::{ends_at, firing_record, later};
 use crate::alerts::state::target_reason;
 use crate::alerts::{DeliveryOutcome, Due, deliver};
-use crate::crd::{AlertRecord, AlertState, Rollout, RolloutStatus};
+use crate::crd::{AlertRecord, AlertState, AlertTargetType, Rollout, RolloutStatus};
 use crate::engine::Observed;
 
 /// The Rollout an alert is about, as the worker read it.
@@ -25,11 +25,37 @@ pub struct About<'a> {
     pub observed: Option<&'a Observed>,
 }
 
+/// The record of a firing alert after its re-send is handled: sent again
+/// when the target is still an Alertmanager, or no longer kept alive when
+/// its type changed. `None` when there is no such record.
+pub async fn keep_alive(
+    io: &Io,
+    http: &reqwest::Client,
+    about: About<'_>,
+    item: &Due,
+    settings: &mut TargetSettings,
+    records: &[AlertRecord],
+) -> Option<AlertRecord> {
+    let label = item.target.label();
+    let record = records
+        .iter()
+        .find(|r| r.event_id == item.occurrence.id && r.target == label)
+        .cloned()?;
+    if settings.kind != AlertTargetType::Alertmanager {
+        // The target changed type: there is no alert to keep alive.
+        return Some(AlertRecord {
+            next_attempt: None,
+            ..record
+        });
+    }
+    Some(resend(io, http, about, item, settings, record).await)
+}
+
 /// Send `record`'s alert again and return the record with its next re-send.
 /// A failed re-send leaves the alert firing until its `activeUntil`, says so
 /// in a Warning Event and the target's status, and is tried again one
 /// interval later.
-pub async fn keep_alive(
+async fn resend(
     io: &Io,
     http: &reqwest::Client,
     about: About<'_>,

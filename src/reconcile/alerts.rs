@@ -240,6 +240,7 @@ impl Alerter {
             ..Policy::default()
         };
         let mut targets = BTreeMap::new();
+        let mut unreadable = Vec::new();
         for target in crate::alerts::events::subscribed_targets(&rollout, namespace) {
             match read_target(io, &target, namespace, &defaults).await {
                 Ok(settings) => {
@@ -251,13 +252,14 @@ impl Alerter {
                 Err(error) => {
                     let message = error.to_string();
                     publish(io, &rollout, true, "AlertTargetUnavailable", &message).await;
+                    unreadable.push(target.label());
                 }
             }
         }
         let kinds = targets.iter().map(|(k, s)| (k.clone(), s.kind)).collect();
         let due = due(&rollout, namespace, &status, &kinds, Timestamp::now());
         if due.is_empty() {
-            self.wake_for_pending(io, key, &rollout, &status);
+            self.wake_for_pending(io, key, &rollout, &status, &unreadable);
             return;
         }
         // What the message needs: the images and the analysis behind the event.
@@ -293,29 +295,17 @@ impl Alerter {
                 pending_since: previous.and_then(|r| r.pending_since.as_ref().map(|t| t.0)),
             };
             if item.action == Action::KeepAlive {
-                let Some(record) = records
-                    .iter()
-                    .find(|r| r.event_id == item.occurrence.id && r.target == label)
-                    .cloned()
-                else {
-                    continue;
+                let about = About {
+                    rollout: &rollout,
+                    status: &status,
+                    observed: observed.as_ref(),
                 };
-                let refreshed = if settings.kind == AlertTargetType::Alertmanager {
-                    let about = About {
-                        rollout: &rollout,
-                        status: &status,
-                        observed: observed.as_ref(),
-                    };
-                    keep_alive(io, &self.http, about, &item, settings, record).await
-                } else {
-                    // The target changed type: there is no alert to keep alive.
-                    AlertRecord {
-                        next_attempt: None,
-                        ..record
-                    }
-                };
-                records = crate::alerts::events::upsert(&records, refreshed, &current);
-                write_records(io, &rollout, &records).await;
+                if let Some(kept) =
+                    keep_alive(io, &self.http, about, &item, settings, &records).await
+                {
+                    records = crate::alerts::events::upsert(&records, kept, &current);
+                    write_records(io, &rollout, &records).await;
+                }
                 continue;
             }
             if already {
@@ -475,19 +465,23 @@ impl Alerter {
         }
         let mut after = status;
         after.alerts = records;
-        self.wake_for_pending(io, key, &rollout, &after);
+        self.wake_for_pending(io, key, &rollout, &after, &unreadable);
     }
 
-    /// Set a timer for the next round of the Rollout's pending alerts, if any.
+    /// Set a timer for the next round of the Rollout's pending alerts and
+    /// Alertmanager re-sends, if any (see [`crate::alerts::events::next_wake`]).
     fn wake_for_pending(
         self: &Arc<Self>,
         io: &Arc<Io>,
         key: &str,
         rollout: &Rollout,
         status: &RolloutStatus,
+        unreadable: &[String],
     ) {
         let namespace = rollout.namespace().unwrap_or_default();
-        if let Some(at) = crate::alerts::events::next_retry(rollout, &namespace, status) {
+        let later = alertmanager::later(Timestamp::now(), self.max_retry_interval);
+        let next = crate::alerts::events::next_wake(rollout, &namespace, status, unreadable, later);
+        if let Some(at) = next {
             self.wake_at(io, key.to_string(), at);
         }
     }
