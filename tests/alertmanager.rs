@@ -20,7 +20,9 @@ use alertmanager_server::Alertmanager;
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde_json::{Value, json};
-use sluice::alerts::alertmanager::{alerts_url, ends_at, firing_record, postable_alerts};
+use sluice::alerts::alertmanager::{
+    alerts_url, authorization, ends_at, firing_record, postable_alerts,
+};
 use sluice::alerts::{
     Action, Delivery, DeliveryOutcome, Due, Input, Outgoing, Policy, TargetKey, build, deliver, due,
 };
@@ -103,6 +105,19 @@ async fn send(
     extra: &BTreeMap<String, String>,
     now: Timestamp,
 ) -> Delivery {
+    send_as(am, rollout, status, item, extra, now, None).await
+}
+
+/// [`send`] with an `Authorization` header.
+async fn send_as(
+    am: &Alertmanager,
+    rollout: &Rollout,
+    status: &RolloutStatus,
+    item: &Due,
+    extra: &BTreeMap<String, String>,
+    now: Timestamp,
+    authorization: Option<String>,
+) -> Delivery {
     let alert = build(&Input {
         rollout,
         status,
@@ -120,7 +135,7 @@ async fn send(
         url: alerts_url(&am.url).expect("URL").to_string(),
         body: serde_json::to_vec(&body).expect("body"),
         signing_key: None,
-        authorization: None,
+        authorization,
         event_id: item.occurrence.id.clone(),
         event: item.occurrence.trigger.name().into(),
     };
@@ -340,4 +355,47 @@ async fn an_alert_alertmanager_refuses_is_rejected_without_retries() {
         other => panic!("expected a rejection, got {other:?}"),
     }
     assert!(am.alerts_of("web").await.is_empty());
+}
+
+/// The bcrypt hash (cost 4) of `s3cret-pass`, as Alertmanager's
+/// `basic_auth_users` wants it (made with libxcrypt's `crypt`).
+const PASSWORD_HASH: &str = "$2b$04$wseqmzdRVpPzPRlS7nLdgeONMNOi9XM2I5leb2Ik7mGrjjHJR74KO";
+
+#[tokio::test]
+async fn basic_auth_from_the_secret_gets_through_and_a_wrong_password_is_rejected_once() {
+    let Some(am) = Alertmanager::start_with(Some(("sluice", "s3cret-pass", PASSWORD_HASH))).await
+    else {
+        return;
+    };
+    let rollout = rollout();
+    let now = Timestamp::now();
+    let status = aborted(now - seconds(5));
+    let items = due_now(&rollout, &status, now);
+    assert_eq!(items.len(), 1);
+    let extra = BTreeMap::new();
+
+    let wrong = authorization(Some("sluice"), Some("guess"), None).expect("header");
+    let delivery = send_as(&am, &rollout, &status, &items[0], &extra, now, wrong).await;
+    assert_eq!(delivery.attempts, 1, "a 401 is not retried: {delivery:?}");
+    assert!(
+        matches!(
+            delivery.outcome,
+            DeliveryOutcome::Rejected { status: 401, .. }
+        ),
+        "{delivery:?}"
+    );
+    let none = send_as(&am, &rollout, &status, &items[0], &extra, now, None).await;
+    assert!(
+        matches!(none.outcome, DeliveryOutcome::Rejected { status: 401, .. }),
+        "{none:?}"
+    );
+    assert!(am.alerts_of("web").await.is_empty());
+
+    let right = authorization(Some("sluice"), Some("s3cret-pass"), None).expect("header");
+    let delivery = send_as(&am, &rollout, &status, &items[0], &extra, now, right).await;
+    assert_eq!(delivery.outcome, DeliveryOutcome::Delivered { status: 200 });
+    am.wait_for(Duration::from_secs(10), "web", "the alert", |a| {
+        a.len() == 1
+    })
+    .await;
 }

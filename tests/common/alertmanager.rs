@@ -22,6 +22,8 @@ use serde_json::Value;
 pub struct Alertmanager {
     child: Child,
     pub url: String,
+    /// Basic auth the API asks for, if any (user, password).
+    auth: Option<(String, String)>,
     _dir: tempfile::TempDir,
 }
 
@@ -36,6 +38,12 @@ impl Alertmanager {
     /// Start one on a free loopback port with a null receiver, or `None`
     /// (with a message) when the binary is missing and not required.
     pub async fn start() -> Option<Alertmanager> {
+        Alertmanager::start_with(None).await
+    }
+
+    /// Like [`Alertmanager::start`], with the API behind basic auth:
+    /// (user, password, bcrypt hash of the password) in `--web.config.file`.
+    pub async fn start_with(basic_auth: Option<(&str, &str, &str)>) -> Option<Alertmanager> {
         let binary = std::env::var_os("SLUICE_ALERTMANAGER")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("/usr/bin/prometheus-alertmanager"));
@@ -57,6 +65,13 @@ impl Alertmanager {
             "route:\n  receiver: 'null'\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: 'null'\n",
         )
         .expect("config");
+        let mut web_config = None;
+        if let Some((user, _, hash)) = basic_auth {
+            let path = dir.path().join("web.yml");
+            std::fs::write(&path, format!("basic_auth_users:\n  {user}: '{hash}'\n"))
+                .expect("web config");
+            web_config = Some(format!("--web.config.file={}", path.display()));
+        }
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
@@ -71,6 +86,7 @@ impl Alertmanager {
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             // Empty: no HA gossip, nothing listens beyond the API.
             .arg("--cluster.listen-address=")
+            .args(web_config)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -78,16 +94,13 @@ impl Alertmanager {
         let am = Alertmanager {
             child,
             url: format!("http://127.0.0.1:{port}"),
+            auth: basic_auth.map(|(u, p, _)| (u.to_string(), p.to_string())),
             _dir: dir,
         };
         let ready = format!("{}/-/ready", am.url);
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let answer = http()
-                .get(&ready)
-                .timeout(Duration::from_secs(1))
-                .send()
-                .await;
+            let answer = am.get(&ready).timeout(Duration::from_secs(1)).send().await;
             if answer.is_ok_and(|r| r.status().is_success()) {
                 return Some(am);
             }
@@ -101,10 +114,19 @@ impl Alertmanager {
         }
     }
 
+    /// A GET with the API's credentials, if it has any.
+    fn get(&self, url: &str) -> reqwest::RequestBuilder {
+        let request = http().get(url);
+        match &self.auth {
+            Some((user, password)) => request.basic_auth(user, Some(password)),
+            None => request,
+        }
+    }
+
     /// Alerts Alertmanager lists for the Rollout (active ones; ended alerts are not listed).
     pub async fn alerts_of(&self, rollout: &str) -> Vec<Value> {
-        let all: Value = http()
-            .get(format!("{}/api/v2/alerts", self.url))
+        let all: Value = self
+            .get(&format!("{}/api/v2/alerts", self.url))
             .timeout(Duration::from_secs(5))
             .send()
             .await
