@@ -2,12 +2,14 @@
 //! Alertmanager on loopback: an analysis abort fires one alert there with
 //! the stable label set, the controller keeps it active past its `endsAt`
 //! by re-sending it (also after a restart, from what `status.alerts`
-//! records), and the recovery to the stable image resolves it.
+//! records), and the recovery to the stable image resolves it. A target
+//! whose Secret holds a malformed URL says so in its status and an Event.
 
 use std::time::Duration;
 
+use kube::Api;
 use serde_json::{Value, json};
-use sluice::crd::{AlertState, RolloutPhase};
+use sluice::crd::{AlertState, AlertTarget, RolloutPhase};
 
 use super::alertmanager_server::Alertmanager;
 use super::analysis::canary_with;
@@ -15,15 +17,17 @@ use super::harness::{ControllerProcess, admin_client, apply_value, wait_for};
 use super::rbac::service_account_kubeconfig;
 use super::support::*;
 
-/// Re-send interval of the target: the alert is valid for four of them (12 s).
-const RESEND: &str = "3s";
+/// Re-send interval of the target: a send keeps the alert active for four
+/// of them (20 s), time enough for a new controller to start under load.
+const RESEND: &str = "5s";
 
 fn with_alertmanager_alerts(doc: &mut Value) {
     super::analysis::with_analysis(doc);
     if doc["kind"] == "Rollout" {
         doc["spec"]["alerts"] = json!({
             "subscriptions": [
-                {"target": "team-am", "events": ["aborted"], "severities": {"aborted": "error"}}
+                {"target": "team-am", "events": ["aborted"], "severities": {"aborted": "error"}},
+                {"target": "bad-am"}
             ]
         });
     }
@@ -73,6 +77,19 @@ async fn an_abort_fires_in_alertmanager_is_kept_alive_across_a_restart_and_resol
         }
     });
     apply_value(&admin, &ns, target).await;
+    // A second target whose Secret's URL is no URL (and must not be echoed).
+    let bad_secret = json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "bad-am"},
+        "stringData": {"url": "alertmanager.monitoring:9093/s3cret"}
+    });
+    apply_value(&admin, &ns, bad_secret).await;
+    let bad_target = json!({
+        "apiVersion": "sluice.dev/v1alpha1", "kind": "AlertTarget",
+        "metadata": {"name": "bad-am"},
+        "spec": {"type": "Alertmanager", "secretName": "bad-am"}
+    });
+    apply_value(&admin, &ns, bad_target).await;
 
     let alerts = am
         .wait_for(Duration::from_secs(150), "web", "the abort, active", |a| {
@@ -126,8 +143,47 @@ async fn an_abort_fires_in_alertmanager_is_kept_alive_across_a_restart_and_resol
     .await;
     assert_eq!(record.target, format!("AlertTarget/{ns}/team-am"));
 
-    // Past the first send's endsAt (12 s) it is still the same active alert.
-    tokio::time::sleep(Duration::from_secs(15)).await;
+    // The bad target says what is wrong, in its status, the alert's record
+    // and an Event, without the URL; the alert waits for a fix.
+    let targets: Api<AlertTarget> = Api::namespaced(admin.clone(), &ns);
+    let ready = wait_for(Duration::from_secs(30), "bad-am SecretInvalid", || {
+        let targets = targets.clone();
+        async move {
+            let target = targets.get("bad-am").await.ok()?;
+            target
+                .status?
+                .conditions
+                .into_iter()
+                .find(|c| c.type_ == "Ready" && c.reason == "SecretInvalid")
+        }
+    })
+    .await;
+    assert_eq!(ready.status, "False");
+    assert!(
+        ready
+            .message
+            .contains("`url` is not an http(s) base URL of Alertmanager"),
+        "{}",
+        ready.message
+    );
+    assert!(!ready.message.contains("s3cret"), "{}", ready.message);
+    let r = rollout(&admin, &ns, "web").await;
+    let pending = r
+        .status
+        .unwrap_or_default()
+        .alerts
+        .into_iter()
+        .find(|a| a.target == format!("AlertTarget/{ns}/bad-am"))
+        .expect("a record for bad-am");
+    assert_eq!(pending.state, AlertState::Pending, "{pending:?}");
+    assert!(
+        event_reasons(&admin, &ns, "web")
+            .await
+            .contains(&"AlertTargetUnavailable".to_string())
+    );
+
+    // Past the first send's endsAt (20 s) it is still the same active alert.
+    tokio::time::sleep(Duration::from_secs(24)).await;
     let later = active_in(&am.alerts_of("web").await, &ns)
         .unwrap_or_else(|| panic!("expired: not kept alive; log:\n{}", controller.log_tail()));
     assert_eq!(later["fingerprint"], fingerprint);
@@ -144,7 +200,7 @@ async fn an_abort_fires_in_alertmanager_is_kept_alive_across_a_restart_and_resol
         "alerts-am-restarted",
         &["--no-leader-election"],
     );
-    tokio::time::sleep(Duration::from_secs(16)).await;
+    tokio::time::sleep(Duration::from_secs(24)).await;
     let after = active_in(&am.alerts_of("web").await, &ns).unwrap_or_else(|| {
         panic!(
             "the alert expired across the restart; log:\n{}",
@@ -173,7 +229,7 @@ async fn an_abort_fires_in_alertmanager_is_kept_alive_across_a_restart_and_resol
     .await;
     assert_eq!(resolved.target, format!("AlertTarget/{ns}/team-am"));
     // And it stays resolved: no re-send after the recovery.
-    tokio::time::sleep(Duration::from_secs(8)).await;
+    tokio::time::sleep(Duration::from_secs(12)).await;
     assert!(
         active_in(&am.alerts_of("web").await, &ns).is_none(),
         "re-sent after the resolve; log:\n{}",
