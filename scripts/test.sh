@@ -11,6 +11,8 @@ cd "$(dirname "$0")/.."
 
 echo "== dependencies"
 bash tests/cluster/install-deps.sh
+# Installed just now: its tests fail rather than skip if it is missing.
+export SLUICE_REQUIRE_ALERTMANAGER=1
 
 echo "== control plane (cached under ~/.cache/sluice)"
 SLUICE_CLUSTER_CACHE="$(bash tests/cluster/build.sh | tail -n 1)"

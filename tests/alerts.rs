@@ -24,6 +24,7 @@ fn outgoing(url: &str, key: Option<&str>) -> Outgoing {
         url: format!("{url}/hooks/T000/B000/XXXXSECRET"),
         body: br#"{"schemaVersion":"sluice.dev/alert/v1","event":"aborted"}"#.to_vec(),
         signing_key: key.map(|k| k.as_bytes().to_vec()),
+        authorization: None,
         event_id: "aborted/abc/1".into(),
         event: "aborted".into(),
     }

@@ -424,6 +424,23 @@ fn two_releases_share_no_object_and_select_only_their_own_pods() {
 }
 
 #[test]
+fn an_alertmanager_cluster_target_renders_with_its_labels_and_interval() {
+    let objects = rendered(
+        "sluice",
+        "sluice-system",
+        &[
+            "--set-json",
+            r#"alertTargets=[{"name":"am","type":"Alertmanager","secretName":"alertmanager","labels":{"cluster":"eu-1"},"resendInterval":"30s","allowedNamespaces":["*"]}]"#,
+        ],
+    );
+    let target = of_kind(&objects, "ClusterAlertTarget")[0];
+    assert_eq!(target["spec"]["type"], "Alertmanager");
+    assert_eq!(target["spec"]["labels"]["cluster"], "eu-1");
+    assert_eq!(target["spec"]["resendInterval"], "30s");
+    assert_eq!(target["spec"]["secretNamespace"], "sluice-system");
+}
+
+#[test]
 fn optional_objects_render_and_name_secrets_only() {
     let objects = rendered(
         "sluice",

@@ -33,6 +33,8 @@ pub struct Outgoing {
     pub body: Vec<u8>,
     /// Shared secret for the webhook signature.
     pub signing_key: Option<Vec<u8>>,
+    /// `Authorization` header value (Alertmanager basic auth or bearer token).
+    pub authorization: Option<String>,
     pub event_id: String,
     pub event: String,
 }
@@ -209,6 +211,9 @@ pub async fn deliver(client: &reqwest::Client, out: &Outgoing, policy: &Policy) 
             .header("Content-Type", "application/json")
             .header(EVENT_ID_HEADER, &out.event_id)
             .header(EVENT_HEADER, &out.event);
+        if let Some(value) = &out.authorization {
+            request = request.header(reqwest::header::AUTHORIZATION, value);
+        }
         if let Some(key) = &out.signing_key {
             let timestamp = now.as_second();
             request = request

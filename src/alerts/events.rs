@@ -135,7 +135,7 @@ pub fn occurrences(status: &RolloutStatus) -> Vec<Occurrence> {
         push(AlertEvent::Promoted, id, &promotion.revision, Some(at));
     }
     // Recovery: healthy again after an abort or a failed revert resolves the incident.
-    if status.phase == Some(RolloutPhase::Healthy) && status.abort.is_none() {
+    if recovered(status) {
         let mut resolved: Vec<&AlertRecord> = status
             .alerts
             .iter()
@@ -158,8 +158,49 @@ pub fn occurrences(status: &RolloutStatus) -> Vec<Occurrence> {
 }
 
 /// Events that open an incident a recovery resolves.
-fn opens_incident(event_id: &str) -> bool {
+pub fn opens_incident(event_id: &str) -> bool {
     event_id.starts_with("aborted/") || event_id.starts_with("revertFailed/")
+}
+
+/// The Rollout is Healthy again with no abort: its incidents are over.
+pub fn recovered(status: &RolloutStatus) -> bool {
+    status.phase == Some(RolloutPhase::Healthy) && status.abort.is_none()
+}
+
+/// Records of firing Alertmanager alerts that must be sent again to stay
+/// active: delivered (`Sent`) incidents marked with their next re-send
+/// (`nextAttempt`), while the Rollout has not recovered and no resolve was
+/// recorded for them. Re-derived from the persisted status, so a restarted
+/// controller keeps them alive too.
+pub fn kept_alive(status: &RolloutStatus) -> impl Iterator<Item = &AlertRecord> {
+    let over = recovered(status);
+    status.alerts.iter().filter(move |r| {
+        !over
+            && r.state == AlertState::Sent
+            && r.next_attempt.is_some()
+            && opens_incident(&r.event_id)
+            && !status.alerts.iter().any(|o| {
+                o.target == r.target && o.event_id.strip_prefix("resolved/") == Some(&r.event_id)
+            })
+    })
+}
+
+/// The occurrence a record is about, from its id, once the status no longer
+/// shows it (an abort cleared by `retry` while its alert still fires).
+fn occurrence_of(record: &AlertRecord) -> Option<Occurrence> {
+    let event = super::alertmanager::event_of(&record.event_id)?;
+    let mut parts = record.event_id.split('/').skip(1);
+    let revision = parts.next().unwrap_or_default().to_string();
+    let at = parts
+        .next()
+        .and_then(|t| t.parse::<i64>().ok())
+        .and_then(|t| Timestamp::from_second(t).ok());
+    Some(Occurrence {
+        trigger: Trigger::Event(event),
+        id: record.event_id.clone(),
+        revision,
+        at,
+    })
 }
 
 fn short(sha_or_url: &str) -> &str {
@@ -213,6 +254,9 @@ pub enum Action {
     /// A previous controller recorded `Sending` and stopped; the receiver
     /// cannot deduplicate, so say so instead of risking a duplicate.
     MarkUnconfirmed,
+    /// Send a delivered, still firing Alertmanager alert again (same labels)
+    /// so that Alertmanager keeps it active.
+    KeepAlive,
 }
 
 /// One alert to act on.
@@ -252,21 +296,33 @@ pub fn due(
             .events
             .clone()
             .unwrap_or_else(|| vec![AlertEvent::Aborted]);
+        let severity_of = |event: AlertEvent| {
+            subscription
+                .severities
+                .as_ref()
+                .and_then(|s| s.get(event))
+                .unwrap_or(event.default_severity())
+        };
         for occurrence in &occurrences {
             let severity = match &occurrence.trigger {
-                Trigger::Event(event) if events.contains(event) => subscription
-                    .severities
-                    .as_ref()
-                    .and_then(|s| s.get(*event))
-                    .unwrap_or(event.default_severity()),
-                Trigger::Resolve { event_id } if kind == AlertTargetType::PagerDuty => {
+                Trigger::Event(event) if events.contains(event) => severity_of(*event),
+                Trigger::Resolve { event_id }
+                    if matches!(
+                        kind,
+                        AlertTargetType::PagerDuty | AlertTargetType::Alertmanager
+                    ) =>
+                {
                     let triggered_here = status.alerts.iter().any(|r| {
                         &r.event_id == event_id && r.target == label && r.state == AlertState::Sent
                     });
                     if !triggered_here {
                         continue;
                     }
-                    AlertSeverity::Info
+                    // Alertmanager resolves by label set: the severity label must be the event's.
+                    match super::alertmanager::event_of(event_id) {
+                        Some(event) if kind == AlertTargetType::Alertmanager => severity_of(event),
+                        _ => AlertSeverity::Info,
+                    }
                 }
                 _ => continue,
             };
@@ -286,7 +342,12 @@ pub fn due(
                 }
                 // The receiver deduplicates (dedup key, event id header): safe to send again.
                 Some(AlertState::Sending)
-                    if matches!(kind, AlertTargetType::PagerDuty | AlertTargetType::Webhook) =>
+                    if matches!(
+                        kind,
+                        AlertTargetType::PagerDuty
+                            | AlertTargetType::Webhook
+                            | AlertTargetType::Alertmanager
+                    ) =>
                 {
                     Action::Send
                 }
@@ -310,6 +371,32 @@ pub fn due(
                 action,
             });
         }
+        // Firing Alertmanager alerts whose re-send is due. The marker is only
+        // ever set for Alertmanager; a target whose type changed since gets
+        // it cleared by the worker.
+        for record in kept_alive(status).filter(|r| r.target == label) {
+            if record.next_attempt.as_ref().is_some_and(|t| t.0 > now) {
+                continue;
+            }
+            let occurrence = occurrences
+                .iter()
+                .find(|o| o.id == record.event_id)
+                .cloned()
+                .or_else(|| occurrence_of(record));
+            let Some(occurrence) = occurrence else {
+                continue;
+            };
+            let severity = match &occurrence.trigger {
+                Trigger::Event(event) => severity_of(*event),
+                Trigger::Resolve { .. } => continue,
+            };
+            due.push(Due {
+                occurrence,
+                target: target.clone(),
+                severity,
+                action: Action::KeepAlive,
+            });
+        }
     }
     due
 }
@@ -322,17 +409,42 @@ pub fn next_retry(rollout: &Rollout, namespace: &str, status: &RolloutStatus) ->
         .map(TargetKey::label)
         .collect();
     let current = occurrences(status);
-    status
+    let pending = status
         .alerts
         .iter()
-        .filter(|r| r.state == AlertState::Pending && targets.contains(&r.target))
-        .filter(|r| current.iter().any(|o| o.id == r.event_id))
+        .filter(|r| r.state == AlertState::Pending)
+        .filter(|r| current.iter().any(|o| o.id == r.event_id));
+    pending
+        .chain(kept_alive(status))
+        .filter(|r| targets.contains(&r.target))
         .map(|r| {
             r.next_attempt
                 .as_ref()
                 .map_or(Timestamp::UNIX_EPOCH, |t| t.0)
         })
         .min()
+}
+
+/// When the alert worker should look at a Rollout again: the earliest
+/// [`next_retry`], except that alerts to targets that could not be read
+/// (`unreadable` labels), which were not due whatever their time, wait until
+/// `later` (the longest retry interval from now) instead of being due at
+/// once, which would read the missing target in a loop.
+pub fn next_wake(
+    rollout: &Rollout,
+    namespace: &str,
+    status: &RolloutStatus,
+    unreadable: &[String],
+    later: Timestamp,
+) -> Option<Timestamp> {
+    let (mut readable, mut unread) = (status.clone(), status.clone());
+    readable.alerts.retain(|r| !unreadable.contains(&r.target));
+    unread.alerts.retain(|r| unreadable.contains(&r.target));
+    let next = next_retry(rollout, namespace, &readable);
+    if next_retry(rollout, namespace, &unread).is_none() {
+        return next;
+    }
+    Some(next.map_or(later, |at| at.min(later)))
 }
 
 /// `records` with `record` in place of the one for the same event and target,
@@ -354,11 +466,17 @@ pub fn upsert(
             out.iter().any(|r| r.event_id == resolution)
         };
         let needed = |r: &AlertRecord| {
-            current.iter().any(|o| {
-                o.id == r.event_id
-                    || matches!(&o.trigger, Trigger::Resolve { event_id }
+            // A firing Alertmanager alert's record carries its re-send state.
+            let firing = r.state == AlertState::Sent
+                && r.next_attempt.is_some()
+                && opens_incident(&r.event_id)
+                && !resolved(&r.event_id);
+            firing
+                || current.iter().any(|o| {
+                    o.id == r.event_id
+                        || matches!(&o.trigger, Trigger::Resolve { event_id }
                         if *event_id == r.event_id && !resolved(event_id))
-            })
+                })
         };
         match out.iter().position(|r| !needed(r)) {
             Some(oldest) => {

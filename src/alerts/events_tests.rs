@@ -82,6 +82,7 @@ fn record(event_id: &str, target: &str, state: AlertState) -> AlertRecord {
         message: None,
         pending_since: None,
         next_attempt: None,
+        active_until: None,
     }
 }
 
@@ -366,4 +367,150 @@ fn no_wake_up_for_pending_alerts_of_past_events_or_dropped_targets() {
     status.alerts = vec![stale, unsubscribed];
     let rollout = subscribed(vec![to("team-slack", None)]);
     assert_eq!(next_retry(&rollout, "shop", &status), None);
+}
+
+/// A delivered abort to an Alertmanager target, firing, next re-send at `next`.
+fn firing(next: i64) -> AlertRecord {
+    AlertRecord {
+        next_attempt: Some(at(next)),
+        active_until: Some(at(next + 180)),
+        ..record(
+            "aborted/canary1/1800000000",
+            "AlertTarget/shop/am",
+            AlertState::Sent,
+        )
+    }
+}
+
+#[test]
+fn a_firing_alertmanager_alert_is_sent_again_each_interval_until_the_rollout_recovers() {
+    let mut sub = to("am", None);
+    sub.severities = Some(AlertSeverities {
+        aborted: Some(AlertSeverity::Warning),
+        ..Default::default()
+    });
+    let rollout = subscribed(vec![sub]);
+    let kinds = types(&[("am", AlertTargetType::Alertmanager)]);
+    let mut status = aborted_status();
+    status.alerts = vec![firing(60)];
+    // Not before its time, and the restarted controller reads the same.
+    assert!(due(&rollout, "shop", &status, &kinds, now(59)).is_empty());
+    assert_eq!(next_retry(&rollout, "shop", &status), Some(now(60)));
+    let resend = due(&rollout, "shop", &status, &kinds, now(60));
+    assert_eq!(resend.len(), 1, "{resend:?}");
+    assert_eq!(resend[0].action, Action::KeepAlive);
+    assert_eq!(resend[0].severity, AlertSeverity::Warning);
+    assert_eq!(resend[0].occurrence.id, "aborted/canary1/1800000000");
+
+    // `retry` cleared the abort but the Rollout is not Healthy yet: still
+    // firing, about the same abort (read back from its id), hours later too.
+    status.abort = None;
+    status.phase = Some(RolloutPhase::Progressing);
+    let resend = due(&rollout, "shop", &status, &kinds, now(7200));
+    assert_eq!(resend.len(), 1, "{resend:?}");
+    assert_eq!(resend[0].action, Action::KeepAlive);
+    assert_eq!(resend[0].occurrence.revision, "canary1");
+    assert_eq!(resend[0].occurrence.at, Some(now(0)));
+
+    // Healthy again: no re-send, the resolve instead, with the abort's
+    // severity (Alertmanager matches the resolve by the whole label set).
+    status.phase = Some(RolloutPhase::Healthy);
+    let resolve = due(&rollout, "shop", &status, &kinds, now(7200));
+    assert_eq!(resolve.len(), 1, "{resolve:?}");
+    assert_eq!(resolve[0].action, Action::Send);
+    assert_eq!(
+        resolve[0].occurrence.id,
+        "resolved/aborted/canary1/1800000000"
+    );
+    assert_eq!(resolve[0].severity, AlertSeverity::Warning);
+    assert_eq!(next_retry(&rollout, "shop", &status), None);
+}
+
+#[test]
+fn a_resolved_or_interrupted_alertmanager_alert_is_handled_once() {
+    let rollout = subscribed(vec![to("am", None)]);
+    let kinds = types(&[("am", AlertTargetType::Alertmanager)]);
+    // A resolve recorded (even one still pending) ends the re-sends, also
+    // when the Rollout aborts again later.
+    for state in [AlertState::Sent, AlertState::Pending, AlertState::Failed] {
+        let mut status = aborted_status();
+        status.abort = None;
+        status.phase = Some(RolloutPhase::Progressing);
+        let mut resolved = record(
+            "resolved/aborted/canary1/1800000000",
+            "AlertTarget/shop/am",
+            state,
+        );
+        resolved.next_attempt = Some(at(1_000_000));
+        status.alerts = vec![firing(60), resolved];
+        assert!(
+            due(&rollout, "shop", &status, &kinds, now(600)).is_empty(),
+            "{state}"
+        );
+    }
+    // A send a restart cut short goes out again: Alertmanager merges by labels.
+    let mut status = aborted_status();
+    status.alerts = vec![record(
+        "aborted/canary1/1800000000",
+        "AlertTarget/shop/am",
+        AlertState::Sending,
+    )];
+    let again = due(&rollout, "shop", &status, &kinds, now(5));
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].action, Action::Send);
+}
+
+#[test]
+fn a_firing_alertmanager_record_outlives_trimming() {
+    let mut status = aborted_status();
+    status.abort = None;
+    status.phase = Some(RolloutPhase::Progressing);
+    let mut records = vec![firing(60)];
+    for step in 0..(MAX_RECORDS as i32 + 5) {
+        let r = record(
+            &format!("stepCompleted/canary2/{step}"),
+            "AlertTarget/shop/am",
+            AlertState::Sent,
+        );
+        records = upsert(&records, r, &occurrences(&status));
+    }
+    assert_eq!(records.len(), MAX_RECORDS);
+    assert!(
+        records
+            .iter()
+            .any(|r| r.event_id == "aborted/canary1/1800000000")
+    );
+}
+
+#[test]
+fn a_target_that_cannot_be_read_is_looked_at_again_later_not_in_a_loop() {
+    let rollout = subscribed(vec![to("am", None), to("pd", None)]);
+    let mut status = aborted_status();
+    // Overdue for a long time: due at once if the target could be read.
+    status.alerts = vec![firing(-3600)];
+    let unreadable = ["AlertTarget/shop/am".to_string()];
+    assert_eq!(
+        next_wake(&rollout, "shop", &status, &[], now(600)),
+        Some(now(-3600))
+    );
+    assert_eq!(
+        next_wake(&rollout, "shop", &status, &unreadable, now(600)),
+        Some(now(600))
+    );
+    // A readable target's earlier time still wins.
+    let mut pending = record(
+        "aborted/canary1/1800000000",
+        "AlertTarget/shop/pd",
+        AlertState::Pending,
+    );
+    pending.next_attempt = Some(at(30));
+    status.alerts.push(pending);
+    assert_eq!(
+        next_wake(&rollout, "shop", &status, &unreadable, now(600)),
+        Some(now(30))
+    );
+    assert_eq!(
+        next_wake(&rollout, "shop", &status, &[], now(600)),
+        Some(now(-3600))
+    );
 }

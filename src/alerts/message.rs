@@ -242,6 +242,14 @@ pub fn build(input: &Input) -> Alert {
                         format!("analysis {} {}: {}", a.run, a.phase, lines.join("; "))
                     })
                     .unwrap_or_else(|| message.clone());
+                // A keep-alive re-send after `retry` cleared the abort still says what it was.
+                let why = if why.is_empty() {
+                    format!(
+                        "canary revision {revision} was aborted (the abort has since been cleared)"
+                    )
+                } else {
+                    why
+                };
                 let summary = format!(
                     "{who} aborted{}: {why}; traffic is back on stable",
                     at_step(&step)

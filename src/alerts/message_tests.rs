@@ -227,6 +227,7 @@ fn pagerduty_gets_a_trigger_then_a_resolve_with_the_same_dedup_key() {
         message: None,
         pending_since: None,
         next_attempt: None,
+        active_until: None,
     }];
     let resolve = alert_for(&rollout, &healthy, None);
     assert_eq!(resolve.event, "resolved");

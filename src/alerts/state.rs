@@ -41,6 +41,7 @@ impl Slot<'_> {
             message,
             pending_since: None,
             next_attempt: None,
+            active_until: None,
         }
     }
 

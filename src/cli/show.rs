@@ -163,6 +163,7 @@ mod tests {
             message: None,
             pending_since: None,
             next_attempt: None,
+            active_until: None,
         };
         let mut alerts: Vec<AlertRecord> = (0..6).map(|i| record(i, AlertState::Sent)).collect();
         alerts.push(AlertRecord {

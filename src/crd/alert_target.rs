@@ -1,5 +1,6 @@
 //! `AlertTarget` and `ClusterAlertTarget`: where Sluice sends alerts about
-//! rollout events (Slack, Microsoft Teams, PagerDuty, a signed webhook).
+//! rollout events (Slack, Microsoft Teams, PagerDuty, a signed webhook,
+//! Prometheus Alertmanager).
 //!
 //! The URL or routing key lives in a Secret, never in the resource, so that
 //! the resource can be read by everyone who reads Rollouts.
@@ -11,6 +12,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 use super::rollout::DURATION_PATTERN;
 
@@ -27,6 +29,10 @@ pub enum AlertTargetType {
     /// Generic JSON webhook (schema `sluice.dev/alert/v1`), signed with
     /// HMAC-SHA256 when the Secret has `signingKey`. Secret key `url`.
     Webhook,
+    /// Prometheus Alertmanager API v2 (`POST <url>/api/v2/alerts`): a firing
+    /// alert re-sent while the incident lasts, resolved on recovery. Secret
+    /// key `url`, optionally `username` and `password`, or `bearerToken`.
+    Alertmanager,
 }
 
 impl AlertTargetType {
@@ -37,6 +43,7 @@ impl AlertTargetType {
             AlertTargetType::Teams => "Teams",
             AlertTargetType::PagerDuty => "PagerDuty",
             AlertTargetType::Webhook => "Webhook",
+            AlertTargetType::Alertmanager => "Alertmanager",
         }
     }
 }
@@ -67,11 +74,12 @@ impl AlertTargetType {
 )]
 #[serde(rename_all = "camelCase")]
 pub struct AlertTargetSpec {
-    /// `Slack`, `Teams`, `PagerDuty` or `Webhook`.
+    /// `Slack`, `Teams`, `PagerDuty`, `Webhook` or `Alertmanager`.
     #[serde(rename = "type")]
     pub type_: AlertTargetType,
-    /// Secret in the target's namespace holding `url` (Slack, Teams, Webhook)
-    /// or `routingKey` (PagerDuty), and optionally `signingKey` (Webhook).
+    /// Secret in the target's namespace holding `url` (Slack, Teams, Webhook,
+    /// Alertmanager) or `routingKey` (PagerDuty), and optionally `signingKey`
+    /// (Webhook) or `username`/`password` or `bearerToken` (Alertmanager).
     #[schemars(length(min = 1, max = 253))]
     pub secret_name: String,
     /// PagerDuty events endpoint. Defaults to `https://events.pagerduty.com/v2/enqueue`
@@ -90,6 +98,20 @@ pub struct AlertTargetSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self >= 1 && self <= 20").message("maxAttempts must be between 1 and 20"))]
     pub max_attempts: Option<i32>,
+    /// Alertmanager: labels added to every alert (e.g. `team`, `cluster`),
+    /// for routing and inhibition. Names match `[a-zA-Z_][a-zA-Z0-9_]*` (the
+    /// target reports others as invalid) and cannot replace the labels Sluice
+    /// sets (`alertname`, `namespace`, `rollout`, `revision`, `severity`, `step`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 32))]
+    pub labels: BTreeMap<String, String>,
+    /// Alertmanager: how often a firing alert is sent again while the
+    /// incident lasts, e.g. `1m` (the default). Each send says the alert
+    /// ends four intervals later, so Alertmanager resolves it by itself only
+    /// when Sluice stops sending.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = DURATION_PATTERN))]
+    pub resend_interval: Option<String>,
     /// How long an alert that cannot be delivered (receiver down, Secret
     /// missing or incomplete) stays pending and is retried with capped
     /// back-off before it is given up, e.g. `6h`. Defaults to 6h.
@@ -123,10 +145,11 @@ pub struct AlertTargetSpec {
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterAlertTargetSpec {
-    /// `Slack`, `Teams`, `PagerDuty` or `Webhook`.
+    /// `Slack`, `Teams`, `PagerDuty`, `Webhook` or `Alertmanager`.
     #[serde(rename = "type")]
     pub type_: AlertTargetType,
-    /// Secret holding `url` or `routingKey` (and optionally `signingKey`).
+    /// Secret holding `url` or `routingKey` (and optionally `signingKey`, or
+    /// `username`/`password` or `bearerToken` for Alertmanager).
     #[schemars(length(min = 1, max = 253))]
     pub secret_name: String,
     /// Namespace of the Secret (the controller's namespace by convention).
@@ -144,6 +167,20 @@ pub struct ClusterAlertTargetSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self >= 1 && self <= 20").message("maxAttempts must be between 1 and 20"))]
     pub max_attempts: Option<i32>,
+    /// Alertmanager: labels added to every alert (e.g. `team`, `cluster`),
+    /// for routing and inhibition. Names match `[a-zA-Z_][a-zA-Z0-9_]*` (the
+    /// target reports others as invalid) and cannot replace the labels Sluice
+    /// sets (`alertname`, `namespace`, `rollout`, `revision`, `severity`, `step`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 32))]
+    pub labels: BTreeMap<String, String>,
+    /// Alertmanager: how often a firing alert is sent again while the
+    /// incident lasts, e.g. `1m` (the default). Each send says the alert
+    /// ends four intervals later, so Alertmanager resolves it by itself only
+    /// when Sluice stops sending.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = DURATION_PATTERN))]
+    pub resend_interval: Option<String>,
     /// How long an alert that cannot be delivered (receiver down, Secret
     /// missing or incomplete) stays pending and is retried with capped
     /// back-off before it is given up, e.g. `6h`. Defaults to 6h.
@@ -163,7 +200,8 @@ pub struct ClusterAlertTargetSpec {
 pub struct AlertTargetStatus {
     /// `Ready`: True while deliveries succeed; False while alerts wait for a
     /// retry (reason `DeliveryPending`), after one is given up
-    /// (`DeliveryFailing`) or when the Secret is unusable (`SecretInvalid`).
+    /// (`DeliveryFailing`), when the Secret is unusable (`SecretInvalid`) or
+    /// the spec is (`SpecInvalid`, e.g. a bad Alertmanager label name).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// Failed deliveries in a row since the last success: alerts rejected or

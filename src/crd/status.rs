@@ -340,9 +340,14 @@ pub struct AlertRecord {
     /// Since when the alert has been waiting to be delivered (first failure).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_since: Option<Time>,
-    /// When a `Pending` alert is tried again.
+    /// When a `Pending` alert is tried again, or when a firing Alertmanager
+    /// alert is next sent again to keep it alive.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_attempt: Option<Time>,
+    /// Alertmanager: the `endsAt` of the last send; the alert stays active
+    /// there until then unless Sluice sends it again or resolves it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_until: Option<Time>,
 }
 
 /// Where a blue-green update stands.

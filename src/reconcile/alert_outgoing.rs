@@ -1,12 +1,15 @@
 //! What one alert sends: the target's Secret read at delivery time (never
-//! cached, never logged) and the body rendered for the target's type.
+//! cached, never logged) and the body rendered for the target's type, at
+//! `now` (an Alertmanager alert says when it ends).
 
+use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, ResourceExt};
 
 use super::Io;
 use super::alert_targets::{TargetError, TargetSettings};
 use super::git_revert::images;
+use crate::alerts::alertmanager;
 use crate::alerts::message::{pagerduty, slack, teams};
 use crate::alerts::{Due, Outgoing, build};
 use crate::crd::{AlertTargetType, AnalysisPhase, AnalysisRun, Rollout, RolloutStatus};
@@ -21,6 +24,7 @@ pub async fn outgoing(
     item: &Due,
     settings: &TargetSettings,
     observed: Option<&crate::engine::Observed>,
+    now: Timestamp,
 ) -> Result<Outgoing, TargetError> {
     let (secret_ns, secret_name) = &settings.secret;
     let secrets: Api<Secret> = Api::namespaced(io.client.clone(), secret_ns);
@@ -58,6 +62,13 @@ pub async fn outgoing(
         images: found_images,
         run,
     });
+    let invalid = |problem| TargetError::SecretValueInvalid {
+        namespace: secret_ns.clone(),
+        name: secret_name.clone(),
+        target: item.target.label(),
+        problem,
+    };
+    let mut authorization = None;
     let (url, body, signing_key) = match settings.kind {
         AlertTargetType::Slack => (
             value("url").ok_or_else(|| missing("url"))?,
@@ -82,11 +93,32 @@ pub async fn outgoing(
             serde_json::to_value(&alert).unwrap_or_default(),
             value("signingKey").map(String::into_bytes),
         ),
+        AlertTargetType::Alertmanager => {
+            alertmanager::check_labels(&settings.labels).map_err(|problem| {
+                TargetError::SpecInvalid {
+                    target: item.target.label(),
+                    problem,
+                }
+            })?;
+            let base = value("url").ok_or_else(|| missing("url"))?;
+            let url = alertmanager::alerts_url(&base).map_err(invalid)?;
+            authorization = alertmanager::authorization(
+                value("username").as_deref(),
+                value("password").as_deref(),
+                value("bearerToken").as_deref(),
+            )
+            .map_err(invalid)?;
+            let resolves = alert.resolves.is_some();
+            let ends_at = alertmanager::ends_at(resolves, now, settings.resend_interval);
+            let body = alertmanager::postable_alerts(&alert, &settings.labels, now, ends_at);
+            (url.to_string(), body, None)
+        }
     };
     Ok(Outgoing {
         url,
         body: serde_json::to_vec(&body).unwrap_or_default(),
         signing_key,
+        authorization,
         event_id: item.occurrence.id.clone(),
         event: item.occurrence.trigger.name().into(),
     })

@@ -3,6 +3,7 @@
 //! namespace may use a cluster-scoped one), turn its settings into a
 //! delivery [`Policy`], and keep its `Ready` condition current.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -11,6 +12,7 @@ use tracing::debug;
 
 use super::Io;
 use super::status_write::{apply_status, get_scoped};
+use crate::alerts::alertmanager::resend_interval;
 use crate::alerts::state::target_status;
 use crate::alerts::{Policy, TargetKey};
 use crate::crd::tenancy::{namespace_allowed, not_allowed_message};
@@ -27,6 +29,10 @@ pub struct TargetSettings {
     pub secret: (String, String),
     pub endpoint: Option<String>,
     pub policy: Policy,
+    /// Alertmanager: extra labels on every alert.
+    pub labels: BTreeMap<String, String>,
+    /// Alertmanager: how often a firing alert is sent again.
+    pub resend_interval: Duration,
     pub status: AlertTargetStatus,
     /// Why the Rollout's namespace may not use this (cluster-scoped) target.
     pub refusal: Option<String>,
@@ -83,6 +89,22 @@ pub enum TargetError {
         target: String,
         key: &'static str,
     },
+    /// A value in the target's Secret is unusable (the value is never repeated).
+    #[error("Secret {namespace}/{name} of {target}: {problem}")]
+    SecretValueInvalid {
+        namespace: String,
+        name: String,
+        target: String,
+        #[source]
+        problem: crate::alerts::alertmanager::ConfigError,
+    },
+    /// The target's spec cannot be used as it is.
+    #[error("{target}: {problem}")]
+    SpecInvalid {
+        target: String,
+        #[source]
+        problem: crate::alerts::alertmanager::ConfigError,
+    },
     /// A ClusterAlertTarget that does not list the Rollout's namespace.
     #[error("{0}")]
     Refused(String),
@@ -112,6 +134,8 @@ pub async fn read_target(
                     spec.max_attempts,
                     spec.retry_for.as_deref(),
                 ),
+                labels: spec.labels.clone(),
+                resend_interval: resend_interval(parse(spec.resend_interval.as_deref())),
                 status: found.status.unwrap_or_default(),
                 refusal: None,
             })
@@ -135,11 +159,17 @@ pub async fn read_target(
                     spec.max_attempts,
                     spec.retry_for.as_deref(),
                 ),
+                labels: spec.labels.clone(),
+                resend_interval: resend_interval(parse(spec.resend_interval.as_deref())),
                 status: found.status.unwrap_or_default(),
                 refusal,
             })
         }
     }
+}
+
+fn parse(duration: Option<&str>) -> Option<Duration> {
+    duration.and_then(|t| humantime::parse_duration(t).ok())
 }
 
 fn unreadable(target: &TargetKey, source: kube::Error) -> TargetError {

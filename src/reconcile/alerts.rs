@@ -28,12 +28,13 @@ use tokio::sync::mpsc;
 use tracing::warn;
 
 use super::Io;
+use super::alert_keep_alive::{About, keep_alive};
 use super::alert_outgoing::outgoing;
 use super::alert_targets::{FIELD_MANAGER, TargetError, read_target, record_target};
 use super::observe::observe;
 use super::status_write::apply_status;
 use crate::alerts::state::{Slot, event_reason, target_reason};
-use crate::alerts::{Action, DeliveryOutcome, Policy, deliver, due};
+use crate::alerts::{Action, DeliveryOutcome, Policy, Trigger, alertmanager, deliver, due};
 use crate::crd::{AlertRecord, AlertState, AlertTargetType, Rollout, RolloutStatus};
 
 /// Deliveries this process made, remembered in case recording them failed.
@@ -239,6 +240,7 @@ impl Alerter {
             ..Policy::default()
         };
         let mut targets = BTreeMap::new();
+        let mut unreadable = Vec::new();
         for target in crate::alerts::events::subscribed_targets(&rollout, namespace) {
             match read_target(io, &target, namespace, &defaults).await {
                 Ok(settings) => {
@@ -250,13 +252,14 @@ impl Alerter {
                 Err(error) => {
                     let message = error.to_string();
                     publish(io, &rollout, true, "AlertTargetUnavailable", &message).await;
+                    unreadable.push(target.label());
                 }
             }
         }
         let kinds = targets.iter().map(|(k, s)| (k.clone(), s.kind)).collect();
         let due = due(&rollout, namespace, &status, &kinds, Timestamp::now());
         if due.is_empty() {
-            self.wake_for_pending(io, key, &rollout, &status);
+            self.wake_for_pending(io, key, &rollout, &status, &unreadable);
             return;
         }
         // What the message needs: the images and the analysis behind the event.
@@ -291,14 +294,35 @@ impl Alerter {
                 earlier_attempts,
                 pending_since: previous.and_then(|r| r.pending_since.as_ref().map(|t| t.0)),
             };
+            if item.action == Action::KeepAlive {
+                let about = About {
+                    rollout: &rollout,
+                    status: &status,
+                    observed: observed.as_ref(),
+                };
+                if let Some(kept) =
+                    keep_alive(io, &self.http, about, &item, settings, &records).await
+                {
+                    records = crate::alerts::events::upsert(&records, kept, &current);
+                    write_records(io, &rollout, &records).await;
+                }
+                continue;
+            }
             if already {
                 // Delivered by this process but not recorded: record, do not resend.
-                let done = slot.record(
+                let now = Timestamp::now();
+                let mut done = slot.record(
                     AlertState::Sent,
                     earlier_attempts.max(1),
                     Some("delivered".into()),
-                    Timestamp::now(),
+                    now,
                 );
+                if settings.kind == AlertTargetType::Alertmanager
+                    && crate::alerts::events::opens_incident(&done.event_id)
+                {
+                    // When it ends there is unknown: send it again now.
+                    done.next_attempt = Some(Time(now));
+                }
                 records = crate::alerts::events::upsert(&records, done, &current);
                 if write_records(io, &rollout, &records).await {
                     self.set_pending(io, &memory, settings.kind, false);
@@ -323,14 +347,31 @@ impl Alerter {
                 }
                 continue;
             }
+            let prepared_at = Timestamp::now();
             let prepared = match &settings.refusal {
                 Some(refusal) => Err(TargetError::Refused(refusal.clone())),
-                None => outgoing(io, &rollout, &status, &item, settings, observed.as_ref()).await,
+                None => {
+                    let observed = observed.as_ref();
+                    outgoing(
+                        io,
+                        &rollout,
+                        &status,
+                        &item,
+                        settings,
+                        observed,
+                        prepared_at,
+                    )
+                    .await
+                }
             };
             let outgoing = match prepared {
                 Ok(outgoing) => outgoing,
                 Err(error) => {
                     let problem = error.to_string();
+                    let target_problem = match error {
+                        TargetError::SpecInvalid { .. } => "SpecInvalid",
+                        _ => "SecretInvalid",
+                    };
                     // Nothing was sent: wait for the configuration to be fixed.
                     let now = Timestamp::now();
                     let waiting = slot.undelivered(
@@ -356,7 +397,7 @@ impl Alerter {
                     }
                     publish(io, &rollout, true, "AlertTargetUnavailable", &note).await;
                     if settings.refusal.is_none() {
-                        record_target(io, &item.target, settings, false, "SecretInvalid", &note)
+                        record_target(io, &item.target, settings, false, target_problem, &note)
                             .await;
                     }
                     continue;
@@ -380,6 +421,14 @@ impl Alerter {
                 Timestamp::now(),
                 fastrand::f64(),
             );
+            let result_record = if settings.kind == AlertTargetType::Alertmanager {
+                let resolves = matches!(item.occurrence.trigger, Trigger::Resolve { .. });
+                let interval = settings.resend_interval;
+                let ends_at = alertmanager::ends_at(resolves, prepared_at, interval);
+                alertmanager::firing_record(result_record, prepared_at, ends_at, interval)
+            } else {
+                result_record
+            };
             if result_record.state == AlertState::Sent
                 && let Ok(mut delivered) = self.delivered.lock()
             {
@@ -422,19 +471,23 @@ impl Alerter {
         }
         let mut after = status;
         after.alerts = records;
-        self.wake_for_pending(io, key, &rollout, &after);
+        self.wake_for_pending(io, key, &rollout, &after, &unreadable);
     }
 
-    /// Set a timer for the next round of the Rollout's pending alerts, if any.
+    /// Set a timer for the next round of the Rollout's pending alerts and
+    /// Alertmanager re-sends, if any (see [`crate::alerts::events::next_wake`]).
     fn wake_for_pending(
         self: &Arc<Self>,
         io: &Arc<Io>,
         key: &str,
         rollout: &Rollout,
         status: &RolloutStatus,
+        unreadable: &[String],
     ) {
         let namespace = rollout.namespace().unwrap_or_default();
-        if let Some(at) = crate::alerts::events::next_retry(rollout, &namespace, status) {
+        let later = alertmanager::later(Timestamp::now(), self.max_retry_interval);
+        let next = crate::alerts::events::next_wake(rollout, &namespace, status, unreadable, later);
+        if let Some(at) = next {
             self.wake_at(io, key.to_string(), at);
         }
     }

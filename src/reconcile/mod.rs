@@ -4,6 +4,7 @@
 //! typed per cause so that `/metrics` and logs say what failed, and a failed
 //! reconcile is retried with a delay rather than in a hot loop.
 
+pub mod alert_keep_alive;
 pub mod alert_outgoing;
 pub mod alert_targets;
 pub mod alerts;

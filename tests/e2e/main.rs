@@ -5,6 +5,9 @@
 //! controller process.
 
 mod alert_outage;
+mod alertmanager;
+#[path = "../common/alertmanager.rs"]
+mod alertmanager_server;
 mod alerts;
 mod analysis;
 mod argocd;
