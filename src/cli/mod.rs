@@ -3,10 +3,17 @@
 pub mod analyze;
 pub mod docs;
 mod examples;
+pub mod format;
+pub mod get;
 pub mod kubeconfig;
+pub mod list;
 pub mod output;
 pub mod rollout;
+pub mod set_image;
 pub mod show;
+pub mod tree;
+pub mod undo;
+pub mod undo_run;
 
 use std::ffi::OsString;
 use std::net::SocketAddr;
