@@ -98,6 +98,13 @@ Examples:
     --canary 7882wclslg --baseline wctbhsh2rl --arg prometheus=http://localhost:9090 --since 15m
   sluice analyze --template error-rate --canary 7882wclslg --baseline wctbhsh2rl";
 
+/// `sluice lint`.
+pub const LINT: &str = "\
+Examples:
+  sluice lint rollout.yaml analysis-templates/*.yaml
+  kustomize build overlays/prod | sluice lint -
+  helm template web ./chart | sluice lint -";
+
 /// `sluice crds`.
 pub const CRDS: &str = "\
 Example:

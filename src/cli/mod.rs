@@ -6,6 +6,7 @@ mod examples;
 pub mod format;
 pub mod get;
 pub mod kubeconfig;
+pub mod lint;
 pub mod list;
 pub mod output;
 pub mod rollout;
@@ -13,6 +14,7 @@ pub mod set_image;
 pub mod show;
 pub mod tree;
 pub mod undo;
+mod undo_defaults;
 pub mod undo_run;
 
 use std::ffi::OsString;
@@ -96,6 +98,17 @@ pub enum Command {
     /// Error, or a window too short to decide).
     #[command(after_help = examples::ANALYZE)]
     Analyze(analyze::AnalyzeArgs),
+    /// Check Rollouts, AnalysisTemplates and ClusterAnalysisTemplates offline.
+    ///
+    /// Each YAML document (a file may hold many; `-` reads standard input) is
+    /// checked against the schema of Sluice's CRDs, then by the validation the
+    /// controller runs (steps, weights, durations, selectors, routing; metric
+    /// conditions and `{{args.NAME}}` placeholders; the args a Rollout gives
+    /// to templates linted with it). Objects of other API groups are skipped.
+    /// The CRDs' CEL rules are not evaluated. Problems print as
+    /// FILE:LINE:COLUMN: KIND NAME: MESSAGE. Exit status: 0 no problems, 1 problems.
+    #[command(after_help = examples::LINT)]
+    Lint(lint::LintArgs),
     /// Print the CustomResourceDefinitions (apply with `kubectl apply --server-side -f -`).
     #[command(after_help = examples::CRDS)]
     Crds,

@@ -1,13 +1,6 @@
-//! `sluice rollout undo`: go back to an earlier revision's pod template.
-//!
-//! A ReplicaSet's template carries the API server's defaults
-//! (`imagePullPolicy`, `dnsPolicy`, …) that the Rollout's template never
-//! had, and a revision is identified by the hash of the template as written.
-//! So the template to restore is read back through the ReplicaSet's
-//! `managedFields`: only the fields some manager set (Sluice's server-side
-//! apply of exactly the Rollout's template), none of the defaults. The
-//! restored template then hashes to the old revision, and its ReplicaSet is
-//! reused.
+//! `sluice rollout undo`: which revision to go back to, and its pod
+//! template as the user wrote it (see `undo_defaults`), so that it hashes to
+//! that revision again and its ReplicaSet is reused.
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::PodTemplateSpec;
@@ -60,98 +53,48 @@ pub fn choose<'a>(
     }
 }
 
-/// The pod template of `rs` as Sluice applied it (see the module header),
-/// and whether it is exact: false when the ReplicaSet has no managedFields
-/// and its whole template, defaults included, is used.
-pub fn template_of(rs: &ReplicaSet, revision: &Revision) -> (PodTemplateSpec, bool) {
-    let applied = owned_fields(rs).and_then(|fields| {
-        let object = serde_json::to_value(rs).ok()?;
-        let kept = prune(&object, &fields);
-        let mut template: PodTemplateSpec =
-            serde_json::from_value(kept.get("spec")?.get("template")?.clone()).ok()?;
-        if let Some(labels) = template.metadata.as_mut().and_then(|m| m.labels.as_mut()) {
-            labels.remove(POD_TEMPLATE_HASH_LABEL);
-        }
-        Some(template)
-    });
-    match applied {
-        Some(template) if pod_template_hash(&template) == revision.hash => (template, true),
-        _ => (revision.template.clone(), false),
-    }
-}
-
-/// The union of the fields every manager of the main resource set.
-fn owned_fields(rs: &ReplicaSet) -> Option<Value> {
-    let entries = rs.metadata.managed_fields.as_ref()?;
-    let mut union = Value::Object(Map::new());
-    for entry in entries {
-        if entry.subresource.as_deref().is_some_and(|s| !s.is_empty()) {
-            continue;
-        }
-        if let Some(fields) = &entry.fields_v1 {
-            merge_into(&mut union, &fields.0);
-        }
-    }
-    union
-        .as_object()
-        .is_some_and(|m| !m.is_empty())
-        .then_some(union)
-}
-
-fn merge_into(into: &mut Value, from: &Value) {
-    if let (Some(into), Some(from)) = (into.as_object_mut(), from.as_object()) {
-        for (key, value) in from {
-            merge_into(
-                into.entry(key.clone())
-                    .or_insert_with(|| Value::Object(Map::new())),
-                value,
-            );
-        }
-    }
-}
-
-/// `value` without what `fields` (a `fieldsV1` set) does not name.
-fn prune(value: &Value, fields: &Value) -> Value {
-    let Some(fields) = fields.as_object().filter(|f| f.keys().any(|k| k != ".")) else {
-        // A leaf, or an atomic value owned whole.
-        return value.clone();
-    };
-    match value {
-        Value::Object(object) => Value::Object(
-            object
-                .iter()
-                .filter_map(|(key, child)| {
-                    let sub = fields.get(&format!("f:{key}"))?;
-                    Some((key.clone(), prune(child, sub)))
-                })
-                .collect(),
+/// The pod template of `rs` as written, and whether it hashes to the
+/// revision (else the defaults could not all be told apart, and it rolls
+/// out as a new revision). `current` is the Rollout's template now.
+pub fn template_of(
+    rs: &ReplicaSet,
+    revision: &Revision,
+    current: &PodTemplateSpec,
+) -> (PodTemplateSpec, bool) {
+    let stored = rs
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.as_ref())
+        .and_then(|t| serde_json::to_value(t).ok())
+        .unwrap_or_default();
+    let reference = serde_json::to_value(current).ok();
+    let candidates = [
+        super::undo_defaults::strip(&stored, reference.as_ref()),
+        super::undo_defaults::strip(&stored, None),
+        stored,
+    ];
+    let parsed: Vec<PodTemplateSpec> = candidates
+        .into_iter()
+        .filter_map(|c| serde_json::from_value::<PodTemplateSpec>(c).ok())
+        .map(|mut t| {
+            if let Some(labels) = t.metadata.as_mut().and_then(|m| m.labels.as_mut()) {
+                labels.remove(POD_TEMPLATE_HASH_LABEL);
+            }
+            t
+        })
+        .collect();
+    match parsed
+        .iter()
+        .find(|t| pod_template_hash(t) == revision.hash)
+    {
+        Some(exact) => (exact.clone(), true),
+        None => (
+            parsed
+                .into_iter()
+                .next()
+                .unwrap_or_else(|| revision.template.clone()),
+            false,
         ),
-        Value::Array(items) => Value::Array(
-            items
-                .iter()
-                .filter_map(|item| {
-                    let sub = fields
-                        .iter()
-                        .find_map(|(key, sub)| element_matches(key, item).then_some(sub))?;
-                    Some(prune(item, sub))
-                })
-                .collect(),
-        ),
-        other => other.clone(),
-    }
-}
-
-/// Whether a list key of `fieldsV1` (`k:{"name":"web"}` or `v:"x"`) names `item`.
-fn element_matches(key: &str, item: &Value) -> bool {
-    if let Some(keys) = key.strip_prefix("k:") {
-        let Ok(Value::Object(keys)) = serde_json::from_str::<Value>(keys) else {
-            return false;
-        };
-        keys.iter().all(|(k, v)| item.get(k) == Some(v))
-    } else if let Some(set_value) = key.strip_prefix("v:") {
-        serde_json::from_str::<Value>(set_value).is_ok_and(|v| &v == item)
-    } else {
-        false
     }
 }
 
@@ -185,7 +128,6 @@ pub fn merge_diff(current: &Value, target: &Value) -> Value {
 mod tests {
     use super::*;
     use crate::engine::testkit::{replica_set, rollout, template};
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry};
     use serde_json::json;
 
     fn revision(number: i64, hash: &str) -> Revision {
@@ -247,24 +189,28 @@ mod tests {
             hash,
             "the defaults change the hash"
         );
-        // Without managedFields: the whole template, and it says so.
-        let (_, exact) = template_of(&rs, &revision);
-        assert!(!exact);
-        rs.metadata.managed_fields = Some(vec![ManagedFieldsEntry {
-            manager: Some("sluice".into()),
-            operation: Some("Apply".into()),
-            fields_v1: Some(FieldsV1(
-                json!({"f:spec": {"f:replicas": {}, "f:template": {
-                    "f:metadata": {"f:labels": {"f:app": {}, "f:sluice.dev/pod-template-hash": {}}},
-                    "f:spec": {"f:containers": {"k:{\"name\":\"web\"}": {".": {}, "f:image": {}, "f:name": {}}}}
-                }}}),
-            )),
-            ..ManagedFieldsEntry::default()
-        }]);
-        let (restored, exact) = template_of(&rs, &revision);
+        let (restored, exact) = template_of(&rs, &revision, &template("web:2"));
         assert!(exact);
         assert_eq!(pod_template_hash(&restored), hash);
         assert_eq!(restored, template("web:1"));
+        // A default the user wrote is kept when the current template writes it too.
+        let mut written = template("web:1");
+        if let Some(spec) = written.spec.as_mut() {
+            spec.dns_policy = Some("ClusterFirst".into());
+        }
+        let mut rs = replica_set(&web, "web:1", 1, 1);
+        if let Some(t) = rs.spec.as_mut().and_then(|s| s.template.as_mut()) {
+            t.spec = written.spec.clone();
+        }
+        let mut revision = Revision::from_replica_set(&rs).unwrap_or_else(|| panic!("fixture"));
+        revision.hash = pod_template_hash(&written);
+        let mut current = template("web:2");
+        if let Some(spec) = current.spec.as_mut() {
+            spec.dns_policy = Some("ClusterFirst".into());
+        }
+        let (restored, exact) = template_of(&rs, &revision, &current);
+        assert!(exact);
+        assert_eq!(restored, written);
     }
 
     #[test]

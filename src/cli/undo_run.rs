@@ -58,7 +58,7 @@ pub async fn run(
     let Some(rs) = replica_sets.iter().find(|rs| rs.name_any() == chosen.name) else {
         return Err(Error::NotFound(chosen.name.clone()));
     };
-    let (template, exact) = template_of(rs, chosen);
+    let (template, exact) = template_of(rs, chosen, &rollout.spec.template);
     let images = images(&template).join(", ");
     if rollout.spec.git.is_some() && !spec_patch {
         return through_git(client, &rollout, &template, chosen.number).await;
@@ -73,7 +73,7 @@ pub async fn run(
     let how = if exact {
         format!("its ReplicaSet {} is used again", chosen.name)
     } else {
-        "read from its ReplicaSet with the API server's defaults (no managedFields), so it rolls out as a new revision".into()
+        "its ReplicaSet holds defaults the API server filled in that could not all be told apart, so it rolls out as a new revision".into()
     };
     crate::outln!(
         "rollout {name}: undone by a spec patch: the pod template of revision {} ({}) [{images}] is back in the Rollout; {how}",
