@@ -258,7 +258,11 @@ fn crd_schema(kind: &str, api_version: &str) -> Option<Value> {
             serde_json::to_value(served.schema.as_ref()?.open_api_v3_schema.as_ref()?).ok()?;
         // The API server adds these to every kind's schema itself.
         if let Some(properties) = schema.get_mut("properties").and_then(Value::as_object_mut) {
-            for (field, kind) in [("apiVersion", "string"), ("kind", "string"), ("metadata", "object")] {
+            for (field, kind) in [
+                ("apiVersion", "string"),
+                ("kind", "string"),
+                ("metadata", "object"),
+            ] {
                 properties
                     .entry(field)
                     .or_insert_with(|| serde_json::json!({ "type": kind }));

@@ -147,7 +147,7 @@ fn template_conditions_args_and_the_rollouts_that_use_them_are_checked() {
     assert!(found[2].starts_with("48:15: Rollout web:"), "{found:#?}");
     assert!(
         found[3].starts_with(
-            "48:17: Rollout web: argument \"limt\" is declared by none of the templates"
+            "50:15: Rollout web: argument \"limt\" is declared by none of the templates"
         ),
         "{found:#?}"
     );
