@@ -158,8 +158,8 @@ pub enum SetVerb {
         /// Rollout name.
         name: String,
         /// CONTAINER=IMAGE, one or more; `*=IMAGE` sets every container.
-        #[arg(required = true, value_name = "CONTAINER=IMAGE")]
-        images: Vec<String>,
+        #[arg(required = true, value_name = "CONTAINER=IMAGE", value_parser = super::set_image::parse_arg)]
+        images: Vec<(String, String)>,
     },
 }
 

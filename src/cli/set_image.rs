@@ -15,14 +15,11 @@ use crate::crd::Rollout;
 pub async fn run(
     api: &Api<Rollout>,
     name: &str,
-    images: &[String],
+    pairs: &[(String, String)],
 ) -> Result<(), super::rollout::Error> {
-    let pairs = images
-        .iter()
-        .map(|p| parse_pair(p))
-        .collect::<Result<Vec<_>, _>>()?;
+    let images: Vec<String> = pairs.iter().map(|(c, i)| format!("{c}={i}")).collect();
     let rollout = super::get::rollout(api, name).await?;
-    let Some(body) = patch(&rollout, &pairs)? else {
+    let Some(body) = patch(&rollout, pairs)? else {
         crate::outln!(
             "rollout {name}: the images are already {}",
             images.join(" ")
@@ -54,6 +51,11 @@ pub fn parse_pair(text: &str) -> Result<(String, String), Error> {
         }
         _ => Err(Error::Syntax(text.into())),
     }
+}
+
+/// [`parse_pair`] for clap, so a bad pair is a usage error before any cluster is asked.
+pub fn parse_arg(text: &str) -> Result<(String, String), String> {
+    parse_pair(text).map_err(|e| e.to_string())
 }
 
 /// The merge patch that sets `pairs` on `rollout`'s containers and init

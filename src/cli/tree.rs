@@ -356,4 +356,5 @@ pub fn pod_selector(rollout: &Rollout) -> String {
 }
 
 #[cfg(test)]
+#[path = "tree_tests.rs"]
 mod tests;

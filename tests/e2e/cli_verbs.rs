@@ -1,6 +1,6 @@
 //! The kubectl-style everyday verbs against the real API server and
 //! controller: `list -A`, `get` (tree, `-o json`, `--watch` into a pipe),
-//! `status -o yaml`, `set image` and `undo` by a spec patch.
+//! `status -o yaml`, `set image`, and `undo` by a spec patch and through Git.
 
 use std::process::Output;
 use std::time::Duration;
@@ -10,8 +10,8 @@ use sluice::cli::tree::CURRENT_MARK;
 use sluice::crd::{Rollout, RolloutPhase};
 use sluice::engine::controls;
 
-use super::harness::{ControllerProcess, cluster, namespace};
-use super::support::{annotate, apply_example, fresh_namespace, wait_phase};
+use super::harness::{ControllerProcess, cluster, namespace, repo_root};
+use super::support::{GitOps, annotate, apply_example, fresh_namespace, speed_up, wait_phase};
 
 const SETTLE: Duration = Duration::from_secs(90);
 const OLD: &str = "registry.example.com/api:2.4.0";
@@ -188,15 +188,6 @@ async fn list_get_set_image_and_undo_work_on_a_live_rollout() {
         promoted.status.and_then(|s| s.stable_revision),
         Some(canary.clone())
     );
-    let old_rs =
-        kube::Api::<k8s_openapi::api::apps::v1::ReplicaSet>::namespaced(admin.clone(), &ns)
-            .get(&format!("api-{original}"))
-            .await
-            .expect("the old ReplicaSet");
-    eprintln!(
-        "old ReplicaSet: {}",
-        serde_json::to_string(&old_rs).unwrap_or_default()
-    );
     let undo = ok(&["rollout", "undo", "api", "-n", &ns]);
     assert!(undo.contains("undone by a spec patch"), "{undo}");
     assert!(
@@ -208,4 +199,65 @@ async fn list_get_set_image_and_undo_work_on_a_live_rollout() {
     assert_eq!(status.canary_revision.as_deref(), Some(original.as_str()));
     assert_eq!(status.canary_images, [OLD]);
     assert_eq!(status.stable_images, [NEW]);
+}
+
+/// With `spec.git`, `undo` reverts the commit that brought the current
+/// image, and the GitOps sync brings the old revision back as itself.
+#[tokio::test]
+async fn undo_with_spec_git_reverts_the_image_commit() {
+    let (admin, ns) = fresh_namespace("verbs-git").await;
+    let _controller = ControllerProcess::start(
+        &cluster().info.kubeconfig,
+        &ns,
+        "verbs-git",
+        &["--no-leader-election"],
+    );
+    let example = |file: &str| {
+        std::fs::read_to_string(repo_root().join("examples/gateway-canary").join(file))
+            .expect("example")
+    };
+    let mut manifest: serde_json::Value =
+        serde_yaml_ng::from_str(&example("rollout.yaml")).expect("yaml");
+    speed_up(&mut manifest);
+    manifest["spec"]["strategy"]["canary"]["steps"] = json!([{"setWeight": 20}, {"pause": {}}]);
+    let bare = cluster()
+        .info
+        .data_dir
+        .join(format!("git-{ns}"))
+        .join("apps.git");
+    manifest["spec"]["git"] = json!({"repository": bare.display().to_string(), "path": "apps/web"});
+    let gitops = GitOps::start(
+        &ns,
+        &[
+            ("services.yaml", example("services.yaml")),
+            ("httproute.yaml", example("httproute.yaml")),
+            (
+                "rollout.yaml",
+                serde_yaml_ng::to_string(&manifest).expect("yaml"),
+            ),
+        ],
+    );
+    let first = wait_phase(&admin, &ns, "web", RolloutPhase::Healthy, SETTLE).await;
+    let original = first
+        .status
+        .and_then(|s| s.stable_revision)
+        .expect("stable revision");
+    let bump = gitops.bump("rollout.yaml", "web:1.0.0", "web:1.0.1", "web 1.0.1");
+    wait_phase(&admin, &ns, "web", RolloutPhase::Paused, SETTLE).await;
+    annotate(&admin, &ns, "web", controls::PROMOTE_FULL, "f1").await;
+    wait_phase(&admin, &ns, "web", RolloutPhase::Healthy, SETTLE).await;
+
+    let undo = ok(&["rollout", "undo", "web", "-n", &ns]);
+    assert!(undo.contains("undone through Git"), "{undo}");
+    assert!(undo.contains(&format!("reverts commit {bump}")), "{undo}");
+    assert_eq!(
+        gitops.reverts_of(&bump),
+        1,
+        "one revert commit on the branch"
+    );
+    // The sync applies the revert: the old revision is canaried again, as itself.
+    let back = wait_phase(&admin, &ns, "web", RolloutPhase::Paused, SETTLE).await;
+    let status = back.status.unwrap_or_default();
+    assert_eq!(status.canary_revision.as_deref(), Some(original.as_str()));
+    assert_eq!(status.canary_images, ["registry.example.com/web:1.0.0"]);
 }

@@ -209,10 +209,8 @@ pub fn template(spec: &AnalysisTemplateSpec, name: &str) -> Vec<Finding> {
                 }
             }
         }
-        if !condition_failed {
-            if let Err(err) = crate::analysis::run::plan_metric(name, metric) {
-                out.push(Finding::at(path, err));
-            }
+        if !condition_failed && let Err(err) = crate::analysis::run::plan_metric(name, metric) {
+            out.push(Finding::at(path, err));
         }
     }
     out

@@ -166,8 +166,9 @@ fn children(entries: &[Entry], at: usize) -> &[Entry] {
         .take_while(|e| {
             e.column > parent.column
                 // `key:` followed by `- item` at the key's own indent.
-                || (matches!(parent.kind, Kind::Key(_)) && e.kind == Kind::Item && e.column == parent.column)
-                || (e.line == parent.line && e.column > parent.column)
+                || (matches!(parent.kind, Kind::Key(_))
+                    && e.kind == Kind::Item
+                    && e.column == parent.column)
         })
         .count();
     // Items at the key's indent end at the next key at that indent; a

@@ -234,10 +234,10 @@ fn typed<T: serde::de::DeserializeOwned>(doc: &Document) -> Result<T, Problem> {
 /// A finding placed in its file.
 fn place(doc: &Document, object: &str, finding: Finding) -> Problem {
     let (line, mut column) = locate(&doc.text, &finding.path);
-    if let Some(offset) = finding.value_column {
-        if let Some(start) = value_column(&doc.text, line, column) {
-            column = start + offset.saturating_sub(1);
-        }
+    if let Some(offset) = finding.value_column
+        && let Some(start) = value_column(&doc.text, line, column)
+    {
+        column = start + offset.saturating_sub(1);
     }
     Problem {
         file: doc.file.clone(),

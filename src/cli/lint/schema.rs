@@ -68,11 +68,11 @@ fn walk(value: &Value, schema: &Value, path: &FieldPath, out: &mut Vec<Violation
             return;
         }
     }
-    if let Some(allowed) = schema.get("enum").and_then(Value::as_array) {
-        if !allowed.contains(value) {
-            let names: Vec<String> = allowed.iter().map(|v| v.to_string()).collect();
-            fail(format!("{value} is not one of {}", names.join(", ")));
-        }
+    if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
+        && !allowed.contains(value)
+    {
+        let names: Vec<String> = allowed.iter().map(|v| v.to_string()).collect();
+        fail(format!("{value} is not one of {}", names.join(", ")));
     }
     match value {
         Value::Object(object) => {
@@ -113,23 +113,23 @@ fn walk(value: &Value, schema: &Value, path: &FieldPath, out: &mut Vec<Violation
             let length = text.chars().count();
             bound(schema, "maxLength", length, "characters", &mut fail, true);
             bound(schema, "minLength", length, "characters", &mut fail, false);
-            if let Some(pattern) = schema.get("pattern").and_then(Value::as_str) {
-                if regex::Regex::new(pattern).is_ok_and(|re| !re.is_match(text)) {
-                    fail(format!("{text:?} does not match the pattern {pattern}"));
-                }
+            if let Some(pattern) = schema.get("pattern").and_then(Value::as_str)
+                && regex::Regex::new(pattern).is_ok_and(|re| !re.is_match(text))
+            {
+                fail(format!("{text:?} does not match the pattern {pattern}"));
             }
         }
         Value::Number(n) => {
             let n = n.as_f64().unwrap_or(0.0);
-            if let Some(min) = schema.get("minimum").and_then(Value::as_f64) {
-                if n < min {
-                    fail(format!("{n} is below the minimum {min}"));
-                }
+            if let Some(min) = schema.get("minimum").and_then(Value::as_f64)
+                && n < min
+            {
+                fail(format!("{n} is below the minimum {min}"));
             }
-            if let Some(max) = schema.get("maximum").and_then(Value::as_f64) {
-                if n > max {
-                    fail(format!("{n} is above the maximum {max}"));
-                }
+            if let Some(max) = schema.get("maximum").and_then(Value::as_f64)
+                && n > max
+            {
+                fail(format!("{n} is above the maximum {max}"));
             }
         }
         _ => {}
