@@ -74,6 +74,7 @@ kind: Rollout
 metadata:
   name: web
 spec:
+  replicas: 10
   selector:
     matchLabels:
       app: web
@@ -105,10 +106,13 @@ fn lint_names_file_line_and_column_and_fails() {
     let lines: Vec<&str> = stdout.lines().collect();
     let expected = [
         format!(
-            "{name}:11:3: Rollout web: spec.selector app=web does not match the template labels"
+            "{name}:12:3: Rollout web: spec.selector app=web does not match the template labels"
         ),
-        format!("{name}:26:11: Rollout web: steps[1].pause.duration"),
-        format!("{name}:27:11: Rollout web: steps[2].setWeight 20 is lower than the earlier 50"),
+        // Flow style: the nearest key, `pause`; admission's duration rule.
+        format!(
+            "{name}:27:11: Rollout web: spec.strategy.canary.steps[1].pause.duration: \"1 minute\": duration must look like 30s, 5m or 1h30m"
+        ),
+        format!("{name}:28:11: Rollout web: steps[2].setWeight 20 is lower than the earlier 50"),
     ];
     assert_eq!(lines.len(), expected.len(), "{stdout}");
     for (line, start) in lines.iter().zip(&expected) {
@@ -120,7 +124,7 @@ fn lint_names_file_line_and_column_and_fails() {
     let piped = run(&["lint", "-"], Some(BAD));
     assert_eq!(piped.status.code(), Some(1));
     assert!(
-        String::from_utf8_lossy(&piped.stdout).starts_with("<stdin>:11:3: Rollout web:"),
+        String::from_utf8_lossy(&piped.stdout).starts_with("<stdin>:12:3: Rollout web:"),
         "{}",
         text(&piped)
     );

@@ -173,11 +173,8 @@ pub fn lint(inputs: &[(String, String)]) -> (Vec<Problem>, usize) {
                 value_column: None,
             })
             .collect();
-        if !violations.is_empty() {
-            // The typed checks below assume a schema-valid object.
-            report(violations, &mut problems);
-            continue;
-        }
+        let schema_clean = violations.is_empty();
+        report(violations, &mut problems);
         let findings = match kind {
             "Rollout" => typed::<Rollout>(doc).map(|r| checks::rollout(&r, &known)),
             "AnalysisTemplate" => {
@@ -189,12 +186,17 @@ pub fn lint(inputs: &[(String, String)]) -> (Vec<Problem>, usize) {
         };
         match findings {
             Ok(findings) => report(findings, &mut problems),
-            Err(problem) => problems.push(Problem {
+            // A schema violation already says why the typed parse fails.
+            Err(problem) if schema_clean => problems.push(Problem {
                 object: object.clone(),
                 ..problem
             }),
+            Err(_) => {}
         }
     }
+    // In file order, then by position.
+    let order = |file: &str| inputs.iter().position(|(f, _)| f == file);
+    problems.sort_by_key(|p| (order(&p.file), p.line, p.column));
     (problems, checked)
 }
 

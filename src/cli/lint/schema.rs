@@ -3,9 +3,11 @@
 //! rejects unknown fields under kubectl's default strict validation),
 //! enums, lengths, item counts, bounds and patterns.
 //!
-//! The CRDs' `x-kubernetes-validations` CEL rules are not evaluated here
-//! (no CEL interpreter is linked); the controller's own Rust validation,
-//! which `lint` runs next, covers what they check for Rollouts.
+//! The CRDs' `x-kubernetes-validations` CEL rules are not interpreted (no
+//! CEL interpreter is linked); the controller's own Rust validation, which
+//! `lint` runs next, covers what they check, except the duration syntax,
+//! where the controller reads more (`1 minute`) than admission lets in: that
+//! rule is recognised by its text and checked with the same pattern.
 
 use serde_json::Value;
 
@@ -110,6 +112,22 @@ fn walk(value: &Value, schema: &Value, path: &FieldPath, out: &mut Vec<Violation
             }
         }
         Value::String(text) => {
+            for rule in schema
+                .get("x-kubernetes-validations")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let is_duration = rule.get("rule").and_then(Value::as_str)
+                    == Some(duration_syntax_rule().as_str());
+                if is_duration && !duration_is_valid(text) {
+                    let message = rule
+                        .get("message")
+                        .and_then(Value::as_str)
+                        .unwrap_or("not a duration");
+                    fail(format!("{text:?}: {message}"));
+                }
+            }
             let length = text.chars().count();
             bound(schema, "maxLength", length, "characters", &mut fail, true);
             bound(schema, "minLength", length, "characters", &mut fail, false);
@@ -134,6 +152,20 @@ fn walk(value: &Value, schema: &Value, path: &FieldPath, out: &mut Vec<Violation
         }
         _ => {}
     }
+}
+
+/// The text of the CEL rule `limits::duration_syntax()` generates.
+fn duration_syntax_rule() -> String {
+    serde_json::to_value(crate::crd::limits::duration_syntax())
+        .ok()
+        .and_then(|v| v.get("rule")?.as_str().map(String::from))
+        .unwrap_or_default()
+}
+
+/// What that rule accepts: non-empty and the duration pattern.
+fn duration_is_valid(text: &str) -> bool {
+    !text.is_empty()
+        && regex::Regex::new(crate::crd::limits::DURATION_PATTERN).is_ok_and(|re| re.is_match(text))
 }
 
 fn article(type_name: &str) -> &'static str {
@@ -212,6 +244,15 @@ mod tests {
             assert_eq!(hit, message.is_some(), "{path} {message:?} in {found:#?}");
         }
         assert_eq!(found.len(), 9, "{found:#?}");
+        let duration = json!({"type": "string", "x-kubernetes-validations": [
+            {"rule": duration_syntax_rule(), "message": "duration must look like 30s, 5m or 1h30m"}
+        ]});
+        assert!(check(&json!("1h30m"), &duration).is_empty());
+        let long = check(&json!("1 minute"), &duration);
+        assert_eq!(
+            long[0].message,
+            "\"1 minute\": duration must look like 30s, 5m or 1h30m"
+        );
         let missing = check(&json!({"spec": {}}), &schema);
         assert_eq!(missing[0].message, "missing required field \"name\"");
         assert_eq!(
