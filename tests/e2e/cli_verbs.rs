@@ -162,6 +162,21 @@ async fn list_get_set_image_and_undo_work_on_a_live_rollout() {
         watched.contains(CURRENT_MARK) && !watched.contains('\x1b'),
         "{watched}"
     );
+    // On a terminal (a pty from util-linux `script`, a Debian base package):
+    // each redraw clears the screen first, and the 2 s redraws repeat.
+    let command = format!(
+        "{} rollout get api -n {ns} --watch --timeout 5s",
+        env!("CARGO_BIN_EXE_sluice")
+    );
+    let tty = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("KUBECONFIG", &cluster().info.kubeconfig)
+        .output()
+        .expect("run script");
+    let screen = String::from_utf8_lossy(&tty.stdout);
+    assert!(tty.status.success(), "{}", text(&tty));
+    let redraws = screen.matches("\x1b[H\x1b[2J").count();
+    assert!(redraws >= 2, "{redraws} redraws: {screen:?}");
 
     // Clear errors, nothing changed.
     let bad = sluice(&["rollout", "set", "image", "api", "-n", &ns, "sidecar=x:1"]);
