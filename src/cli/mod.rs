@@ -101,11 +101,12 @@ pub enum Command {
     /// Check Rollouts, AnalysisTemplates and ClusterAnalysisTemplates offline.
     ///
     /// Each YAML document (a file may hold many; `-` reads standard input) is
-    /// checked against the schema of Sluice's CRDs, then by the validation the
+    /// checked against the schema and CEL rules of Sluice's CRDs, then by the validation the
     /// controller runs (steps, weights, durations, selectors, routing; metric
     /// conditions and `{{args.NAME}}` placeholders; the args a Rollout gives
     /// to templates linted with it). Objects of other API groups are skipped.
-    /// The CRDs' CEL rules are not evaluated. Problems print as
+    /// The CRDs' CEL rules are evaluated too (except those calling
+    /// `duration()`, left to the API server). Problems print as
     /// FILE:LINE:COLUMN: KIND NAME: MESSAGE. Exit status: 0 no problems, 1 problems.
     #[command(after_help = examples::LINT)]
     Lint(lint::LintArgs),

@@ -1,12 +1,14 @@
 //! `sluice lint FILE…`: check Rollouts, AnalysisTemplates and
 //! ClusterAnalysisTemplates offline, with `FILE:LINE:COLUMN` messages.
 //!
-//! Per document: YAML syntax; the generated CRD's schema
-//! ([`schema`]); the typed parse the controller does; then the
-//! controller's own validation ([`checks`]). Documents of other API groups
+//! Per document: YAML syntax; the generated CRD's schema and CEL rules
+//! ([`schema`], [`cel_rules`]); the typed parse the controller does; then
+//! the controller's own validation ([`checks`]), less what a CEL rule
+//! already said. Documents of other API groups
 //! (Services, HTTPRoutes) are skipped, so a whole directory's manifests can
 //! be linted at once.
 
+pub mod cel_rules;
 pub mod checks;
 pub mod locate;
 pub mod schema;
@@ -174,6 +176,7 @@ pub fn lint(inputs: &[(String, String)]) -> (Vec<Problem>, usize) {
             })
             .collect();
         let schema_clean = violations.is_empty();
+        let first_typed = problems.len() + violations.len();
         report(violations, &mut problems);
         let findings = match kind {
             "Rollout" => typed::<Rollout>(doc).map(|r| checks::rollout(&r, &known)),
@@ -185,7 +188,20 @@ pub fn lint(inputs: &[(String, String)]) -> (Vec<Problem>, usize) {
             _ => Ok(Vec::new()),
         };
         match findings {
-            Ok(findings) => report(findings, &mut problems),
+            Ok(findings) => {
+                report(findings, &mut problems);
+                // A CEL rule and the controller's check often say the same
+                // thing: keep the rule's (it is what admission says).
+                let (said, typed) = problems.split_at(first_typed);
+                let repeated = |p: &Problem| {
+                    said.iter().any(|s| {
+                        (s.line, s.column) == (p.line, p.column) || s.message.ends_with(&p.message)
+                    })
+                };
+                let kept: Vec<Problem> = typed.iter().filter(|p| !repeated(p)).cloned().collect();
+                problems.truncate(first_typed);
+                problems.extend(kept);
+            }
             // A schema violation already says why the typed parse fails.
             Err(problem) if schema_clean => problems.push(Problem {
                 object: object.clone(),

@@ -64,9 +64,9 @@ fn problems_point_at_the_line_and_column_in_the_right_document() {
     assert_eq!(
         found,
         [
+            // The CRD's CEL rule; the controller's check says the same and is not repeated.
+            "21:5: Rollout web: spec.strategy.canary: trafficRouting needs both stableService and canaryService",
             "22:7: Rollout web: spec.strategy.canary.stableServise: unknown field \"stableServise\"",
-            // The typed checks go on without the misspelt field.
-            "24:7: Rollout web: trafficRouting needs both stableService and canaryService",
             "59:11: Rollout web: steps[2].setWeight 5 is lower than the earlier 10; weights must not decrease",
         ]
     );
@@ -80,8 +80,12 @@ fn a_schema_violation_is_not_repeated_by_the_typed_parse() {
     let found = problems(&text);
     assert_eq!(
         found,
-        ["6:3: Rollout web: spec.replicas: must be an integer, not string",],
-        "the typed parse fails on the same field and says nothing more"
+        [
+            "6:3: Rollout web: spec.replicas: must be an integer, not string",
+            // The CRD's CEL rule, evaluated offline.
+            "28:11: Rollout web: spec.strategy.canary.steps[2].setWeight: 500: setWeight must be between 0 and 100",
+        ],
+        "the typed parse fails on spec.replicas and says nothing more"
     );
 }
 
