@@ -88,7 +88,8 @@ pub enum Verb {
     /// undo is made in Git: the commit that brought the current image is
     /// reverted with Sluice's revert machinery, using the Rollout's Git
     /// Secret (so your credentials must be able to read it), and your GitOps
-    /// tool syncs the result. Otherwise, or with --spec-patch, the pod
+    /// tool syncs the result. A revert brings back the image from before that
+    /// commit; the revision's image is what is set where the revert conflicts. Otherwise, or with --spec-patch, the pod
     /// template of that revision is patched into the Rollout. It always says
     /// which it did.
     #[command(after_help = super::examples::UNDO)]
