@@ -46,6 +46,7 @@ async fn main() -> ExitCode {
         Command::Analyze(args) => sluice::cli::analyze::run(args, &kube)
             .await
             .map_err(Into::into),
+        Command::Lint(args) => sluice::cli::lint::run(&args).map_err(Into::into),
         Command::Crds => print_crds(),
         Command::Completion(args) => {
             let name = if plugin { PLUGIN_NAME } else { "sluice" };

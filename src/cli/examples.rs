@@ -18,6 +18,8 @@ Examples:
 /// `sluice rollout`.
 pub const ROLLOUT: &str = "\
 Examples:
+  sluice rollout list -A
+  sluice rollout get web --watch
   sluice rollout status web --watch --timeout 10m
   sluice rollout promote web -n shop
   sluice rollout abort web --revert";
@@ -26,7 +28,41 @@ Examples:
 pub const STATUS: &str = "\
 Examples:
   sluice rollout status web
-  sluice rollout status web -n shop --watch --timeout 10m";
+  sluice rollout status web -n shop --watch --timeout 10m
+  sluice rollout status web -o yaml        (the live Rollout object)";
+
+/// `sluice rollout list`.
+pub const LIST: &str = "\
+Examples:
+  sluice rollout list
+  sluice rollout list -A                   (every namespace)
+  sluice rollout list -n shop -o json | jq -r '.items[].metadata.name'";
+
+/// `sluice rollout get`.
+pub const GET: &str = "\
+Examples:
+  sluice rollout get web
+  sluice rollout get web -n shop --watch --timeout 10m
+  sluice rollout get web -o json | jq '.revisions[0].images'";
+
+/// `sluice rollout set`.
+pub const SET: &str = "\
+Example:
+  sluice rollout set image web web=registry.example.com/web:1.4.2";
+
+/// `sluice rollout set image`.
+pub const SET_IMAGE: &str = "\
+Examples:
+  sluice rollout set image web web=registry.example.com/web:1.4.2
+  sluice rollout set image web -n shop web=web:1.4.2 sidecar=envoy:1.31
+  sluice rollout set image web '*=registry.example.com/web:1.4.2'   (every container)";
+
+/// `sluice rollout undo`.
+pub const UNDO: &str = "\
+Examples:
+  sluice rollout undo web                  (back to the previous revision)
+  sluice rollout undo web --to-revision 3
+  sluice rollout undo web --spec-patch     (patch the cluster even with spec.git)";
 
 /// `sluice rollout promote`.
 pub const PROMOTE: &str = "\
@@ -61,6 +97,13 @@ Examples:
   sluice analyze -f analysis-templates/error-rate-vs-baseline.yaml -n shop --rollout web \\
     --canary 7882wclslg --baseline wctbhsh2rl --arg prometheus=http://localhost:9090 --since 15m
   sluice analyze --template error-rate --canary 7882wclslg --baseline wctbhsh2rl";
+
+/// `sluice lint`.
+pub const LINT: &str = "\
+Examples:
+  sluice lint rollout.yaml analysis-templates/*.yaml
+  kustomize build overlays/prod | sluice lint -
+  helm template web ./chart | sluice lint -";
 
 /// `sluice crds`.
 pub const CRDS: &str = "\

@@ -3,10 +3,19 @@
 pub mod analyze;
 pub mod docs;
 mod examples;
+pub mod format;
+pub mod get;
 pub mod kubeconfig;
+pub mod lint;
+pub mod list;
 pub mod output;
 pub mod rollout;
+pub mod set_image;
 pub mod show;
+pub mod tree;
+pub mod undo;
+mod undo_defaults;
+pub mod undo_run;
 
 use std::ffi::OsString;
 use std::net::SocketAddr;
@@ -89,6 +98,18 @@ pub enum Command {
     /// Error, or a window too short to decide).
     #[command(after_help = examples::ANALYZE)]
     Analyze(analyze::AnalyzeArgs),
+    /// Check Rollouts, AnalysisTemplates and ClusterAnalysisTemplates offline.
+    ///
+    /// Each YAML document (a file may hold many; `-` reads standard input) is
+    /// checked against the schema and CEL rules of Sluice's CRDs, then by the validation the
+    /// controller runs (steps, weights, durations, selectors, routing; metric
+    /// conditions and `{{args.NAME}}` placeholders; the args a Rollout gives
+    /// to templates linted with it). Objects of other API groups are skipped.
+    /// The CRDs' CEL rules are evaluated too (except those calling
+    /// `duration()`, left to the API server). Problems print as
+    /// FILE:LINE:COLUMN: KIND NAME: MESSAGE. Exit status: 0 no problems, 1 problems.
+    #[command(after_help = examples::LINT)]
+    Lint(lint::LintArgs),
     /// Print the CustomResourceDefinitions (apply with `kubectl apply --server-side -f -`).
     #[command(after_help = examples::CRDS)]
     Crds,

@@ -11,6 +11,7 @@ use kube::api::{Patch, PatchParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
 
+use super::format::{self, Format};
 use super::kubeconfig::KubeArgs;
 use super::show;
 use crate::crd::{Rollout, RolloutPhase, RolloutStatus};
@@ -36,11 +37,71 @@ pub enum Verb {
         /// Rollout name.
         name: String,
         /// Keep printing changes until the rollout settles (Healthy, Aborted or Degraded).
-        #[arg(short, long)]
+        #[arg(short, long, conflicts_with = "output")]
         watch: bool,
         /// With --watch: give up after this long (e.g. 10m).
         #[arg(long, value_parser = humantime::parse_duration)]
         timeout: Option<Duration>,
+        /// Output format: text, or the live Rollout object as json or yaml.
+        #[arg(short, long, value_enum, default_value = "text")]
+        output: Format,
+    },
+    /// List Rollouts: name, strategy, phase, step, weight, stable and canary images, age.
+    #[command(after_help = super::examples::LIST)]
+    List {
+        /// Rollouts of every namespace (adds a NAMESPACE column).
+        #[arg(short = 'A', long)]
+        all_namespaces: bool,
+        /// Output format: a table, or a `List` of the live Rollout objects as json or yaml.
+        #[arg(short, long, value_enum, default_value = "text")]
+        output: Format,
+    },
+    /// Show a Rollout as a tree: revisions, their ReplicaSets and pods, their
+    /// AnalysisRuns with verdicts, and the steps with the current one marked.
+    #[command(after_help = super::examples::GET)]
+    Get {
+        /// Rollout name.
+        name: String,
+        /// Redraw every 2 s (in place on a terminal; otherwise each changed
+        /// snapshot after a blank line) until Ctrl-C or --timeout.
+        #[arg(short, long)]
+        watch: bool,
+        /// With --watch: stop after this long (e.g. 10m), with status 0.
+        #[arg(long, value_parser = humantime::parse_duration, requires = "watch")]
+        timeout: Option<Duration>,
+        /// Output format: the tree as text, or the same tree as json or yaml
+        /// (a summary structure: name, phase, steps with state, revisions with
+        /// images, pods and analysisRuns).
+        #[arg(short, long, value_enum, default_value = "text")]
+        output: Format,
+    },
+    /// Change the Rollout's spec in the cluster (`set image`).
+    ///
+    /// With Argo CD or Flux the Git repository remains the source of truth:
+    /// a change made here is drift that the next sync (or self-heal) undoes.
+    /// Commit the change to Git for it to last.
+    #[command(after_help = super::examples::SET, subcommand)]
+    Set(SetVerb),
+    /// Go back to an earlier revision (the previous one, or --to-revision N).
+    ///
+    /// With spec.git (a GitOps repository configured for the Rollout) the
+    /// undo is made in Git: the commit that brought the current image is
+    /// reverted with Sluice's revert machinery, using the Rollout's Git
+    /// Secret (so your credentials must be able to read it), and your GitOps
+    /// tool syncs the result. A revert brings back the image from before that
+    /// commit; the revision's image is what is set where the revert conflicts. Otherwise, or with --spec-patch, the pod
+    /// template of that revision is patched into the Rollout. It always says
+    /// which it did.
+    #[command(after_help = super::examples::UNDO)]
+    Undo {
+        /// Rollout name.
+        name: String,
+        /// The revision number to go back to (see `sluice rollout get`).
+        #[arg(long, value_name = "N")]
+        to_revision: Option<i64>,
+        /// Patch the spec even when spec.git is set (the next GitOps sync undoes it).
+        #[arg(long)]
+        spec_patch: bool,
     },
     /// Move past the current step (a pause, an analysis, a wait), or all the way with --full.
     #[command(after_help = super::examples::PROMOTE)]
@@ -84,6 +145,25 @@ pub enum Verb {
     },
 }
 
+/// `sluice rollout set …`.
+#[derive(Debug, clap::Subcommand)]
+pub enum SetVerb {
+    /// Set container images in the pod template, which starts a new revision.
+    ///
+    /// One merge patch of the containers (and init containers), refused if
+    /// the Rollout changed since it was read. With Argo CD or Flux the Git
+    /// repository remains the source of truth: commit the new image there,
+    /// or the next sync puts the old one back.
+    #[command(after_help = super::examples::SET_IMAGE)]
+    Image {
+        /// Rollout name.
+        name: String,
+        /// CONTAINER=IMAGE, one or more; `*=IMAGE` sets every container.
+        #[arg(required = true, value_name = "CONTAINER=IMAGE", value_parser = super::set_image::parse_arg)]
+        images: Vec<(String, String)>,
+    },
+}
+
 /// Errors of the rollout commands.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -108,6 +188,21 @@ pub enum Error {
     /// The Rollout does not exist.
     #[error("rollout {0} not found")]
     NotFound(String),
+    /// JSON or YAML output failed.
+    #[error(transparent)]
+    Format(#[from] super::format::Error),
+    /// `set image` was asked for something the template does not have.
+    #[error(transparent)]
+    SetImage(#[from] super::set_image::Error),
+    /// No revision to go back to.
+    #[error(transparent)]
+    Undo(#[from] super::undo::Error),
+    /// The Rollout changed between read and write; nothing was changed.
+    #[error("rollout {0} changed while the command ran; nothing was changed, run it again")]
+    Conflict(String),
+    /// The Git undo failed.
+    #[error("rollout {0}: undo through Git failed: {1}")]
+    Git(String, String),
     /// The control has nothing to act on (exit status 3); nothing was changed.
     #[error("rollout {0}: {1}")]
     NothingTo(String, String),
@@ -155,7 +250,7 @@ pub async fn run(args: RolloutArgs, kube: &KubeArgs) -> Result<(), Error> {
     let namespace = args
         .namespace
         .unwrap_or_else(|| client.default_namespace().to_string());
-    let api: Api<Rollout> = Api::namespaced(client, &namespace);
+    let api: Api<Rollout> = Api::namespaced(client.clone(), &namespace);
     if let Verb::Promote { name, .. } | Verb::Abort { name, .. } | Verb::Retry { name } = &args.verb
     {
         let rollout = api
@@ -168,19 +263,39 @@ pub async fn run(args: RolloutArgs, kube: &KubeArgs) -> Result<(), Error> {
     }
     match args.verb {
         Verb::Status {
-            name, watch: false, ..
+            name,
+            watch: false,
+            output,
+            ..
         } => {
-            let rollout = api
-                .get_opt(&name)
-                .await?
-                .ok_or_else(|| Error::NotFound(name.clone()))?;
-            super::output::write(show::render(&rollout).as_bytes())?;
+            let rollout = super::get::rollout(&api, &name).await?;
+            let text = format::encode(&rollout, output)?.unwrap_or_else(|| show::render(&rollout));
+            super::output::write(text.as_bytes())?;
             Ok(())
         }
+        Verb::List {
+            all_namespaces,
+            output,
+        } => super::list::run(&client, &namespace, all_namespaces, output).await,
+        Verb::Get {
+            name,
+            watch,
+            timeout,
+            output,
+        } => super::get::run(&client, &namespace, &name, output, watch, timeout).await,
+        Verb::Set(SetVerb::Image { name, images }) => {
+            super::set_image::run(&api, &name, &images).await
+        }
+        Verb::Undo {
+            name,
+            to_revision,
+            spec_patch,
+        } => super::undo_run::run(&client, &namespace, &name, to_revision, spec_patch).await,
         Verb::Status {
             name,
             watch: true,
             timeout,
+            ..
         } => {
             let watching = watch_status(&api, &name);
             match timeout {

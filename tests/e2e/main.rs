@@ -18,6 +18,7 @@ mod blue_green;
 mod canary;
 mod chart;
 mod cli;
+mod cli_verbs;
 mod controls;
 mod dashboard;
 #[path = "../common/dashboard.rs"]
