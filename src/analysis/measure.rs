@@ -12,10 +12,11 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::ListParams;
 
+use super::condition::Condition;
 use super::prometheus::{Credentials, Prometheus};
 use super::run::{MeasurementOutcome, MetricPlan, VerdictKind, plan_metric};
 use super::scrape::{Selector, fetch, increments};
-use super::template::{Bindings, promql_duration, render, render_condition};
+use super::template::{Bindings, condition_shape, promql_duration, render, render_condition};
 use crate::crd::{CountSample, Measurement, Metric, PodCount};
 use crate::engine::hash::POD_TEMPLATE_HASH_LABEL;
 
@@ -61,6 +62,11 @@ pub fn prepare_metric(
         .into_iter()
         .flatten()
     {
+        // Syntax first, on the text the user wrote, so the column points into it.
+        Condition::parse_threshold(&condition_shape(condition)).map_err(|mut e| {
+            e.source_text.clone_from(condition);
+            format!("metric {}/{}: {e}", template, metric.name)
+        })?;
         *condition = render_condition(condition, args)
             .map_err(|e| format!("metric {}/{}: {e}", template, metric.name))?;
     }

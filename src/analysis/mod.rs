@@ -7,6 +7,9 @@
 
 pub mod args;
 pub mod condition;
+mod condition_parse;
+#[cfg(test)]
+mod condition_tests;
 pub mod judge;
 pub mod measure;
 pub mod phase;

@@ -145,7 +145,7 @@ pub fn plan_metric(template: &str, metric: &Metric) -> Result<MetricPlan, String
         None => {
             let parse = |text: &Option<String>| {
                 text.as_deref()
-                    .map(|t| Condition::parse(&condition_shape(t)))
+                    .map(|t| Condition::parse_threshold(&condition_shape(t)))
                     .transpose()
                     .map_err(|e| fail(e.to_string()))
             };

@@ -139,7 +139,10 @@ pub struct Metric {
     /// Where the numbers come from.
     pub provider: MetricProvider,
     /// Threshold verdict: the measurement passes when this holds, e.g. `result < 0.01`.
-    /// Syntax: `result`, numbers, `< <= > >= == !=`, `&& || !`, parentheses, `isNaN(result)`.
+    /// `result` is the single number measured. Syntax: `result`, numbers, `< <= > >= == !=`,
+    /// `&& || !` (or `and or not`), parentheses, `isNaN(result)`, `isInf(result)`; Argo Rollouts
+    /// forms `result[0]`, `len(result)`, `all(result, {# < 1})`, `any(...)`, `none(...)`,
+    /// `default(result, 0)`, `asInt(result)`, `asFloat(result)` mean the same on that number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 256))]
     pub success_condition: Option<String>,
