@@ -17,7 +17,8 @@ use super::prometheus::{Credentials, Prometheus};
 use super::run::{MeasurementOutcome, MetricPlan, VerdictKind, plan_metric};
 use super::scrape::{Selector, fetch, increments};
 use super::template::{Bindings, condition_shape, promql_duration, render, render_condition};
-use crate::crd::{CountSample, Measurement, Metric, PodCount};
+use crate::crd::limits::MAX_ANALYSIS_WAIT;
+use crate::crd::{CountSample, DurationOrSeconds, Measurement, Metric, PodCount};
 use crate::engine::hash::POD_TEMPLATE_HASH_LABEL;
 
 /// Where a metric's numbers come from.
@@ -77,9 +78,10 @@ pub fn prepare_metric(
         revision: None,
         interval: promql_duration(plan.interval),
     };
-    let timeout_of = |text: &Option<String>, default: Duration| match text {
-        Some(t) => humantime::parse_duration(t)
-            .map_err(|e| format!("metric {}: timeout {t:?}: {e}", metric.name)),
+    let timeout_of = |value: &Option<DurationOrSeconds>, default: Duration| match value {
+        Some(v) => v
+            .within(MAX_ANALYSIS_WAIT)
+            .map_err(|e| format!("metric {}: timeout {e}", metric.name)),
         None => Ok(default),
     };
     let source = match (&metric.provider.prometheus, &metric.provider.scrape) {

@@ -11,10 +11,10 @@ use super::condition::Condition;
 use super::judge::{DEFAULT_MINIMUM, Direction, JudgeConfig, Minimum, Tolerance};
 use super::template::condition_shape;
 use super::verdicts::{finite, judge_counts_into, judge_samples_into, short};
-use crate::crd::limits::{MAX_ANALYSIS_WAIT, after, parse_duration};
+use crate::crd::limits::{MAX_ANALYSIS_WAIT, after};
 use crate::crd::{
-    AnalysisPhase, BadDirection, ComparisonKind, ComparisonMinimum, CountSample, Measurement,
-    Metric, MetricResult, NoDataPolicy, PodCount,
+    AnalysisPhase, BadDirection, ComparisonKind, ComparisonMinimum, CountSample, DurationOrSeconds,
+    Measurement, Metric, MetricResult, NoDataPolicy, PodCount,
 };
 
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
@@ -48,10 +48,16 @@ pub struct MetricPlan {
     pub verdict: VerdictKind,
 }
 
-fn duration(text: Option<&str>, default: Duration, what: &str) -> Result<Duration, String> {
-    match text {
+fn duration(
+    value: Option<&DurationOrSeconds>,
+    default: Duration,
+    what: &str,
+) -> Result<Duration, String> {
+    match value {
         None => Ok(default),
-        Some(t) => parse_duration(t, MAX_ANALYSIS_WAIT).map_err(|e| format!("{what} {e}")),
+        Some(v) => v
+            .within(MAX_ANALYSIS_WAIT)
+            .map_err(|e| format!("{what} {e}")),
     }
 }
 
@@ -106,12 +112,12 @@ pub fn plan_metric(template: &str, metric: &Metric) -> Result<MetricPlan, String
     let prefix = format!("metric {}/{}", template, metric.name);
     let fail = |m: String| format!("{prefix}: {m}");
     let interval =
-        duration(metric.interval.as_deref(), DEFAULT_INTERVAL, "interval").map_err(fail)?;
+        duration(metric.interval.as_ref(), DEFAULT_INTERVAL, "interval").map_err(fail)?;
     if interval < Duration::from_secs(1) {
         return Err(fail("interval must be at least 1s".into()));
     }
     let initial_delay = duration(
-        metric.initial_delay.as_deref(),
+        metric.initial_delay.as_ref(),
         Duration::ZERO,
         "initialDelay",
     )
@@ -246,7 +252,7 @@ fn minimum_of(spec: Option<&ComparisonMinimum>) -> Result<Minimum, String> {
     Ok(Minimum {
         intervals,
         duration: duration(
-            spec.duration.as_deref(),
+            spec.duration.as_ref(),
             DEFAULT_MINIMUM.duration,
             "minimum.duration",
         )?,

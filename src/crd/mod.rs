@@ -3,6 +3,7 @@
 pub mod alert_target;
 pub mod analysis_run;
 pub mod analysis_template;
+pub mod duration;
 pub mod git_repository;
 pub mod limits;
 pub mod reasons;
@@ -28,6 +29,7 @@ pub use analysis_template::{
     ComparisonTolerance, Metric, MetricProvider, NoDataPolicy, PrometheusProvider, ScrapeProvider,
     TemplateArg,
 };
+pub use duration::DurationOrSeconds;
 pub use git_repository::{
     ClusterGitRepository, ClusterGitRepositorySpec, GitRepository, GitRepositorySpec,
 };

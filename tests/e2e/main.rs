@@ -11,6 +11,7 @@ mod blue_green;
 mod canary;
 mod chart;
 mod cli;
+mod compat;
 mod controls;
 mod events;
 mod git_chaos;
