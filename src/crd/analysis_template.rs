@@ -23,7 +23,7 @@ use super::duration::DurationOrSeconds;
     version = "v1alpha1",
     kind = "AnalysisTemplate",
     namespaced,
-    shortname = "at",
+    shortname = "sat",
     category = "sluice",
     derive = "PartialEq",
     doc = "Metrics to evaluate against a canary, and the arguments they take"
@@ -46,7 +46,7 @@ pub struct AnalysisTemplateSpec {
     group = "sluice.dev",
     version = "v1alpha1",
     kind = "ClusterAnalysisTemplate",
-    shortname = "cat",
+    shortname = "scat",
     category = "sluice",
     derive = "PartialEq",
     doc = "An analysis template shared by every namespace"

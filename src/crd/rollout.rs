@@ -28,7 +28,7 @@ pub const DURATION_PATTERN: &str = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h|d))+$";
     kind = "Rollout",
     namespaced,
     status = "RolloutStatus",
-    shortname = "ro",
+    shortname = "sro",
     category = "sluice",
     derive = "PartialEq",
     doc = "Progressive delivery of a pod template: staged traffic shifting judged on metrics",
