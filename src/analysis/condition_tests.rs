@@ -402,6 +402,7 @@ fn a_run_with_an_unsupported_condition_says_which_metric_and_where() {
                 ..Default::default()
             }),
             scrape: None,
+            web: None,
         },
         success_condition: Some("result < {{args.max}} and filter(result) > 0".into()),
         ..Default::default()

@@ -20,3 +20,4 @@ pub mod scrape;
 pub mod simulate;
 pub mod template;
 pub mod verdicts;
+pub mod web;

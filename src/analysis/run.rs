@@ -107,6 +107,32 @@ pub fn verdict_at(
     }
 }
 
+/// A provider's fields that give a threshold's value and a Counts
+/// comparison's events and exposure, as a message names them.
+struct ProviderFields {
+    value: &'static str,
+    events: &'static str,
+    exposure: &'static str,
+}
+
+impl ProviderFields {
+    const QUERIES_OF_PROMETHEUS: ProviderFields = ProviderFields {
+        value: "provider.prometheus.query",
+        events: "provider.prometheus.events",
+        exposure: "provider.prometheus.exposure",
+    };
+    const QUERIES_OF_SCRAPE: ProviderFields = ProviderFields {
+        value: "provider.scrape.query",
+        events: "provider.scrape.events",
+        exposure: "provider.scrape.exposure",
+    };
+    const PATHS_OF_WEB: ProviderFields = ProviderFields {
+        value: "provider.web.jsonPath",
+        events: "provider.web.eventsJsonPath",
+        exposure: "provider.web.exposureJsonPath",
+    };
+}
+
 /// Check a metric and fill in its defaults; the error says what to fix.
 pub fn plan_metric(template: &str, metric: &Metric) -> Result<MetricPlan, String> {
     let prefix = format!("metric {}/{}", template, metric.name);
@@ -122,31 +148,35 @@ pub fn plan_metric(template: &str, metric: &Metric) -> Result<MetricPlan, String
         "initialDelay",
     )
     .map_err(fail)?;
-    let (query, events, exposure, scrape) =
-        match (&metric.provider.prometheus, &metric.provider.scrape) {
-            (Some(p), None) => (
+    // Which fields a provider has, and their names for messages.
+    let provider = &metric.provider;
+    let (query, events, exposure, names) =
+        match (&provider.prometheus, &provider.scrape, &provider.web) {
+            (Some(p), None, None) => (
                 p.query.is_some(),
                 p.events.is_some(),
                 p.exposure.is_some(),
-                false,
+                ProviderFields::QUERIES_OF_PROMETHEUS,
             ),
-            (None, Some(p)) => (
+            (None, Some(p), None) => (
                 p.query.is_some(),
                 p.events.is_some(),
                 p.exposure.is_some(),
-                true,
+                ProviderFields::QUERIES_OF_SCRAPE,
+            ),
+            (None, None, Some(p)) => (
+                p.json_path.is_some(),
+                p.events_json_path.is_some(),
+                p.exposure_json_path.is_some(),
+                ProviderFields::PATHS_OF_WEB,
             ),
             _ => {
                 return Err(fail(
-                    "set exactly one provider: prometheus or scrape".into(),
+                    "set exactly one provider: prometheus, scrape or web".into(),
                 ));
             }
         };
-    let where_ = if scrape {
-        "provider.scrape"
-    } else {
-        "provider.prometheus"
-    };
+    let scrape = provider.scrape.is_some();
     let verdict = match &metric.compare {
         None => {
             let parse = |text: &Option<String>| {
@@ -165,7 +195,7 @@ pub fn plan_metric(template: &str, metric: &Metric) -> Result<MetricPlan, String
                 ));
             }
             if !query {
-                return Err(fail(format!("a threshold needs {where_}.query")));
+                return Err(fail(format!("a threshold needs {}", names.value)));
             }
             VerdictKind::Threshold { success, failure }
         }
@@ -200,7 +230,8 @@ pub fn plan_metric(template: &str, metric: &Metric) -> Result<MetricPlan, String
                 ComparisonKind::Counts => {
                     if !events || !exposure {
                         return Err(fail(format!(
-                            "a Counts comparison needs {where_}.events and .exposure"
+                            "a Counts comparison needs {} and {}",
+                            names.events, names.exposure
                         )));
                     }
                     VerdictKind::Counts(config)
@@ -212,7 +243,7 @@ pub fn plan_metric(template: &str, metric: &Metric) -> Result<MetricPlan, String
                         ));
                     }
                     if !query {
-                        return Err(fail(format!("a Samples comparison needs {where_}.query")));
+                        return Err(fail(format!("a Samples comparison needs {}", names.value)));
                     }
                     VerdictKind::Samples(config)
                 }

@@ -69,18 +69,28 @@ fn substitute(
 
 /// Replace every placeholder of `query`.
 pub fn render(query: &str, bindings: &Bindings) -> Result<String, RenderError> {
-    substitute(query, |name| {
+    render_escaped(query, bindings, escape_promql_string)
+}
+
+/// Replace every placeholder of `text`, passing each argument and revision
+/// through `escape` (for PromQL strings, URLs or JSON strings).
+pub fn render_escaped(
+    text: &str,
+    bindings: &Bindings,
+    escape: impl Fn(&str) -> String,
+) -> Result<String, RenderError> {
+    substitute(text, |name| {
         if let Some(arg) = name.strip_prefix("args.") {
             bindings
                 .args
                 .get(arg)
-                .map(|v| escape_promql_string(v))
+                .map(|v| escape(v))
                 .ok_or_else(|| RenderError::UnknownArg(arg.into()))
         } else if name == "revision" {
             bindings
                 .revision
                 .as_deref()
-                .map(escape_promql_string)
+                .map(&escape)
                 .ok_or_else(|| RenderError::UnknownPlaceholder(name.into()))
         } else if name == "interval" {
             Ok(bindings.interval.clone())

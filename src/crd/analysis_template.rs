@@ -15,6 +15,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::duration::DurationOrSeconds;
+use super::web_provider::WebProvider;
 
 /// Metrics to evaluate against a canary, and the arguments they take.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -171,7 +172,7 @@ pub enum NoDataPolicy {
 /// Metric providers; exactly one is set.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("has(self.prometheus) != has(self.scrape)").message("set exactly one provider: prometheus or scrape"))]
+#[x_kube(validation = Rule::new("(has(self.prometheus) ? 1 : 0) + (has(self.scrape) ? 1 : 0) + (has(self.web) ? 1 : 0) == 1").message("set exactly one provider: prometheus, scrape or web"))]
 pub struct MetricProvider {
     /// The Prometheus HTTP API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -179,6 +180,9 @@ pub struct MetricProvider {
     /// Read the pods' own `/metrics` endpoints (no Prometheus server needed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scrape: Option<ScrapeProvider>,
+    /// Any HTTP endpoint that answers JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web: Option<WebProvider>,
 }
 
 /// Direct scrape of the canary's and the baseline's Ready pods.

@@ -11,6 +11,7 @@ pub mod rollout;
 pub mod states;
 pub mod status;
 pub mod tenancy;
+pub mod web_provider;
 
 /// `apiVersion` of every kind in the group, for server-side apply bodies.
 pub const API_VERSION: &str = "sluice.dev/v1alpha1";
@@ -45,6 +46,7 @@ pub use status::{
     AbortStatus, AbortedRevision, AlertRecord, AnalysisRunRef, BlueGreenStatus, ControlTokens,
     GitRevertStatus, PromotionStatus, RolloutPhase, RolloutStatus,
 };
+pub use web_provider::{WebHeader, WebHeaderSource, WebMethod, WebProvider};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;

@@ -1,8 +1,9 @@
 //! Argo Rollouts manifests on the real API server: durations written as
 //! integer seconds (`duration: 10`, `interval: 30`, `initialDelay: 5`) are
 //! admitted beside humantime strings, and out-of-range or malformed ones are
-//! refused with the field's message (server-side dry run: the whole
-//! admission chain, nothing stored).
+//! refused with the field's message; a `web` metric provider is admitted like
+//! the others (server-side dry run: the whole admission chain, nothing
+//! stored).
 
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, PostParams};
 use kube::{Api, Client};
@@ -75,7 +76,7 @@ fn template(name: &str, interval: Value, initial_delay: Value, timeout: Value) -
 }
 
 #[tokio::test]
-async fn integer_durations_are_admitted_like_argo_rollouts_and_bad_ones_are_refused() {
+async fn integer_durations_and_web_metrics_are_admitted_like_argo_rollouts_and_bad_ones_are_refused() {
     let admin = admin_client().await;
     ensure_crds(&admin).await;
     let ns = namespace(&admin, "compat").await;
@@ -164,6 +165,29 @@ async fn integer_durations_are_admitted_like_argo_rollouts_and_bad_ones_are_refu
             "timeout must be at most 24h",
         ),
     ];
+    // The web provider is a provider like the others: exactly one per metric.
+    let mut web = template("web", json!(30), json!(0), json!(10));
+    web["spec"]["metrics"][0]["provider"] = json!({"web": {
+        "url": "http://metrics.example/api?app={{args.app}}",
+        "method": "POST",
+        "body": "{\"app\": \"{{args.app}}\"}",
+        "headers": [{"key": "Authorization", "valueFrom": {"secretKeyRef": {"name": "api", "key": "token"}}}],
+        "jsonPath": "{$.data.errorRate}",
+        "timeout": 5
+    }});
+    if let Err(e) = dry_run(&admin, &ns, &web).await {
+        panic!("a web metric must be admitted: {e}");
+    }
+    let mut both = web.clone();
+    both["metadata"]["name"] = json!("both");
+    both["spec"]["metrics"][0]["provider"]["prometheus"] =
+        json!({"address": "http://127.0.0.1:9", "query": "vector(1)"});
+    let mut header = web.clone();
+    header["metadata"]["name"] = json!("header");
+    header["spec"]["metrics"][0]["provider"]["web"]["headers"][0]["value"] = json!("plain");
+    let mut refused = refused.to_vec();
+    refused.push((both, "set exactly one provider: prometheus, scrape or web"));
+    refused.push((header, "a header has either value or valueFrom"));
     for (doc, message) in refused {
         let name = doc["metadata"]["name"].clone();
         match dry_run(&admin, &ns, &doc).await {
