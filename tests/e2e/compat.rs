@@ -76,7 +76,8 @@ fn template(name: &str, interval: Value, initial_delay: Value, timeout: Value) -
 }
 
 #[tokio::test]
-async fn integer_durations_and_web_metrics_are_admitted_like_argo_rollouts_and_bad_ones_are_refused() {
+async fn integer_durations_and_web_metrics_are_admitted_like_argo_rollouts_and_bad_ones_are_refused()
+ {
     let admin = admin_client().await;
     ensure_crds(&admin).await;
     let ns = namespace(&admin, "compat").await;

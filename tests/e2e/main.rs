@@ -12,6 +12,7 @@ mod canary;
 mod chart;
 mod cli;
 mod compat;
+mod compat_analysis;
 mod controls;
 mod events;
 mod git_chaos;
