@@ -17,7 +17,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::limits::describe;
+use super::limits::{describe, parse_duration};
 
 /// Longest duration string: `1d12h30m15s250ms` is 16 characters.
 const MAX_TEXT: usize = 32;
@@ -35,21 +35,19 @@ impl DurationOrSeconds {
     /// The duration, if it is one and at most `max`; the error says why not
     /// (the caller adds the field's name).
     pub fn within(&self, max: Duration) -> Result<Duration, String> {
-        let duration = match self {
+        match self {
             DurationOrSeconds::Seconds(seconds) => {
                 let Ok(whole) = u64::try_from(*seconds) else {
                     return Err(format!("{seconds} must not be negative"));
                 };
-                Duration::from_secs(whole)
+                let duration = Duration::from_secs(whole);
+                if duration > max {
+                    return Err(format!("{self} must be at most {}", describe(max)));
+                }
+                Ok(duration)
             }
-            DurationOrSeconds::Text(text) => humantime::parse_duration(text).map_err(|e| {
-                format!("{text:?}: {e} (write e.g. 30s, 5m, 1h30m, or whole seconds as a number)")
-            })?,
-        };
-        if duration > max {
-            return Err(format!("{self} must be at most {}", describe(max)));
+            DurationOrSeconds::Text(text) => parse_duration(text, max),
         }
-        Ok(duration)
     }
 }
 

@@ -72,7 +72,9 @@ pub fn duration_syntax() -> Rule {
 
 /// Read a duration such as `5m` or `1h30m` that may be at most `max`.
 pub fn parse_duration(text: &str, max: Duration) -> Result<Duration, String> {
-    let duration = humantime::parse_duration(text).map_err(|e| format!("{text:?}: {e}"))?;
+    let duration = humantime::parse_duration(text).map_err(|e| {
+        format!("{text:?}: {e} (write e.g. 30s, 5m, 1h30m, or whole seconds as a number)")
+    })?;
     if duration > max {
         return Err(format!("{text:?} must be at most {}", describe(max)));
     }
