@@ -1,8 +1,9 @@
 //! The `web` provider's I/O: one HTTP request per measurement (one per
 //! revision in a comparison), and JSONPath into the JSON answer.
 //!
-//! Placeholders in the URL are percent-encoded and in the body escaped as
-//! JSON string content, so an argument cannot change the request's shape.
+//! Placeholders in the URL are percent-encoded (but for one that begins it:
+//! the base URL) and in the body escaped as JSON string content, so an
+//! argument cannot change the request's shape.
 //! Header values from Secrets arrive through [`super::prometheus::Credentials`]
 //! and, like every Secret value, are redacted from messages by the caller.
 
@@ -13,7 +14,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 
-use super::template::{Bindings, render_escaped};
+use super::template::{Bindings, RenderError, render_escaped};
 use crate::crd::{WebMethod, WebProvider};
 
 /// Longest answer read: a measurement is a number, not a data dump.
@@ -85,12 +86,27 @@ impl Web {
         })
     }
 
+    /// The URL with `bindings` filled in. A placeholder that begins the URL
+    /// is its base (`{{args.metrics-url}}?app=...`) and is inserted as
+    /// written; every other value is percent-encoded.
+    fn render_url(&self, bindings: &Bindings) -> Result<String, RenderError> {
+        let encode = |v: &str| utf8_percent_encode(v, URL_VALUE).to_string();
+        let base_end = self
+            .url
+            .starts_with("{{")
+            .then(|| self.url.find("}}").map(|end| end + 2))
+            .flatten()
+            .unwrap_or(0);
+        let (base, rest) = self.url.split_at(base_end);
+        Ok(render_escaped(base, bindings, str::to_string)?
+            + &render_escaped(rest, bindings, encode)?)
+    }
+
     /// Send the request with `bindings` filled in and read its JSON answer.
     pub async fn fetch(&self, bindings: &Bindings) -> Result<Value, WebError> {
-        let url = render_escaped(&self.url, bindings, |v| {
-            utf8_percent_encode(v, URL_VALUE).to_string()
-        })
-        .map_err(|e| WebError::Invalid(format!("url: {e}")))?;
+        let url = self
+            .render_url(bindings)
+            .map_err(|e| WebError::Invalid(format!("url: {e}")))?;
         let request = match self.method {
             WebMethod::Get => self.http.get(&url),
             WebMethod::Post => {

@@ -170,6 +170,19 @@ async fn a_real_endpoint_with_a_secret_header_and_placeholders() {
     );
     assert_eq!(number_at(&json, "{$.data.errorRate}"), Ok(Some(0.02)));
 
+    // A placeholder that begins the URL is its base, inserted as written.
+    let based = Web::new(
+        &provider("{{args.base}}/rate?app={{args.app}}".into()),
+        headers.clone(),
+        timeout,
+    )
+    .expect("web");
+    let json = based
+        .fetch(&bindings(&[("base", &base), ("app", "x/y?z")]))
+        .await
+        .expect("answer");
+    assert_eq!(json["data"]["app"], json!("x/y?z"));
+
     // Without the header: the status and the server's words.
     let bare = Web::new(&provider(format!("{base}/rate")), Vec::new(), timeout).expect("web");
     let err = bare.fetch(&bindings(&[])).await.expect_err("401");

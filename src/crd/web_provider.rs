@@ -11,8 +11,9 @@ use super::duration::DurationOrSeconds;
 /// An HTTP GET or POST whose JSON answer holds the measurement.
 ///
 /// Placeholders `{{args.NAME}}`, `{{revision}}` (comparisons ask once per
-/// revision) and `{{interval}}` are filled in `url` (URL-encoded) and
-/// `body` (escaped as JSON string content).
+/// revision) and `{{interval}}` are filled in `url` (URL-encoded, except a
+/// placeholder that begins it: the base URL) and `body` (escaped as JSON
+/// string content).
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct WebProvider {
