@@ -134,6 +134,7 @@ fn counts_metric() -> Metric {
                 ..Default::default()
             }),
             scrape: None,
+            web: None,
         },
         compare: Some(Comparison::default()),
         ..Default::default()

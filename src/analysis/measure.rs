@@ -12,11 +12,16 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::ListParams;
 
+use super::condition::Condition;
 use super::prometheus::{Credentials, Prometheus};
 use super::run::{MeasurementOutcome, MetricPlan, VerdictKind, plan_metric};
 use super::scrape::{Selector, fetch, increments};
-use super::template::{Bindings, promql_duration, render, render_condition};
-use crate::crd::{CountSample, Measurement, Metric, PodCount};
+use super::template::{
+    Bindings, condition_shape, promql_duration, render, render_condition, render_escaped,
+};
+use super::web::{Web, WebError, number_at};
+use crate::crd::limits::MAX_ANALYSIS_WAIT;
+use crate::crd::{CountSample, DurationOrSeconds, Measurement, Metric, PodCount, WebProvider};
 use crate::engine::hash::POD_TEMPLATE_HASH_LABEL;
 
 /// Where a metric's numbers come from.
@@ -29,6 +34,7 @@ pub enum Source {
         path: String,
         timeout: Duration,
     },
+    Web(Web),
 }
 
 /// A metric ready to measure: its plan, its bindings and its provider.
@@ -61,6 +67,11 @@ pub fn prepare_metric(
         .into_iter()
         .flatten()
     {
+        // Syntax first, on the text the user wrote, so the column points into it.
+        Condition::parse_threshold(&condition_shape(condition)).map_err(|mut e| {
+            e.source_text.clone_from(condition);
+            format!("metric {}/{}: {e}", template, metric.name)
+        })?;
         *condition = render_condition(condition, args)
             .map_err(|e| format!("metric {}/{}: {e}", template, metric.name))?;
     }
@@ -71,9 +82,10 @@ pub fn prepare_metric(
         revision: None,
         interval: promql_duration(plan.interval),
     };
-    let timeout_of = |text: &Option<String>, default: Duration| match text {
-        Some(t) => humantime::parse_duration(t)
-            .map_err(|e| format!("metric {}: timeout {t:?}: {e}", metric.name)),
+    let timeout_of = |value: &Option<DurationOrSeconds>, default: Duration| match value {
+        Some(v) => v
+            .within(MAX_ANALYSIS_WAIT)
+            .map_err(|e| format!("metric {}: timeout {e}", metric.name)),
         None => Ok(default),
     };
     let source = match (&metric.provider.prometheus, &metric.provider.scrape) {
@@ -101,13 +113,53 @@ pub fn prepare_metric(
                 timeout: timeout_of(&scrape.timeout, Duration::from_secs(5))?,
             }
         }
-        (None, None) => return Err(format!("metric {}: no provider", metric.name)),
+        (None, None) => match &metric.provider.web {
+            Some(web) => Source::Web(web_source(metric, web, &bindings, &credentials)?),
+            None => return Err(format!("metric {}: no provider", metric.name)),
+        },
     };
     Ok(Prepared {
         plan,
         bindings,
         source,
     })
+}
+
+/// The web provider of `metric`, its headers resolved: `{{args.NAME}}` filled
+/// in plain values, Secret values taken from `credentials`.
+fn web_source(
+    metric: &Metric,
+    web: &WebProvider,
+    bindings: &Bindings,
+    credentials: &Credentials,
+) -> Result<Web, String> {
+    let fail = |m: String| format!("metric {}: {m}", metric.name);
+    let timeout = match &web.timeout {
+        Some(v) => v
+            .within(MAX_ANALYSIS_WAIT)
+            .map_err(|e| fail(format!("timeout {e}")))?,
+        None => Duration::from_secs(10),
+    };
+    let mut headers = Vec::new();
+    for header in &web.headers {
+        let value = match (&header.value, &header.value_from) {
+            (Some(value), None) => render_escaped(value, bindings, str::to_string)
+                .map_err(|e| fail(format!("header {}: {e}", header.key)))?,
+            (None, Some(_)) => credentials
+                .headers
+                .get(&header.key)
+                .cloned()
+                .ok_or_else(|| fail(format!("header {}: its Secret was not read", header.key)))?,
+            _ => {
+                return Err(fail(format!(
+                    "header {} needs value or valueFrom",
+                    header.key
+                )));
+            }
+        };
+        headers.push((header.key.clone(), value));
+    }
+    Web::new(web, headers, timeout).map_err(|e| fail(e.to_string()))
 }
 
 fn seconds(at: Timestamp) -> f64 {
@@ -124,6 +176,14 @@ pub async fn measure(
 ) -> MeasurementOutcome {
     let prometheus = match &p.source {
         Source::Prometheus(prometheus) => prometheus,
+        Source::Web(web) => {
+            if live.is_none() {
+                return MeasurementOutcome::Error(
+                    "the web provider measures now; replaying a past window needs the prometheus provider".into(),
+                );
+            }
+            return web_measure(p, web, canary, baseline).await;
+        }
         Source::Scrape { .. } => {
             let Some(live) = live else {
                 return MeasurementOutcome::Error(
@@ -211,6 +271,63 @@ pub async fn measure(
     }
     .await;
     result.unwrap_or_else(MeasurementOutcome::Error)
+}
+
+/// Ask the web endpoint: once for a threshold, once per revision for a comparison.
+async fn web_measure(p: &Prepared, web: &Web, canary: &str, baseline: &str) -> MeasurementOutcome {
+    let provider = p.plan.metric.provider.web.clone().unwrap_or_default();
+    let for_revision = |revision: &str| Bindings {
+        revision: Some(revision.to_string()),
+        ..p.bindings.clone()
+    };
+    let (canary, baseline) = (for_revision(canary), for_revision(baseline));
+    let path = |field: &Option<String>| field.clone().unwrap_or_default();
+    let result: Result<MeasurementOutcome, WebError> = async {
+        match &p.plan.verdict {
+            VerdictKind::Threshold { .. } => {
+                let json = web.fetch(&canary).await?;
+                Ok(MeasurementOutcome::Value(number_at(
+                    &json,
+                    &path(&provider.json_path),
+                )?))
+            }
+            VerdictKind::Counts(_) => {
+                let mut samples = Vec::new();
+                for bindings in [&canary, &baseline] {
+                    let json = web.fetch(bindings).await?;
+                    // As with Prometheus: no value means nothing happened.
+                    let count = |field: &Option<String>| {
+                        number_at(&json, &path(field))
+                            .map(|v| v.filter(|v| v.is_finite()).unwrap_or(0.0))
+                    };
+                    samples.push(CountSample {
+                        events: count(&provider.events_json_path)?,
+                        exposure: count(&provider.exposure_json_path)?,
+                    });
+                }
+                Ok(MeasurementOutcome::Counts {
+                    canary: samples[0],
+                    baseline: samples[1],
+                    canary_pods: Vec::new(),
+                    baseline_pods: Vec::new(),
+                })
+            }
+            VerdictKind::Samples(_) => {
+                let mut values = [f64::NAN; 2];
+                for (slot, bindings) in [&canary, &baseline].into_iter().enumerate() {
+                    let json = web.fetch(bindings).await?;
+                    values[slot] =
+                        number_at(&json, &path(&provider.json_path))?.unwrap_or(f64::NAN);
+                }
+                Ok(MeasurementOutcome::Samples {
+                    canary: vec![values[0]],
+                    baseline: vec![values[1]],
+                })
+            }
+        }
+    }
+    .await;
+    result.unwrap_or_else(|e| MeasurementOutcome::Error(e.to_string()))
 }
 
 /// Scrape every Ready pod of a revision: per-pod totals of (query or events, exposure).

@@ -7,6 +7,9 @@
 
 pub mod args;
 pub mod condition;
+mod condition_parse;
+#[cfg(test)]
+mod condition_tests;
 pub mod judge;
 pub mod measure;
 pub mod phase;
@@ -17,3 +20,4 @@ pub mod scrape;
 pub mod simulate;
 pub mod template;
 pub mod verdicts;
+pub mod web;

@@ -70,6 +70,7 @@ mod tests {
             provider: MetricProvider {
                 prometheus: Some(prometheus),
                 scrape: None,
+                web: None,
             },
             success_condition: (!comparison).then(|| "result < 0.01".into()),
             compare: comparison.then(Comparison::default),

@@ -25,13 +25,15 @@ pub enum QueryError {
     Ambiguous(usize),
 }
 
-/// How to authenticate to Prometheus (values read from Secrets).
+/// How to authenticate to a provider (values read from Secrets).
 #[derive(Clone, Default)]
 pub struct Credentials {
     pub bearer_token: Option<String>,
     pub basic: Option<(String, String)>,
     /// PEM bundle: the only roots trusted when set.
     pub ca_pem: Option<String>,
+    /// The web provider's header values from Secrets, by header name.
+    pub headers: std::collections::BTreeMap<String, String>,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -47,6 +49,7 @@ impl std::fmt::Debug for Credentials {
                 &self.basic.as_ref().map(|(u, _)| (u, "<redacted>")),
             )
             .field("ca_pem", &self.ca_pem.is_some())
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
             .finish()
     }
 }
@@ -356,6 +359,7 @@ mod tests {
             basic: Some(("user".into(), "secret-password".into())),
             bearer_token: Some("secret-token".into()),
             ca_pem: None,
+            headers: Default::default(),
         }
     }
 

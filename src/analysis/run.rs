@@ -11,10 +11,10 @@ use super::condition::Condition;
 use super::judge::{DEFAULT_MINIMUM, Direction, JudgeConfig, Minimum, Tolerance};
 use super::template::condition_shape;
 use super::verdicts::{finite, judge_counts_into, judge_samples_into, short};
-use crate::crd::limits::{MAX_ANALYSIS_WAIT, after, parse_duration};
+use crate::crd::limits::{MAX_ANALYSIS_WAIT, after};
 use crate::crd::{
-    AnalysisPhase, BadDirection, ComparisonKind, ComparisonMinimum, CountSample, Measurement,
-    Metric, MetricResult, NoDataPolicy, PodCount,
+    AnalysisPhase, BadDirection, ComparisonKind, ComparisonMinimum, CountSample, DurationOrSeconds,
+    Measurement, Metric, MetricResult, NoDataPolicy, PodCount,
 };
 
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
@@ -48,10 +48,16 @@ pub struct MetricPlan {
     pub verdict: VerdictKind,
 }
 
-fn duration(text: Option<&str>, default: Duration, what: &str) -> Result<Duration, String> {
-    match text {
+fn duration(
+    value: Option<&DurationOrSeconds>,
+    default: Duration,
+    what: &str,
+) -> Result<Duration, String> {
+    match value {
         None => Ok(default),
-        Some(t) => parse_duration(t, MAX_ANALYSIS_WAIT).map_err(|e| format!("{what} {e}")),
+        Some(v) => v
+            .within(MAX_ANALYSIS_WAIT)
+            .map_err(|e| format!("{what} {e}")),
     }
 }
 
@@ -101,51 +107,81 @@ pub fn verdict_at(
     }
 }
 
+/// A provider's fields that give a threshold's value and a Counts
+/// comparison's events and exposure, as a message names them.
+struct ProviderFields {
+    value: &'static str,
+    events: &'static str,
+    exposure: &'static str,
+}
+
+impl ProviderFields {
+    const QUERIES_OF_PROMETHEUS: ProviderFields = ProviderFields {
+        value: "provider.prometheus.query",
+        events: "provider.prometheus.events",
+        exposure: "provider.prometheus.exposure",
+    };
+    const QUERIES_OF_SCRAPE: ProviderFields = ProviderFields {
+        value: "provider.scrape.query",
+        events: "provider.scrape.events",
+        exposure: "provider.scrape.exposure",
+    };
+    const PATHS_OF_WEB: ProviderFields = ProviderFields {
+        value: "provider.web.jsonPath",
+        events: "provider.web.eventsJsonPath",
+        exposure: "provider.web.exposureJsonPath",
+    };
+}
+
 /// Check a metric and fill in its defaults; the error says what to fix.
 pub fn plan_metric(template: &str, metric: &Metric) -> Result<MetricPlan, String> {
     let prefix = format!("metric {}/{}", template, metric.name);
     let fail = |m: String| format!("{prefix}: {m}");
     let interval =
-        duration(metric.interval.as_deref(), DEFAULT_INTERVAL, "interval").map_err(fail)?;
+        duration(metric.interval.as_ref(), DEFAULT_INTERVAL, "interval").map_err(fail)?;
     if interval < Duration::from_secs(1) {
         return Err(fail("interval must be at least 1s".into()));
     }
     let initial_delay = duration(
-        metric.initial_delay.as_deref(),
+        metric.initial_delay.as_ref(),
         Duration::ZERO,
         "initialDelay",
     )
     .map_err(fail)?;
-    let (query, events, exposure, scrape) =
-        match (&metric.provider.prometheus, &metric.provider.scrape) {
-            (Some(p), None) => (
+    // Which fields a provider has, and their names for messages.
+    let provider = &metric.provider;
+    let (query, events, exposure, names) =
+        match (&provider.prometheus, &provider.scrape, &provider.web) {
+            (Some(p), None, None) => (
                 p.query.is_some(),
                 p.events.is_some(),
                 p.exposure.is_some(),
-                false,
+                ProviderFields::QUERIES_OF_PROMETHEUS,
             ),
-            (None, Some(p)) => (
+            (None, Some(p), None) => (
                 p.query.is_some(),
                 p.events.is_some(),
                 p.exposure.is_some(),
-                true,
+                ProviderFields::QUERIES_OF_SCRAPE,
+            ),
+            (None, None, Some(p)) => (
+                p.json_path.is_some(),
+                p.events_json_path.is_some(),
+                p.exposure_json_path.is_some(),
+                ProviderFields::PATHS_OF_WEB,
             ),
             _ => {
                 return Err(fail(
-                    "set exactly one provider: prometheus or scrape".into(),
+                    "set exactly one provider: prometheus, scrape or web".into(),
                 ));
             }
         };
-    let where_ = if scrape {
-        "provider.scrape"
-    } else {
-        "provider.prometheus"
-    };
+    let scrape = provider.scrape.is_some();
     let verdict = match &metric.compare {
         None => {
             let parse = |text: &Option<String>| {
                 text.as_deref()
-                    .map(|t| Condition::parse(&condition_shape(t)))
+                    .map(|t| Condition::parse_threshold(&condition_shape(t)))
                     .transpose()
                     .map_err(|e| fail(e.to_string()))
             };
@@ -159,7 +195,7 @@ pub fn plan_metric(template: &str, metric: &Metric) -> Result<MetricPlan, String
                 ));
             }
             if !query {
-                return Err(fail(format!("a threshold needs {where_}.query")));
+                return Err(fail(format!("a threshold needs {}", names.value)));
             }
             VerdictKind::Threshold { success, failure }
         }
@@ -194,7 +230,8 @@ pub fn plan_metric(template: &str, metric: &Metric) -> Result<MetricPlan, String
                 ComparisonKind::Counts => {
                     if !events || !exposure {
                         return Err(fail(format!(
-                            "a Counts comparison needs {where_}.events and .exposure"
+                            "a Counts comparison needs {} and {}",
+                            names.events, names.exposure
                         )));
                     }
                     VerdictKind::Counts(config)
@@ -206,7 +243,7 @@ pub fn plan_metric(template: &str, metric: &Metric) -> Result<MetricPlan, String
                         ));
                     }
                     if !query {
-                        return Err(fail(format!("a Samples comparison needs {where_}.query")));
+                        return Err(fail(format!("a Samples comparison needs {}", names.value)));
                     }
                     VerdictKind::Samples(config)
                 }
@@ -246,7 +283,7 @@ fn minimum_of(spec: Option<&ComparisonMinimum>) -> Result<Minimum, String> {
     Ok(Minimum {
         intervals,
         duration: duration(
-            spec.duration.as_deref(),
+            spec.duration.as_ref(),
             DEFAULT_MINIMUM.duration,
             "minimum.duration",
         )?,

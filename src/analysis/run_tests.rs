@@ -15,6 +15,7 @@ fn threshold_metric() -> Metric {
                 ..Default::default()
             }),
             scrape: None,
+            web: None,
         },
         success_condition: Some("result < 0.01".into()),
         ..Default::default()
@@ -33,6 +34,7 @@ fn counts_metric() -> Metric {
                 ..Default::default()
             }),
             scrape: None,
+            web: None,
         },
         compare: Some(Comparison::default()),
         ..Default::default()
@@ -363,6 +365,7 @@ fn invalid_metrics_say_what_to_fix() {
             query: Some("latency".into()),
             ..Default::default()
         }),
+        web: None,
     };
     metric.compare = Some(Comparison {
         kind: ComparisonKind::Samples,

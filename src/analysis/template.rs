@@ -69,18 +69,28 @@ fn substitute(
 
 /// Replace every placeholder of `query`.
 pub fn render(query: &str, bindings: &Bindings) -> Result<String, RenderError> {
-    substitute(query, |name| {
+    render_escaped(query, bindings, escape_promql_string)
+}
+
+/// Replace every placeholder of `text`, passing each argument and revision
+/// through `escape` (for PromQL strings, URLs or JSON strings).
+pub fn render_escaped(
+    text: &str,
+    bindings: &Bindings,
+    escape: impl Fn(&str) -> String,
+) -> Result<String, RenderError> {
+    substitute(text, |name| {
         if let Some(arg) = name.strip_prefix("args.") {
             bindings
                 .args
                 .get(arg)
-                .map(|v| escape_promql_string(v))
+                .map(|v| escape(v))
                 .ok_or_else(|| RenderError::UnknownArg(arg.into()))
         } else if name == "revision" {
             bindings
                 .revision
                 .as_deref()
-                .map(escape_promql_string)
+                .map(&escape)
                 .ok_or_else(|| RenderError::UnknownPlaceholder(name.into()))
         } else if name == "interval" {
             Ok(bindings.interval.clone())
@@ -112,7 +122,8 @@ pub fn render_condition(
 }
 
 /// A condition with every placeholder replaced by `0`, to check its syntax
-/// before the arguments are known.
+/// before the arguments are known. The `0` is padded to the placeholder's
+/// width, so an error's column still points into the user's text.
 pub fn condition_shape(condition: &str) -> String {
     let mut out = String::with_capacity(condition.len());
     let mut rest = condition;
@@ -120,7 +131,9 @@ pub fn condition_shape(condition: &str) -> String {
         out.push_str(&rest[..start]);
         match rest[start + 2..].find("}}") {
             Some(end) => {
+                let placeholder = &rest[start..start + 2 + end + 2];
                 out.push('0');
+                out.extend(std::iter::repeat_n(' ', placeholder.chars().count() - 1));
                 rest = &rest[start + 2 + end + 2..];
             }
             None => {
@@ -186,7 +199,10 @@ mod tests {
             render_condition("result < {{args.max}}", &args),
             Err(RenderError::NotANumber(..))
         ));
-        assert_eq!(condition_shape("result < {{args.max}}"), "result < 0");
+        let shape = condition_shape("result < {{args.max}} && foo");
+        assert_eq!(shape, format!("result < 0{} && foo", " ".repeat(11)));
+        let err = crate::analysis::condition::Condition::parse(&shape).expect_err("foo");
+        assert_eq!(err.column, 26, "the column of `foo` in the user's text");
     }
 
     #[test]

@@ -240,6 +240,7 @@ mod tests {
                     ..Default::default()
                 }),
                 scrape: None,
+                web: None,
             },
             compare: Some(Comparison::default()),
             ..Default::default()

@@ -22,7 +22,7 @@ use super::rollout::{AnalysisArg, AnalysisTemplateRef};
     kind = "AnalysisRun",
     namespaced,
     status = "AnalysisRunStatus",
-    shortname = "ar",
+    shortname = "sar",
     category = "sluice",
     derive = "PartialEq",
     doc = "One evaluation of analysis templates against a canary revision",

@@ -14,6 +14,9 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::duration::DurationOrSeconds;
+use super::web_provider::WebProvider;
+
 /// Metrics to evaluate against a canary, and the arguments they take.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
@@ -21,7 +24,7 @@ use serde::{Deserialize, Serialize};
     version = "v1alpha1",
     kind = "AnalysisTemplate",
     namespaced,
-    shortname = "at",
+    shortname = "sat",
     category = "sluice",
     derive = "PartialEq",
     doc = "Metrics to evaluate against a canary, and the arguments they take"
@@ -44,7 +47,7 @@ pub struct AnalysisTemplateSpec {
     group = "sluice.dev",
     version = "v1alpha1",
     kind = "ClusterAnalysisTemplate",
-    shortname = "cat",
+    shortname = "scat",
     category = "sluice",
     derive = "PartialEq",
     doc = "An analysis template shared by every namespace"
@@ -102,18 +105,17 @@ pub struct Metric {
     /// Name, unique within the template.
     #[schemars(length(min = 1, max = 63))]
     pub name: String,
-    /// Time between measurements, e.g. `30s`; at least 1s, at most 24h. Defaults to 30s.
+    /// Time between measurements, e.g. `30s` or whole seconds such as `30`; at least 1s, at most 24h. Defaults to 30s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 32))]
     #[x_kube(validation = super::limits::duration_syntax())]
     #[x_kube(validation = super::limits::duration_at_most(super::limits::MAX_ANALYSIS_WAIT, "interval"))]
-    pub interval: Option<String>,
-    /// Wait this long after the run starts before the first measurement; at most 24h. Defaults to 0.
+    pub interval: Option<DurationOrSeconds>,
+    /// Wait this long after the run starts before the first measurement (`1m`, or
+    /// whole seconds such as `60`); at most 24h. Defaults to 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 32))]
     #[x_kube(validation = super::limits::duration_syntax())]
     #[x_kube(validation = super::limits::duration_at_most(super::limits::MAX_ANALYSIS_WAIT, "initialDelay"))]
-    pub initial_delay: Option<String>,
+    pub initial_delay: Option<DurationOrSeconds>,
     /// Measurements to take. Defaults to 5. A comparison may decide earlier.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self >= 1 && self <= 200").message("count must be between 1 and 200"))]
@@ -139,7 +141,10 @@ pub struct Metric {
     /// Where the numbers come from.
     pub provider: MetricProvider,
     /// Threshold verdict: the measurement passes when this holds, e.g. `result < 0.01`.
-    /// Syntax: `result`, numbers, `< <= > >= == !=`, `&& || !`, parentheses, `isNaN(result)`.
+    /// `result` is the single number measured. Syntax: `result`, numbers, `< <= > >= == !=`,
+    /// `&& || !` (or `and or not`), parentheses, `isNaN(result)`, `isInf(result)`; Argo Rollouts
+    /// forms `result[0]`, `len(result)`, `all(result, {# < 1})`, `any(...)`, `none(...)`,
+    /// `default(result, 0)`, `asInt(result)`, `asFloat(result)` mean the same on that number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 256))]
     pub success_condition: Option<String>,
@@ -167,7 +172,7 @@ pub enum NoDataPolicy {
 /// Metric providers; exactly one is set.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("has(self.prometheus) != has(self.scrape)").message("set exactly one provider: prometheus or scrape"))]
+#[x_kube(validation = Rule::new("(has(self.prometheus) ? 1 : 0) + (has(self.scrape) ? 1 : 0) + (has(self.web) ? 1 : 0) == 1").message("set exactly one provider: prometheus, scrape or web"))]
 pub struct MetricProvider {
     /// The Prometheus HTTP API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -175,6 +180,9 @@ pub struct MetricProvider {
     /// Read the pods' own `/metrics` endpoints (no Prometheus server needed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scrape: Option<ScrapeProvider>,
+    /// Any HTTP endpoint that answers JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web: Option<WebProvider>,
 }
 
 /// Direct scrape of the canary's and the baseline's Ready pods.
@@ -206,10 +214,11 @@ pub struct ScrapeProvider {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 1024))]
     pub exposure: Option<String>,
-    /// Per-pod request timeout. Defaults to 5s.
+    /// Per-pod request timeout (`5s`, or whole seconds such as `5`); at most 24h. Defaults to 5s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 32))]
-    pub timeout: Option<String>,
+    #[x_kube(validation = super::limits::duration_syntax())]
+    #[x_kube(validation = super::limits::duration_at_most(super::limits::MAX_ANALYSIS_WAIT, "timeout"))]
+    pub timeout: Option<DurationOrSeconds>,
 }
 
 /// Queries against a Prometheus server.
@@ -244,10 +253,11 @@ pub struct PrometheusProvider {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 32))]
     pub step: Option<String>,
-    /// Request timeout. Defaults to 10s.
+    /// Request timeout (`10s`, or whole seconds such as `10`); at most 24h. Defaults to 10s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 32))]
-    pub timeout: Option<String>,
+    #[x_kube(validation = super::limits::duration_syntax())]
+    #[x_kube(validation = super::limits::duration_at_most(super::limits::MAX_ANALYSIS_WAIT, "timeout"))]
+    pub timeout: Option<DurationOrSeconds>,
     /// Bearer token from a Secret key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bearer_token_secret: Option<SecretKeySelector>,
@@ -300,10 +310,11 @@ pub struct ComparisonMinimum {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self >= 3 && self <= 200").message("minimum.intervals must be between 3 and 200"))]
     pub intervals: Option<i32>,
-    /// Time observed (intervals × interval) before a pass, e.g. `5m`. Defaults to 5m.
+    /// Time observed (intervals × interval) before a pass, e.g. `5m` or whole seconds
+    /// such as `300`. Defaults to 5m.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 32))]
-    pub duration: Option<String>,
+    #[x_kube(validation = super::limits::duration_syntax())]
+    pub duration: Option<DurationOrSeconds>,
     /// Counts comparisons: exposure (requests) of each arm before a pass. Defaults to 2000.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self >= 0.0").message("minimum.requests must not be negative"))]

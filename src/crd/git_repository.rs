@@ -15,7 +15,7 @@ use super::rollout::{GitAuthor, PullRequestSpec};
     version = "v1alpha1",
     kind = "GitRepository",
     namespaced,
-    shortname = "gitrepo",
+    shortname = "sgitrepo",
     category = "sluice",
     derive = "PartialEq",
     doc = "A GitOps repository shared by the Rollouts of a namespace"
@@ -46,7 +46,7 @@ pub struct GitRepositorySpec {
     group = "sluice.dev",
     version = "v1alpha1",
     kind = "ClusterGitRepository",
-    shortname = "cgitrepo",
+    shortname = "scgitrepo",
     category = "sluice",
     derive = "PartialEq",
     doc = "A GitOps repository shared by Rollouts of every namespace"

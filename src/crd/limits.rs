@@ -41,33 +41,40 @@ pub fn seconds_until(now: Timestamp, at: Timestamp) -> Duration {
     Duration::from_secs(u64::try_from(left).unwrap_or(0))
 }
 
-/// The CEL rule that a duration string is at most `max`. CEL's `duration()`
-/// reads Go durations, which have no days: the day part is counted apart.
-/// A number too large for CEL's integers fails the rule's evaluation, which
-/// the API server also reports as a rejection.
+/// The CEL rule that a duration (whole seconds, or a string) is at most
+/// `max`. CEL's `duration()` reads Go durations, which have no days: the day
+/// part is counted apart. A number too large for CEL's integers fails the
+/// rule's evaluation, which the API server also reports as a rejection.
 pub fn duration_at_most(max: Duration, field: &str) -> Rule {
     let days = "(self.contains('d') ? int(self.split('d')[0]) * 86400 : 0)";
     let rest = "(self.endsWith('d') ? 0 : duration(self.contains('d') ? self.split('d')[1] : self).getSeconds())";
+    let max = max.as_secs();
     Rule::new(format!(
-        "!self.matches('{DURATION_PATTERN}') || self == '' || {days} + {rest} <= {}",
-        max.as_secs()
+        "type(self) == int ? self <= {max} : (!self.matches('{DURATION_PATTERN}') || self == '' || {days} + {rest} <= {max})"
     ))
     .message(Message::Message(format!(
         "{field} must be at most {}",
-        describe(max)
+        describe(Duration::from_secs(max))
     )))
 }
 
-/// The CEL rule that a duration string has Sluice's form (no backslashes in
-/// the pattern, so it needs no escaping inside the CEL string).
+/// The CEL rule that a duration is whole seconds, not negative, or a string
+/// of Sluice's form (no backslashes in the pattern, so it needs no escaping
+/// inside the CEL string).
 pub fn duration_syntax() -> Rule {
-    Rule::new(format!("self != '' && self.matches('{DURATION_PATTERN}')"))
-        .message("duration must look like 30s, 5m or 1h30m")
+    Rule::new(format!(
+        "type(self) == int ? self >= 0 : (self != '' && self.matches('{DURATION_PATTERN}'))"
+    ))
+    .message(
+        "duration must look like 30s, 5m or 1h30m, or be whole seconds such as 30 (not negative)",
+    )
 }
 
 /// Read a duration such as `5m` or `1h30m` that may be at most `max`.
 pub fn parse_duration(text: &str, max: Duration) -> Result<Duration, String> {
-    let duration = humantime::parse_duration(text).map_err(|e| format!("{text:?}: {e}"))?;
+    let duration = humantime::parse_duration(text).map_err(|e| {
+        format!("{text:?}: {e} (write e.g. 30s, 5m, 1h30m, or whole seconds as a number)")
+    })?;
     if duration > max {
         return Err(format!("{text:?} must be at most {}", describe(max)));
     }

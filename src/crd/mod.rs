@@ -3,6 +3,7 @@
 pub mod alert_target;
 pub mod analysis_run;
 pub mod analysis_template;
+pub mod duration;
 pub mod git_repository;
 pub mod limits;
 pub mod reasons;
@@ -10,6 +11,7 @@ pub mod rollout;
 pub mod states;
 pub mod status;
 pub mod tenancy;
+pub mod web_provider;
 
 /// `apiVersion` of every kind in the group, for server-side apply bodies.
 pub const API_VERSION: &str = "sluice.dev/v1alpha1";
@@ -28,6 +30,7 @@ pub use analysis_template::{
     ComparisonTolerance, Metric, MetricProvider, NoDataPolicy, PrometheusProvider, ScrapeProvider,
     TemplateArg,
 };
+pub use duration::DurationOrSeconds;
 pub use git_repository::{
     ClusterGitRepository, ClusterGitRepositorySpec, GitRepository, GitRepositorySpec,
 };
@@ -43,6 +46,7 @@ pub use status::{
     AbortStatus, AbortedRevision, AlertRecord, AnalysisRunRef, BlueGreenStatus, ControlTokens,
     GitRevertStatus, PromotionStatus, RolloutPhase, RolloutStatus,
 };
+pub use web_provider::{WebHeader, WebHeaderSource, WebMethod, WebProvider};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;

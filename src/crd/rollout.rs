@@ -13,6 +13,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::duration::DurationOrSeconds;
 use super::status::RolloutStatus;
 
 /// Pattern accepted for durations such as `30s`, `5m`, `1h30m`, `250ms`.
@@ -27,7 +28,7 @@ pub const DURATION_PATTERN: &str = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h|d))+$";
     kind = "Rollout",
     namespaced,
     status = "RolloutStatus",
-    shortname = "ro",
+    shortname = "sro",
     category = "sluice",
     derive = "PartialEq",
     doc = "Progressive delivery of a pod template: staged traffic shifting judged on metrics",
@@ -545,12 +546,12 @@ pub struct CanaryStep {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct PauseStep {
-    /// How long to wait, e.g. `30s`, `5m`, `1h30m`, `2d`; at most 720h (30 days). Omit to wait until promoted.
+    /// How long to wait, e.g. `30s`, `5m`, `1h30m`, `2d`, or whole seconds such as `30`;
+    /// at most 720h (30 days). Omit to wait until promoted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 32))]
     #[x_kube(validation = super::limits::duration_syntax())]
     #[x_kube(validation = super::limits::duration_at_most(super::limits::MAX_PAUSE, "pause.duration"))]
-    pub duration: Option<String>,
+    pub duration: Option<DurationOrSeconds>,
 }
 
 /// An analysis step: the rollout waits on the verdict of an `AnalysisRun`.

@@ -459,8 +459,8 @@ fn canary_steps(canary: &CanaryStrategy, problems: &mut Vec<String>) -> Vec<Step
         } else if let Some(pause) = &step.pause {
             match pause
                 .duration
-                .as_deref()
-                .map(|text| limits::parse_duration(text, MAX_PAUSE))
+                .as_ref()
+                .map(|duration| duration.within(MAX_PAUSE))
                 .transpose()
             {
                 Ok(duration) => steps.push(Step::Pause(duration)),

@@ -134,6 +134,16 @@ async fn prepare(
                     credentials.ca_pem = Some(secret_value(client, &namespace, selector).await?);
                 }
             }
+            if let Some(web) = &metric.provider.web {
+                for header in &web.headers {
+                    if let Some(source) = &header.value_from {
+                        let value =
+                            secret_value(client, &namespace, &source.secret_key_ref).await?;
+                        secrets.push(value.clone());
+                        credentials.headers.insert(header.key.clone(), value);
+                    }
+                }
+            }
             prepared
                 .push(prepare_metric(name, metric, &args, credentials).map_err(Setup::Invalid)?);
         }

@@ -19,6 +19,8 @@ mod canary;
 mod chart;
 mod cli;
 mod cli_verbs;
+mod compat;
+mod compat_analysis;
 mod controls;
 mod dashboard;
 #[path = "../common/dashboard.rs"]
