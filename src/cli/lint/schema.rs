@@ -53,17 +53,14 @@ fn walk(value: &Value, schema: &Value, path: &FieldPath, rules: &Rules, out: &mu
     if value.is_null() {
         return;
     }
-    if schema.get("x-kubernetes-int-or-string") == Some(&Value::Bool(true)) {
-        if !matches!(value, Value::String(_)) && type_name(value) != "integer" {
-            fail(format!(
-                "must be an integer or a string, not {}",
-                type_name(value)
-            ));
-        }
-        return;
-    }
     let actual = type_name(value);
-    if let Some(wanted) = schema.get("type").and_then(Value::as_str) {
+    // An int-or-string field has no `type`, but its rules and bounds still apply.
+    if schema.get("x-kubernetes-int-or-string") == Some(&Value::Bool(true)) {
+        if !matches!(value, Value::String(_)) && actual != "integer" {
+            fail(format!("must be an integer or a string, not {actual}"));
+            return;
+        }
+    } else if let Some(wanted) = schema.get("type").and_then(Value::as_str) {
         let fits = wanted == actual || (wanted == "number" && actual == "integer");
         if !fits {
             fail(format!(
@@ -248,6 +245,24 @@ mod tests {
         assert_eq!(
             long[0].message,
             "\"1 minute\": duration must look like 30s, 5m or 1h30m"
+        );
+        // Integer-or-string durations: their rules apply to both forms.
+        let seconds_or_text = json!({"x-kubernetes-int-or-string": true, "x-kubernetes-validations": [
+            {"rule": "type(self) == int ? self >= 0 : self.matches('^[0-9]+s$')", "message": "bad duration"}
+        ]});
+        assert!(check(&json!(30), &seconds_or_text).is_empty());
+        assert!(check(&json!("30s"), &seconds_or_text).is_empty());
+        assert_eq!(
+            check(&json!(-5), &seconds_or_text)[0].message,
+            "-5: bad duration"
+        );
+        assert_eq!(
+            check(&json!("1 minute"), &seconds_or_text)[0].message,
+            "\"1 minute\": bad duration"
+        );
+        assert_eq!(
+            check(&json!(1.5), &seconds_or_text)[0].message,
+            "must be an integer or a string, not number"
         );
         let missing = check(&json!({"spec": {}}), &schema);
         assert_eq!(missing[0].message, "missing required field \"name\"");
