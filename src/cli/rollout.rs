@@ -144,7 +144,8 @@ pub enum Verb {
     /// and is a field your Git manifests do not set. Argo CD does not report
     /// it as drift (it is neither in Git nor in the last applied
     /// configuration) and a sync leaves it; Flux's server-side apply leaves
-    /// fields of other managers alone (it takes over only kubectl's). If
+    /// fields of other managers alone (its drift correction takes over only
+    /// kubectl's, so prefer this command to a hand `kubectl edit`). If
     /// your manifests do set spec.restartAt, Git owns it and the next sync
     /// puts Git's value back: restart by committing a new time instead.
     #[command(after_help = super::examples::RESTART)]

@@ -92,7 +92,10 @@ pub enum Next {
 
 /// Pods created before this time are due for a restart, or `None` if no
 /// restart is pending (none asked for, or that one done).
-pub fn pending(restart_at: Option<Timestamp>, restarted_at: Option<Timestamp>) -> Option<Timestamp> {
+pub fn pending(
+    restart_at: Option<Timestamp>,
+    restarted_at: Option<Timestamp>,
+) -> Option<Timestamp> {
     let at = restart_at?;
     match restarted_at {
         Some(done) if done >= at => None,
@@ -207,10 +210,12 @@ impl Planner<'_> {
         };
         let analysis_running =
             running(&self.status.current_analysis) || running(&self.status.background_analysis);
-        let scaling = self
-            .writes
-            .iter()
-            .any(|w| matches!(w, Write::ApplyReplicaSet(_) | Write::DeleteReplicaSet { .. }));
+        let scaling = self.writes.iter().any(|w| {
+            matches!(
+                w,
+                Write::ApplyReplicaSet(_) | Write::DeleteReplicaSet { .. }
+            )
+        });
         let held = held_because(
             self.status.canary_revision.is_some(),
             self.outcome.phase,
@@ -247,7 +252,8 @@ impl Planner<'_> {
                 Some(progress)
             }
             (Some(Next::WaitForReady { left }), _) => {
-                self.wake.push(self.now.saturating_add(RESTART_POLL).unwrap_or(self.now));
+                self.wake
+                    .push(self.now.saturating_add(RESTART_POLL).unwrap_or(self.now));
                 Some(format!(
                     "restarting pods: {left} left, waiting for replacements to become Ready"
                 ))

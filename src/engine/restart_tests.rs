@@ -35,7 +35,11 @@ fn group(desired: i32, pods: Vec<PodView>) -> Vec<Group> {
 fn old_pods_go_one_at_a_time_oldest_first() {
     let pods = group(
         3,
-        vec![pod("b", -50, true), pod("a", -90, true), pod("c", -10, true)],
+        vec![
+            pod("b", -50, true),
+            pod("a", -90, true),
+            pod("c", -10, true),
+        ],
     );
     assert_eq!(
         next(Some(t(0)), None, &pods, 0, t(5)),
@@ -64,7 +68,11 @@ fn a_ready_pod_is_never_evicted_while_one_is_missing() {
     // Replacement Ready: the next old pod goes.
     let pods = group(
         3,
-        vec![pod("b", -50, true), pod("c", -10, true), pod("new", 3, true)],
+        vec![
+            pod("b", -50, true),
+            pod("c", -10, true),
+            pod("new", 3, true),
+        ],
     );
     assert_eq!(
         next(Some(t(0)), None, &pods, 0, t(6)),
@@ -226,7 +234,13 @@ fn the_plan_evicts_one_old_pod_and_writes_no_replica_set() {
         real_pod(&hash, "web-3", -100, true),
     ];
     let plan = plan(&web, &observed, t(10));
-    assert_eq!(evictions(&plan.writes), vec!["web-1".to_string()], "{:?} {:?}", plan.status.message, plan.writes);
+    assert_eq!(
+        evictions(&plan.writes),
+        vec!["web-1".to_string()],
+        "{:?} {:?}",
+        plan.status.message,
+        plan.writes
+    );
     assert!(
         !plan
             .writes

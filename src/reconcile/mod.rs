@@ -185,12 +185,13 @@ async fn restart_pod(ctx: &Context, rollout: &Rollout, pod: &str) -> bool {
     use engine::restart::{POD_RESTARTED, RESTART_BLOCKED};
     let namespace = rollout.namespace().unwrap_or_else(|| "default".into());
     let retry = EVICTION_RETRY.as_secs();
-    let (warning, reason, note, moving) = match pods::evict(&ctx.io.client, &namespace, pod).await
-    {
+    let (warning, reason, note, moving) = match pods::evict(&ctx.io.client, &namespace, pod).await {
         Ok(pods::Eviction::Accepted) => (
             false,
             POD_RESTARTED,
-            format!("evicted pod {pod} for the restart; its ReplicaSet replaces it (same revision)"),
+            format!(
+                "evicted pod {pod} for the restart; its ReplicaSet replaces it (same revision)"
+            ),
             true,
         ),
         Ok(pods::Eviction::Gone) => return true,
