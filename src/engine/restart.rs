@@ -10,7 +10,9 @@
 //! Safety rule: a pod that is Ready is only evicted while its ReplicaSet has
 //! at least `desired - allowed + 1` Ready pods that are not terminating, so
 //! Ready pods never drop below `desired - allowed` (`allowed` is the canary's
-//! `maxUnavailable`, at least 1 so that a restart can move at all).
+//! `maxUnavailable`, at least 1 so that a restart can move at all, and at
+//! most `desired - 1`; a one-pod ReplicaSet is briefly without a Ready pod,
+//! as eviction cannot surge).
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
@@ -130,6 +132,9 @@ pub fn next(
         left += old.len();
         // Unready pods first (evicting one costs no availability), then the oldest.
         old.sort_by(|a, b| (a.ready, a.created, &a.name).cmp(&(b.ready, b.created, &b.name)));
+        // A percentage of the full size must not empty a small canary: keep
+        // one Ready pod where there is more than one.
+        let allowed = allowed.min(group.desired - 1).max(1);
         // Ready pods this ReplicaSet can lose now without going below desired - allowed.
         let mut budget = allowed.saturating_sub(group.desired.saturating_sub(ready).max(0));
         let mut taken = 0;

@@ -106,6 +106,15 @@ fn max_unavailable_widens_the_batch_but_never_beyond_it() {
 }
 
 #[test]
+fn a_large_max_unavailable_never_empties_a_small_replica_set() {
+    let pods = group(2, vec![pod("a", -90, true), pod("b", -50, true)]);
+    assert_eq!(
+        next(Some(t(0)), None, &pods, 5, t(1)),
+        Next::Evict(vec!["a".into()])
+    );
+}
+
+#[test]
 fn an_unready_old_pod_goes_first_and_costs_no_availability() {
     // Two Ready pods of three: no Ready pod may go, but the broken old one may.
     let pods = group(

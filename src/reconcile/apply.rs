@@ -160,11 +160,10 @@ pub async fn apply(client: &Client, rollout: &Rollout, write: &Write) -> Result<
                 Err(kube::Error::Api(status)) if status.code == 404 => {}
                 Err(e) => return Err(Error::Write("AnalysisRun", name.clone(), e)),
             }
-        } // The reconcile evicts itself (`reconcile::restart_pod`) to report
-        // each outcome; here a refusal is simply left for the next pass.
-        Write::EvictPod { name } => {
-            super::pods::evict(client, &namespace, name).await?;
         }
+        // Evicted by the reconcile itself (`restart_pod`), with the client
+        // that does not retry 429, so that each outcome becomes an Event.
+        Write::EvictPod { .. } => {}
     }
     Ok(())
 }

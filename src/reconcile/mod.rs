@@ -68,6 +68,9 @@ impl Error {
 pub struct Io {
     /// API client.
     pub client: Client,
+    /// The same identity without the client's retry of 429: an eviction
+    /// refused by a PodDisruptionBudget comes back as a refusal at once.
+    pub evictions: Client,
     /// Metrics registry.
     pub metrics: Arc<Metrics>,
     /// Publishes core/v1 Events, folding exact repeats into a count.
@@ -185,7 +188,9 @@ async fn restart_pod(ctx: &Context, rollout: &Rollout, pod: &str) -> bool {
     use engine::restart::{POD_RESTARTED, RESTART_BLOCKED};
     let namespace = rollout.namespace().unwrap_or_else(|| "default".into());
     let retry = EVICTION_RETRY.as_secs();
-    let (warning, reason, note, moving) = match pods::evict(&ctx.io.client, &namespace, pod).await {
+    let (warning, reason, note, moving) = match pods::evict(&ctx.io.evictions, &namespace, pod)
+        .await
+    {
         Ok(pods::Eviction::Accepted) => (
             false,
             POD_RESTARTED,
