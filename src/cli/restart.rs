@@ -28,9 +28,17 @@ pub fn due(now: Timestamp, delay: Option<Duration>) -> Timestamp {
     let delay = delay
         .and_then(|d| SignedDuration::try_from(d).ok())
         .unwrap_or(SignedDuration::ZERO);
-    // Second precision: the API server keeps RFC 3339 times to the second.
+    // Pods' creation times are kept to the second: rounding up makes every
+    // pod that exists now older than the restart (a pod created in the same
+    // second counts as new), and the controller waits for that second.
     let at = now.saturating_add(delay).unwrap_or(now);
-    Timestamp::from_second(at.as_second()).unwrap_or(at)
+    let whole = at.as_second();
+    let up = if at.subsec_nanosecond() > 0 {
+        whole.saturating_add(1)
+    } else {
+        whole
+    };
+    Timestamp::from_second(up).unwrap_or(at)
 }
 
 /// `sluice rollout restart NAME [--in DURATION]`.
@@ -62,16 +70,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_restart_is_due_now_or_after_the_delay_to_the_second() {
+    fn the_restart_is_due_at_the_next_whole_second_so_every_existing_pod_is_older() {
         let now = Timestamp::from_millisecond(1_800_000_000_750).unwrap_or(Timestamp::UNIX_EPOCH);
-        assert_eq!(due(now, None).as_second(), 1_800_000_000);
+        assert_eq!(due(now, None).as_second(), 1_800_000_001);
         assert_eq!(
             due(now, Some(Duration::from_secs(600))).as_second(),
-            1_800_000_600
+            1_800_000_601
         );
+        let whole = Timestamp::from_second(1_800_000_000).unwrap_or(Timestamp::UNIX_EPOCH);
+        assert_eq!(due(whole, None), whole);
         assert_eq!(
             patch(due(now, None)),
-            json!({"spec": {"restartAt": "2027-01-15T08:00:00Z"}})
+            json!({"spec": {"restartAt": "2027-01-15T08:00:01Z"}})
         );
     }
 }
