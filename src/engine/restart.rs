@@ -137,18 +137,14 @@ pub fn next(
         let allowed = allowed.min(group.desired - 1).max(1);
         // Ready pods this ReplicaSet can lose now without going below desired - allowed.
         let mut budget = allowed.saturating_sub(group.desired.saturating_sub(ready).max(0));
-        let mut taken = 0;
-        for pod in old {
-            if taken >= allowed {
-                break;
-            }
+        // At most `allowed` evictions per pass, Ready or not.
+        for pod in old.into_iter().take(usize::try_from(allowed).unwrap_or(1)) {
             if pod.ready {
                 if budget <= 0 {
                     break;
                 }
                 budget -= 1;
             }
-            taken += 1;
             evict.push(pod.name.clone());
         }
     }
