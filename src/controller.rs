@@ -63,8 +63,9 @@ pub enum Error {
     LostLease,
 }
 
-/// Run until SIGINT/SIGTERM with `client` (in a pod: its ServiceAccount).
-pub async fn run(options: Options, client: Client) -> Result<(), Error> {
+/// Run until SIGINT/SIGTERM with `client` (in a pod: its ServiceAccount);
+/// `evictions` is the same identity without the client's retry of 429.
+pub async fn run(options: Options, client: Client, evictions: Client) -> Result<(), Error> {
     let metrics = Arc::new(Metrics::default());
     let state = Arc::new(ServerState::new(metrics.clone()));
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -106,6 +107,7 @@ pub async fn run(options: Options, client: Client) -> Result<(), Error> {
     let ctx = Arc::new(Context {
         io: Arc::new(reconcile::Io {
             client: client.clone(),
+            evictions,
             metrics,
             events: reconcile::events::EventWriter::new(
                 client.clone(),

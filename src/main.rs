@@ -30,9 +30,11 @@ async fn main() -> ExitCode {
                 alert_retry_max_interval: args.alert_retry_max_interval,
             };
             // In a pod without flags: the in-cluster ServiceAccount.
-            match kube.client().await {
-                Ok(client) => controller::run(options, client).await.map_err(Into::into),
-                Err(err) => Err(err.into()),
+            match (kube.client().await, kube.client_without_retry().await) {
+                (Ok(client), Ok(evictions)) => controller::run(options, client, evictions)
+                    .await
+                    .map_err(Into::into),
+                (Err(err), _) | (_, Err(err)) => Err(err.into()),
             }
         }
         Command::Rollout(args) => match sluice::cli::rollout::run(args, &kube).await {

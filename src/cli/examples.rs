@@ -81,6 +81,13 @@ pub const RETRY: &str = "\
 Example:
   sluice rollout retry web -n shop";
 
+/// `sluice rollout restart`.
+pub const RESTART: &str = "\
+Examples:
+  sluice rollout restart web
+  sluice rollout restart web -n shop --in 30m     (at now + 30 minutes)
+  sluice rollout status web --watch               (then: progress, and status.restartedAt)";
+
 /// `sluice rollout pause`.
 pub const PAUSE: &str = "\
 Example:

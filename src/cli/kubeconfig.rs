@@ -65,6 +65,15 @@ impl KubeArgs {
         Client::try_from(self.config().await?).map_err(Error::Client)
     }
 
+    /// [`Self::client`] without kube's retry of 429/503/504: for calls whose
+    /// refusal is an answer (an eviction a PodDisruptionBudget refuses), which
+    /// the default client would retry with a backoff for minutes.
+    pub async fn client_without_retry(&self) -> Result<Client, Error> {
+        let mut config = self.config().await?;
+        config.default_retry = false;
+        Client::try_from(config).map_err(Error::Client)
+    }
+
     /// `namespace` when given, else the chosen context's namespace, else `default`
     /// (also when there is no kubeconfig: for commands that may run without a cluster).
     pub async fn namespace_or_default(&self, namespace: Option<&str>) -> String {

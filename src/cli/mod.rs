@@ -9,6 +9,7 @@ pub mod kubeconfig;
 pub mod lint;
 pub mod list;
 pub mod output;
+pub mod restart;
 pub mod rollout;
 pub mod set_image;
 pub mod show;

@@ -131,6 +131,31 @@ pub enum Verb {
         /// Rollout name.
         name: String,
     },
+    /// Restart the pods without a new revision (sets spec.restartAt).
+    ///
+    /// The controller evicts every pod of the stable and canary (or preview)
+    /// ReplicaSets created before that time, one at a time (up to the
+    /// canary's maxUnavailable) and only while its ReplicaSet has all its
+    /// pods Ready, through the Eviction API (PodDisruptionBudgets hold; a
+    /// refusal is retried, never forced). It waits while an update moves
+    /// traffic, an analysis measures or the update is aborted.
+    ///
+    /// GitOps: spec.restartAt is written by the field manager `sluice-cli`
+    /// and is a field your Git manifests do not set. Argo CD does not report
+    /// it as drift (it is neither in Git nor in the last applied
+    /// configuration) and a sync leaves it; Flux's server-side apply leaves
+    /// fields of other managers alone (its drift correction takes over only
+    /// kubectl's, so prefer this command to a hand `kubectl edit`). If
+    /// your manifests do set spec.restartAt, Git owns it and the next sync
+    /// puts Git's value back: restart by committing a new time instead.
+    #[command(after_help = super::examples::RESTART)]
+    Restart {
+        /// Rollout name.
+        name: String,
+        /// Restart after this long instead of now (e.g. 30m, 2h).
+        #[arg(long = "in", value_name = "DURATION", value_parser = humantime::parse_duration)]
+        delay: Option<Duration>,
+    },
     /// Hold the rollout where it is.
     #[command(after_help = super::examples::PAUSE)]
     Pause {
@@ -346,6 +371,7 @@ pub async fn run(args: RolloutArgs, kube: &KubeArgs) -> Result<(), Error> {
             }
         }
         Verb::Retry { name } => request(&api, &name, controls::RETRY, json!(token())).await,
+        Verb::Restart { name, delay } => super::restart::run(&api, &name, delay).await,
         Verb::Pause { name } => request(&api, &name, controls::PAUSED, json!("true")).await,
         Verb::Resume { name } => {
             request(&api, &name, controls::PAUSED, serde_json::Value::Null).await

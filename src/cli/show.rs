@@ -87,6 +87,15 @@ pub fn render(rollout: &Rollout) -> String {
         }
         let _ = writeln!(out, "{line}");
     }
+    match (&status.restart_progress, &status.restarted_at) {
+        (Some(progress), _) => {
+            let _ = writeln!(out, "  Restart:  {progress}");
+        }
+        (None, Some(at)) => {
+            let _ = writeln!(out, "  Restart:  done (every pod newer than {})", at.0);
+        }
+        (None, None) => {}
+    }
     // Only the revert of the current release: a later promotion ends it.
     if let Some(git) = status.current_git_revert() {
         let what = match (&git.pull_request, &git.revert_commit) {

@@ -7,7 +7,7 @@
 #![allow(clippy::duplicated_attributes)]
 
 use k8s_openapi::api::core::v1::PodTemplateSpec;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
@@ -117,6 +117,15 @@ pub struct RolloutSpec {
     /// to put in every alert.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alerts: Option<AlertsSpec>,
+
+    /// Restart the pods (RFC 3339 time, as Argo Rollouts' `restartAt`): once
+    /// this time has passed, every pod of the stable and canary (or preview)
+    /// ReplicaSets created before it is evicted, one at a time (up to
+    /// `maxUnavailable`) and only while its ReplicaSet has its pods Ready,
+    /// without a new revision. Set by `sluice rollout restart`;
+    /// `status.restartedAt` says when it is done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_at: Option<Time>,
 }
 
 /// What to do when an analysis cannot tell whether the new version is bad.

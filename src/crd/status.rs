@@ -159,6 +159,13 @@ pub struct RolloutStatus {
     /// Label selector in string form (for the scale subresource and `kubectl`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<String>,
+    /// The `spec.restartAt` whose restart is done: every pod of the stable and
+    /// canary ReplicaSets was created after it and they are back at full strength.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarted_at: Option<Time>,
+    /// Where a pod restart (`spec.restartAt`) in progress stands; gone when it is done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_progress: Option<String>,
     /// Standard conditions: `Ready`, `Progressing`, `Degraded`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,

@@ -15,6 +15,7 @@ pub mod observed;
 pub mod plan;
 mod pointing;
 pub mod ratio;
+pub mod restart;
 pub use crate::crd::reasons;
 pub mod revisions;
 pub mod route;
@@ -37,6 +38,8 @@ mod hostile_tests;
 mod plan_tests;
 #[cfg(test)]
 mod proptests;
+#[cfg(test)]
+mod restart_tests;
 #[cfg(test)]
 pub(crate) mod testkit;
 #[cfg(test)]

@@ -64,4 +64,7 @@ pub struct Observed {
     /// Pods of the revision being rolled out (read only while one is in
     /// flight), to say why it makes no progress.
     pub pods: Vec<Pod>,
+    /// Every pod of the Rollout (by its selector), read only while a
+    /// `spec.restartAt` that has passed is not done yet.
+    pub restart_pods: Vec<Pod>,
 }

@@ -85,6 +85,12 @@ pub enum Write {
         /// AnalysisRun name.
         name: String,
     },
+    /// Evict a pod through the Eviction API for a restart (`spec.restartAt`);
+    /// its ReplicaSet recreates it. A refusal (PodDisruptionBudget) is retried later.
+    EvictPod {
+        /// Pod name.
+        name: String,
+    },
 }
 
 /// Finished AnalysisRuns kept per Rollout (the newest; older ones are deleted).
@@ -162,9 +168,11 @@ pub fn plan_with(
         again.forced_abort = Some(message);
         again.run();
         again.claim_references();
+        again.restart_pods();
         return again.finish();
     }
     planner.claim_references();
+    planner.restart_pods();
     planner.finish()
 }
 

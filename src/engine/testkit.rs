@@ -102,6 +102,7 @@ pub fn rollout(replicas: i32, steps: Option<Vec<CanaryStep>>, gateway: bool) -> 
             },
             git: None,
             alerts: None,
+            restart_at: None,
         },
     );
     rollout.metadata.namespace = Some("demo".into());
@@ -376,6 +377,10 @@ impl Sim {
                 .observed
                 .analysis_runs
                 .retain(|r| r.metadata.name.as_deref() != Some(name.as_str())),
+            Write::EvictPod { name } => self
+                .observed
+                .restart_pods
+                .retain(|p| p.metadata.name.as_deref() != Some(name.as_str())),
         }
     }
 

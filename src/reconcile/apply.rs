@@ -161,6 +161,9 @@ pub async fn apply(client: &Client, rollout: &Rollout, write: &Write) -> Result<
                 Err(e) => return Err(Error::Write("AnalysisRun", name.clone(), e)),
             }
         }
+        // Evicted by the reconcile itself (`restart_pod`), with the client
+        // that does not retry 429, so that each outcome becomes an Event.
+        Write::EvictPod { .. } => {}
     }
     Ok(())
 }

@@ -68,6 +68,9 @@ impl Error {
 pub struct Io {
     /// API client.
     pub client: Client,
+    /// The same identity without the client's retry of 429: an eviction
+    /// refused by a PodDisruptionBudget comes back as a refusal at once.
+    pub evictions: Client,
     /// Metrics registry.
     pub metrics: Arc<Metrics>,
     /// Publishes core/v1 Events, folding exact repeats into a count.
@@ -121,17 +124,24 @@ async fn reconcile_inner(rollout: &Rollout, ctx: &Arc<Context>) -> Result<Action
     // without reading the cluster.
     // The spec is validated once: the reads and the plan share the result.
     let settings = engine::spec::settings(rollout);
+    let now = Timestamp::now();
     let observed = if rollout.name_any().len() > crate::crd::limits::MAX_NAME {
         engine::Observed::default()
     } else {
         let mut observed =
             observe::observe(&ctx.io.client, rollout, settings.as_ref().ok()).await?;
         observed.pods = pods::in_flight(&ctx.io.client, rollout).await?;
+        observed.restart_pods = pods::for_restart(&ctx.io.client, rollout, now).await?;
         observed
     };
-    let plan = engine::plan::plan_with(rollout, settings, &observed, Timestamp::now());
+    let plan = engine::plan::plan_with(rollout, settings, &observed, now);
+    let mut eviction_refused = false;
     for write in &plan.writes {
         log_write(&key, write);
+        if let Write::EvictPod { name } = write {
+            eviction_refused |= !restart_pod(ctx, rollout, name).await;
+            continue;
+        }
         if let Err(err) = apply::apply(&ctx.io.client, rollout, write).await {
             publish(ctx, rollout, true, "WriteFailed", &err.to_string()).await;
             return Err(err);
@@ -161,7 +171,52 @@ async fn reconcile_inner(rollout: &Rollout, ctx: &Arc<Context>) -> Result<Action
     if let Some(wait) = git_retry {
         requeue = requeue.min(wait);
     }
+    if eviction_refused {
+        // A PodDisruptionBudget said no: ask again later, not in a hot loop.
+        requeue = requeue.max(EVICTION_RETRY);
+    }
     Ok(Action::requeue(requeue))
+}
+
+/// Delay before an eviction refused by a PodDisruptionBudget is tried again.
+pub const EVICTION_RETRY: Duration = Duration::from_secs(10);
+
+/// Evict one pod for a restart and say how it went in an Event; true when
+/// it is on its way out. A refusal or an error never fails the reconcile:
+/// the status and the other writes matter more, and the next pass retries.
+async fn restart_pod(ctx: &Context, rollout: &Rollout, pod: &str) -> bool {
+    use engine::restart::{POD_RESTARTED, RESTART_BLOCKED};
+    let namespace = rollout.namespace().unwrap_or_else(|| "default".into());
+    let retry = EVICTION_RETRY.as_secs();
+    let (warning, reason, note, moving) = match pods::evict(&ctx.io.evictions, &namespace, pod)
+        .await
+    {
+        Ok(pods::Eviction::Accepted) => (
+            false,
+            POD_RESTARTED,
+            format!(
+                "evicted pod {pod} for the restart; its ReplicaSet replaces it (same revision)"
+            ),
+            true,
+        ),
+        Ok(pods::Eviction::Gone) => return true,
+        Ok(pods::Eviction::Refused(why)) => (
+            true,
+            RESTART_BLOCKED,
+            format!(
+                "eviction of pod {pod} refused (a PodDisruptionBudget allows no disruption now: {why}); retrying in {retry}s, never by force"
+            ),
+            false,
+        ),
+        Err(err) => (
+            true,
+            RESTART_BLOCKED,
+            format!("cannot evict pod {pod} for the restart: {err}; retrying in {retry}s"),
+            false,
+        ),
+    };
+    publish(ctx, rollout, warning, reason, &note).await;
+    moving
 }
 
 /// Put a caught panic on the Rollout: a `Degraded` condition and a Warning
@@ -231,6 +286,9 @@ fn log_write(key: &str, write: &Write) {
         }
         Write::DeleteAnalysisRun { name } => {
             info!(rollout = key, analysisrun = %name, "delete AnalysisRun beyond the history limit")
+        }
+        Write::EvictPod { name } => {
+            info!(rollout = key, pod = %name, "evict pod for a restart")
         }
     }
 }

@@ -35,6 +35,7 @@ mod pod_root;
 mod rbac;
 #[path = "../common/receiver.rs"]
 mod receiver;
+mod restart;
 mod robustness;
 #[path = "../common/sshd.rs"]
 mod sshd;

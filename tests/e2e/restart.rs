@@ -1,0 +1,194 @@
+//! `sluice rollout restart` on the real control plane: the controller, as
+//! deploy/'s ServiceAccount with exactly its RBAC, evicts every pod through
+//! the Eviction API while the real ReplicaSet controller recreates them (KWOK
+//! makes them Ready); a PodDisruptionBudget that allows nothing holds it.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::{DeleteParams, ListParams};
+use kube::{Api, Client};
+use serde_json::json;
+use sluice::crd::{Rollout, RolloutPhase};
+
+use super::harness::{ControllerProcess, apply_value, cluster};
+use super::rbac::service_account_kubeconfig;
+use super::support::{
+    apply_example, event_reasons, fresh_namespace, revisions, speed_up, wait_phase,
+};
+
+const REPLICAS: usize = 4;
+const SETTLE: Duration = Duration::from_secs(90);
+
+/// Live pods (not terminating) of the Rollout: (name, ready).
+async fn live_pods(client: &Client, ns: &str) -> Vec<(String, bool)> {
+    let api = Api::<Pod>::namespaced(client.clone(), ns);
+    let pods = api
+        .list(&ListParams::default().labels("app=api"))
+        .await
+        .expect("list pods");
+    pods.items
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .map(|p| {
+            let ready = p
+                .status
+                .and_then(|s| s.conditions)
+                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+            (p.metadata.name.unwrap_or_default(), ready)
+        })
+        .collect()
+}
+
+fn sluice(args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(args)
+        .env("KUBECONFIG", &cluster().info.kubeconfig)
+        .output()
+        .expect("run sluice");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{args:?}: {text}");
+    text
+}
+
+#[tokio::test]
+async fn restart_replaces_every_pod_without_a_new_revision_and_keeps_availability() {
+    let (admin, ns) = fresh_namespace("restart").await;
+    let kubeconfig = service_account_kubeconfig(&admin, "restart").await;
+    let controller =
+        ControllerProcess::start(&kubeconfig, &ns, "restart", &["--no-leader-election"]);
+    apply_example(&admin, &ns, "replica-ratio/services.yaml", |_| {}).await;
+    apply_example(&admin, &ns, "replica-ratio/rollout.yaml", |doc| {
+        speed_up(doc);
+        doc["spec"]["replicas"] = json!(REPLICAS);
+        doc["spec"]["strategy"]["canary"]["steps"] = json!([{"setWeight": 50}, {"pause": {}}]);
+    })
+    .await;
+    let healthy = wait_phase(&admin, &ns, "api", RolloutPhase::Healthy, SETTLE).await;
+    let stable = healthy.status.and_then(|s| s.stable_revision);
+    let replica_sets = |list: Vec<(String, i32, i32)>| -> Vec<(String, i32)> {
+        list.into_iter()
+            .map(|(hash, spec, _)| (hash, spec))
+            .collect()
+    };
+    let revisions_before = replica_sets(revisions(&admin, &ns, "api").await);
+    let original: BTreeSet<String> = live_pods(&admin, &ns)
+        .await
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    assert_eq!(original.len(), REPLICAS, "{original:?}");
+
+    // A budget that allows no disruption: evictions are refused (429), never forced.
+    let pdb = json!({
+        "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+        "metadata": {"name": "api"},
+        "spec": {"minAvailable": REPLICAS, "selector": {"matchLabels": {"app": "api"}}},
+    });
+    apply_value(&admin, &ns, pdb).await;
+    let said = sluice(&["rollout", "restart", "api", "-n", &ns]);
+    assert!(said.contains("restart requested now"), "{said}");
+    let blocked_until = Instant::now() + Duration::from_secs(60);
+    loop {
+        if event_reasons(&admin, &ns, "api")
+            .await
+            .iter()
+            .any(|r| r == "RestartBlocked")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < blocked_until,
+            "no RestartBlocked Event under a PDB that allows nothing; log:\n{}",
+            controller.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let still: BTreeSet<String> = live_pods(&admin, &ns)
+        .await
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(still, original, "a refused eviction must leave the pods");
+
+    // The budget goes: the restart proceeds. Watch every moment of it.
+    Api::<PodDisruptionBudget>::namespaced(admin.clone(), &ns)
+        .delete("api", &DeleteParams::default())
+        .await
+        .expect("delete pdb");
+    let rollouts = Api::<Rollout>::namespaced(admin.clone(), &ns);
+    let deadline = Instant::now() + Duration::from_secs(150);
+    let mut lowest_ready = REPLICAS;
+    let mut observations = 0;
+    let restarted_at = loop {
+        let pods = live_pods(&admin, &ns).await;
+        let ready = pods.iter().filter(|(_, r)| *r).count();
+        lowest_ready = lowest_ready.min(ready);
+        observations += 1;
+        assert!(
+            ready + 1 >= REPLICAS,
+            "Ready pods dropped to {ready} of {REPLICAS}: {pods:?}"
+        );
+        let rollout = rollouts.get("api").await.expect("get rollout");
+        if let Some(at) = rollout.status.as_ref().and_then(|s| s.restarted_at.clone()) {
+            break at;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "restart not done: {:?}; log:\n{}",
+            rollout.status.and_then(|s| s.restart_progress),
+            controller.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    };
+    let rollout = rollouts.get("api").await.expect("get rollout");
+    assert_eq!(rollout.spec.restart_at, Some(restarted_at.clone()));
+    let now: BTreeSet<String> = live_pods(&admin, &ns)
+        .await
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(now.len(), REPLICAS, "{now:?}");
+    assert!(
+        now.is_disjoint(&original),
+        "every pod replaced: before {original:?}, after {now:?}"
+    );
+    assert_eq!(
+        replica_sets(revisions(&admin, &ns, "api").await),
+        revisions_before,
+        "no new ReplicaSet or revision"
+    );
+    let status = rollout.status.unwrap_or_default();
+    assert_eq!(status.stable_revision, stable);
+    assert_eq!(status.canary_revision, None);
+    let reasons = event_reasons(&admin, &ns, "api").await;
+    assert!(
+        reasons.iter().filter(|r| *r == "PodRestarted").count() >= REPLICAS,
+        "{reasons:?}"
+    );
+    assert!(reasons.iter().any(|r| r == "RestartDone"), "{reasons:?}");
+    // The CLI wrote spec.restartAt under its own field manager.
+    let managers: Vec<String> = rollout
+        .metadata
+        .managed_fields
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|m| {
+            m.fields_v1
+                .as_ref()
+                .is_some_and(|f| f.0.to_string().contains("f:restartAt"))
+        })
+        .filter_map(|m| m.manager)
+        .collect();
+    assert_eq!(managers, ["sluice-cli"]);
+    wait_phase(&admin, &ns, "api", RolloutPhase::Healthy, SETTLE).await;
+    eprintln!(
+        "restart of {REPLICAS} pods: lowest Ready {lowest_ready}/{REPLICAS} over {observations} observations"
+    );
+}
