@@ -46,6 +46,13 @@ async fn main() -> ExitCode {
         Command::Analyze(args) => sluice::cli::analyze::run(args, &kube)
             .await
             .map_err(Into::into),
+        Command::Migrate(args) => match sluice::cli::migrate::run(&args) {
+            Ok(outcome) if outcome.needs_attention() => {
+                return ExitCode::from(sluice::cli::migrate::ATTENTION_EXIT);
+            }
+            Ok(_) => Ok(()),
+            Err(err) => Err(err.into()),
+        },
         Command::Crds => print_crds(),
         Command::Completion(args) => {
             let name = if plugin { PLUGIN_NAME } else { "sluice" };

@@ -4,6 +4,7 @@ pub mod analyze;
 pub mod docs;
 mod examples;
 pub mod kubeconfig;
+pub mod migrate;
 pub mod output;
 pub mod rollout;
 pub mod show;
@@ -89,6 +90,23 @@ pub enum Command {
     /// Error, or a window too short to decide).
     #[command(after_help = examples::ANALYZE)]
     Analyze(analyze::AnalyzeArgs),
+    /// Convert Argo Rollouts and Flagger manifests into Sluice manifests.
+    ///
+    /// Reads Rollout, AnalysisTemplate and ClusterAnalysisTemplate
+    /// (argoproj.io) and Canary, MetricTemplate and AlertProvider
+    /// (flagger.app) from the files (`-`: standard input), prints the Sluice
+    /// manifests on standard output and, on standard error, every field that
+    /// was not carried over or needs a person, with file, document and field
+    /// path. Other documents pass through unchanged (a Service a Rollout
+    /// names loses its selector: Sluice sets it). Comments at the head of each
+    /// document are kept; comments inside a converted document are not.
+    /// Field tables: docs/migrating.md.
+    ///
+    /// Exit status: 0 converted cleanly, 3 converted but something was
+    /// dropped or needs attention (see standard error), 1 unreadable or
+    /// unparsable input (nothing is printed then).
+    #[command(after_help = examples::MIGRATE)]
+    Migrate(migrate::MigrateArgs),
     /// Print the CustomResourceDefinitions (apply with `kubectl apply --server-side -f -`).
     #[command(after_help = examples::CRDS)]
     Crds,
