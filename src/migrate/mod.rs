@@ -179,7 +179,13 @@ pub fn migrate(inputs: &[Input]) -> Result<Outcome, Error> {
                     ),
                 );
             }
-            let head = doc.source.head_comments.join("\n");
+            // Comments at the head of a document folded in here (a Deployment,
+            // a MetricTemplate) go with the converted object.
+            let head = std::iter::once(doc)
+                .chain(converted.consumed.iter().filter_map(|&c| docs.get(c)))
+                .flat_map(|d| d.source.head_comments.iter().cloned())
+                .collect::<Vec<_>>()
+                .join("\n");
             outputs[i] = Some(
                 converted
                     .documents

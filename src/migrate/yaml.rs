@@ -42,8 +42,12 @@ pub fn split(text: &str) -> Result<Vec<SourceDoc>, ParseError> {
             chunks.push(String::new());
             // `--- {a: 1}` keeps its content on the separator line.
             let rest = line[3..].trim();
-            if !rest.is_empty() && !rest.starts_with('#') {
-                chunks.last_mut().map(|c| c.push_str(&format!("{rest}\n")));
+            if !rest.is_empty()
+                && !rest.starts_with('#')
+                && let Some(chunk) = chunks.last_mut()
+            {
+                chunk.push_str(rest);
+                chunk.push('\n');
             }
         } else if line == "..." {
             continue;
