@@ -119,7 +119,8 @@ async fn every_converted_manifest_passes_a_server_side_dry_run() {
             accepted += 1;
         }
     }
-    assert!(accepted >= 20, "only {accepted} objects checked");
+    // Every document of every fixture's output but the one incomplete Rollout.
+    assert_eq!(accepted, 19, "objects accepted");
 }
 
 #[tokio::test]
@@ -179,7 +180,8 @@ async fn a_converted_argo_canary_runs_to_healthy_under_sluice() {
     }
     assert_eq!(
         weights,
-        vec![0, 25, 50, 100, 0],
+        // No setWeight: 100 step: promotion takes the canary weight straight back to 0.
+        vec![0, 25, 50, 0],
         "the converted steps' weights on the HTTPRoute\n{}",
         controller.log_tail()
     );
