@@ -91,6 +91,7 @@ fn each_fixture_reports_exactly_the_fields_it_cannot_carry_over() {
             &[
                 "2|status|note",
                 "2|spec.workloadRef|note",
+                "2|spec.workloadRef.scaleDown|dropped",
                 "2|spec.strategy.blueGreen.previewMetadata|dropped",
                 "2|spec.strategy.blueGreen.scaleDownDelayRevisionLimit|dropped",
             ],
