@@ -1,7 +1,7 @@
 //! Flagger `AlertProvider` → Sluice `AlertTarget` (and a Secret for a
 //! plain-text webhook address).
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::crd::AlertTarget;
 use crate::migrate::report::{Fields, Report};
@@ -94,4 +94,56 @@ pub fn alert_provider(doc: &Doc, report: &mut Report) -> Converted {
         yaml::render_typed::<AlertTarget>(value, "AlertTarget", report),
     );
     out
+}
+
+/// A Canary's `analysis.alerts` as the Rollout's subscriptions: Flagger's
+/// severity (`error`, `warn`, `info`) picks the events.
+pub(super) fn subscriptions(
+    analysis: &mut Fields,
+    namespace: Option<&str>,
+    report: &mut Report,
+) -> Vec<Value> {
+    let mut subscriptions = Vec::new();
+    for (i, alert) in analysis.list("alerts", report).into_iter().enumerate() {
+        let path = format!("spec.analysis.alerts[{i}]");
+        let mut alert = Fields::new(alert, &path, report);
+        alert.take("name");
+        let severity = alert
+            .string("severity", report)
+            .unwrap_or_else(|| "info".into());
+        let mut provider = alert.object("providerRef", report);
+        let name = provider.string("name", report).unwrap_or_default();
+        if let Some(ns) = provider.string("namespace", report)
+            && Some(ns.as_str()) != namespace
+        {
+            report.attention(
+                &format!("{path}.providerRef.namespace"),
+                format!("AlertProvider {name} is in namespace {ns}: a Sluice AlertTarget must be in the Rollout's namespace (or use a ClusterAlertTarget with clusterScope: true)"),
+            );
+        }
+        provider.finish(report, &[]);
+        alert.finish(report, &[]);
+        let events = match severity.as_str() {
+            "error" => json!(["aborted", "revertFailed"]),
+            "warn" => json!([
+                "aborted",
+                "revertFailed",
+                "analysisError",
+                "inconclusive",
+                "paused"
+            ]),
+            _ => json!([
+                "aborted",
+                "revertFailed",
+                "analysisError",
+                "inconclusive",
+                "paused",
+                "promoted",
+                "stepCompleted",
+                "reverted"
+            ]),
+        };
+        subscriptions.push(json!({"target": name, "events": events}));
+    }
+    subscriptions
 }

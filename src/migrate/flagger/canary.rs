@@ -295,62 +295,8 @@ pub fn canary(doc: &Doc, docs: &[Doc], report: &mut Report) -> Converted {
     let analysis_ref =
         (!metrics.is_empty()).then(|| json!({"templates": [{"templateName": template_name}]}));
 
-    let mut subscriptions = Vec::new();
-    for (i, alert) in analysis.list("alerts", report).into_iter().enumerate() {
-        let path = format!("spec.analysis.alerts[{i}]");
-        let mut alert = Fields::new(alert, &path, report);
-        alert.take("name");
-        let severity = alert
-            .string("severity", report)
-            .unwrap_or_else(|| "info".into());
-        let mut provider = alert.object("providerRef", report);
-        let name = provider.string("name", report).unwrap_or_default();
-        if let Some(ns) = provider.string("namespace", report)
-            && Some(ns.as_str()) != namespace
-        {
-            report.attention(
-                &format!("{path}.providerRef.namespace"),
-                format!("AlertProvider {name} is in namespace {ns}: a Sluice AlertTarget must be in the Rollout's namespace (or use a ClusterAlertTarget with clusterScope: true)"),
-            );
-        }
-        provider.finish(report, &[]);
-        alert.finish(report, &[]);
-        let events = match severity.as_str() {
-            "error" => json!(["aborted", "revertFailed"]),
-            "warn" => json!([
-                "aborted",
-                "revertFailed",
-                "analysisError",
-                "inconclusive",
-                "paused"
-            ]),
-            _ => json!([
-                "aborted",
-                "revertFailed",
-                "analysisError",
-                "inconclusive",
-                "paused",
-                "promoted",
-                "stepCompleted",
-                "reverted"
-            ]),
-        };
-        subscriptions.push(json!({"target": name, "events": events}));
-    }
-    for (i, hook) in analysis.list("webhooks", report).into_iter().enumerate() {
-        let kind = hook["type"].as_str().unwrap_or("rollout");
-        let reason = match kind {
-            "confirm-rollout" | "confirm-promotion" | "confirm-traffic-increase" => {
-                "Sluice has no webhook gates; a `pause: {}` step waits for `sluice rollout promote` instead"
-            }
-            "rollback" => "Sluice has no rollback hook; abort with `sluice rollout abort`",
-            "event" => "subscribe an AlertTarget of type Webhook to the Rollout's events instead",
-            _ => {
-                "Sluice runs no webhooks or load tests during analysis; generate load outside, measure with a template"
-            }
-        };
-        report.dropped(&format!("spec.analysis.webhooks[{i}] ({kind})"), reason);
-    }
+    let subscriptions = super::alerts::subscriptions(&mut analysis, namespace, report);
+    report_webhooks(&mut analysis, report);
     analysis.finish(report, ANALYSIS_UNSUPPORTED);
     spec.finish(report, CANARY_SPEC_UNSUPPORTED);
 
@@ -458,4 +404,22 @@ pub fn canary(doc: &Doc, docs: &[Doc], report: &mut Report) -> Converted {
     documents.append(&mut out.documents);
     out.documents = documents;
     out
+}
+
+/// Flagger's webhooks (gates, load tests, hooks): none has a Sluice counterpart.
+fn report_webhooks(analysis: &mut Fields, report: &mut Report) {
+    for (i, hook) in analysis.list("webhooks", report).into_iter().enumerate() {
+        let kind = hook["type"].as_str().unwrap_or("rollout");
+        let reason = match kind {
+            "confirm-rollout" | "confirm-promotion" | "confirm-traffic-increase" => {
+                "Sluice has no webhook gates; a `pause: {}` step waits for `sluice rollout promote` instead"
+            }
+            "rollback" => "Sluice has no rollback hook; abort with `sluice rollout abort`",
+            "event" => "subscribe an AlertTarget of type Webhook to the Rollout's events instead",
+            _ => {
+                "Sluice runs no webhooks or load tests during analysis; generate load outside, measure with a template"
+            }
+        };
+        report.dropped(&format!("spec.analysis.webhooks[{i}] ({kind})"), reason);
+    }
 }
