@@ -151,7 +151,11 @@ fn each_fixture_reports_exactly_the_fields_it_cannot_carry_over() {
         ),
         (
             "flagger-none.yaml",
-            &["1|spec.targetRef|attention", "1||attention"],
+            &[
+                "1|spec.targetRef|attention",
+                "1||attention",
+                "1|spec.analysis.metrics[0].query|dropped",
+            ],
         ),
     ];
     for (file, want) in expected {

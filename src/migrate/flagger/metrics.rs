@@ -48,15 +48,17 @@ pub(super) fn canary_metric(
     let template_ns = template_ref.string("namespace", report);
     template_ref.finish(report, &[]);
     let variables = m.take("templateVariables");
-    if m.take("query").is_some() {
-        report.dropped(
-            &format!("{path}.query"),
-            "inline queries are deprecated in Flagger; move the query into a MetricTemplate and reference it",
-        );
-    }
+    let inline_query = m.take("query").is_some();
     m.finish(report, &[]);
 
     let Some(template_name) = template_name else {
+        if inline_query {
+            report.dropped(
+                &format!("{path}.query"),
+                "inline queries are deprecated in Flagger; move the query into a MetricTemplate and reference it; the metric is left out",
+            );
+            return None;
+        }
         report.dropped(
             path,
             format!("built-in metric {name:?}: its query depends on Flagger's mesh provider; write it as a MetricTemplate (or a Sluice AnalysisTemplate) and reference it"),
