@@ -11,6 +11,7 @@ pub mod controller;
 pub mod crd;
 pub mod engine;
 pub mod metrics;
+pub mod migrate;
 pub mod reconcile;
 pub mod revert;
 pub mod server;

@@ -49,6 +49,13 @@ async fn main() -> ExitCode {
             .await
             .map_err(Into::into),
         Command::Lint(args) => sluice::cli::lint::run(&args).map_err(Into::into),
+        Command::Migrate(args) => match sluice::cli::migrate::run(&args) {
+            Ok(outcome) if outcome.needs_attention() => {
+                return ExitCode::from(sluice::cli::migrate::ATTENTION_EXIT);
+            }
+            Ok(_) => Ok(()),
+            Err(err) => Err(err.into()),
+        },
         Command::Crds => print_crds(),
         Command::Completion(args) => {
             let name = if plugin { PLUGIN_NAME } else { "sluice" };

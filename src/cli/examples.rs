@@ -130,3 +130,11 @@ pub const MAN: &str = "\
 Examples:
   sluice man > /usr/local/share/man/man1/sluice.1
   sluice man --out-dir /usr/local/share/man/man1    (one page per command)";
+
+/// `sluice migrate`.
+pub const MIGRATE: &str = "\
+Examples:
+  sluice migrate rollout.yaml analysis.yaml > sluice.yaml
+  sluice migrate deployment.yaml canary.yaml metric-templates.yaml alert-providers.yaml
+  kubectl get rollouts.argoproj.io web -o yaml | sluice migrate - | kubectl apply --dry-run=server -f -
+  sluice migrate -q app/*.yaml 2> migrate-report.txt || echo \"exit $?: see the report\"";

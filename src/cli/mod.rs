@@ -8,6 +8,7 @@ pub mod get;
 pub mod kubeconfig;
 pub mod lint;
 pub mod list;
+pub mod migrate;
 pub mod output;
 pub mod restart;
 pub mod rollout;
@@ -111,6 +112,23 @@ pub enum Command {
     /// FILE:LINE:COLUMN: KIND NAME: MESSAGE. Exit status: 0 no problems, 1 problems.
     #[command(after_help = examples::LINT)]
     Lint(lint::LintArgs),
+    /// Convert Argo Rollouts and Flagger manifests into Sluice manifests.
+    ///
+    /// Reads Rollout, AnalysisTemplate and ClusterAnalysisTemplate
+    /// (argoproj.io) and Canary, MetricTemplate and AlertProvider
+    /// (flagger.app) from the files (`-`: standard input), prints the Sluice
+    /// manifests on standard output and, on standard error, every field that
+    /// was not carried over or needs a person, with file, document and field
+    /// path. Other documents pass through unchanged (a Service a Rollout
+    /// names loses its selector: Sluice sets it). Comments at the head of each
+    /// document are kept; comments inside a converted document are not.
+    /// Field tables: docs/migrating.md.
+    ///
+    /// Exit status: 0 converted cleanly, 3 converted but something was
+    /// dropped or needs attention (see standard error), 1 unreadable or
+    /// unparsable input (nothing is printed then).
+    #[command(after_help = examples::MIGRATE)]
+    Migrate(migrate::MigrateArgs),
     /// Print the CustomResourceDefinitions (apply with `kubectl apply --server-side -f -`).
     #[command(after_help = examples::CRDS)]
     Crds,

@@ -31,6 +31,7 @@ mod git_loop;
 mod harness;
 mod image;
 mod measure;
+mod migrate;
 mod pod_root;
 mod rbac;
 #[path = "../common/receiver.rs"]
