@@ -18,6 +18,7 @@ pub mod ratio;
 pub use crate::crd::reasons;
 pub mod revisions;
 pub mod route;
+pub mod route_extras;
 pub mod spec;
 pub mod stuck;
 mod verdict;
@@ -37,6 +38,8 @@ mod hostile_tests;
 mod plan_tests;
 #[cfg(test)]
 mod proptests;
+#[cfg(test)]
+mod route_extras_tests;
 #[cfg(test)]
 pub(crate) mod testkit;
 #[cfg(test)]

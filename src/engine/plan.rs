@@ -247,6 +247,9 @@ pub(super) struct Planner<'a> {
     pub(super) restart_background: bool,
     /// The progress deadline passed and `abortOnProgressDeadline` is set: abort with this message.
     pub(super) forced_abort: Option<String>,
+    /// Header route and mirror every route write carries; none (the safe
+    /// state) unless a canary step in progress sets them.
+    pub(super) route_extras: super::route_extras::RouteExtras,
 }
 
 impl<'a> Planner<'a> {
@@ -281,6 +284,7 @@ impl<'a> Planner<'a> {
             waiting_by_design: false,
             restart_background: false,
             forced_abort: None,
+            route_extras: Default::default(),
         }
     }
 

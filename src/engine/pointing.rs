@@ -6,6 +6,7 @@ use super::claims;
 use super::observed::{Lookup, Observed};
 use super::plan::{Planner, Write};
 use super::route;
+use super::route_extras;
 use super::spec::{Routing, Settings};
 use crate::crd::Rollout;
 
@@ -33,6 +34,8 @@ pub(super) fn canary_off_route(
     let rules =
         route::managed_rules(state, rule_indexes.as_deref(), stable, canary, baseline).ok()?;
     let zero = route::rules_with_weight(state, &rules, stable, canary, baseline, 0);
+    // No header route or mirror either: both reach the canary.
+    let zero = route_extras::rules_with_extras(state, &zero, &rules, canary, &Default::default());
     let ours = state
         .owner
         .as_deref()
@@ -139,11 +142,12 @@ impl<'a> Planner<'a> {
             .writes
             .iter()
             .any(|w| matches!(w, Write::SetRouteWeights { .. }));
-        if route_unclaimed
+        if (route_unclaimed || !self.route_extras_in_place())
             && !route_written
             && let Some(weight) = self.route_weight()
         {
-            // Every route write carries the claim; write the weights as they are.
+            // Every route write carries the claim and the extras wanted now
+            // (none unless a step sets them); the weights stay as they are.
             self.force_route_weight(weight);
         }
         claims_first.append(&mut self.writes);
@@ -163,10 +167,26 @@ impl<'a> Planner<'a> {
         let Some((state, rules, stable, canary, baseline)) = self.route_parts() else {
             return;
         };
-        if route::canary_weight(state, &rules, stable, canary, baseline) == percent {
+        if route::canary_weight(state, &rules, stable, canary, baseline) == percent
+            && self.route_extras_in_place()
+        {
             return;
         }
         self.force_route_weight(percent);
+    }
+
+    /// Whether the route shows the header route and mirror wanted now
+    /// (true without a route to write).
+    pub(super) fn route_extras_in_place(&self) -> bool {
+        self.route_shows(&self.route_extras)
+    }
+
+    /// Whether the observed route carries exactly `extras` (true without a route).
+    pub(super) fn route_shows(&self, extras: &route_extras::RouteExtras) -> bool {
+        self.route_parts()
+            .is_none_or(|(state, rules, _, canary, _)| {
+                route_extras::extras_in_place(state, &rules, canary, extras)
+            })
     }
 
     /// Write the route's canary share even if it is already in place.
@@ -180,11 +200,18 @@ impl<'a> Planner<'a> {
         let Some((state, rules, stable, canary, baseline)) = self.route_parts() else {
             return;
         };
+        let weighted = route::rules_with_weight(state, &rules, stable, canary, baseline, percent);
         let write = Write::SetRouteWeights {
             namespace,
             name,
             resource_version: state.resource_version.clone(),
-            rules: route::rules_with_weight(state, &rules, stable, canary, baseline, percent),
+            rules: route_extras::rules_with_extras(
+                state,
+                &weighted,
+                &rules,
+                canary,
+                &self.route_extras,
+            ),
             canary_weight: percent,
         };
         self.writes.push(write);

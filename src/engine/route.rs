@@ -30,6 +30,8 @@ pub fn managed_rules(
     let indexes: Vec<usize> = match rule_indexes {
         Some(list) => list.iter().map(|i| *i as usize).collect(),
         None => (0..rules.len())
+            // Sluice's own header rule sends to the canary alone: never weighted.
+            .filter(|i| !super::route_extras::is_sluice_rule(&rules[*i]))
             .filter(|i| backend_ref(route, &rules[*i], stable).is_some())
             .collect(),
     };
@@ -127,6 +129,11 @@ fn backend_ref<'a>(route: &RouteState, rule: &'a Value, service: &str) -> Option
         .as_array()?
         .iter()
         .find(|b| backend_name(route, b) == Some(service))
+}
+
+/// The Service a backendRef names when it is one of the Rollout's (see [`backend_name`]).
+pub fn service_of<'a>(route: &RouteState, backend: &'a Value) -> Option<&'a str> {
+    backend_name(route, backend)
 }
 
 /// Name of a backendRef that points at a core Service (the default kind) in
