@@ -30,6 +30,7 @@ mod rbac;
 #[path = "../common/receiver.rs"]
 mod receiver;
 mod robustness;
+mod routing;
 #[path = "../common/sshd.rs"]
 mod sshd;
 mod support;
