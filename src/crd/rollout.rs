@@ -687,7 +687,7 @@ pub struct AnalysisArg {
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("[has(self.gatewayAPI)].filter(x, x).size() == 1").message("exactly one traffic router must be set (supported: gatewayAPI)"))]
 pub struct TrafficRouting {
-    /// Gateway API: Sluice sets the weights of the stable and canary backendRefs of an HTTPRoute.
+    /// Gateway API: Sluice sets the weights of the stable and canary backendRefs of an HTTPRoute or a GRPCRoute.
     #[serde(
         default,
         rename = "gatewayAPI",
@@ -696,15 +696,21 @@ pub struct TrafficRouting {
     pub gateway_api: Option<GatewayApiRouting>,
 }
 
-/// Gateway API routing through an `HTTPRoute`.
+/// Gateway API routing through an `HTTPRoute` or a `GRPCRoute`.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("(has(self.httpRoute) && self.httpRoute != '') != (has(self.grpcRoute) && self.grpcRoute != '')").message("set exactly one of httpRoute and grpcRoute"))]
 pub struct GatewayApiRouting {
     /// Name of the HTTPRoute whose backendRefs carry the stable and canary Services.
-    #[x_kube(validation = Rule::new("self != ''").message("httpRoute must not be empty"))]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     #[schemars(length(max = 253))]
     pub http_route: String,
-    /// Namespace of the HTTPRoute. Defaults to the Rollout's namespace.
+    /// Name of the GRPCRoute whose backendRefs carry the stable and canary
+    /// Services (instead of `httpRoute`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub grpc_route: Option<String>,
+    /// Namespace of the route. Defaults to the Rollout's namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
     /// Indexes of the rules to manage. Defaults to every rule that references the stable Service.

@@ -55,8 +55,11 @@ pub enum Write {
         /// Pod-template hash to select.
         revision: String,
     },
-    /// Set the canary share on the managed rules of an HTTPRoute.
+    /// Set the canary share on the managed rules of an HTTPRoute or GRPCRoute
+    /// (and the header route and mirror wanted now).
     SetRouteWeights {
+        /// HTTPRoute or GRPCRoute.
+        kind: super::spec::RouteKind,
         /// HTTPRoute namespace.
         namespace: String,
         /// HTTPRoute name.

@@ -18,6 +18,7 @@ pub(super) fn canary_off_route(
     observed: &Observed,
 ) -> Option<Write> {
     let Routing::GatewayApi {
+        kind,
         namespace,
         name,
         rule_indexes,
@@ -41,6 +42,7 @@ pub(super) fn canary_off_route(
         .as_deref()
         .is_none_or(|o| o == claims::route_claim(rollout));
     (ours && zero != state.rules).then(|| Write::SetRouteWeights {
+        kind: *kind,
         namespace: namespace.clone(),
         name: name.clone(),
         resource_version: state.resource_version.clone(),
@@ -61,6 +63,7 @@ pub(super) fn check_references(
         }
     }
     if let Routing::GatewayApi {
+        kind,
         namespace,
         name,
         rule_indexes,
@@ -77,10 +80,10 @@ pub(super) fn check_references(
                 if let Err(problem) =
                     route::managed_rules(state, rule_indexes.as_deref(), stable, canary, baseline)
                 {
-                    problems.push(format!("HTTPRoute {namespace}/{name}: {problem}"));
+                    problems.push(format!("{} {namespace}/{name}: {problem}", kind.kind()));
                 }
             }
-            _ => problems.push(format!("HTTPRoute {namespace}/{name} not found")),
+            _ => problems.push(format!("{} {namespace}/{name} not found", kind.kind())),
         }
     }
     if problems.is_empty() {
@@ -192,7 +195,10 @@ impl<'a> Planner<'a> {
     /// Write the route's canary share even if it is already in place.
     pub(super) fn force_route_weight(&mut self, percent: i32) {
         let Routing::GatewayApi {
-            namespace, name, ..
+            kind,
+            namespace,
+            name,
+            ..
         } = self.settings.routing.clone()
         else {
             return;
@@ -202,6 +208,7 @@ impl<'a> Planner<'a> {
         };
         let weighted = route::rules_with_weight(state, &rules, stable, canary, baseline, percent);
         let write = Write::SetRouteWeights {
+            kind,
             namespace,
             name,
             resource_version: state.resource_version.clone(),

@@ -16,7 +16,7 @@ use serde_json::{Map, Value, json};
 
 use super::observed::RouteState;
 use super::route;
-use super::spec::{HeaderCondition, Step};
+use super::spec::{HeaderCondition, RouteKind, Step};
 use crate::crd::SetHeaderRoute;
 
 /// Name of the rule Sluice adds for a header route (Gateway API rule names
@@ -239,8 +239,12 @@ fn header_rule(
     let mut matches: Vec<Value> = Vec::new();
     for rule in managed.iter().filter_map(|i| all.get(*i)) {
         let listed = rule.get("matches").and_then(Value::as_array).cloned();
-        let listed =
-            listed.unwrap_or_else(|| vec![json!({"path": {"type": "PathPrefix", "value": "/"}})]);
+        // No matches: every request. An HTTPRoute's stored rules always
+        // have them (the CRD defaults one); a GRPCRoute's may not.
+        let listed = listed.unwrap_or_else(|| match state.kind {
+            RouteKind::Http => vec![json!({"path": {"type": "PathPrefix", "value": "/"}})],
+            RouteKind::Grpc => vec![json!({})],
+        });
         for mut one in listed {
             narrow(&mut one, &extras.header);
             if !matches.contains(&one) {

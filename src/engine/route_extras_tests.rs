@@ -256,3 +256,71 @@ fn steps_are_checked_before_anything_is_written() {
         "{message}"
     );
 }
+
+#[test]
+fn a_grpc_route_gets_weights_and_a_header_rule_of_its_own_shape() {
+    let mut rollout = rollout(
+        4,
+        Some(vec![
+            header("x-canary", Some("1"), None),
+            weight(50),
+            pause(None),
+        ]),
+        true,
+    );
+    if let Some(gateway) = rollout
+        .spec
+        .strategy
+        .canary
+        .as_mut()
+        .and_then(|c| c.traffic_routing.as_mut())
+        .and_then(|t| t.gateway_api.as_mut())
+    {
+        gateway.http_route = String::new();
+        gateway.grpc_route = Some("web".into());
+    }
+    let mut sim = Sim::new(rollout);
+    if let Some(Lookup::Found(route)) = sim.observed.http_route.as_mut() {
+        route.kind = super::spec::RouteKind::Grpc;
+        // A GRPCRoute rule without matches takes every request.
+        route.rules = json!([{ "backendRefs": [
+            {"name": "web-stable", "port": 9090, "weight": 100},
+            {"name": "web-canary", "port": 9090, "weight": 0}]}]);
+    }
+    sim.run_until(SEC, 10, |s| s.phase() == Some(RolloutPhase::Healthy));
+    assert!(
+        sim.rollout
+            .status
+            .as_ref()
+            .and_then(|s| s.traffic_routing.as_deref())
+            .is_some_and(|t| t.contains("GRPCRoute")),
+        "{:?}",
+        sim.rollout.status
+    );
+    sim.set_image("web:2");
+    sim.run_until(SEC, 20, |s| s.phase() == Some(RolloutPhase::Paused));
+    assert_eq!(sim.route_weight(), 50);
+    let kinds: Vec<_> = sim
+        .plans
+        .iter()
+        .flat_map(|p| &p.writes)
+        .filter_map(|w| match w {
+            Write::SetRouteWeights { kind, .. } => Some(*kind),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        !kinds.is_empty() && kinds.iter().all(|k| *k == super::spec::RouteKind::Grpc),
+        "{kinds:?}"
+    );
+    let rule = header_rule(&sim).expect("header rule");
+    assert_eq!(
+        rule["matches"],
+        json!([{"headers": [{"name": "x-canary", "type": "Exact", "value": "1"}]}]),
+        "no HTTP path in a gRPC match"
+    );
+    sim.annotate(ABORT, "1");
+    sim.tick(SEC);
+    assert_eq!(sim.route_weight(), 0);
+    assert!(header_rule(&sim).is_none());
+}

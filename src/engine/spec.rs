@@ -89,8 +89,10 @@ impl Step {
 pub enum Routing {
     /// Pod counts approximate the weight.
     ReplicaRatio,
-    /// Exact weights on the backendRefs of a Gateway API HTTPRoute.
+    /// Exact weights on the backendRefs of a Gateway API HTTPRoute or GRPCRoute.
     GatewayApi {
+        /// HTTPRoute or GRPCRoute.
+        kind: RouteKind,
         /// Namespace of the HTTPRoute.
         namespace: String,
         /// Name of the HTTPRoute.
@@ -106,8 +108,40 @@ impl Routing {
         match self {
             Routing::ReplicaRatio => "ReplicaRatio".into(),
             Routing::GatewayApi {
-                namespace, name, ..
-            } => format!("GatewayAPI HTTPRoute {namespace}/{name}"),
+                kind,
+                namespace,
+                name,
+                ..
+            } => format!("GatewayAPI {} {namespace}/{name}", kind.kind()),
+        }
+    }
+}
+
+/// The kind of Gateway API route that carries the weights. Both have the
+/// same `rules[].backendRefs`, `matches[].headers` and `RequestMirror` shapes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RouteKind {
+    /// `HTTPRoute`.
+    #[default]
+    Http,
+    /// `GRPCRoute`.
+    Grpc,
+}
+
+impl RouteKind {
+    /// The Kubernetes kind.
+    pub fn kind(self) -> &'static str {
+        match self {
+            RouteKind::Http => "HTTPRoute",
+            RouteKind::Grpc => "GRPCRoute",
+        }
+    }
+
+    /// The resource's plural.
+    pub fn plural(self) -> &'static str {
+        match self {
+            RouteKind::Http => "httproutes",
+            RouteKind::Grpc => "grpcroutes",
         }
     }
 }
@@ -571,13 +605,27 @@ fn gateway_routing(
     gateway: &crate::crd::GatewayApiRouting,
     problems: &mut Vec<String>,
 ) -> Routing {
-    if gateway.http_route.is_empty() {
-        problems.push("trafficRouting.gatewayAPI.httpRoute must not be empty".into());
-    }
+    let grpc = gateway.grpc_route.clone().filter(|n| !n.is_empty());
+    let (kind, name) = match (gateway.http_route.is_empty(), grpc) {
+        (true, Some(name)) => (RouteKind::Grpc, name),
+        (false, None) => (RouteKind::Http, gateway.http_route.clone()),
+        (true, None) => {
+            problems.push("trafficRouting.gatewayAPI must name an httpRoute or a grpcRoute".into());
+            (RouteKind::Http, String::new())
+        }
+        (false, Some(_)) => {
+            problems.push(
+                "trafficRouting.gatewayAPI must name one of httpRoute and grpcRoute, not both"
+                    .into(),
+            );
+            (RouteKind::Http, gateway.http_route.clone())
+        }
+    };
     let own_namespace = rollout.metadata.namespace.clone().unwrap_or_default();
     Routing::GatewayApi {
+        kind,
         namespace: gateway.namespace.clone().unwrap_or(own_namespace),
-        name: gateway.http_route.clone(),
+        name,
         rule_indexes: gateway.rule_indexes.clone(),
     }
 }

@@ -1,5 +1,5 @@
 //! What the traffic generator reads from the API server: the Rollout, its
-//! HTTPRoute weights (or, without a router, its Ready pods; for a blue-green
+//! HTTPRoute or GRPCRoute weights (or, without a router, its Ready pods; for a blue-green
 //! Rollout, the pods behind its active Service), and the image of each
 //! revision.
 
@@ -23,7 +23,7 @@ pub struct View {
     pub shares: Shares,
     /// Image of the first container, per pod-template hash.
     pub images: BTreeMap<String, String>,
-    /// "httproute/<name>", "service/<name>" or "replica-ratio".
+    /// "httproute/<name>", "grpcroute/<name>", "service/<name>" or "replica-ratio".
     pub source: String,
     /// Where smoke-test requests go: the Ready pods behind the smoke Service.
     pub smoke: Shares,
@@ -43,10 +43,11 @@ pub fn rollout_resource() -> ApiResource {
     )
 }
 
-fn http_route_resource() -> ApiResource {
+/// A Gateway API route resource: `("HTTPRoute", "httproutes")` or the GRPCRoute pair.
+fn route_resource(kind: &str, plural: &str) -> ApiResource {
     ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute"),
-        "httproutes",
+        &GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", kind),
+        plural,
     )
 }
 
@@ -171,14 +172,20 @@ pub async fn look(
     };
 
     let mut routed = None;
-    let (backends, source) = if let Some(route_name) = gateway["httpRoute"].as_str() {
+    // An HTTPRoute or a GRPCRoute: the same rules, backendRefs and filters.
+    let named = match (gateway["httpRoute"].as_str(), gateway["grpcRoute"].as_str()) {
+        (Some(name), _) if !name.is_empty() => Some((name, "HTTPRoute", "httproutes", "httproute")),
+        (_, Some(name)) => Some((name, "GRPCRoute", "grpcroutes", "grpcroute")),
+        _ => None,
+    };
+    let (backends, source) = if let Some((route_name, kind, plural, label)) = named {
         let route_ns = gateway["namespace"].as_str().unwrap_or(namespace);
         let routes: Api<DynamicObject> =
-            Api::namespaced_with(client.clone(), route_ns, &http_route_resource());
+            Api::namespaced_with(client.clone(), route_ns, &route_resource(kind, plural));
         let route = routes
             .get(route_name)
             .await
-            .with_context(|| format!("get HTTPRoute {route_ns}/{route_name}"))?;
+            .with_context(|| format!("get {kind} {route_ns}/{route_name}"))?;
         let services: Api<Service> = Api::namespaced(client.clone(), route_ns);
         // Users are modelled as hitting the first rule (the one the examples
         // route); those carrying the header, the rule that matches it.
@@ -200,7 +207,7 @@ pub async fn look(
             _ => (shares(&plain.backends), plain.mirrored.clone()),
         };
         routed = Some((plain.mirrored, with_header));
-        (plain.backends, format!("httproute/{route_name}"))
+        (plain.backends, format!("{label}/{route_name}"))
     } else if let Some(active) = blue_green["activeService"].as_str() {
         // Blue-green without a router: users reach whatever the active Service selects.
         let services: Api<Service> = Api::namespaced(client.clone(), namespace);
