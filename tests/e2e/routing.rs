@@ -222,3 +222,63 @@ async fn header_route_and_mirror_appear_at_their_steps_and_go_on_clear_and_abort
         "the route is back to exactly what the user wrote"
     );
 }
+
+/// The stored GRPCRoute `web`'s rules.
+async fn grpc_rules(admin: &Client, ns: &str) -> Value {
+    let resource =
+        sluice::reconcile::observe::route_resource(sluice::engine::spec::RouteKind::Grpc);
+    let api: Api<DynamicObject> = Api::namespaced_with(admin.clone(), ns, &resource);
+    let object = api.get("web").await.expect("read GRPCRoute web");
+    object.data["spec"]["rules"].clone()
+}
+
+fn weight_of(rules: &Value, service: &str) -> Option<i64> {
+    rules[0]["backendRefs"]
+        .as_array()?
+        .iter()
+        .find(|b| b["name"] == service)
+        .and_then(|b| b["weight"].as_i64())
+}
+
+#[tokio::test]
+async fn a_grpc_route_carries_weights_and_a_header_rule_with_the_deploy_rbac() {
+    let (admin, ns, kubeconfig) = setup("routing-grpc").await;
+    let _controller =
+        ControllerProcess::start(&kubeconfig, &ns, "routing-grpc", &["--no-leader-election"]);
+    for file in ["services.yaml", "grpcroute.yaml"] {
+        apply_example(&admin, &ns, &format!("grpc-canary/{file}"), |_| {}).await;
+    }
+    apply_example(&admin, &ns, "grpc-canary/rollout.yaml", |doc| {
+        speed_up(doc);
+        doc["spec"]["strategy"]["canary"]["steps"] = json!([
+            {"setHeaderRoute": {"match": [{"headerName": "x-canary", "headerValue": {"regex": "^intern"}}]}},
+            {"setWeight": 25},
+            {"pause": {}}
+        ]);
+    })
+    .await;
+    wait_phase(&admin, &ns, "web", RolloutPhase::Healthy, SETTLE).await;
+    let original = grpc_rules(&admin, &ns).await;
+    set_image(&admin, &ns, "web", "registry.example.com/web:1.0.1").await;
+    let paused = wait_phase(&admin, &ns, "web", RolloutPhase::Paused, SETTLE).await;
+    let routing = paused
+        .status
+        .and_then(|s| s.traffic_routing)
+        .unwrap_or_default();
+    assert!(routing.contains("GRPCRoute"), "{routing}");
+    let rules = grpc_rules(&admin, &ns).await;
+    assert_eq!(weight_of(&rules, "web-canary"), Some(25), "{rules:#}");
+    assert_eq!(weight_of(&rules, "web-stable"), Some(75), "{rules:#}");
+    let rule = header_rule(&rules).expect("header rule on the GRPCRoute");
+    assert_eq!(
+        rule["matches"],
+        json!([{"method": original[0]["matches"][0]["method"].clone(),
+                "headers": [{"name": "x-canary", "type": "RegularExpression", "value": "^intern"}]}]),
+        "{rules:#}"
+    );
+
+    annotate(&admin, &ns, "web", controls::ABORT, "a1").await;
+    wait_phase(&admin, &ns, "web", RolloutPhase::Aborted, SETTLE).await;
+    let rules = grpc_rules(&admin, &ns).await;
+    assert_eq!(rules, original, "weights back to 100/0 and no header rule");
+}
