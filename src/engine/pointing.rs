@@ -7,7 +7,7 @@ use super::observed::{Lookup, Observed};
 use super::plan::{Planner, Write};
 use super::route;
 use super::route_extras;
-use super::spec::{Routing, Settings};
+use super::spec::{Routing, Settings, Strategy};
 use crate::crd::Rollout;
 
 /// The write that takes the canary (and baseline) share of the route to 0,
@@ -36,7 +36,12 @@ pub(super) fn canary_off_route(
         route::managed_rules(state, rule_indexes.as_deref(), stable, canary, baseline).ok()?;
     let zero = route::rules_with_weight(state, &rules, stable, canary, baseline, 0);
     // No header route or mirror either: both reach the canary.
-    let zero = route_extras::rules_with_extras(state, &zero, &rules, canary, &Default::default());
+    let zero = match &settings.strategy {
+        Strategy::Canary(_) => {
+            route_extras::rules_with_extras(state, &zero, &rules, canary, &Default::default())
+        }
+        Strategy::BlueGreen(_) => zero,
+    };
     let ours = state
         .owner
         .as_deref()
@@ -186,6 +191,11 @@ impl<'a> Planner<'a> {
 
     /// Whether the observed route carries exactly `extras` (true without a route).
     pub(super) fn route_shows(&self, extras: &route_extras::RouteExtras) -> bool {
+        // Blue-green has no such steps, and a mirror of the user's own to the
+        // preview Service is not Sluice's to remove.
+        if matches!(self.settings.strategy, Strategy::BlueGreen(_)) {
+            return true;
+        }
         self.route_parts()
             .is_none_or(|(state, rules, _, canary, _)| {
                 route_extras::extras_in_place(state, &rules, canary, extras)
@@ -212,13 +222,16 @@ impl<'a> Planner<'a> {
             namespace,
             name,
             resource_version: state.resource_version.clone(),
-            rules: route_extras::rules_with_extras(
-                state,
-                &weighted,
-                &rules,
-                canary,
-                &self.route_extras,
-            ),
+            rules: match &self.settings.strategy {
+                Strategy::Canary(_) => route_extras::rules_with_extras(
+                    state,
+                    &weighted,
+                    &rules,
+                    canary,
+                    &self.route_extras,
+                ),
+                Strategy::BlueGreen(_) => weighted,
+            },
             canary_weight: percent,
         };
         self.writes.push(write);

@@ -324,3 +324,23 @@ fn a_grpc_route_gets_weights_and_a_header_rule_of_its_own_shape() {
     assert_eq!(sim.route_weight(), 0);
     assert!(header_rule(&sim).is_none());
 }
+
+#[test]
+fn a_blue_green_users_own_mirror_to_the_preview_is_left_alone() {
+    let mut sim = Sim::new(super::testkit::blue_green_rollout(2, true, |_| {}));
+    let own_mirror = json!({"type": "RequestMirror",
+        "requestMirror": {"backendRef": {"name": "web-canary", "port": 80}, "percent": 10}});
+    if let Some(Lookup::Found(route)) = sim.observed.http_route.as_mut() {
+        route.rules[0]["filters"] = json!([own_mirror.clone()]);
+    }
+    sim.run_until(SEC, 10, |s| s.phase() == Some(RolloutPhase::Healthy));
+    sim.set_image("web:2");
+    sim.run_until(SEC, 40, |s| {
+        s.rollout
+            .status
+            .as_ref()
+            .and_then(|st| st.last_promotion.as_ref())
+            .is_some()
+    });
+    assert_eq!(rules(&sim)[0]["filters"], json!([own_mirror]));
+}
