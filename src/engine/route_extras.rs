@@ -8,7 +8,9 @@
 //! - `RequestMirror` filters on the *managed* rules whose backendRef is the
 //!   canary Service in the Rollout's namespace.
 //!
-//! Every other rule and filter is sent back exactly as read. The safe state
+//! Every other rule and filter is sent back exactly as read, and a
+//! blue-green Rollout's route is never edited here at all (its user may
+//! mirror to the preview Service). The safe state
 //! is "no extras": every route write that does not come from a step in
 //! progress removes them (abort, promotion, an invalid spec).
 

@@ -116,7 +116,13 @@ pub async fn observe(
             Ok(found) => found,
             // Gateway API CRDs not installed: the route cannot exist.
             Err(kube::Error::Api(status)) if status.code == 404 => None,
-            Err(e) => return Err(Error::Read("Gateway API routes", e)),
+            Err(e) => {
+                let what = match kind {
+                    RouteKind::Http => "HTTPRoutes",
+                    RouteKind::Grpc => "GRPCRoutes",
+                };
+                return Err(Error::Read(what, e));
+            }
         };
         let claim = match &found {
             Some(route) => route.annotations().get(ROUTE_CLAIM_ANNOTATION).cloned(),
