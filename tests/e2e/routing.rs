@@ -187,7 +187,7 @@ async fn header_route_and_mirror_appear_at_their_steps_and_go_on_clear_and_abort
         }
     })
     .await;
-    let (_, rules) = route(&admin, &ns).await;
+    let (version, rules) = route(&admin, &ns).await;
     assert!(
         header_rule(&rules).is_none(),
         "cleared by the later step: {rules:#}"
@@ -202,6 +202,12 @@ async fn header_route_and_mirror_appear_at_their_steps_and_go_on_clear_and_abort
     assert_eq!(
         route_canary_weight(&admin, &ns, "web", "web-canary").await,
         Some(0)
+    );
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        route(&admin, &ns).await.0,
+        version,
+        "route rewritten while mirroring"
     );
     let mirrored = wait_positive(
         &prometheus,
