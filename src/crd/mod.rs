@@ -38,8 +38,9 @@ pub use rollout::{
     AlertEvent, AlertLink, AlertSeverities, AlertSeverity, AlertSubscription, AlertsSpec,
     AnalysisArg, AnalysisStep, AnalysisTemplateRef, BackgroundAnalysis, BaselineSpec,
     BlueGreenStrategy, CanaryStep, CanaryStrategy, CannotTellAction, ForgeProvider,
-    GatewayApiRouting, GitAuthor, GitRepositoryRef, GitSource, PauseStep, PromotionAnalysis,
-    PullRequestSpec, Rollout, RolloutSpec, RolloutStrategy, TrafficRouting,
+    GatewayApiRouting, GitAuthor, GitRepositoryRef, GitSource, HeaderRouteMatch, HeaderValueMatch,
+    PauseStep, PromotionAnalysis, PullRequestSpec, Rollout, RolloutSpec, RolloutStrategy,
+    SetHeaderRoute, SetMirrorRoute, TrafficRouting,
 };
 pub use states::{AlertState, BlueGreenStage, RevertState};
 pub use status::{

@@ -535,7 +535,7 @@ pub struct CanaryStrategy {
 /// One canary step; exactly one of its members is set.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("[has(self.setWeight), has(self.pause), has(self.analysis)].filter(x, x).size() == 1").message("each step sets exactly one of setWeight, pause, analysis"))]
+#[x_kube(validation = Rule::new("[has(self.setWeight), has(self.pause), has(self.analysis), has(self.setHeaderRoute), has(self.setMirrorRoute)].filter(x, x).size() == 1").message("each step sets exactly one of setWeight, pause, analysis, setHeaderRoute, setMirrorRoute"))]
 pub struct CanaryStep {
     /// Send this percentage of traffic (0-100) to the canary.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -549,6 +549,68 @@ pub struct CanaryStep {
     /// Run an analysis and wait for its verdict.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub analysis: Option<AnalysisStep>,
+
+    /// Gateway API only: send requests whose headers match to the canary,
+    /// whatever its weight, through an extra HTTPRoute rule that Sluice owns
+    /// (named `sluice-canary-header`). `{}` (no `match`) removes the rule; it
+    /// is also removed when the rollout completes or aborts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set_header_route: Option<SetHeaderRoute>,
+
+    /// Gateway API only: mirror a share of the managed rules' requests to the
+    /// canary (a `RequestMirror` filter; the responses of the copies are
+    /// dropped). `{}` (no `percentage`) removes the filter; it is also removed
+    /// when the rollout completes or aborts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set_mirror_route: Option<SetMirrorRoute>,
+}
+
+/// A header-based route to the canary (Argo Rollouts' `setHeaderRoute`).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SetHeaderRoute {
+    /// Headers a request must carry, all of them, to reach the canary. Empty
+    /// or omitted: remove the header route.
+    #[serde(default, rename = "match", skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub matches: Vec<HeaderRouteMatch>,
+}
+
+/// One header condition of a header route.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct HeaderRouteMatch {
+    /// Header name, e.g. `x-canary` (compared without regard to case).
+    #[schemars(length(min = 1, max = 256))]
+    pub header_name: String,
+    /// The value to match: exactly one of `exact` and `regex`.
+    pub header_value: HeaderValueMatch,
+}
+
+/// How a header's value is matched.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.exact) != has(self.regex)").message("set exactly one of exact and regex"))]
+pub struct HeaderValueMatch {
+    /// The value, exactly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 4096))]
+    pub exact: Option<String>,
+    /// A regular expression (the Gateway's dialect; Sluice checks RE2 syntax).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 4096))]
+    pub regex: Option<String>,
+}
+
+/// Traffic mirroring to the canary (Argo Rollouts' `setMirrorRoute`).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SetMirrorRoute {
+    /// Percent (1-100) of the managed rules' requests copied to the canary.
+    /// Omitted: remove the mirror.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 100").message("setMirrorRoute.percentage must be between 1 and 100"))]
+    pub percentage: Option<i32>,
 }
 
 /// A pause step. `{}` waits for `sluice rollout promote`.
@@ -635,7 +697,7 @@ pub struct AnalysisArg {
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("[has(self.gatewayAPI)].filter(x, x).size() == 1").message("exactly one traffic router must be set (supported: gatewayAPI)"))]
 pub struct TrafficRouting {
-    /// Gateway API: Sluice sets the weights of the stable and canary backendRefs of an HTTPRoute.
+    /// Gateway API: Sluice sets the weights of the stable and canary backendRefs of an HTTPRoute or a GRPCRoute.
     #[serde(
         default,
         rename = "gatewayAPI",
@@ -644,15 +706,21 @@ pub struct TrafficRouting {
     pub gateway_api: Option<GatewayApiRouting>,
 }
 
-/// Gateway API routing through an `HTTPRoute`.
+/// Gateway API routing through an `HTTPRoute` or a `GRPCRoute`.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("(has(self.httpRoute) && self.httpRoute != '') != (has(self.grpcRoute) && self.grpcRoute != '')").message("set exactly one of httpRoute and grpcRoute"))]
 pub struct GatewayApiRouting {
     /// Name of the HTTPRoute whose backendRefs carry the stable and canary Services.
-    #[x_kube(validation = Rule::new("self != ''").message("httpRoute must not be empty"))]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     #[schemars(length(max = 253))]
     pub http_route: String,
-    /// Namespace of the HTTPRoute. Defaults to the Rollout's namespace.
+    /// Name of the GRPCRoute whose backendRefs carry the stable and canary
+    /// Services (instead of `httpRoute`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub grpc_route: Option<String>,
+    /// Namespace of the route. Defaults to the Rollout's namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
     /// Indexes of the rules to manage. Defaults to every rule that references the stable Service.

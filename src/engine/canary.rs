@@ -10,6 +10,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use super::analysis_runs::RunRequest;
 use super::plan::{ControlRequests, Planner};
 use super::reasons;
+use super::route_extras::{RouteExtras, extras_at};
 use super::spec::{Routing, Step};
 use super::verdict::{RunVerdict, cannot_tell_reason};
 use crate::crd::limits::{after, seconds_until};
@@ -210,6 +211,13 @@ impl Planner<'_> {
                 self.set_outcome(RolloutPhase::Progressing, "SettingWeight", message);
                 done
             }
+            Step::SetHeaderRoute(_) | Step::SetMirrorRoute(_) => {
+                let extras = extras_at(self.settings.steps(), index);
+                let done = self.route_shows(&extras);
+                let message = format!("{label}: {} for canary {desired}", step.describe());
+                self.set_outcome(RolloutPhase::Progressing, "SettingRoute", message);
+                done
+            }
             Step::Pause(Some(duration)) => {
                 let started = self
                     .status
@@ -315,7 +323,10 @@ impl Planner<'_> {
         let replicas = self.settings.replicas;
         match self.settings.routing {
             Routing::GatewayApi { .. } => {
-                let want = canary_replicas(replicas, weight);
+                let extras = extras_at(self.settings.steps(), index);
+                // A header route or mirror needs a canary pod even at weight 0.
+                let floor = i32::from(extras != RouteExtras::default() && replicas > 0);
+                let want = canary_replicas(replicas, weight).max(floor);
                 self.ensure_revision(stable, replicas);
                 self.ensure_revision(desired, want);
                 // The baseline must be ready and selected before it takes its share.
@@ -336,6 +347,10 @@ impl Planner<'_> {
                     (true, false) => current.min(weight),
                     (false, _) => 0,
                 };
+                // Header routes and mirrors reach the canary too: the same rule.
+                if canary_selected && ready {
+                    self.route_extras = extras;
+                }
                 self.route_weight_down_to(target);
                 self.point_services(stable, desired);
                 self.set_route_weight(target);

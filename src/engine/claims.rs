@@ -74,13 +74,17 @@ pub fn conflicts(rollout: &Rollout, settings: &Settings, observed: &Observed) ->
         }
     }
     if let Routing::GatewayApi {
-        namespace, name, ..
+        kind,
+        namespace,
+        name,
+        ..
     } = &settings.routing
         && let Some(Lookup::Found(route)) = &observed.http_route
         && let Some(owner) = route.owner.as_ref().filter(|o| **o != route_claim(rollout))
     {
+        let kind = kind.kind();
         problems.push(format!(
-            "HTTPRoute {namespace}/{name} already carries the weights of Rollout {owner:?}; an HTTPRoute can serve one Rollout only"
+            "{kind} {namespace}/{name} already carries the weights of Rollout {owner:?}; a route can serve one Rollout only"
         ));
     }
     problems

@@ -19,6 +19,7 @@ pub mod restart;
 pub use crate::crd::reasons;
 pub mod revisions;
 pub mod route;
+pub mod route_extras;
 pub mod spec;
 pub mod stuck;
 mod verdict;
@@ -40,6 +41,8 @@ mod plan_tests;
 mod proptests;
 #[cfg(test)]
 mod restart_tests;
+#[cfg(test)]
+mod route_extras_tests;
 #[cfg(test)]
 pub(crate) mod testkit;
 #[cfg(test)]

@@ -30,9 +30,11 @@ pub struct ServiceState {
     pub resource_version: Option<String>,
 }
 
-/// An HTTPRoute as far as the engine cares.
+/// An HTTPRoute (or GRPCRoute) as far as the engine cares.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RouteState {
+    /// HTTPRoute or GRPCRoute.
+    pub kind: super::spec::RouteKind,
     /// `metadata.resourceVersion`, sent back as a precondition on writes.
     pub resource_version: Option<String>,
     /// `spec.rules`, kept as JSON so unknown fields survive a write.

@@ -55,8 +55,11 @@ pub enum Write {
         /// Pod-template hash to select.
         revision: String,
     },
-    /// Set the canary share on the managed rules of an HTTPRoute.
+    /// Set the canary share on the managed rules of an HTTPRoute or GRPCRoute
+    /// (and the header route and mirror wanted now).
     SetRouteWeights {
+        /// HTTPRoute or GRPCRoute.
+        kind: super::spec::RouteKind,
         /// HTTPRoute namespace.
         namespace: String,
         /// HTTPRoute name.
@@ -255,6 +258,9 @@ pub(super) struct Planner<'a> {
     pub(super) restart_background: bool,
     /// The progress deadline passed and `abortOnProgressDeadline` is set: abort with this message.
     pub(super) forced_abort: Option<String>,
+    /// Header route and mirror every route write carries; none (the safe
+    /// state) unless a canary step in progress sets them.
+    pub(super) route_extras: super::route_extras::RouteExtras,
 }
 
 impl<'a> Planner<'a> {
@@ -289,6 +295,7 @@ impl<'a> Planner<'a> {
             waiting_by_design: false,
             restart_background: false,
             forced_abort: None,
+            route_extras: Default::default(),
         }
     }
 

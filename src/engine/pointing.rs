@@ -6,7 +6,8 @@ use super::claims;
 use super::observed::{Lookup, Observed};
 use super::plan::{Planner, Write};
 use super::route;
-use super::spec::{Routing, Settings};
+use super::route_extras;
+use super::spec::{Routing, Settings, Strategy};
 use crate::crd::Rollout;
 
 /// The write that takes the canary (and baseline) share of the route to 0,
@@ -17,6 +18,7 @@ pub(super) fn canary_off_route(
     observed: &Observed,
 ) -> Option<Write> {
     let Routing::GatewayApi {
+        kind,
         namespace,
         name,
         rule_indexes,
@@ -33,11 +35,19 @@ pub(super) fn canary_off_route(
     let rules =
         route::managed_rules(state, rule_indexes.as_deref(), stable, canary, baseline).ok()?;
     let zero = route::rules_with_weight(state, &rules, stable, canary, baseline, 0);
+    // No header route or mirror either: both reach the canary.
+    let zero = match &settings.strategy {
+        Strategy::Canary(_) => {
+            route_extras::rules_with_extras(state, &zero, &rules, canary, &Default::default())
+        }
+        Strategy::BlueGreen(_) => zero,
+    };
     let ours = state
         .owner
         .as_deref()
         .is_none_or(|o| o == claims::route_claim(rollout));
     (ours && zero != state.rules).then(|| Write::SetRouteWeights {
+        kind: *kind,
         namespace: namespace.clone(),
         name: name.clone(),
         resource_version: state.resource_version.clone(),
@@ -58,6 +68,7 @@ pub(super) fn check_references(
         }
     }
     if let Routing::GatewayApi {
+        kind,
         namespace,
         name,
         rule_indexes,
@@ -74,10 +85,10 @@ pub(super) fn check_references(
                 if let Err(problem) =
                     route::managed_rules(state, rule_indexes.as_deref(), stable, canary, baseline)
                 {
-                    problems.push(format!("HTTPRoute {namespace}/{name}: {problem}"));
+                    problems.push(format!("{} {namespace}/{name}: {problem}", kind.kind()));
                 }
             }
-            _ => problems.push(format!("HTTPRoute {namespace}/{name} not found")),
+            _ => problems.push(format!("{} {namespace}/{name} not found", kind.kind())),
         }
     }
     if problems.is_empty() {
@@ -139,11 +150,12 @@ impl<'a> Planner<'a> {
             .writes
             .iter()
             .any(|w| matches!(w, Write::SetRouteWeights { .. }));
-        if route_unclaimed
+        if (route_unclaimed || !self.route_extras_in_place())
             && !route_written
             && let Some(weight) = self.route_weight()
         {
-            // Every route write carries the claim; write the weights as they are.
+            // Every route write carries the claim and the extras wanted now
+            // (none unless a step sets them); the weights stay as they are.
             self.force_route_weight(weight);
         }
         claims_first.append(&mut self.writes);
@@ -163,16 +175,40 @@ impl<'a> Planner<'a> {
         let Some((state, rules, stable, canary, baseline)) = self.route_parts() else {
             return;
         };
-        if route::canary_weight(state, &rules, stable, canary, baseline) == percent {
+        if route::canary_weight(state, &rules, stable, canary, baseline) == percent
+            && self.route_extras_in_place()
+        {
             return;
         }
         self.force_route_weight(percent);
     }
 
+    /// Whether the route shows the header route and mirror wanted now
+    /// (true without a route to write).
+    pub(super) fn route_extras_in_place(&self) -> bool {
+        self.route_shows(&self.route_extras)
+    }
+
+    /// Whether the observed route carries exactly `extras` (true without a route).
+    pub(super) fn route_shows(&self, extras: &route_extras::RouteExtras) -> bool {
+        // Blue-green has no such steps, and a mirror of the user's own to the
+        // preview Service is not Sluice's to remove.
+        if matches!(self.settings.strategy, Strategy::BlueGreen(_)) {
+            return true;
+        }
+        self.route_parts()
+            .is_none_or(|(state, rules, _, canary, _)| {
+                route_extras::extras_in_place(state, &rules, canary, extras)
+            })
+    }
+
     /// Write the route's canary share even if it is already in place.
     pub(super) fn force_route_weight(&mut self, percent: i32) {
         let Routing::GatewayApi {
-            namespace, name, ..
+            kind,
+            namespace,
+            name,
+            ..
         } = self.settings.routing.clone()
         else {
             return;
@@ -180,11 +216,22 @@ impl<'a> Planner<'a> {
         let Some((state, rules, stable, canary, baseline)) = self.route_parts() else {
             return;
         };
+        let weighted = route::rules_with_weight(state, &rules, stable, canary, baseline, percent);
         let write = Write::SetRouteWeights {
+            kind,
             namespace,
             name,
             resource_version: state.resource_version.clone(),
-            rules: route::rules_with_weight(state, &rules, stable, canary, baseline, percent),
+            rules: match &self.settings.strategy {
+                Strategy::Canary(_) => route_extras::rules_with_extras(
+                    state,
+                    &weighted,
+                    &rules,
+                    canary,
+                    &self.route_extras,
+                ),
+                Strategy::BlueGreen(_) => weighted,
+            },
             canary_weight: percent,
         };
         self.writes.push(write);

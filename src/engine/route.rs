@@ -30,6 +30,8 @@ pub fn managed_rules(
     let indexes: Vec<usize> = match rule_indexes {
         Some(list) => list.iter().map(|i| *i as usize).collect(),
         None => (0..rules.len())
+            // Sluice's own header rule sends to the canary alone: never weighted.
+            .filter(|i| !super::route_extras::is_sluice_rule(&rules[*i]))
             .filter(|i| backend_ref(route, &rules[*i], stable).is_some())
             .collect(),
     };
@@ -129,6 +131,11 @@ fn backend_ref<'a>(route: &RouteState, rule: &'a Value, service: &str) -> Option
         .find(|b| backend_name(route, b) == Some(service))
 }
 
+/// The Service a backendRef names when it is one of the Rollout's (see [`backend_name`]).
+pub fn service_of<'a>(route: &RouteState, backend: &'a Value) -> Option<&'a str> {
+    backend_name(route, backend)
+}
+
 /// Name of a backendRef that points at a core Service (the default kind) in
 /// the Rollout's namespace; `None` for anything else.
 fn backend_name<'a>(route: &RouteState, backend: &'a Value) -> Option<&'a str> {
@@ -148,7 +155,7 @@ fn backend_name<'a>(route: &RouteState, backend: &'a Value) -> Option<&'a str> {
 /// Group and kind a `ReferenceGrant` must name in `from` to admit Rollouts.
 const ROLLOUT_GROUP_KIND: (&str, &str) = ("sluice.dev", "Rollout");
 /// Group and kind a `ReferenceGrant` must name in `to` to admit HTTPRoutes.
-const ROUTE_GROUP_KIND: (&str, &str) = ("gateway.networking.k8s.io", "HTTPRoute");
+const ROUTE_GROUP: &str = "gateway.networking.k8s.io";
 
 /// Whether one of `grants` (`ReferenceGrant` objects of the route's
 /// namespace, as JSON) lets Rollouts of `rollout_namespace` use the HTTPRoute
@@ -156,6 +163,11 @@ const ROUTE_GROUP_KIND: (&str, &str) = ("gateway.networking.k8s.io", "HTTPRoute"
 /// namespace; `to` names group `gateway.networking.k8s.io`, kind `HTTPRoute`
 /// and that route's name, or no name (every HTTPRoute).
 pub fn route_granted(grants: &[Value], rollout_namespace: &str, route: &str) -> bool {
+    kind_granted(grants, rollout_namespace, "HTTPRoute", route)
+}
+
+/// [`route_granted`] for a route of `kind` (`HTTPRoute` or `GRPCRoute`).
+pub fn kind_granted(grants: &[Value], rollout_namespace: &str, kind: &str, route: &str) -> bool {
     let text = |v: &Value, key: &str| v.get(key).and_then(Value::as_str).unwrap_or("").to_string();
     grants.iter().any(|grant| {
         let list = |key: &str| {
@@ -171,7 +183,7 @@ pub fn route_granted(grants: &[Value], rollout_namespace: &str, route: &str) -> 
                 && text(f, "namespace") == rollout_namespace
         });
         let to = list("to").iter().any(|t| {
-            (text(t, "group").as_str(), text(t, "kind").as_str()) == ROUTE_GROUP_KIND
+            (text(t, "group").as_str(), text(t, "kind").as_str()) == (ROUTE_GROUP, kind)
                 && t.get("name")
                     .and_then(Value::as_str)
                     .is_none_or(|n| n == route)
@@ -183,11 +195,16 @@ pub fn route_granted(grants: &[Value], rollout_namespace: &str, route: &str) -> 
 /// What a Rollout of `rollout_namespace` is told when the HTTPRoute
 /// `namespace/name` is in another namespace that does not grant it.
 pub fn refusal(rollout_namespace: &str, namespace: &str, name: &str) -> String {
+    kind_refusal(rollout_namespace, "HTTPRoute", namespace, name)
+}
+
+/// [`refusal`] for a route of `kind`.
+pub fn kind_refusal(rollout_namespace: &str, kind: &str, namespace: &str, name: &str) -> String {
     format!(
-        "HTTPRoute {namespace}/{name} is in another namespace and no ReferenceGrant in \
+        "{kind} {namespace}/{name} is in another namespace and no ReferenceGrant in \
          {namespace} allows Rollouts from {rollout_namespace} to use it: add a ReferenceGrant \
          in {namespace} with from {{group: sluice.dev, kind: Rollout, namespace: \
-         {rollout_namespace}}} and to {{group: gateway.networking.k8s.io, kind: HTTPRoute, \
+         {rollout_namespace}}} and to {{group: gateway.networking.k8s.io, kind: {kind}, \
          name: {name}}}; the route is left untouched"
     )
 }

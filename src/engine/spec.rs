@@ -31,6 +31,21 @@ pub enum Step {
     Pause(Option<Duration>),
     /// Wait for the verdict of an analysis run.
     Analysis(AnalysisStep),
+    /// Route requests with these headers to the canary; empty removes the route.
+    SetHeaderRoute(Vec<HeaderCondition>),
+    /// Mirror this percentage of requests to the canary; `None` removes the mirror.
+    SetMirrorRoute(Option<i32>),
+}
+
+/// One validated header condition of a header route.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeaderCondition {
+    /// Header name, lowercase (Gateway API compares names without case).
+    pub name: String,
+    /// The value, exact or a regular expression.
+    pub value: String,
+    /// `value` is a regular expression.
+    pub regex: bool,
 }
 
 impl Step {
@@ -50,6 +65,21 @@ impl Step {
                     .collect();
                 format!("analysis {}", names.join(","))
             }
+            Step::SetHeaderRoute(conditions) if conditions.is_empty() => {
+                "setHeaderRoute (remove)".into()
+            }
+            Step::SetHeaderRoute(conditions) => {
+                let text: Vec<String> = conditions
+                    .iter()
+                    .map(|c| match c.regex {
+                        true => format!("{}~{}", c.name, c.value),
+                        false => format!("{}={}", c.name, c.value),
+                    })
+                    .collect();
+                format!("setHeaderRoute {}", text.join(","))
+            }
+            Step::SetMirrorRoute(Some(percent)) => format!("setMirrorRoute {percent}%"),
+            Step::SetMirrorRoute(None) => "setMirrorRoute (remove)".into(),
         }
     }
 }
@@ -59,8 +89,10 @@ impl Step {
 pub enum Routing {
     /// Pod counts approximate the weight.
     ReplicaRatio,
-    /// Exact weights on the backendRefs of a Gateway API HTTPRoute.
+    /// Exact weights on the backendRefs of a Gateway API HTTPRoute or GRPCRoute.
     GatewayApi {
+        /// HTTPRoute or GRPCRoute.
+        kind: RouteKind,
         /// Namespace of the HTTPRoute.
         namespace: String,
         /// Name of the HTTPRoute.
@@ -76,8 +108,40 @@ impl Routing {
         match self {
             Routing::ReplicaRatio => "ReplicaRatio".into(),
             Routing::GatewayApi {
-                namespace, name, ..
-            } => format!("GatewayAPI HTTPRoute {namespace}/{name}"),
+                kind,
+                namespace,
+                name,
+                ..
+            } => format!("GatewayAPI {} {namespace}/{name}", kind.kind()),
+        }
+    }
+}
+
+/// The kind of Gateway API route that carries the weights. Both have the
+/// same `rules[].backendRefs`, `matches[].headers` and `RequestMirror` shapes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RouteKind {
+    /// `HTTPRoute`.
+    #[default]
+    Http,
+    /// `GRPCRoute`.
+    Grpc,
+}
+
+impl RouteKind {
+    /// The Kubernetes kind.
+    pub fn kind(self) -> &'static str {
+        match self {
+            RouteKind::Http => "HTTPRoute",
+            RouteKind::Grpc => "GRPCRoute",
+        }
+    }
+
+    /// The resource's plural.
+    pub fn plural(self) -> &'static str {
+        match self {
+            RouteKind::Http => "httproutes",
+            RouteKind::Grpc => "grpcroutes",
         }
     }
 }
@@ -231,6 +295,9 @@ pub fn settings(rollout: &Rollout) -> Result<Settings, Vec<String>> {
     };
     let steps = canary_steps(canary, &mut problems);
     let routing = routing(rollout, canary, &mut problems);
+    if routing == Routing::ReplicaRatio {
+        super::route_extras::check_needs_router(&steps, &mut problems);
+    }
     let max_surge = scaled_int(
         canary.max_surge.as_ref(),
         replicas,
@@ -437,11 +504,28 @@ fn canary_steps(canary: &CanaryStrategy, problems: &mut Vec<String>) -> Vec<Step
             step.set_weight.is_some(),
             step.pause.is_some(),
             step.analysis.is_some(),
+            step.set_header_route.is_some(),
+            step.set_mirror_route.is_some(),
         ];
         if set.iter().filter(|x| **x).count() != 1 {
             problems.push(format!(
-                "steps[{index}] must set exactly one of setWeight, pause, analysis"
+                "steps[{index}] must set exactly one of setWeight, pause, analysis, setHeaderRoute, setMirrorRoute"
             ));
+            continue;
+        }
+        if let Some(route) = &step.set_header_route {
+            steps.push(Step::SetHeaderRoute(
+                super::route_extras::header_conditions(index, route, problems),
+            ));
+            continue;
+        }
+        if let Some(mirror) = &step.set_mirror_route {
+            if let Some(percent) = mirror.percentage.filter(|p| !(1..=100).contains(p)) {
+                problems.push(format!(
+                    "steps[{index}].setMirrorRoute.percentage is {percent}, must be between 1 and 100"
+                ));
+            }
+            steps.push(Step::SetMirrorRoute(mirror.percentage));
             continue;
         }
         if let Some(weight) = step.set_weight {
@@ -521,13 +605,27 @@ fn gateway_routing(
     gateway: &crate::crd::GatewayApiRouting,
     problems: &mut Vec<String>,
 ) -> Routing {
-    if gateway.http_route.is_empty() {
-        problems.push("trafficRouting.gatewayAPI.httpRoute must not be empty".into());
-    }
+    let grpc = gateway.grpc_route.clone().filter(|n| !n.is_empty());
+    let (kind, name) = match (gateway.http_route.is_empty(), grpc) {
+        (true, Some(name)) => (RouteKind::Grpc, name),
+        (false, None) => (RouteKind::Http, gateway.http_route.clone()),
+        (true, None) => {
+            problems.push("trafficRouting.gatewayAPI must name an httpRoute or a grpcRoute".into());
+            (RouteKind::Http, String::new())
+        }
+        (false, Some(_)) => {
+            problems.push(
+                "trafficRouting.gatewayAPI must name one of httpRoute and grpcRoute, not both"
+                    .into(),
+            );
+            (RouteKind::Http, gateway.http_route.clone())
+        }
+    };
     let own_namespace = rollout.metadata.namespace.clone().unwrap_or_default();
     Routing::GatewayApi {
+        kind,
         namespace: gateway.namespace.clone().unwrap_or(own_namespace),
-        name: gateway.http_route.clone(),
+        name,
         rule_indexes: gateway.rule_indexes.clone(),
     }
 }

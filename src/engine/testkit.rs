@@ -77,6 +77,7 @@ pub fn rollout(replicas: i32, steps: Option<Vec<CanaryStep>>, gateway: bool) -> 
         traffic_routing: gateway.then(|| TrafficRouting {
             gateway_api: Some(GatewayApiRouting {
                 http_route: "web".into(),
+                grpc_route: None,
                 namespace: None,
                 rule_indexes: None,
             }),
@@ -125,6 +126,7 @@ pub fn blue_green_rollout(
         traffic_routing: gateway.then(|| TrafficRouting {
             gateway_api: Some(GatewayApiRouting {
                 http_route: "web".into(),
+                grpc_route: None,
                 namespace: None,
                 rule_indexes: None,
             }),

@@ -3,7 +3,7 @@
 //! The state machine's field manager (`sluice`) owns exactly the fields it
 //! sets: whole ReplicaSets and AnalysisRuns it creates, the selector and
 //! claim label of each Service it routes through, the `rules` and claim
-//! annotation of a managed HTTPRoute, and the Rollout's status except
+//! annotation of a managed HTTPRoute or GRPCRoute, and the Rollout's status except
 //! `gitRevert` and `alerts` (written through `status_write` by their own
 //! workers' managers).
 
@@ -14,7 +14,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 
 use super::Error;
-use super::observe::http_route_resource;
+use super::observe::route_resource;
 use super::status_write::apply_status;
 use crate::crd::{AnalysisRun, Rollout, RolloutStatus};
 use crate::engine::Write;
@@ -93,6 +93,7 @@ pub async fn apply(client: &Client, rollout: &Rollout, write: &Write) -> Result<
                 .map_err(|e| Error::Write("Service", service.clone(), e))?;
         }
         Write::SetRouteWeights {
+            kind,
             namespace,
             name,
             resource_version,
@@ -100,7 +101,7 @@ pub async fn apply(client: &Client, rollout: &Rollout, write: &Write) -> Result<
             ..
         } => {
             let api: Api<DynamicObject> =
-                Api::namespaced_with(client.clone(), namespace, &http_route_resource());
+                Api::namespaced_with(client.clone(), namespace, &route_resource(*kind));
             let mut metadata = json!({
                 "name": name,
                 "namespace": namespace,
@@ -112,13 +113,13 @@ pub async fn apply(client: &Client, rollout: &Rollout, write: &Write) -> Result<
             }
             let patch = json!({
                 "apiVersion": "gateway.networking.k8s.io/v1",
-                "kind": "HTTPRoute",
+                "kind": kind.kind(),
                 "metadata": metadata,
                 "spec": { "rules": rules },
             });
             api.patch(name, &apply_params(), &Patch::Apply(&patch))
                 .await
-                .map_err(|e| Error::Write("HTTPRoute", name.clone(), e))?;
+                .map_err(|e| Error::Write(kind.kind(), name.clone(), e))?;
         }
         Write::CreateAnalysisRun { name, spec } => {
             let api: Api<AnalysisRun> = Api::namespaced(client.clone(), &namespace);

@@ -272,11 +272,12 @@ fn log_write(key: &str, write: &Write) {
             info!(rollout = key, %service, %revision, "point Service")
         }
         Write::SetRouteWeights {
+            kind,
             name,
             canary_weight,
             ..
         } => {
-            info!(rollout = key, httproute = %name, canary_weight, "set HTTPRoute weights")
+            info!(rollout = key, route = %name, kind = kind.kind(), canary_weight, "set route weights")
         }
         Write::CreateAnalysisRun { name, .. } => {
             info!(rollout = key, analysisrun = %name, "create AnalysisRun")

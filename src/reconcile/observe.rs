@@ -14,14 +14,19 @@ use crate::engine::claims;
 use crate::engine::claims::{ROUTE_CLAIM_ANNOTATION, SERVICE_CLAIM_LABEL};
 use crate::engine::revisions::ROLLOUT_LABEL;
 use crate::engine::route;
-use crate::engine::spec::{Routing, Settings};
+use crate::engine::spec::{RouteKind, Routing, Settings};
 use crate::engine::{Lookup, Observed, RouteState, ServiceState};
 
 /// The Gateway API HTTPRoute resource (v1).
 pub fn http_route_resource() -> ApiResource {
+    route_resource(RouteKind::Http)
+}
+
+/// The Gateway API route resource of `kind` (v1: HTTPRoute and GRPCRoute).
+pub fn route_resource(kind: RouteKind) -> ApiResource {
     ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute"),
-        "httproutes",
+        &GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", kind.kind()),
+        kind.plural(),
     )
 }
 
@@ -87,25 +92,37 @@ pub async fn observe(
         observed.services.insert(service, state);
     }
     if let Routing::GatewayApi {
+        kind,
         namespace: route_namespace,
         name,
         ..
     } = settings.routing.clone()
     {
         if route_namespace != namespace
-            && !route_granted(client, &route_namespace, &namespace, &name).await?
+            && !route_granted(client, &route_namespace, &namespace, kind, &name).await?
         {
             // Gateway API's rule: another namespace's route needs its consent.
-            observed.http_route_refused = Some(route::refusal(&namespace, &route_namespace, &name));
+            observed.http_route_refused = Some(route::kind_refusal(
+                &namespace,
+                kind.kind(),
+                &route_namespace,
+                &name,
+            ));
             return Ok(observed);
         }
         let api: Api<DynamicObject> =
-            Api::namespaced_with(client.clone(), &route_namespace, &http_route_resource());
+            Api::namespaced_with(client.clone(), &route_namespace, &route_resource(kind));
         let found = match api.get_opt(&name).await {
             Ok(found) => found,
             // Gateway API CRDs not installed: the route cannot exist.
             Err(kube::Error::Api(status)) if status.code == 404 => None,
-            Err(e) => return Err(Error::Read("HTTPRoutes", e)),
+            Err(e) => {
+                let what = match kind {
+                    RouteKind::Http => "HTTPRoutes",
+                    RouteKind::Grpc => "GRPCRoutes",
+                };
+                return Err(Error::Read(what, e));
+            }
         };
         let claim = match &found {
             Some(route) => route.annotations().get(ROUTE_CLAIM_ANNOTATION).cloned(),
@@ -122,6 +139,7 @@ pub async fn observe(
         };
         observed.http_route = Some(match found {
             Some(route) => Lookup::Found(RouteState {
+                kind,
                 owner,
                 resource_version: route.resource_version(),
                 rules: route
@@ -148,11 +166,12 @@ fn reference_grant_resource() -> ApiResource {
 }
 
 /// Whether a ReferenceGrant in `route_namespace` lets Rollouts of
-/// `rollout_namespace` use the HTTPRoute `name`. No ReferenceGrant CRD means no grant.
+/// `rollout_namespace` use the route `name` of `kind`. No ReferenceGrant CRD means no grant.
 async fn route_granted(
     client: &Client,
     route_namespace: &str,
     rollout_namespace: &str,
+    kind: RouteKind,
     name: &str,
 ) -> Result<bool, Error> {
     let api: Api<DynamicObject> =
@@ -166,7 +185,12 @@ async fn route_granted(
         .into_iter()
         .map(|g| serde_json::Value::Object(g.data.as_object().cloned().unwrap_or_default()))
         .collect();
-    Ok(route::route_granted(&grants, rollout_namespace, name))
+    Ok(route::kind_granted(
+        &grants,
+        rollout_namespace,
+        kind.kind(),
+        name,
+    ))
 }
 
 /// The claimed Rollout's name if it still exists (this Rollout always does);

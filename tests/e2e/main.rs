@@ -38,6 +38,7 @@ mod rbac;
 mod receiver;
 mod restart;
 mod robustness;
+mod routing;
 #[path = "../common/sshd.rs"]
 mod sshd;
 mod support;

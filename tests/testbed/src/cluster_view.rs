@@ -1,5 +1,5 @@
 //! What the traffic generator reads from the API server: the Rollout, its
-//! HTTPRoute weights (or, without a router, its Ready pods; for a blue-green
+//! HTTPRoute or GRPCRoute weights (or, without a router, its Ready pods; for a blue-green
 //! Rollout, the pods behind its active Service), and the image of each
 //! revision.
 
@@ -11,6 +11,7 @@ use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams};
 use kube::{Api, Client};
 use serde_json::Value;
 
+use crate::route_match::{RequestHeader, mirrors, rule_for};
 use crate::split::{Backend, Shares, shares};
 
 /// The label Sluice puts on every pod of a revision.
@@ -22,10 +23,17 @@ pub struct View {
     pub shares: Shares,
     /// Image of the first container, per pod-template hash.
     pub images: BTreeMap<String, String>,
-    /// "httproute/<name>", "service/<name>" or "replica-ratio".
+    /// "httproute/<name>", "grpcroute/<name>", "service/<name>" or "replica-ratio".
     pub source: String,
     /// Where smoke-test requests go: the Ready pods behind the smoke Service.
     pub smoke: Shares,
+    /// Where requests carrying the configured header go (by the HTTPRoute
+    /// rule that matches it; the plain split without a router).
+    pub header_shares: Shares,
+    /// Copies of the plain requests: per hash, the fraction of them mirrored there.
+    pub mirrored: Shares,
+    /// Copies of the header-carrying requests, likewise.
+    pub header_mirrored: Shares,
 }
 
 pub fn rollout_resource() -> ApiResource {
@@ -35,10 +43,11 @@ pub fn rollout_resource() -> ApiResource {
     )
 }
 
-fn http_route_resource() -> ApiResource {
+/// A Gateway API route resource: `("HTTPRoute", "httproutes")` or the GRPCRoute pair.
+fn route_resource(kind: &str, plural: &str) -> ApiResource {
     ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute"),
-        "httproutes",
+        &GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", kind),
+        plural,
     )
 }
 
@@ -105,13 +114,46 @@ async fn service_backend(
     })
 }
 
+/// Where the requests of one rule go, and what that rule mirrors.
+struct RuleTraffic {
+    backends: Vec<Backend>,
+    mirrored: Shares,
+}
+
+async fn rule_traffic(
+    services: &Api<Service>,
+    pods: &Api<Pod>,
+    rule: &Value,
+) -> Result<RuleTraffic> {
+    let refs = rule["backendRefs"].as_array().cloned().unwrap_or_default();
+    let mut backends = Vec::new();
+    for backend_ref in refs {
+        let Some(service_name) = backend_ref["name"].as_str() else {
+            continue;
+        };
+        // Gateway API: an omitted weight means 1.
+        let weight = backend_ref["weight"].as_f64().unwrap_or(1.0);
+        backends.push(service_backend(services, pods, service_name, weight).await?);
+    }
+    let mut mirrored = Shares::new();
+    for mirror in mirrors(rule) {
+        let copies = shares(&[service_backend(services, pods, &mirror.service, 1.0).await?]);
+        for (hash, share) in copies {
+            *mirrored.entry(hash).or_default() += share * mirror.fraction;
+        }
+    }
+    Ok(RuleTraffic { backends, mirrored })
+}
+
 /// Read the live traffic split of Rollout `name` in `namespace`; smoke
-/// requests go to Service `smoke_service`, if given.
+/// requests go to Service `smoke_service`, if given; requests carrying
+/// `header` are routed by the HTTPRoute rule that matches it.
 pub async fn look(
     client: &Client,
     namespace: &str,
     name: &str,
     smoke_service: Option<&str>,
+    header: Option<&RequestHeader>,
 ) -> Result<View> {
     let rollouts: Api<DynamicObject> =
         Api::namespaced_with(client.clone(), namespace, &rollout_resource());
@@ -129,30 +171,43 @@ pub async fn look(
         &strategy["canary"]["trafficRouting"]["gatewayAPI"]
     };
 
-    let (backends, source) = if let Some(route_name) = gateway["httpRoute"].as_str() {
+    let mut routed = None;
+    // An HTTPRoute or a GRPCRoute: the same rules, backendRefs and filters.
+    let named = match (gateway["httpRoute"].as_str(), gateway["grpcRoute"].as_str()) {
+        (Some(name), _) if !name.is_empty() => Some((name, "HTTPRoute", "httproutes", "httproute")),
+        (_, Some(name)) => Some((name, "GRPCRoute", "grpcroutes", "grpcroute")),
+        _ => None,
+    };
+    let (backends, source) = if let Some((route_name, kind, plural, label)) = named {
         let route_ns = gateway["namespace"].as_str().unwrap_or(namespace);
         let routes: Api<DynamicObject> =
-            Api::namespaced_with(client.clone(), route_ns, &http_route_resource());
+            Api::namespaced_with(client.clone(), route_ns, &route_resource(kind, plural));
         let route = routes
             .get(route_name)
             .await
-            .with_context(|| format!("get HTTPRoute {route_ns}/{route_name}"))?;
+            .with_context(|| format!("get {kind} {route_ns}/{route_name}"))?;
         let services: Api<Service> = Api::namespaced(client.clone(), route_ns);
-        // Users are modelled as hitting the first rule (the one the examples route).
-        let refs = route.data["spec"]["rules"][0]["backendRefs"]
+        // Users are modelled as hitting the first rule (the one the examples
+        // route); those carrying the header, the rule that matches it.
+        let rules = route.data["spec"]["rules"]
             .as_array()
             .cloned()
             .unwrap_or_default();
-        let mut backends = Vec::new();
-        for backend_ref in refs {
-            let Some(service_name) = backend_ref["name"].as_str() else {
-                continue;
-            };
-            // Gateway API: an omitted weight means 1.
-            let weight = backend_ref["weight"].as_f64().unwrap_or(1.0);
-            backends.push(service_backend(&services, &pods, service_name, weight).await?);
-        }
-        (backends, format!("httproute/{route_name}"))
+        let plain = rule_traffic(
+            &services,
+            &pods,
+            &rules.first().cloned().unwrap_or_default(),
+        )
+        .await?;
+        let with_header = match rules.get(rule_for(&rules, header)) {
+            Some(rule) if header.is_some() => {
+                let traffic = rule_traffic(&services, &pods, rule).await?;
+                (shares(&traffic.backends), traffic.mirrored)
+            }
+            _ => (shares(&plain.backends), plain.mirrored.clone()),
+        };
+        routed = Some((plain.mirrored, with_header));
+        (plain.backends, format!("{label}/{route_name}"))
     } else if let Some(active) = blue_green["activeService"].as_str() {
         // Blue-green without a router: users reach whatever the active Service selects.
         let services: Api<Service> = Api::namespaced(client.clone(), namespace);
@@ -205,10 +260,16 @@ pub async fn look(
             images.insert(hash, image);
         }
     }
+    let plain = shares(&backends);
+    let (mirrored, (header_shares, header_mirrored)) =
+        routed.unwrap_or_else(|| (Shares::new(), (plain.clone(), Shares::new())));
     Ok(View {
-        shares: shares(&backends),
+        shares: plain,
         images,
         source,
         smoke,
+        header_shares,
+        mirrored,
+        header_mirrored,
     })
 }

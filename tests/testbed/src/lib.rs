@@ -7,5 +7,6 @@
 pub mod cluster_view;
 pub mod fault;
 pub mod gitops;
+pub mod route_match;
 pub mod split;
 pub mod traffic;

@@ -3,7 +3,10 @@
 //! Series (the generic naming the analysis templates expect):
 //! `http_requests_total{namespace,app,pod_template_hash,code}`,
 //! `http_request_duration_seconds_bucket{namespace,app,pod_template_hash,le}`
-//! and the generator's own view `sluice_trafficgen_share{...}`.
+//! and the generator's own view `sluice_trafficgen_share{...}`, plus
+//! `sluice_trafficgen_header_requests_total` (requests that carried the
+//! header) and `sluice_trafficgen_mirrored_requests_total` (mirrored copies,
+//! also served and so counted in `http_requests_total`), by revision.
 
 use std::sync::atomic::AtomicU64;
 
@@ -60,6 +63,8 @@ pub struct Traffic {
     requests: Family<RequestLabels, Counter>,
     durations: Family<RevisionLabels, Histogram, fn() -> Histogram>,
     shares: Family<RevisionLabels, Gauge<f64, AtomicU64>>,
+    header_requests: Family<RevisionLabels, Counter>,
+    mirrored_requests: Family<RevisionLabels, Counter>,
     rng: std::sync::Mutex<fastrand::Rng>,
 }
 
@@ -87,7 +92,21 @@ impl Traffic {
             "Fraction of traffic the generator currently sends to each revision",
             shares.clone(),
         );
+        let header_requests = Family::<RevisionLabels, Counter>::default();
+        registry.register(
+            "sluice_trafficgen_header_requests",
+            "Requests that carried the --header, by the revision that served them",
+            header_requests.clone(),
+        );
+        let mirrored_requests = Family::<RevisionLabels, Counter>::default();
+        registry.register(
+            "sluice_trafficgen_mirrored_requests",
+            "Mirrored copies of requests, by the revision that received them",
+            mirrored_requests.clone(),
+        );
         Traffic {
+            header_requests,
+            mirrored_requests,
             namespace: namespace.into(),
             app: app.into(),
             baseline,
@@ -147,6 +166,22 @@ impl Traffic {
             });
             counter.inc_by(n);
         }
+    }
+
+    /// Count `count` requests served on `hash` that carried the header.
+    pub fn count_header(&self, hash: &str, count: u64) {
+        self.header_requests
+            .get_or_create(&self.revision(hash))
+            .inc_by(count);
+    }
+
+    /// Serve `count` mirrored copies on revision `hash` (the client never sees
+    /// their answers; the revision's own series still count them).
+    pub fn serve_mirrored(&self, hash: &str, image: &str, count: u64) {
+        self.serve(hash, image, count);
+        self.mirrored_requests
+            .get_or_create(&self.revision(hash))
+            .inc_by(count);
     }
 
     /// The OpenMetrics text Prometheus scrapes.

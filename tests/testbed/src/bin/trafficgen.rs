@@ -4,7 +4,10 @@
 //! revisions (the HTTPRoute weights and the Ready pods behind each Service, or
 //! without a router the Ready pods themselves), then sends `--rps` simulated
 //! requests a second along that split. Each revision's image tag picks its
-//! faults (`errN`: +N% HTTP 500, `slowN`: +N ms). Prometheus scrapes the
+//! faults (`errN`: +N% HTTP 500, `slowN`: +N ms). With `--header` and
+//! `--header-share`, that share of requests carries the header and follows
+//! the HTTPRoute rule matching it; a rule's `RequestMirror` filters add
+//! copies on the mirror's revision. Prometheus scrapes the
 //! resulting series from `/metrics`; `/split` shows the split as JSON.
 
 use std::net::SocketAddr;
@@ -19,7 +22,8 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use clap::Parser;
 use sluice_testbed::cluster_view::{View, look};
-use sluice_testbed::split::Allocator;
+use sluice_testbed::route_match::RequestHeader;
+use sluice_testbed::split::{Allocator, Shares};
 use sluice_testbed::traffic::{Baseline, Traffic};
 
 #[derive(Parser, Debug)]
@@ -62,6 +66,13 @@ struct Args {
     /// Smoke-test requests per second.
     #[arg(long, default_value_t = 20.0)]
     smoke_rps: f64,
+    /// A header some users carry, `name=value` (e.g. `x-canary=internal`):
+    /// their requests follow the HTTPRoute rule that matches it.
+    #[arg(long, value_parser = RequestHeader::parse)]
+    header: Option<RequestHeader>,
+    /// Fraction (0-1) of the users' requests that carry `--header`.
+    #[arg(long, default_value_t = 0.0)]
+    header_share: f64,
 }
 
 #[tokio::main]
@@ -144,21 +155,34 @@ async fn main() -> Result<()> {
 
     let refresher = {
         let (view, traffic) = (view.clone(), traffic.clone());
-        let (client, namespace, rollout, every, smoke) = (
+        let (client, namespace, rollout, every, smoke, header) = (
             client.clone(),
             args.namespace.clone(),
             args.rollout.clone(),
             args.refresh,
             args.smoke_service.clone(),
+            args.header.clone(),
         );
         tokio::spawn(async move {
             let mut last_logged = String::new();
             loop {
-                match look(&client, &namespace, &rollout, smoke.as_deref()).await {
+                match look(
+                    &client,
+                    &namespace,
+                    &rollout,
+                    smoke.as_deref(),
+                    header.as_ref(),
+                )
+                .await
+                {
                     Ok(next) => {
-                        let summary = format!("{} {:?}", next.source, next.shares);
+                        let summary = format!(
+                            "{} {:?} header {:?} mirrored {:?}",
+                            next.source, next.shares, next.header_shares, next.mirrored
+                        );
                         if summary != last_logged {
-                            tracing::info!(source = %next.source, shares = ?next.shares, "traffic split");
+                            tracing::info!(source = %next.source, shares = ?next.shares,
+                                header = ?next.header_shares, mirrored = ?next.mirrored, "traffic split");
                             last_logged = summary;
                         }
                         traffic.set_shares(&next.shares);
@@ -177,21 +201,48 @@ async fn main() -> Result<()> {
     let generator = {
         let (view, traffic, rps, smoke_rps) =
             (view.clone(), traffic.clone(), args.rps, args.smoke_rps);
+        let header_share = match args.header {
+            Some(_) => args.header_share.clamp(0.0, 1.0),
+            None => 0.0,
+        };
         tokio::spawn(async move {
             let tick = Duration::from_millis(100);
             let mut allocator = Allocator::default();
             let mut smoke_allocator = Allocator::default();
+            let mut header_allocator = Allocator::default();
+            let mut mirror_allocator = Allocator::default();
             let mut interval = tokio::time::interval(tick);
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 interval.tick().await;
                 let current = view.read().map(|v| v.clone()).unwrap_or_default();
-                let users = allocator.allocate(&current.shares, rps * tick.as_secs_f64());
+                let requests = rps * tick.as_secs_f64();
+                let (plain, with_header) =
+                    (requests * (1.0 - header_share), requests * header_share);
+                let users = allocator.allocate(&current.shares, plain);
                 let smoke =
                     smoke_allocator.allocate(&current.smoke, smoke_rps * tick.as_secs_f64());
+                let image = |hash: &str| current.images.get(hash).cloned().unwrap_or_default();
                 for (hash, count) in users.into_iter().chain(smoke) {
-                    let image = current.images.get(&hash).map(String::as_str).unwrap_or("");
-                    traffic.serve(&hash, image, count);
+                    traffic.serve(&hash, &image(&hash), count);
+                }
+                for (hash, count) in header_allocator.allocate(&current.header_shares, with_header)
+                {
+                    traffic.serve(&hash, &image(&hash), count);
+                    traffic.count_header(&hash, count);
+                }
+                // Copies: a fraction of each class of requests, wherever its rule mirrors.
+                let mut copies = Shares::new();
+                for (mirrored, count) in [
+                    (&current.mirrored, plain),
+                    (&current.header_mirrored, with_header),
+                ] {
+                    for (hash, fraction) in mirrored {
+                        *copies.entry(hash.clone()).or_default() += fraction * count;
+                    }
+                }
+                for (hash, count) in mirror_allocator.allocate(&copies, 1.0) {
+                    traffic.serve_mirrored(&hash, &image(&hash), count);
                 }
             }
         })
