@@ -102,6 +102,13 @@ fn each_fixture_reports_exactly_the_fields_it_cannot_carry_over() {
                 "1|metadata.annotations.rollout.argoproj.io/revision|note",
                 "1|spec.strategy.canary.steps[2].analysis.args[0].valueFrom|dropped",
                 "1|spec.strategy.canary.steps[4].setCanaryScale|dropped",
+                "1|spec.strategy.canary.trafficRouting.managedRoutes|note",
+                "1|spec.strategy.canary.steps[7].setHeaderRoute.name|note",
+                "1|spec.strategy.canary.steps[7].setHeaderRoute.match[1].headerValue.prefix|note",
+                "1|spec.strategy.canary.steps[8].setMirrorRoute.name|note",
+                "1|spec.strategy.canary.steps[8].setMirrorRoute.match|attention",
+                "1|spec.strategy.canary.steps[9].setHeaderRoute.name|note",
+                "1|spec.strategy.canary.steps[10].setMirrorRoute.name|note",
                 "1|spec.strategy.canary.antiAffinity|dropped",
                 "1|spec.minReadySeconds|dropped",
                 "1||note",
@@ -226,6 +233,24 @@ fn converted_objects_are_valid_sluice_objects() {
 }
 
 #[test]
+fn an_argo_grpc_canary_drives_its_grpc_route() {
+    let outcome = convert("argo-grpc-canary.yaml");
+    let docs = documents(&outcome.yaml);
+    let canary = &find(&docs, "Rollout", "orders")["spec"]["strategy"]["canary"];
+    assert_eq!(
+        canary["trafficRouting"],
+        json!({"gatewayAPI": {"grpcRoute": "orders"}})
+    );
+    assert_eq!(
+        canary["steps"],
+        json!([{"setWeight": 20}, {"pause": {}}, {"setWeight": 60}, {"pause": {"duration": "5m"}}])
+    );
+    // Everything in it has a Sluice counterpart: nothing to report.
+    assert!(outcome.findings.is_empty(), "{:#?}", outcome.findings);
+    assert!(!outcome.needs_attention());
+}
+
+#[test]
 fn an_argo_canary_keeps_its_steps_routing_and_analysis() {
     let outcome = convert("argo-canary.yaml");
     let docs = documents(&outcome.yaml);
@@ -247,6 +272,13 @@ fn an_argo_canary_keeps_its_steps_routing_and_analysis() {
             {"setWeight": 50},
             {"pause": {"duration": "1m"}},
             {"pause": {}},
+            {"setHeaderRoute": {"match": [
+                {"headerName": "x-canary", "headerValue": {"exact": "internal"}},
+                {"headerName": "x-team", "headerValue": {"regex": "^web\\-"}},
+            ]}},
+            {"setMirrorRoute": {"percentage": 20}},
+            {"setHeaderRoute": {}},
+            {"setMirrorRoute": {}},
             {"setWeight": 100},
         ])
     );
@@ -789,7 +821,7 @@ fn the_binary_reads_stdin_and_exits_3_when_something_was_left_out() {
         "{stderr}"
     );
     assert!(
-        stderr.contains("4 finding(s) need attention (exit status 3)"),
+        stderr.contains("5 finding(s) need attention (exit status 3)"),
         "{stderr}"
     );
     let docs = documents(&String::from_utf8_lossy(&out.stdout));

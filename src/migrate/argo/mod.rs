@@ -5,6 +5,7 @@
 
 mod analysis;
 mod rollout;
+mod routes;
 
 pub use analysis::analysis_template;
 pub use rollout::rollout;

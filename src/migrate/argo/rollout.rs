@@ -3,6 +3,7 @@
 
 use serde_json::{Map, Value, json};
 
+use super::routes;
 use crate::crd::Rollout;
 use crate::migrate::report::{Fields, Report, duration};
 use crate::migrate::{Converted, Doc, metadata, yaml};
@@ -98,14 +99,6 @@ const STEP_UNSUPPORTED: &[(&str, &str)] = &[
     (
         "setCanaryScale",
         "Sluice sizes the canary from the weight (ceil(replicas × weight / 100)); the step is left out",
-    ),
-    (
-        "setHeaderRoute",
-        "Sluice routes by weight only; the step is left out",
-    ),
-    (
-        "setMirrorRoute",
-        "Sluice does not mirror traffic; the step is left out",
     ),
     ("plugin", "Sluice has no step plugins; the step is left out"),
 ];
@@ -295,6 +288,12 @@ fn canary_step(value: Value, path: &str, report: &mut Report) -> Option<Value> {
         };
         fields.finish(report, &[]);
         Some(json!({"pause": pause}))
+    } else if let Some(route) = step.take("setHeaderRoute") {
+        let rpath = format!("{path}.setHeaderRoute");
+        Some(json!({"setHeaderRoute": routes::header_route(route, &rpath, report)}))
+    } else if let Some(mirror) = step.take("setMirrorRoute") {
+        let mpath = format!("{path}.setMirrorRoute");
+        Some(json!({"setMirrorRoute": routes::mirror_route(mirror, &mpath, report)}))
     } else if let Some(analysis) = step.take("analysis") {
         let apath = format!("{path}.analysis");
         let mut fields = Fields::new(analysis, &apath, report);
@@ -382,6 +381,12 @@ fn analysis_refs(fields: &mut Fields, path: &str, report: &mut Report) -> Option
 /// router is reported (the Rollout then splits by replica ratio).
 fn traffic_routing(value: Value, path: &str, report: &mut Report) -> Option<Value> {
     let mut routing = Fields::new(value, path, report);
+    if routing.take("managedRoutes").is_some() {
+        report.note(
+            &routing.at("managedRoutes"),
+            "Sluice manages its one header route and one mirror itself; no list is needed",
+        );
+    }
     let mut plugins = routing.object("plugins", report);
     let gateway = plugins.take(GATEWAY_PLUGIN).and_then(|config| {
         let gpath = format!("{path}.plugins.{GATEWAY_PLUGIN}");
@@ -406,18 +411,31 @@ fn traffic_routing(value: Value, path: &str, report: &mut Report) -> Option<Valu
             );
         }
         let namespace = config.string("namespace", report);
+        let grpc_route = config.string("grpcRoute", report);
         config.finish(
             report,
             &[
-                ("grpcRoute", "Sluice drives HTTPRoutes only"),
-                ("grpcRoutes", "Sluice drives HTTPRoutes only"),
+                (
+                    "grpcRoutes",
+                    "Sluice drives one route per Rollout: write grpcRoute with one name",
+                ),
                 ("tcpRoute", "Sluice drives HTTPRoutes only"),
                 ("tcpRoutes", "Sluice drives HTTPRoutes only"),
                 ("configMap", "Sluice keeps no route state in a ConfigMap"),
             ],
         );
-        let route = route?;
-        let mut out = json!({"httpRoute": route});
+        let mut out = match (route, grpc_route) {
+            (Some(http), Some(_)) => {
+                report.dropped(
+                    &format!("{gpath}.grpcRoute"),
+                    "Sluice drives one route per Rollout; the HTTPRoute is kept",
+                );
+                json!({"httpRoute": http})
+            }
+            (Some(http), None) => json!({"httpRoute": http}),
+            (None, Some(grpc)) => json!({"grpcRoute": grpc}),
+            (None, None) => return None,
+        };
         if let Some(ns) = namespace {
             out["namespace"] = Value::String(ns);
         }
@@ -435,10 +453,6 @@ fn traffic_routing(value: Value, path: &str, report: &mut Report) -> Option<Valu
             ("traefik", NO_ROUTER),
             ("apisix", NO_ROUTER),
             ("appMesh", NO_ROUTER),
-            (
-                "managedRoutes",
-                "Sluice routes by weight only (no header or mirror routes)",
-            ),
             ("maxTrafficWeight", "Sluice weights are percentages (0-100)"),
         ],
     );
