@@ -127,18 +127,44 @@ async fn every_converted_manifest_passes_a_server_side_dry_run() {
 
 #[tokio::test]
 async fn a_converted_argo_canary_runs_to_healthy_under_sluice() {
+    // Only notes (status, the Services' selectors): a clean conversion.
+    run_converted_canary(
+        "argo-canary-run.yaml",
+        Some(0),
+        ("web", "web-canary", "registry.example.com/web:1.0.1"),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_converted_flagger_canary_runs_to_healthy_under_sluice() {
+    // Status 3: Flagger's apex Service has no counterpart (reported).
+    run_converted_canary(
+        "flagger-canary-run.yaml",
+        Some(3),
+        ("shop", "shop-canary", "registry.example.com/shop:1.0.1"),
+    )
+    .await;
+}
+
+/// Convert `tests/migrate/e2e/<fixture>`, apply it, and carry a new image
+/// (`rollout`, its canary Service, the image) through the converted steps
+/// (weights 25 and 50) and analysis to Healthy.
+async fn run_converted_canary(
+    fixture: &str,
+    expected_status: Option<i32>,
+    (name, canary_service, image): (&str, &str, &str),
+) {
     let prometheus = cluster()
         .info
         .prometheus
         .clone()
         .expect("stack runs Prometheus");
-    let source =
-        std::fs::read_to_string(repo_root().join("tests/migrate/e2e/argo-canary-run.yaml"))
-            .expect("fixture")
-            .replace("PROMETHEUS_ADDRESS", &prometheus);
+    let source = std::fs::read_to_string(repo_root().join("tests/migrate/e2e").join(fixture))
+        .expect("fixture")
+        .replace("PROMETHEUS_ADDRESS", &prometheus);
     let (yaml, status) = migrate(Path::new("-"), Some(&source));
-    // Only notes (status, the Services' selectors): a clean conversion.
-    assert_eq!(status, Some(0), "{yaml}");
+    assert_eq!(status, expected_status, "{yaml}");
 
     let (admin, ns, kubeconfig) = setup("migrate-run").await;
     let controller =
@@ -147,7 +173,7 @@ async fn a_converted_argo_canary_runs_to_healthy_under_sluice() {
     let first = wait_phase(
         &admin,
         &ns,
-        "web",
+        name,
         RolloutPhase::Healthy,
         Duration::from_secs(90),
     )
@@ -157,17 +183,17 @@ async fn a_converted_argo_canary_runs_to_healthy_under_sluice() {
         .and_then(|s| s.stable_revision)
         .expect("stable");
 
-    set_image(&admin, &ns, "web", "registry.example.com/web:1.0.1").await;
+    set_image(&admin, &ns, name, image).await;
     // The route's canary weight, every 100 ms, until the new version is stable.
     let mut weights: Vec<i64> = Vec::new();
     let started = std::time::Instant::now();
     loop {
-        if let Some(w) = route_canary_weight(&admin, &ns, "web", "web-canary").await
+        if let Some(w) = route_canary_weight(&admin, &ns, name, canary_service).await
             && weights.last() != Some(&w)
         {
             weights.push(w);
         }
-        let status = rollout(&admin, &ns, "web").await.status.unwrap_or_default();
+        let status = rollout(&admin, &ns, name).await.status.unwrap_or_default();
         if status.phase == Some(RolloutPhase::Healthy)
             && status.stable_revision.as_ref() != Some(&stable)
         {
@@ -187,7 +213,7 @@ async fn a_converted_argo_canary_runs_to_healthy_under_sluice() {
         "the converted steps' weights on the HTTPRoute\n{}",
         controller.log_tail()
     );
-    let reasons = event_reasons(&admin, &ns, "web").await;
+    let reasons = event_reasons(&admin, &ns, name).await;
     for reason in ["StepCompleted", "Promoted"] {
         assert!(
             reasons.iter().any(|r| r == reason),
@@ -195,7 +221,7 @@ async fn a_converted_argo_canary_runs_to_healthy_under_sluice() {
             controller.log_tail()
         );
     }
-    // The analysis step measured against the real Prometheus and passed.
+    // The analysis measured against the real Prometheus and passed.
     let runs: Api<sluice::crd::AnalysisRun> = Api::namespaced(admin.clone(), &ns);
     let runs = runs.list(&Default::default()).await.expect("runs");
     assert!(
@@ -207,7 +233,7 @@ async fn a_converted_argo_canary_runs_to_healthy_under_sluice() {
         controller.log_tail()
     );
     assert_eq!(
-        route_canary_weight(&admin, &ns, "web", "web-canary").await,
+        route_canary_weight(&admin, &ns, name, canary_service).await,
         Some(0)
     );
 }
