@@ -30,9 +30,14 @@ fn fixtures() -> Vec<PathBuf> {
 
 fn convert(name: &str) -> Outcome {
     let text = std::fs::read_to_string(fixture_dir().join(name)).expect("fixture");
+    convert_text(name, &text)
+}
+
+/// Convert `text` as one input file called `name`.
+fn convert_text(name: &str, text: &str) -> Outcome {
     migrate(&[Input {
         name: name.into(),
-        text,
+        text: text.into(),
     }])
     .expect("converts")
 }
@@ -405,11 +410,7 @@ fn argo_analysis_templates_keep_prometheus_metrics_and_leave_out_the_rest() {
 #[test]
 fn a_dry_run_list_marks_metrics_by_name_or_all() {
     let text = "apiVersion: argoproj.io/v1alpha1\nkind: AnalysisTemplate\nmetadata: {name: t}\nspec:\n  dryRun: [{metricName: '.*'}]\n  metrics:\n    - {name: a, count: 1, successCondition: result < 1, provider: {prometheus: {address: 'http://p:9090', query: up}}}\n";
-    let outcome = migrate(&[Input {
-        name: "t".into(),
-        text: text.into(),
-    }])
-    .expect("converts");
+    let outcome = convert_text("t", text);
     assert!(!outcome.needs_attention(), "{:?}", outcome.findings);
     let docs = documents(&outcome.yaml);
     assert_eq!(docs[0]["spec"]["metrics"][0]["dryRun"], true);
@@ -595,11 +596,7 @@ fn a_flagger_metric_template_alone_takes_its_range_as_arguments() {
     let text =
         std::fs::read_to_string(fixture_dir().join("flagger-gateway.yaml")).expect("fixture");
     let only_template = text.split("---\n").last().expect("last document");
-    let outcome = migrate(&[Input {
-        name: "t".into(),
-        text: only_template.into(),
-    }])
-    .expect("converts");
+    let outcome = convert_text("t", only_template);
     let docs = documents(&outcome.yaml);
     let template = find(&docs, "AnalysisTemplate", "latency");
     assert_eq!(
@@ -615,11 +612,7 @@ fn a_flagger_metric_template_alone_takes_its_range_as_arguments() {
 #[test]
 fn an_unknown_field_is_reported_never_dropped_silently() {
     let text = "apiVersion: argoproj.io/v1alpha1\nkind: Rollout\nmetadata: {name: w}\nspec:\n  selector: {matchLabels: {app: w}}\n  template:\n    metadata: {labels: {app: w}}\n    spec:\n      containers: [{name: w, image: w:1, bogusField: 1}]\n  strategy:\n    canary:\n      steps: [{setWeight: 10}, {fancyStep: {}}]\n      shinyNewOption: true\n";
-    let outcome = migrate(&[Input {
-        name: "in.yaml".into(),
-        text: text.into(),
-    }])
-    .expect("converts");
+    let outcome = convert_text("in.yaml", text);
     let got = findings(&outcome);
     for path in [
         "1|spec.strategy.canary.steps[1].fancyStep|dropped",
@@ -638,11 +631,7 @@ fn an_unknown_field_is_reported_never_dropped_silently() {
 #[test]
 fn a_clean_argo_rollout_converts_without_findings() {
     let text = "apiVersion: argoproj.io/v1alpha1\nkind: Rollout\nmetadata: {name: w}\nspec:\n  replicas: 2\n  selector: {matchLabels: {app: w}}\n  template:\n    metadata: {labels: {app: w}}\n    spec:\n      containers: [{name: w, image: w:1}]\n  strategy:\n    canary:\n      steps: [{setWeight: 50}, {pause: {duration: 10}}]\n";
-    let outcome = migrate(&[Input {
-        name: "in.yaml".into(),
-        text: text.into(),
-    }])
-    .expect("converts");
+    let outcome = convert_text("in.yaml", text);
     assert!(outcome.findings.is_empty(), "{:?}", outcome.findings);
     assert!(outcome.yaml.contains("duration: 10s"), "{}", outcome.yaml);
 }
