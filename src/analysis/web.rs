@@ -6,7 +6,10 @@
 //! argument cannot change the request's shape.
 //! Header values from Secrets arrive through [`super::prometheus::Credentials`]
 //! and, like every Secret value, are redacted from messages by the caller.
+//! Every request, redirect and resolved address passes the process's
+//! [`super::egress`] policy, and at most [`MAX_BODY`] bytes of an answer are read.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use jsonpath_rust::JsonPath;
@@ -14,6 +17,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 
+use super::egress::{self, EgressPolicy};
 use super::template::{Bindings, RenderError, render_escaped};
 use crate::crd::{WebMethod, WebProvider};
 
@@ -34,6 +38,8 @@ pub enum WebError {
     Invalid(String),
     #[error("web provider: request failed: {0}")]
     Request(String),
+    #[error("web provider: {0}")]
+    Refused(#[from] egress::EgressError),
     #[error("web provider: HTTP {0}: {1}")]
     Status(u16, String),
     #[error("web provider: the answer is not JSON: {0}")]
@@ -50,6 +56,10 @@ pub struct Web {
     method: WebMethod,
     headers: HeaderMap,
     body: Option<String>,
+    egress: Arc<EgressPolicy>,
+    /// Whether requests go through an HTTP proxy from the environment, which
+    /// resolves names itself: they are then checked here before sending.
+    proxied: bool,
 }
 
 impl Web {
@@ -59,6 +69,16 @@ impl Web {
         provider: &WebProvider,
         headers: Vec<(String, String)>,
         timeout: Duration,
+    ) -> Result<Web, WebError> {
+        Web::with_egress(provider, headers, timeout, egress::current())
+    }
+
+    /// As [`Web::new`] under `egress` instead of the process's policy.
+    pub fn with_egress(
+        provider: &WebProvider,
+        headers: Vec<(String, String)>,
+        timeout: Duration,
+        egress: Arc<EgressPolicy>,
     ) -> Result<Web, WebError> {
         let mut map = HeaderMap::new();
         for (key, value) in headers {
@@ -75,14 +95,21 @@ impl Web {
         crate::install_crypto_provider();
         let http = reqwest::Client::builder()
             .timeout(timeout)
+            .dns_resolver(egress.resolver())
+            .redirect(egress.redirects())
             .build()
             .map_err(|e| WebError::Invalid(e.to_string()))?;
+        let proxied = ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"]
+            .iter()
+            .any(|name| proxy_set(name));
         Ok(Web {
             http,
             url: provider.url.clone(),
             method: provider.method.unwrap_or_default(),
             headers: map,
             body: provider.body.clone(),
+            egress,
+            proxied,
         })
     }
 
@@ -107,6 +134,13 @@ impl Web {
         let url = self
             .render_url(bindings)
             .map_err(|e| WebError::Invalid(format!("url: {e}")))?;
+        let parsed = reqwest::Url::parse(&url)
+            .map_err(|e| WebError::Invalid(format!("url {url:?}: {e}")))?;
+        if self.proxied {
+            self.egress.check_resolved(&parsed).await?;
+        } else {
+            self.egress.check_literal(&parsed)?;
+        }
         let request = match self.method {
             WebMethod::Get => self.http.get(&url),
             WebMethod::Post => {
@@ -118,24 +152,28 @@ impl Web {
                 self.http.post(&url).body(body)
             }
         };
-        let response = request
+        let mut response = request
             .headers(self.headers.clone())
             .send()
             .await
-            .map_err(|e| WebError::Request(error_chain(&e)))?;
+            .map_err(|e| request_error(&e))?;
         let status = response.status();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| WebError::Request(error_chain(&e)))?;
+        // Read in chunks and stop past the limit: a hostile or broken endpoint
+        // must not make the controller buffer an endless answer.
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| request_error(&e))? {
+            bytes.extend_from_slice(&chunk);
+            if bytes.len() > MAX_BODY {
+                break;
+            }
+        }
         if !status.is_success() {
             let text = String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned();
             return Err(WebError::Status(status.as_u16(), text));
         }
         if bytes.len() > MAX_BODY {
             return Err(WebError::NotJson(format!(
-                "{} bytes, more than the {MAX_BODY} read",
-                bytes.len()
+                "more than the {MAX_BODY} bytes read"
             )));
         }
         serde_json::from_slice(&bytes).map_err(|e| WebError::NotJson(e.to_string()))
@@ -188,6 +226,25 @@ fn json_string_content(value: &str) -> String {
 }
 
 /// The error and its causes on one line.
+/// A refused destination keeps its own message; anything else is a failed request.
+fn request_error(error: &reqwest::Error) -> WebError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = source {
+        if let Some(refused) = current.downcast_ref::<egress::EgressError>() {
+            return WebError::Refused(refused.clone());
+        }
+        source = current.source();
+    }
+    WebError::Request(error_chain(error))
+}
+
+/// Whether the proxy variable `name` (or its lower-case spelling) is set.
+fn proxy_set(name: &str) -> bool {
+    [name.to_string(), name.to_lowercase()]
+        .iter()
+        .any(|n| std::env::var_os(n).is_some_and(|v| !v.is_empty()))
+}
+
 fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();

@@ -2,7 +2,8 @@
 //! whose token comes from a Secret judges a canary through an endpoint on
 //! 127.0.0.1 (with integer durations and an Argo-spelled condition), and a
 //! condition Sluice does not support is reported with its column on the
-//! AnalysisRun, the Rollout and an Event.
+//! AnalysisRun, the Rollout and an Event; a tenant's web metric that is
+//! redirected to the cloud metadata address is refused and holds the rollout.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -245,4 +246,71 @@ async fn an_unsupported_condition_is_reported_with_its_column() {
     })
     .await;
     assert!(events.contains("Warning"), "a Warning Event: {events}");
+}
+
+#[tokio::test]
+async fn a_web_metric_redirected_to_the_metadata_service_is_refused_and_holds_the_rollout() {
+    // A tenant-controlled endpoint that bounces the controller's request to
+    // the instance-metadata address, where the node's credentials live.
+    let app = axum::Router::new().route(
+        "/rate",
+        axum::routing::get(|| async {
+            (
+                StatusCode::FOUND,
+                [(
+                    axum::http::header::LOCATION,
+                    "http://169.254.169.254/latest/meta-data/iam/security-credentials/",
+                )],
+            )
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let endpoint = format!("http://{}", listener.local_addr().expect("address"));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let (admin, ns, kubeconfig) = setup("compat-egress").await;
+    let _controller =
+        ControllerProcess::start(&kubeconfig, &ns, "compat-egress", &["--no-leader-election"]);
+    apply_value(&admin, &ns, json!({
+        "apiVersion": "sluice.dev/v1alpha1", "kind": "AnalysisTemplate",
+        "metadata": {"name": "bounced"},
+        "spec": {"metrics": [{
+            "name": "error-rate", "interval": 2, "count": 3, "consecutiveErrorLimit": 1,
+            "successCondition": "result[0] < 0.05",
+            "provider": {"web": {"url": format!("{endpoint}/rate"), "jsonPath": "$.rate", "timeout": 5}}
+        }]}
+    }))
+    .await;
+    canary_with_analysis(&admin, &ns, "bounced").await;
+
+    const WHAT: &str = "the controller refuses to reach 169.254.169.254";
+    let run = run_in(&admin, &ns, AnalysisPhase::Error).await;
+    let messages = serde_json::to_string(&run.status).expect("json");
+    assert!(messages.contains(WHAT), "{messages}");
+    assert!(
+        messages.contains("denied range 169.254.0.0/16"),
+        "{messages}"
+    );
+    wait_phase(
+        &admin,
+        &ns,
+        "web",
+        RolloutPhase::Paused,
+        Duration::from_secs(60),
+    )
+    .await;
+    let status = rollout(&admin, &ns, "web").await.status.expect("status");
+    assert_ne!(
+        status.stable_revision,
+        Some(run.spec.canary_revision.clone()),
+        "the canary was not promoted"
+    );
+    wait_for(Duration::from_secs(30), "the Event", || {
+        let (admin, ns) = (admin.clone(), ns.clone());
+        async move { Some(events_text(&admin, &ns).await).filter(|t| t.contains(WHAT)) }
+    })
+    .await;
 }
