@@ -13,8 +13,8 @@ async fn main() -> ExitCode {
         Command::Controller(args) => {
             telemetry::init(args.log_format);
             sluice::analysis::egress::install(sluice::analysis::egress::EgressPolicy::new(
-                args.web_metric_deny_cidr.clone(),
-                args.web_metric_allow_cidr.clone(),
+                args.metric_deny_cidr.clone(),
+                args.metric_allow_cidr.clone(),
             ));
             let identity = args.identity.clone().unwrap_or_else(default_identity);
             let options = controller::Options {

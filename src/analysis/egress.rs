@@ -1,6 +1,6 @@
-//! Where a `web` metric may send its request.
+//! Where a metric provider (`web`, `prometheus`) may send its request.
 //!
-//! A web metric's URL is written by whoever may write an AnalysisTemplate, and
+//! A metric's URL or address is written by whoever may write an AnalysisTemplate, and
 //! the request leaves from the controller's pod with the controller's network
 //! identity; its answer (or the first bytes of an error page) lands in the
 //! AnalysisRun's status, which that tenant can read. Without a fence a tenant
@@ -38,7 +38,7 @@ const MAX_REDIRECTS: usize = 5;
 pub enum EgressError {
     #[error(
         "the controller refuses to reach {} ({rule}); \
-         the platform sets this with --web-metric-deny-cidr / --web-metric-allow-cidr",
+         the platform sets this with --metric-deny-cidr / --metric-allow-cidr",
         described(host, address)
     )]
     Refused {
@@ -193,6 +193,16 @@ impl reqwest::dns::Resolve for GuardedResolver {
 }
 
 static INSTALLED: OnceLock<Arc<EgressPolicy>> = OnceLock::new();
+
+/// `builder` with the process's policy applied to name resolution and
+/// redirects (IP literals in the first URL are the caller's to check, with
+/// [`EgressPolicy::check_literal`]).
+pub fn guarded(builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
+    let policy = current();
+    builder
+        .dns_resolver(policy.resolver())
+        .redirect(policy.redirects())
+}
 
 /// Set the process's policy (the controller's flags), once, before any web
 /// metric runs. Returns false when a policy was already set.

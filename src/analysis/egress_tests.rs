@@ -34,7 +34,9 @@ async fn server() -> (u16, tokio::task::JoinHandle<()>) {
         .route("/value", get(|| async { r#"{"value": 1}"# }))
         .route(
             "/to-metadata",
-            get(|| async { redirect("http://169.254.169.254/latest/meta-data/".into()) }),
+            axum::routing::any(|| async {
+                redirect("http://169.254.169.254/latest/meta-data/".into())
+            }),
         )
         .route(
             "/to-mapped-metadata",
@@ -173,4 +175,32 @@ async fn redirect_loops_end_and_endless_answers_are_cut_off() {
     .await
     .expect_err("8 MiB is more than the limit");
     assert!(endless.to_string().contains("bytes read"), "{endless}");
+}
+
+#[tokio::test]
+async fn a_prometheus_address_is_fenced_the_same_way() {
+    use crate::analysis::prometheus::{Credentials, Prometheus};
+    let (port, _server) = server().await;
+    let started = Instant::now();
+    for address in [
+        format!("http://127.0.0.1:{port}/to-metadata?"),
+        "http://169.254.169.254".to_string(),
+    ] {
+        let prometheus = Prometheus::new(&address, Duration::from_secs(5), Credentials::default())
+            .expect("client");
+        let error = prometheus
+            .instant("up", None)
+            .await
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            error.contains("the controller refuses to reach 169.254.169.254"),
+            "{address}: {error}"
+        );
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
 }

@@ -5,6 +5,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+/// Largest answer read from Prometheus: generous for a metric query that
+/// returns many series, small enough that a hostile endpoint cannot exhaust memory.
+const MAX_ANSWER: usize = 16 << 20;
+
 /// Why a query produced no number.
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
@@ -109,7 +113,7 @@ impl Prometheus {
         credentials: Credentials,
     ) -> Result<Prometheus, QueryError> {
         crate::install_crypto_provider();
-        let mut builder = reqwest::Client::builder().timeout(timeout);
+        let mut builder = super::egress::guarded(reqwest::Client::builder().timeout(timeout));
         if let Some(pem) = &credentials.ca_pem {
             let roots = reqwest::Certificate::from_pem_bundle(pem.as_bytes()).map_err(|e| {
                 QueryError::Unreachable {
@@ -137,24 +141,41 @@ impl Prometheus {
     }
 
     async fn call(&self, path: &str, params: &[(&str, String)]) -> Result<Data, QueryError> {
-        let mut request = self
-            .http
-            .post(format!("{}{path}", self.address))
-            .form(params);
+        let url = format!("{}{path}", self.address);
+        let unreachable = |message: String| QueryError::Unreachable {
+            address: self.address.clone(),
+            message,
+        };
+        let parsed = reqwest::Url::parse(&url).map_err(|e| unreachable(e.to_string()))?;
+        super::egress::current()
+            .check_literal(&parsed)
+            .map_err(|e| unreachable(e.to_string()))?;
+        let mut request = self.http.post(parsed).form(params);
         if let Some(token) = &self.credentials.bearer_token {
             request = request.bearer_auth(token);
         } else if let Some((user, password)) = &self.credentials.basic {
             request = request.basic_auth(user, Some(password));
         }
-        let response = request.send().await.map_err(|e| QueryError::Unreachable {
-            address: self.address.clone(),
-            message: error_chain(&e),
-        })?;
+        let mut response = request
+            .send()
+            .await
+            .map_err(|e| unreachable(error_chain(&e)))?;
         let status = response.status().as_u16();
-        let body = response.text().await.map_err(|e| QueryError::Unreachable {
-            address: self.address.clone(),
-            message: error_chain(&e),
-        })?;
+        // Read in chunks up to a limit: an answer this large is no metric.
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| unreachable(error_chain(&e)))?
+        {
+            bytes.extend_from_slice(&chunk);
+            if bytes.len() > MAX_ANSWER {
+                return Err(QueryError::Malformed(format!(
+                    "the answer is larger than {MAX_ANSWER} bytes"
+                )));
+            }
+        }
+        let body = String::from_utf8_lossy(&bytes);
         let envelope: Envelope = match serde_json::from_str(&body) {
             Ok(envelope) => envelope,
             Err(_) if status >= 300 => {

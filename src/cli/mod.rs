@@ -185,27 +185,29 @@ pub struct ControllerArgs {
     /// pending (receiver down, Secret missing); the wait doubles up to it.
     #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
     pub alert_retry_max_interval: std::time::Duration,
-    /// Address ranges (CIDR or single address, comma-separated) that no `web`
-    /// metric may reach, whatever its URL or redirects resolve to. The default
-    /// is the cloud metadata services; give the flag without a value to deny nothing.
+    /// Address ranges (CIDR or single address, comma-separated) that no
+    /// metric provider (`web`, `prometheus`) may reach, whatever its URL or
+    /// redirects resolve to. The default is the cloud metadata services; give
+    /// the flag without a value to deny nothing.
     #[arg(
         long,
-        env = "SLUICE_WEB_METRIC_DENY_CIDR",
+        env = "SLUICE_METRIC_DENY_CIDR",
         value_delimiter = ',',
         num_args = 0..,
         default_values_t = default_denied(),
         value_parser = parse_cidr
     )]
-    pub web_metric_deny_cidr: Vec<ipnet::IpNet>,
-    /// When given, `web` metrics may reach only these ranges (CIDR or single
-    /// address, comma-separated), e.g. the cluster's Service range.
+    pub metric_deny_cidr: Vec<ipnet::IpNet>,
+    /// When given, metric providers (`web`, `prometheus`) may reach only
+    /// these ranges (CIDR or single address, comma-separated), e.g. the
+    /// cluster's Service range.
     #[arg(
         long,
-        env = "SLUICE_WEB_METRIC_ALLOW_CIDR",
+        env = "SLUICE_METRIC_ALLOW_CIDR",
         value_delimiter = ',',
         value_parser = parse_cidr
     )]
-    pub web_metric_allow_cidr: Vec<ipnet::IpNet>,
+    pub metric_allow_cidr: Vec<ipnet::IpNet>,
 }
 
 fn default_denied() -> Vec<ipnet::IpNet> {
@@ -237,31 +239,27 @@ mod egress_flag_tests {
     }
 
     #[test]
-    fn the_web_metric_fence_defaults_to_the_metadata_services_and_can_be_set_or_emptied() {
+    fn the_metric_fence_defaults_to_the_metadata_services_and_can_be_set_or_emptied() {
         let default = controller(&[]).expect("default");
         assert!(
             default
-                .web_metric_deny_cidr
+                .metric_deny_cidr
                 .iter()
                 .any(|net| net.to_string() == "169.254.0.0/16")
         );
-        assert!(default.web_metric_allow_cidr.is_empty());
+        assert!(default.metric_allow_cidr.is_empty());
         let set = controller(&[
-            "--web-metric-deny-cidr=10.0.0.0/8,192.0.2.1",
-            "--web-metric-allow-cidr",
+            "--metric-deny-cidr=10.0.0.0/8,192.0.2.1",
+            "--metric-allow-cidr",
             "10.96.0.0/12",
         ])
         .expect("set");
-        let denied: Vec<String> = set
-            .web_metric_deny_cidr
-            .iter()
-            .map(|n| n.to_string())
-            .collect();
+        let denied: Vec<String> = set.metric_deny_cidr.iter().map(|n| n.to_string()).collect();
         assert_eq!(denied, ["10.0.0.0/8", "192.0.2.1/32"]);
-        assert_eq!(set.web_metric_allow_cidr.len(), 1);
-        let none = controller(&["--web-metric-deny-cidr"]).expect("empty");
-        assert!(none.web_metric_deny_cidr.is_empty());
-        let bad = controller(&["--web-metric-allow-cidr=10.0.0.0/33"]).expect_err("bad");
+        assert_eq!(set.metric_allow_cidr.len(), 1);
+        let none = controller(&["--metric-deny-cidr"]).expect("empty");
+        assert!(none.metric_deny_cidr.is_empty());
+        let bad = controller(&["--metric-allow-cidr=10.0.0.0/33"]).expect_err("bad");
         assert!(bad.to_string().contains("neither a CIDR range"), "{bad}");
     }
 }
