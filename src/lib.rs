@@ -9,6 +9,7 @@ pub mod analysis;
 pub mod cli;
 pub mod controller;
 pub mod crd;
+pub mod egress;
 pub mod engine;
 pub mod metrics;
 pub mod migrate;

@@ -12,7 +12,7 @@ async fn main() -> ExitCode {
     let result: Result<(), Box<dyn std::error::Error>> = match cli.command {
         Command::Controller(args) => {
             telemetry::init(args.log_format);
-            sluice::analysis::egress::install(sluice::analysis::egress::EgressPolicy::new(
+            sluice::egress::install(sluice::egress::EgressPolicy::new(
                 args.metric_deny_cidr.clone(),
                 args.metric_allow_cidr.clone(),
             ));

@@ -194,13 +194,30 @@ pub enum DeliveryOutcome {
 pub struct Delivery {
     pub attempts: u32,
     pub outcome: DeliveryOutcome,
-    /// One label per attempt (`2xx`, `4xx`, `429`, `5xx`, `timeout`, `network`), for metrics.
+    /// One label per attempt (`2xx`, `4xx`, `429`, `5xx`, `timeout`, `network`,
+    /// `refused` by the address fence), for metrics.
     pub attempt_results: Vec<&'static str>,
 }
 
 /// POST `out` until it is delivered, rejected, or the attempts run out.
 pub async fn deliver(client: &reqwest::Client, out: &Outgoing, policy: &Policy) -> Delivery {
     let mut attempt_results = Vec::new();
+    // A target URL the platform fences off is not tried at all (redirects and
+    // resolved names are checked by the client itself).
+    let refused = reqwest::Url::parse(&out.url)
+        .map_err(|e| format!("the target URL is not valid: {e}"))
+        .and_then(|url| {
+            crate::egress::current_denied_only()
+                .check_literal(&url)
+                .map_err(|e| e.to_string())
+        });
+    if let Err(detail) = refused {
+        return Delivery {
+            attempts: 1,
+            outcome: DeliveryOutcome::GaveUp { detail },
+            attempt_results: vec!["refused"],
+        };
+    }
     let mut last_error = String::new();
     let max_attempts = policy.max_attempts.max(1);
     for attempt in 1..=max_attempts {
@@ -233,7 +250,7 @@ pub async fn deliver(client: &reqwest::Client, out: &Outgoing, policy: &Policy) 
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_string);
                 let verdict = classify(status, retry_after.as_deref(), now);
-                let body = response.text().await.unwrap_or_default();
+                let body = start_of_body(response).await;
                 let detail = format!("HTTP {status}: {}", snippet(&body));
                 match verdict {
                     AttemptVerdict::Delivered => {
@@ -315,6 +332,21 @@ fn describe(error: &reqwest::Error, timeout: Duration) -> String {
         source = cause.source();
     }
     text
+}
+
+/// The first few KiB of a response body: only its start is ever shown, and
+/// a receiver must not make the controller buffer an endless answer.
+async fn start_of_body(mut response: reqwest::Response) -> String {
+    const KEEP: usize = 4096;
+    let mut bytes = Vec::new();
+    while bytes.len() < KEEP {
+        match response.chunk().await {
+            Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
+    bytes.truncate(KEEP);
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// The start of a response body, on one line.

@@ -10,7 +10,6 @@ pub mod condition;
 mod condition_parse;
 #[cfg(test)]
 mod condition_tests;
-pub mod egress;
 pub mod judge;
 pub mod measure;
 pub mod phase;

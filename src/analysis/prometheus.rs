@@ -113,7 +113,10 @@ impl Prometheus {
         credentials: Credentials,
     ) -> Result<Prometheus, QueryError> {
         crate::install_crypto_provider();
-        let mut builder = super::egress::guarded(reqwest::Client::builder().timeout(timeout));
+        let mut builder = crate::egress::guarded(
+            reqwest::Client::builder().timeout(timeout),
+            &crate::egress::current(),
+        );
         if let Some(pem) = &credentials.ca_pem {
             let roots = reqwest::Certificate::from_pem_bundle(pem.as_bytes()).map_err(|e| {
                 QueryError::Unreachable {
@@ -147,7 +150,7 @@ impl Prometheus {
             message,
         };
         let parsed = reqwest::Url::parse(&url).map_err(|e| unreachable(e.to_string()))?;
-        super::egress::current()
+        crate::egress::current()
             .check_literal(&parsed)
             .map_err(|e| unreachable(e.to_string()))?;
         let mut request = self.http.post(parsed).form(params);

@@ -7,7 +7,7 @@
 //! Header values from Secrets arrive through [`super::prometheus::Credentials`]
 //! and, like every Secret value, are redacted from messages by the caller.
 //! Every request, redirect and resolved address passes the process's
-//! [`super::egress`] policy, and at most [`MAX_BODY`] bytes of an answer are read.
+//! [`crate::egress`] policy, and at most [`MAX_BODY`] bytes of an answer are read.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,9 +17,9 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 
-use super::egress::{self, EgressPolicy};
 use super::template::{Bindings, RenderError, render_escaped};
 use crate::crd::{WebMethod, WebProvider};
+use crate::egress::{self, EgressPolicy};
 
 /// Longest answer read: a measurement is a number, not a data dump.
 const MAX_BODY: usize = 1 << 20;
@@ -93,10 +93,7 @@ impl Web {
             map.insert(name, value);
         }
         crate::install_crypto_provider();
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .dns_resolver(egress.resolver())
-            .redirect(egress.redirects())
+        let http = egress::guarded(reqwest::Client::builder().timeout(timeout), &egress)
             .build()
             .map_err(|e| WebError::Invalid(e.to_string()))?;
         let proxied = ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"]

@@ -211,9 +211,7 @@ pub struct ControllerArgs {
 }
 
 fn default_denied() -> Vec<ipnet::IpNet> {
-    crate::analysis::egress::EgressPolicy::default()
-        .denied()
-        .to_vec()
+    crate::egress::EgressPolicy::default().denied().to_vec()
 }
 
 /// A CIDR range, or one address as a range of one.

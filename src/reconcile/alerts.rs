@@ -68,10 +68,12 @@ impl Alerter {
     pub fn new(capacity: usize, base_delay: Duration, max_retry_interval: Duration) -> Alerter {
         crate::install_crypto_provider();
         let (sender, receiver) = mpsc::channel(capacity.max(1));
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("sluice/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .unwrap_or_default();
+        let http = crate::egress::guarded(
+            reqwest::Client::builder().user_agent(concat!("sluice/", env!("CARGO_PKG_VERSION"))),
+            &crate::egress::current_denied_only(),
+        )
+        .build()
+        .unwrap_or_default();
         Alerter {
             sender,
             receiver: tokio::sync::Mutex::new(receiver),

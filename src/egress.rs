@@ -194,11 +194,13 @@ impl reqwest::dns::Resolve for GuardedResolver {
 
 static INSTALLED: OnceLock<Arc<EgressPolicy>> = OnceLock::new();
 
-/// `builder` with the process's policy applied to name resolution and
-/// redirects (IP literals in the first URL are the caller's to check, with
+/// `builder` with `policy` applied to name resolution and redirects (IP
+/// literals in the first URL are the caller's to check, with
 /// [`EgressPolicy::check_literal`]).
-pub fn guarded(builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
-    let policy = current();
+pub fn guarded(
+    builder: reqwest::ClientBuilder,
+    policy: &Arc<EgressPolicy>,
+) -> reqwest::ClientBuilder {
     builder
         .dns_resolver(policy.resolver())
         .redirect(policy.redirects())
@@ -213,6 +215,12 @@ pub fn install(policy: EgressPolicy) -> bool {
 /// The process's policy: what [`install`] set, or the default.
 pub fn current() -> Arc<EgressPolicy> {
     Arc::clone(INSTALLED.get_or_init(|| Arc::new(EgressPolicy::default())))
+}
+
+/// The process's denied ranges without its allow-list: for alert targets,
+/// which live outside the cluster (chat, paging) where metrics do not.
+pub fn current_denied_only() -> Arc<EgressPolicy> {
+    Arc::new(EgressPolicy::new(current().denied.clone(), Vec::new()))
 }
 
 #[cfg(test)]

@@ -204,3 +204,44 @@ async fn a_prometheus_address_is_fenced_the_same_way() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn an_alert_target_into_the_metadata_range_is_never_posted_to() {
+    use crate::alerts::deliver::{DeliveryOutcome, Outgoing, Policy, deliver};
+    let (port, _server) = server().await;
+    let client = super::guarded(reqwest::Client::builder(), &super::current_denied_only())
+        .build()
+        .expect("client");
+    let policy = Policy {
+        timeout: Duration::from_secs(5),
+        max_attempts: 1,
+        ..Policy::default()
+    };
+    let started = Instant::now();
+    for url in [
+        "http://169.254.169.254/hook".to_string(),
+        format!("http://127.0.0.1:{port}/to-metadata"),
+    ] {
+        let out = Outgoing {
+            url: url.clone(),
+            body: b"{}".to_vec(),
+            signing_key: None,
+            authorization: None,
+            event_id: "e1".into(),
+            event: "RolloutAborted".into(),
+        };
+        let delivery = deliver(&client, &out, &policy).await;
+        match delivery.outcome {
+            DeliveryOutcome::GaveUp { detail } => assert!(
+                detail.contains("the controller refuses to reach 169.254.169.254"),
+                "{url}: {detail}"
+            ),
+            other => panic!("{url}: {other:?}"),
+        }
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+}
