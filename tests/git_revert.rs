@@ -1016,3 +1016,52 @@ async fn a_push_race_is_retried_whatever_the_locale() {
     let error = revert(&request).await.expect_err("unreachable");
     assert!(error.to_string().contains("fatal:"), "{error}");
 }
+
+/// `sluice rollout undo` (its own workspace, its own reason) and the
+/// controller's abort revert of the same image commit, started together: in
+/// every round exactly one revert commit lands and the other side reports
+/// that Git already says it, whoever wins.
+#[tokio::test]
+async fn an_undo_racing_the_abort_revert_of_the_same_commit_lands_one_revert() {
+    let mut winners = std::collections::BTreeMap::new();
+    for round in 0..12 {
+        let repo = Repo::new(&format!("undo-race-{round}"));
+        repo.commit(&[("apps/web/rollout.yaml", &manifest(STABLE))], "web 1.0.1");
+        let bump = repo.commit(&[("apps/web/rollout.yaml", &manifest(CANARY))], "web 1.0.2");
+        let abort = repo.request("apps/web");
+        let undo = RevertRequest {
+            reason: "an operator asked to undo to revision 1 (`sluice rollout undo`)".into(),
+            workspace: repo.root.join("undo-workspace"),
+            ..repo.request("apps/web")
+        };
+        let (by_abort, by_undo) = tokio::join!(revert(&abort), revert(&undo));
+        let outcomes = [by_abort.expect("abort side"), by_undo.expect("undo side")];
+        assert_eq!(
+            repo.count_reverts_of(&bump),
+            1,
+            "round {round}: {outcomes:?}"
+        );
+        assert!(
+            repo.head_file("apps/web/rollout.yaml").contains(STABLE),
+            "round {round}"
+        );
+        let reverted: Vec<usize> = outcomes
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| matches!(o, RevertOutcome::Reverted { .. }))
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(reverted.len(), 1, "round {round}: {outcomes:?}");
+        let other = &outcomes[1 - reverted[0]];
+        assert!(
+            matches!(
+                other,
+                RevertOutcome::AlreadyReverted { .. } | RevertOutcome::NotNeeded { .. }
+            ),
+            "round {round}: {other:?}"
+        );
+        *winners.entry(reverted[0]).or_insert(0) += 1;
+        let _ = std::fs::remove_dir_all(&repo.root);
+    }
+    eprintln!("winners (0 abort, 1 undo): {winners:?}");
+}
