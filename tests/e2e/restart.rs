@@ -42,6 +42,81 @@ async fn live_pods(client: &Client, ns: &str) -> Vec<(String, bool)> {
         .collect()
 }
 
+/// The fewest Ready pods seen while a restart runs, sampled every 150 ms.
+struct ReadyWatch {
+    lowest: usize,
+    observations: usize,
+}
+
+impl Default for ReadyWatch {
+    fn default() -> Self {
+        ReadyWatch {
+            lowest: REPLICAS,
+            observations: 0,
+        }
+    }
+}
+
+impl ReadyWatch {
+    /// One sample; fails the test when more than one pod is not Ready.
+    async fn sample(&mut self, client: &Client, ns: &str) -> Vec<(String, bool)> {
+        let pods = live_pods(client, ns).await;
+        let ready = pods.iter().filter(|(_, r)| *r).count();
+        self.lowest = self.lowest.min(ready);
+        self.observations += 1;
+        assert!(
+            ready + 1 >= REPLICAS,
+            "Ready pods dropped to {ready} of {REPLICAS}: {pods:?}"
+        );
+        pods
+    }
+
+    /// Sample until `status.restartedAt` is set; returns it.
+    async fn until_restarted(
+        &mut self,
+        client: &Client,
+        ns: &str,
+        controller: &ControllerProcess,
+    ) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
+        let rollouts = Api::<Rollout>::namespaced(client.clone(), ns);
+        let deadline = Instant::now() + Duration::from_secs(150);
+        loop {
+            self.sample(client, ns).await;
+            let rollout = rollouts.get("api").await.expect("get rollout");
+            if let Some(at) = rollout.status.as_ref().and_then(|s| s.restarted_at.clone()) {
+                return at;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "restart not done: {:?}; log:\n{}",
+                rollout.status.and_then(|s| s.restart_progress),
+                controller.log_tail()
+            );
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+    }
+}
+
+/// A Healthy Rollout `api` of [`REPLICAS`] pods under a controller running
+/// as deploy/'s ServiceAccount; returns the controller and the kubeconfig.
+async fn healthy_rollout(
+    admin: &Client,
+    ns: &str,
+    identity: &str,
+) -> (ControllerProcess, std::path::PathBuf) {
+    let kubeconfig = service_account_kubeconfig(admin, identity).await;
+    let controller = ControllerProcess::start(&kubeconfig, ns, identity, &["--no-leader-election"]);
+    apply_example(admin, ns, "replica-ratio/services.yaml", |_| {}).await;
+    apply_example(admin, ns, "replica-ratio/rollout.yaml", |doc| {
+        speed_up(doc);
+        doc["spec"]["replicas"] = json!(REPLICAS);
+        doc["spec"]["strategy"]["canary"]["steps"] = json!([{"setWeight": 50}, {"pause": {}}]);
+    })
+    .await;
+    wait_phase(admin, ns, "api", RolloutPhase::Healthy, SETTLE).await;
+    (controller, kubeconfig)
+}
+
 fn sluice(args: &[&str]) -> String {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
         .args(args)
@@ -60,16 +135,7 @@ fn sluice(args: &[&str]) -> String {
 #[tokio::test]
 async fn restart_replaces_every_pod_without_a_new_revision_and_keeps_availability() {
     let (admin, ns) = fresh_namespace("restart").await;
-    let kubeconfig = service_account_kubeconfig(&admin, "restart").await;
-    let controller =
-        ControllerProcess::start(&kubeconfig, &ns, "restart", &["--no-leader-election"]);
-    apply_example(&admin, &ns, "replica-ratio/services.yaml", |_| {}).await;
-    apply_example(&admin, &ns, "replica-ratio/rollout.yaml", |doc| {
-        speed_up(doc);
-        doc["spec"]["replicas"] = json!(REPLICAS);
-        doc["spec"]["strategy"]["canary"]["steps"] = json!([{"setWeight": 50}, {"pause": {}}]);
-    })
-    .await;
+    let (controller, _) = healthy_rollout(&admin, &ns, "restart").await;
     let healthy = wait_phase(&admin, &ns, "api", RolloutPhase::Healthy, SETTLE).await;
     let stable = healthy.status.and_then(|s| s.stable_revision);
     let replica_sets = |list: Vec<(String, i32, i32)>| -> Vec<(String, i32)> {
@@ -123,30 +189,10 @@ async fn restart_replaces_every_pod_without_a_new_revision_and_keeps_availabilit
         .await
         .expect("delete pdb");
     let rollouts = Api::<Rollout>::namespaced(admin.clone(), &ns);
-    let deadline = Instant::now() + Duration::from_secs(150);
-    let mut lowest_ready = REPLICAS;
-    let mut observations = 0;
-    let restarted_at = loop {
-        let pods = live_pods(&admin, &ns).await;
-        let ready = pods.iter().filter(|(_, r)| *r).count();
-        lowest_ready = lowest_ready.min(ready);
-        observations += 1;
-        assert!(
-            ready + 1 >= REPLICAS,
-            "Ready pods dropped to {ready} of {REPLICAS}: {pods:?}"
-        );
-        let rollout = rollouts.get("api").await.expect("get rollout");
-        if let Some(at) = rollout.status.as_ref().and_then(|s| s.restarted_at.clone()) {
-            break at;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "restart not done: {:?}; log:\n{}",
-            rollout.status.and_then(|s| s.restart_progress),
-            controller.log_tail()
-        );
-        tokio::time::sleep(Duration::from_millis(150)).await;
-    };
+    let mut watch = ReadyWatch::default();
+    let restarted_at = watch.until_restarted(&admin, &ns, &controller).await;
+    let lowest_ready = watch.lowest;
+    let observations = watch.observations;
     let rollout = rollouts.get("api").await.expect("get rollout");
     assert_eq!(rollout.spec.restart_at, Some(restarted_at.clone()));
     let now: BTreeSet<String> = live_pods(&admin, &ns)
@@ -190,5 +236,68 @@ async fn restart_replaces_every_pod_without_a_new_revision_and_keeps_availabilit
     wait_phase(&admin, &ns, "api", RolloutPhase::Healthy, SETTLE).await;
     eprintln!(
         "restart of {REPLICAS} pods: lowest Ready {lowest_ready}/{REPLICAS} over {observations} observations"
+    );
+}
+
+/// The controller is SIGKILLed right after its first eviction and a new one
+/// takes over: the restart finishes, every pod is replaced once, and no
+/// moment has more than one pod missing, before, during or after the crash.
+#[tokio::test]
+async fn a_restart_interrupted_by_a_controller_crash_finishes_without_losing_capacity() {
+    let (admin, ns) = fresh_namespace("restart-kill").await;
+    let (mut controller, kubeconfig) = healthy_rollout(&admin, &ns, "restart-kill").await;
+    let original: BTreeSet<String> = live_pods(&admin, &ns)
+        .await
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    sluice(&["rollout", "restart", "api", "-n", &ns]);
+    let mut watch = ReadyWatch::default();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let pods = watch.sample(&admin, &ns).await;
+        if pods.iter().any(|(name, _)| !original.contains(name)) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no pod was evicted; log:\n{}",
+            controller.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    controller.kill();
+    // Down for a while: the replacement becomes Ready, nothing else moves.
+    for _ in 0..20 {
+        watch.sample(&admin, &ns).await;
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    let successor = ControllerProcess::start(
+        &kubeconfig,
+        &ns,
+        "restart-kill-2",
+        &["--no-leader-election"],
+    );
+    watch.until_restarted(&admin, &ns, &successor).await;
+    let now: BTreeSet<String> = live_pods(&admin, &ns)
+        .await
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(now.len(), REPLICAS, "{now:?}");
+    assert!(
+        now.is_disjoint(&original),
+        "every pod replaced: before {original:?}, after {now:?}"
+    );
+    // Replaced once: no pod the restart created was evicted again.
+    let restarted = event_reasons(&admin, &ns, "api")
+        .await
+        .iter()
+        .filter(|r| *r == "PodRestarted")
+        .count();
+    assert!(restarted >= REPLICAS, "{restarted} PodRestarted Events");
+    eprintln!(
+        "restart across a controller kill: lowest Ready {}/{REPLICAS} over {} observations, {restarted} PodRestarted Events",
+        watch.lowest, watch.observations
     );
 }
