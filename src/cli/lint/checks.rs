@@ -259,7 +259,47 @@ fn placeholders_in(metric: &Metric) -> Vec<(Vec<Seg>, &str)> {
             }
         }
     }
+    if let Some(job) = &metric.provider.job {
+        if let Some(meta) = &job.metadata {
+            for (field, map) in [("labels", &meta.labels), ("annotations", &meta.annotations)] {
+                for (name, text) in map {
+                    out.push((
+                        key(&["provider", "job", "metadata", field, name]),
+                        text.as_str(),
+                    ));
+                }
+            }
+        }
+        strings_in(&job.spec, key(&["provider", "job", "spec"]), &mut out);
+    }
     out
+}
+
+/// Every string of a JSON value (a Job's spec), with its path.
+fn strings_in<'a>(
+    value: &'a serde_json::Value,
+    path: Vec<Seg>,
+    out: &mut Vec<(Vec<Seg>, &'a str)>,
+) {
+    let under = |seg: Seg| {
+        let mut path = path.clone();
+        path.push(seg);
+        path
+    };
+    match value {
+        serde_json::Value::String(text) => out.push((path, text.as_str())),
+        serde_json::Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                strings_in(item, under(Seg::Index(i)), out);
+            }
+        }
+        serde_json::Value::Object(fields) => {
+            for (name, item) in fields {
+                strings_in(item, under(Seg::Key(name.clone())), out);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// The NAMEs of `{{args.NAME}}` in `text`.
