@@ -17,7 +17,7 @@ use sluice::analysis::job::RUN_UID_LABEL;
 use sluice::crd::{AnalysisPhase, AnalysisRun, RolloutPhase};
 
 use super::blue_green::{active_selects, rollout_doc};
-use super::harness::{ControllerProcess, apply_value, wait_for};
+use super::harness::{ControllerProcess, apply_value, cluster, wait_for};
 use super::support::*;
 
 const SETTLE: Duration = Duration::from_secs(120);
@@ -124,6 +124,22 @@ async fn jobs_of(admin: &Client, ns: &str, run: &AnalysisRun) -> Vec<Job> {
         .items
 }
 
+/// The first Job of the only run, once there is one.
+async fn first_job(admin: &Client, ns: &str) -> Job {
+    wait_for(SETTLE, "the measurement's Job", || {
+        let (admin, ns) = (admin.clone(), ns.to_string());
+        async move {
+            let runs = Api::<AnalysisRun>::namespaced(admin.clone(), &ns)
+                .list(&Default::default())
+                .await
+                .ok()?;
+            let run = runs.items.into_iter().next()?;
+            jobs_of(&admin, &ns, &run).await.into_iter().next()
+        }
+    })
+    .await
+}
+
 /// The one Job of the only run, its owner and its filled-in spec checked.
 async fn the_job(admin: &Client, ns: &str) -> (AnalysisRun, Job) {
     let run = only_run(admin, ns).await;
@@ -228,18 +244,7 @@ async fn a_blue_green_pre_promotion_job_gates_the_switch() {
         .expect("stable");
     set_image(&admin, &ns, "web", "registry.example.com/web:1.0.1").await;
     // While the Job runs, the active Service stays on the old version.
-    let job = wait_for(SETTLE, "the pre-promotion Job", || {
-        let (admin, ns) = (admin.clone(), ns.clone());
-        async move {
-            let runs = Api::<AnalysisRun>::namespaced(admin.clone(), &ns)
-                .list(&Default::default())
-                .await
-                .ok()?;
-            let run = runs.items.into_iter().next()?;
-            jobs_of(&admin, &ns, &run).await.into_iter().next()
-        }
-    })
-    .await;
+    let job = first_job(&admin, &ns).await;
     assert_eq!(
         active_selects(&admin, &ns).await.as_deref(),
         Some(old.as_str()),
@@ -275,18 +280,7 @@ async fn a_blue_green_pre_promotion_job_gates_the_switch() {
 async fn a_controller_killed_while_a_job_runs_adopts_that_job_on_restart() {
     let (admin, ns, stable, mut first, kubeconfig) =
         canary_with_job("job-restart", job_template("0", "25s")).await;
-    let job = wait_for(SETTLE, "the measurement's Job", || {
-        let (admin, ns) = (admin.clone(), ns.clone());
-        async move {
-            let runs = Api::<AnalysisRun>::namespaced(admin.clone(), &ns)
-                .list(&Default::default())
-                .await
-                .ok()?;
-            let run = runs.items.into_iter().next()?;
-            jobs_of(&admin, &ns, &run).await.into_iter().next()
-        }
-    })
-    .await;
+    let job = first_job(&admin, &ns).await;
     first.kill();
     // Long enough that a restarted controller sees the measurement "due" again.
     tokio::time::sleep(Duration::from_secs(4)).await;
@@ -304,4 +298,79 @@ async fn a_controller_killed_while_a_job_runs_adopts_that_job_on_restart() {
     let metric = &run.status.expect("status").metrics[0];
     assert_eq!(metric.count, 1, "one measurement from one Job");
     assert_eq!(metric.phase, AnalysisPhase::Successful);
+}
+
+#[tokio::test]
+async fn an_abort_while_a_job_runs_deletes_that_job() {
+    let (admin, ns, stable, controller, _) =
+        canary_with_job("job-abort", job_template("0", "10m")).await;
+    let job = first_job(&admin, &ns).await;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["rollout", "abort", "web", "-n", &ns])
+        .env("KUBECONFIG", &cluster().info.kubeconfig)
+        .output()
+        .expect("sluice rollout abort");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let jobs: Api<Job> = Api::namespaced(admin.clone(), &ns);
+    let name = job.name_any();
+    wait_for(SETTLE, "the running Job deleted", || {
+        let (jobs, name) = (jobs.clone(), name.clone());
+        async move { jobs.get_opt(&name).await.ok()?.is_none().then_some(()) }
+    })
+    .await;
+    let run = only_run(&admin, &ns).await;
+    assert_eq!(
+        run.status.and_then(|s| s.phase),
+        Some(AnalysisPhase::Terminated),
+        "{}",
+        controller.log_tail()
+    );
+    let status = rollout(&admin, &ns, "web").await.status.expect("status");
+    assert_eq!(status.stable_revision.as_deref(), Some(stable.as_str()));
+}
+
+#[tokio::test]
+async fn a_job_the_api_server_refuses_is_an_error_with_its_reason_and_an_event() {
+    let mut template = job_template("0", "2s");
+    let metric = &mut template["spec"]["metrics"][0];
+    metric["consecutiveErrorLimit"] = json!(0);
+    // A JobSpec in shape, refused by the API server's validation.
+    metric["provider"]["job"]["spec"]["template"]["spec"]["restartPolicy"] = json!("Always");
+    let (admin, ns, _stable, controller, _) = canary_with_job("job-refused", template).await;
+    let run = wait_for(SETTLE, "the run in Error", || {
+        let (admin, ns) = (admin.clone(), ns.clone());
+        async move {
+            let runs = Api::<AnalysisRun>::namespaced(admin.clone(), &ns)
+                .list(&Default::default())
+                .await
+                .ok()?;
+            let run = runs.items.into_iter().next()?;
+            (run.status.as_ref()?.phase == Some(AnalysisPhase::Error)).then_some(run)
+        }
+    })
+    .await;
+    let status = run.status.clone().expect("status");
+    let message = status.metrics[0].measurements[0]
+        .message
+        .clone()
+        .unwrap_or_default();
+    assert!(
+        message.starts_with("cannot create Job ")
+            && message.contains("spec.template.spec.restartPolicy"),
+        "the API server's reason in the measurement: {message}\n{}",
+        controller.log_tail()
+    );
+    assert!(
+        jobs_of(&admin, &ns, &run).await.is_empty(),
+        "no Job was created"
+    );
+    let reasons = event_reasons(&admin, &ns, &run.name_any()).await;
+    assert!(
+        reasons.iter().any(|r| r == "AnalysisJobCreateFailed"),
+        "{reasons:?}"
+    );
 }
