@@ -7,7 +7,7 @@
 //! starting a second one; the owner reference to the AnalysisRun lets the
 //! garbage collector remove the Jobs with the run.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -16,7 +16,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::template::{Bindings, RenderError, render_escaped};
+use super::template::{Bindings, RenderError, args_named, render_escaped};
 use crate::crd::JobProvider;
 
 /// Label selecting every Job of one AnalysisRun (its uid: always a valid label value).
@@ -134,13 +134,36 @@ fn render_strings(value: &Value, bindings: &Bindings) -> Result<Value, RenderErr
 /// The Job of measurement `index` of metric `metric`: the provider's spec with
 /// placeholders filled, in the run's namespace (never another), owned by the
 /// run and labelled with it.
+///
+/// An argument read from a Secret (`secret_args`) is refused: it would be
+/// written into the Job in clear, readable by anyone who may read Jobs.
 pub fn build_job(
     provider: &JobProvider,
     bindings: &Bindings,
+    secret_args: &BTreeSet<String>,
     owner: &Owner<'_>,
     metric: &str,
     index: i32,
 ) -> Result<Job, BuildError> {
+    let mut texts = Vec::new();
+    strings_of(&provider.spec, &mut texts);
+    if let Some(meta) = &provider.metadata {
+        texts.extend(
+            meta.labels
+                .values()
+                .chain(meta.annotations.values())
+                .map(String::as_str),
+        );
+    }
+    if let Some(arg) = texts
+        .iter()
+        .flat_map(|text| args_named(text))
+        .find(|arg| secret_args.contains(*arg))
+    {
+        return Err(BuildError::Invalid(format!(
+            "argument {arg} comes from a Secret and would be written into the Job in clear; give it to the container with env[].valueFrom.secretKeyRef instead"
+        )));
+    }
     let spec =
         check_spec(&render_strings(&provider.spec, bindings)?).map_err(BuildError::Invalid)?;
     let render_map =
@@ -174,6 +197,16 @@ pub fn build_job(
         spec: Some(spec),
         status: None,
     })
+}
+
+/// Every string of a JSON value.
+fn strings_of<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
+    match value {
+        Value::String(text) => out.push(text),
+        Value::Array(items) => items.iter().for_each(|v| strings_of(v, out)),
+        Value::Object(fields) => fields.values().for_each(|v| strings_of(v, out)),
+        _ => {}
+    }
 }
 
 /// Where an observed Job stands.

@@ -1,6 +1,6 @@
 //! `analysis::job`: Job names, the Job built for a measurement, what an
 //! observed Job means, and job metrics in the run's bookkeeping.
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::batch::v1::{JobCondition, JobStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -70,7 +70,15 @@ fn owner() -> Owner<'static> {
 }
 
 fn with_condition(kind: &str, reason: &str, message: &str, created: Timestamp) -> Job {
-    let mut job = build_job(&provider(), &bindings(), &owner(), "smoke", 0).expect("builds");
+    let mut job = build_job(
+        &provider(),
+        &bindings(),
+        &BTreeSet::new(),
+        &owner(),
+        "smoke",
+        0,
+    )
+    .expect("builds");
     job.metadata.creation_timestamp = Some(Time(created));
     job.status = Some(JobStatus {
         conditions: (!kind.is_empty()).then(|| {
@@ -126,7 +134,15 @@ fn long_or_unusual_names_are_shortened_with_a_hash_and_stay_distinct() {
 
 #[test]
 fn the_job_is_in_the_runs_namespace_owned_by_the_run_labelled_and_filled_in() {
-    let job = build_job(&provider(), &bindings(), &owner(), "smoke", 3).expect("builds");
+    let job = build_job(
+        &provider(),
+        &bindings(),
+        &BTreeSet::new(),
+        &owner(),
+        "smoke",
+        3,
+    )
+    .expect("builds");
     assert_eq!(job.metadata.name.as_deref(), Some("web-abc123-2-smoke-3"));
     assert_eq!(job.metadata.namespace.as_deref(), Some("shop"));
     let owners = job.metadata.owner_references.clone().unwrap_or_default();
@@ -152,7 +168,15 @@ fn the_job_is_in_the_runs_namespace_owned_by_the_run_labelled_and_filled_in() {
 fn an_unknown_argument_or_a_spec_that_is_no_job_spec_is_a_clear_error() {
     let mut missing = bindings();
     missing.args.remove("service");
-    let error = build_job(&provider(), &missing, &owner(), "smoke", 0).expect_err("unknown arg");
+    let error = build_job(
+        &provider(),
+        &missing,
+        &BTreeSet::new(),
+        &owner(),
+        "smoke",
+        0,
+    )
+    .expect_err("unknown arg");
     assert!(error.to_string().contains("args.service"), "{error}");
 
     let mut bad = provider();
@@ -289,4 +313,20 @@ fn a_job_metric_refuses_conditions_and_gives_the_run_time_for_its_jobs() {
         end >= at(2 * 3600),
         "two one-hour Jobs must fit before the deadline, got {end}"
     );
+}
+
+#[test]
+fn an_argument_from_a_secret_is_never_written_into_a_job() {
+    let secret = BTreeSet::from(["service".to_string()]);
+    let error = build_job(&provider(), &bindings(), &secret, &owner(), "smoke", 0)
+        .expect_err("the Secret's value would be in the Job in clear");
+    assert!(
+        error
+            .to_string()
+            .contains("argument service comes from a Secret"),
+        "{error}"
+    );
+    // Secret arguments the Job does not use are no obstacle.
+    let unused = BTreeSet::from(["api-token".to_string()]);
+    assert!(build_job(&provider(), &bindings(), &unused, &owner(), "smoke", 0).is_ok());
 }

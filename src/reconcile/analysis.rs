@@ -2,6 +2,7 @@
 //! them, and writes the numbers and the verdict into the run's status, where
 //! the Rollout's step is waiting for it.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -100,10 +101,12 @@ async fn fetch_template(
 }
 
 /// `secrets` collects every Secret-sourced value read, for the [`Redactor`].
+/// `secret_args` collects, per template, the names of its arguments read from Secrets.
 async fn prepare(
     client: &Client,
     run: &AnalysisRun,
     secrets: &mut Vec<String>,
+    secret_args: &mut BTreeMap<String, BTreeSet<String>>,
 ) -> Result<Vec<Prepared>, Setup> {
     let namespace = run.namespace().unwrap_or_else(|| "default".into());
     let mut prepared = Vec::new();
@@ -114,6 +117,10 @@ async fn prepare(
             .map_err(Setup::ArgMissing)?;
         let mut args = bound.values;
         for (arg, selector) in bound.from_secrets {
+            secret_args
+                .entry(name.clone())
+                .or_default()
+                .insert(arg.to_string());
             let value = secret_value(client, &namespace, selector).await?;
             secrets.push(value.clone());
             args.insert(arg.to_string(), value);
@@ -205,8 +212,8 @@ async fn reconcile_run(run: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Actio
         );
         return Ok(Action::await_change());
     }
-    let mut secrets = Vec::new();
-    let prepared = prepare(&ctx.io.client, &run, &mut secrets).await;
+    let (mut secrets, mut secret_args) = (Vec::new(), BTreeMap::new());
+    let prepared = prepare(&ctx.io.client, &run, &mut secrets, &mut secret_args).await;
     let redactor = Redactor::new(&secrets);
     let prepared = match prepared {
         Ok(p) => p,
@@ -255,6 +262,7 @@ async fn reconcile_run(run: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Actio
     // Metrics whose Job still runs: read back every JOB_POLL, not when "due".
     let mut job_running = vec![false; prepared.len()];
     let job_keys = job_metric_keys(&prepared);
+    let no_secrets = BTreeSet::new();
     let namespace = run.namespace().unwrap_or_else(|| "default".into());
     for (i, (p, result)) in prepared.iter().zip(status.metrics.iter_mut()).enumerate() {
         if next_due(result, &p.plan, started).is_some_and(|due| due <= now) {
@@ -267,6 +275,7 @@ async fn reconcile_run(run: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Actio
                     let due = DueJob {
                         provider,
                         bindings: &bindings,
+                        secret_args: secret_args.get(&p.plan.template).unwrap_or(&no_secrets),
                         metric: &job_keys[i],
                         index: result.count,
                         timeout: *timeout,

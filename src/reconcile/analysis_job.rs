@@ -5,6 +5,7 @@
 //! The decisions are [`crate::analysis::job`]'s; this file only talks to the
 //! API server. A Job is only ever created in the run's own namespace.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -34,6 +35,8 @@ pub struct DueJob<'a> {
     pub provider: &'a JobProvider,
     /// The metric's arguments, `{{revision}}` set to the canary.
     pub bindings: &'a Bindings,
+    /// Arguments of the metric's template read from Secrets: never put into a Job.
+    pub secret_args: &'a BTreeSet<String>,
     /// The metric's name, or `template-metric` where two templates share it.
     pub metric: &'a str,
     /// 0-based index of the measurement: the Job's name depends on it.
@@ -71,7 +74,14 @@ pub async fn step(
                 run_uid: &run_uid,
                 namespace: &namespace,
             };
-            let job = match build_job(due.provider, due.bindings, &owner, due.metric, due.index) {
+            let job = match build_job(
+                due.provider,
+                due.bindings,
+                due.secret_args,
+                &owner,
+                due.metric,
+                due.index,
+            ) {
                 Ok(job) => job,
                 Err(error) => {
                     return Some(create_failed(ctx, run, &name, &error.to_string()).await);

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::locate::{FieldPath, Seg};
 use crate::analysis::condition::Condition;
-use crate::analysis::template::condition_shape;
+use crate::analysis::template::{args_named, condition_shape};
 use crate::crd::{
     AnalysisArg, AnalysisTemplateRef, AnalysisTemplateSpec, Metric, Rollout, TemplateArg,
 };
@@ -300,21 +300,6 @@ fn strings_in<'a>(
         }
         _ => {}
     }
-}
-
-/// The NAMEs of `{{args.NAME}}` in `text`.
-fn args_named(text: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    let mut rest = text;
-    while let Some(start) = rest.find("{{") {
-        let after = &rest[start + 2..];
-        let Some(end) = after.find("}}") else { break };
-        if let Some(name) = after[..end].trim().strip_prefix("args.") {
-            out.push(name);
-        }
-        rest = &after[end + 2..];
-    }
-    out
 }
 
 #[cfg(test)]
