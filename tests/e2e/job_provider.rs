@@ -374,3 +374,47 @@ async fn a_job_the_api_server_refuses_is_an_error_with_its_reason_and_an_event()
         "{reasons:?}"
     );
 }
+
+#[tokio::test]
+async fn a_job_past_its_timeout_is_deleted_and_the_measurement_is_an_error() {
+    let mut template = job_template("0", "10m");
+    let metric = &mut template["spec"]["metrics"][0];
+    metric["consecutiveErrorLimit"] = json!(0);
+    metric["provider"]["job"]["timeout"] = json!("6s");
+    let (admin, ns, _stable, controller, _) = canary_with_job("job-timeout", template).await;
+    let job = first_job(&admin, &ns).await;
+    let run = wait_for(SETTLE, "the run in Error", || {
+        let (admin, ns) = (admin.clone(), ns.clone());
+        async move {
+            let runs = Api::<AnalysisRun>::namespaced(admin.clone(), &ns)
+                .list(&Default::default())
+                .await
+                .ok()?;
+            let run = runs.items.into_iter().next()?;
+            (run.status.as_ref()?.phase == Some(AnalysisPhase::Error)).then_some(run)
+        }
+    })
+    .await;
+    let message = run.status.clone().expect("status").metrics[0].measurements[0]
+        .message
+        .clone()
+        .unwrap_or_default();
+    assert_eq!(
+        message,
+        format!("Job {} did not finish within 6s; deleted", job.name_any()),
+        "{}",
+        controller.log_tail()
+    );
+    let jobs: Api<Job> = Api::namespaced(admin.clone(), &ns);
+    let name = job.name_any();
+    wait_for(SETTLE, "the timed-out Job deleted", || {
+        let (jobs, name) = (jobs.clone(), name.clone());
+        async move { jobs.get_opt(&name).await.ok()?.is_none().then_some(()) }
+    })
+    .await;
+    let reasons = event_reasons(&admin, &ns, &run.name_any()).await;
+    assert!(
+        reasons.iter().any(|r| r == "AnalysisJobTimedOut"),
+        "{reasons:?}"
+    );
+}
