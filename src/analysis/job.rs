@@ -1,6 +1,6 @@
 //! The `job` provider without I/O: the Job a measurement creates (its
 //! deterministic name, labels and owner), and what an observed Job means for
-//! the measurement.
+//! the measurement; and the plan of a job metric.
 //!
 //! Measurement `n` of a metric always maps to the same Job name, so a
 //! controller that restarts while a Job runs finds that Job again instead of
@@ -16,8 +16,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use super::run::{
+    DEFAULT_CONSECUTIVE_ERROR_LIMIT, DEFAULT_COUNT, MetricPlan, VerdictKind, duration,
+};
 use super::template::{Bindings, RenderError, args_named, render_escaped};
-use crate::crd::JobProvider;
+use crate::crd::{JobProvider, Metric};
 
 /// Label selecting every Job of one AnalysisRun (its uid: always a valid label value).
 pub const RUN_UID_LABEL: &str = "sluice.dev/analysis-run-uid";
@@ -48,6 +51,45 @@ pub fn check_spec(spec: &Value) -> Result<JobSpec, String> {
         );
     }
     Ok(parsed)
+}
+
+/// A job metric's plan: judged by the Job's outcome, so it takes no
+/// conditions; `template` is left for the caller to fill in.
+pub fn plan_job_metric(
+    metric: &Metric,
+    job: &JobProvider,
+    interval: Duration,
+    initial_delay: Duration,
+) -> Result<MetricPlan, String> {
+    let provider = &metric.provider;
+    if provider.prometheus.is_some() || provider.scrape.is_some() || provider.web.is_some() {
+        return Err("set exactly one provider: prometheus, scrape, web or job".into());
+    }
+    if metric.compare.is_some()
+        || metric.success_condition.is_some()
+        || metric.failure_condition.is_some()
+    {
+        return Err("a job metric is judged by the Job's outcome: remove compare, successCondition and failureCondition".into());
+    }
+    check_spec(&job.spec)?;
+    let timeout = duration(job.timeout.as_ref(), DEFAULT_TIMEOUT, "timeout")?;
+    if timeout < Duration::from_secs(1) {
+        return Err("provider.job.timeout must be at least 1s".into());
+    }
+    Ok(MetricPlan {
+        template: String::new(),
+        metric: metric.clone(),
+        interval,
+        initial_delay,
+        count: metric.count.unwrap_or(DEFAULT_COUNT).max(1),
+        failure_limit: metric.failure_limit.unwrap_or(0),
+        inconclusive_limit: metric.inconclusive_limit.unwrap_or(0),
+        consecutive_error_limit: metric
+            .consecutive_error_limit
+            .unwrap_or(DEFAULT_CONSECUTIVE_ERROR_LIMIT),
+        no_data: metric.no_data.unwrap_or_default(),
+        verdict: VerdictKind::Job { timeout },
+    })
 }
 
 /// `text` as a Kubernetes name or label value: lowercase letters, digits and

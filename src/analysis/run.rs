@@ -14,12 +14,12 @@ use super::verdicts::{finite, judge_counts_into, judge_samples_into, short};
 use crate::crd::limits::{MAX_ANALYSIS_WAIT, after};
 use crate::crd::{
     AnalysisPhase, BadDirection, ComparisonKind, ComparisonMinimum, CountSample, DurationOrSeconds,
-    JobProvider, Measurement, Metric, MetricResult, NoDataPolicy, PodCount,
+    Measurement, Metric, MetricResult, NoDataPolicy, PodCount,
 };
 
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
-const DEFAULT_COUNT: i32 = 5;
-const DEFAULT_CONSECUTIVE_ERROR_LIMIT: i32 = 4;
+pub(super) const DEFAULT_COUNT: i32 = 5;
+pub(super) const DEFAULT_CONSECUTIVE_ERROR_LIMIT: i32 = 4;
 const DEFAULT_CONFIDENCE: f64 = 0.95;
 
 /// How a metric is judged.
@@ -67,7 +67,7 @@ pub struct MetricPlan {
     pub verdict: VerdictKind,
 }
 
-fn duration(
+pub(super) fn duration(
     value: Option<&DurationOrSeconds>,
     default: Duration,
     what: &str,
@@ -173,7 +173,7 @@ pub fn plan_metric(template: &str, metric: &Metric) -> Result<MetricPlan, String
     .map_err(fail)?;
     let provider = &metric.provider;
     if let Some(job) = &provider.job {
-        return plan_job_metric(metric, job, interval, initial_delay)
+        return super::job::plan_job_metric(metric, job, interval, initial_delay)
             .map(|plan| MetricPlan {
                 template: template.into(),
                 ..plan
@@ -294,44 +294,6 @@ pub fn plan_metric(template: &str, metric: &Metric) -> Result<MetricPlan, String
             .unwrap_or(DEFAULT_CONSECUTIVE_ERROR_LIMIT),
         no_data: metric.no_data.unwrap_or_default(),
         verdict,
-    })
-}
-
-/// A job metric: judged by the Job's outcome, so it takes no conditions.
-fn plan_job_metric(
-    metric: &Metric,
-    job: &JobProvider,
-    interval: Duration,
-    initial_delay: Duration,
-) -> Result<MetricPlan, String> {
-    let provider = &metric.provider;
-    if provider.prometheus.is_some() || provider.scrape.is_some() || provider.web.is_some() {
-        return Err("set exactly one provider: prometheus, scrape, web or job".into());
-    }
-    if metric.compare.is_some()
-        || metric.success_condition.is_some()
-        || metric.failure_condition.is_some()
-    {
-        return Err("a job metric is judged by the Job's outcome: remove compare, successCondition and failureCondition".into());
-    }
-    super::job::check_spec(&job.spec)?;
-    let timeout = duration(job.timeout.as_ref(), super::job::DEFAULT_TIMEOUT, "timeout")?;
-    if timeout < Duration::from_secs(1) {
-        return Err("provider.job.timeout must be at least 1s".into());
-    }
-    Ok(MetricPlan {
-        template: String::new(),
-        metric: metric.clone(),
-        interval,
-        initial_delay,
-        count: metric.count.unwrap_or(DEFAULT_COUNT).max(1),
-        failure_limit: metric.failure_limit.unwrap_or(0),
-        inconclusive_limit: metric.inconclusive_limit.unwrap_or(0),
-        consecutive_error_limit: metric
-            .consecutive_error_limit
-            .unwrap_or(DEFAULT_CONSECUTIVE_ERROR_LIMIT),
-        no_data: metric.no_data.unwrap_or_default(),
-        verdict: VerdictKind::Job { timeout },
     })
 }
 
