@@ -135,6 +135,7 @@ fn counts_metric() -> Metric {
             }),
             scrape: None,
             web: None,
+            job: None,
         },
         compare: Some(Comparison::default()),
         ..Default::default()

@@ -87,6 +87,7 @@ fn each_fixture_reports_exactly_the_fields_it_cannot_carry_over() {
                 "1|spec.metrics[1].count|attention",
                 "1|spec.metrics[1].successCondition|attention",
                 "1|spec.metrics[1].provider.web|dropped",
+                "1|spec.metrics[2].successCondition|dropped",
                 "1|spec.dryRun|dropped",
                 "1|spec.measurementRetention|dropped",
             ],
@@ -371,7 +372,31 @@ fn argo_analysis_templates_keep_prometheus_metrics_and_leave_out_the_rest() {
         ])
     );
     let metrics = template["spec"]["metrics"].as_array().expect("metrics");
-    assert_eq!(metrics.len(), 1, "the web metric is left out");
+    assert_eq!(
+        metrics.len(),
+        2,
+        "the web metric is left out, the job metric kept"
+    );
+    // Argo's job provider has Sluice's spelling: labels, annotations and the JobSpec as written.
+    let smoke = &metrics[1];
+    assert_eq!(smoke["name"], "smoke-test");
+    assert_eq!(
+        smoke["count"], 1,
+        "Argo runs a Job metric without interval once"
+    );
+    assert!(
+        smoke.get("successCondition").is_none(),
+        "judged by the Job's outcome"
+    );
+    assert_eq!(
+        smoke["provider"]["job"]["metadata"],
+        json!({"labels": {"team": "checkout"}, "annotations": {"owner": "{{args.service-name}}"}})
+    );
+    assert_eq!(smoke["provider"]["job"]["spec"]["backoffLimit"], 1);
+    assert_eq!(
+        smoke["provider"]["job"]["spec"]["template"]["spec"]["containers"][0]["command"],
+        json!(["run-smoke-test", "http://{{args.service-name}}"])
+    );
     let m = &metrics[0];
     for (key, value) in [
         ("interval", json!("1m")),

@@ -403,6 +403,7 @@ fn a_run_with_an_unsupported_condition_says_which_metric_and_where() {
             }),
             scrape: None,
             web: None,
+            job: None,
         },
         success_condition: Some("result < {{args.max}} and filter(result) > 0".into()),
         ..Default::default()

@@ -21,7 +21,9 @@ use super::template::{
 };
 use super::web::{Web, WebError, number_at};
 use crate::crd::limits::MAX_ANALYSIS_WAIT;
-use crate::crd::{CountSample, DurationOrSeconds, Measurement, Metric, PodCount, WebProvider};
+use crate::crd::{
+    CountSample, DurationOrSeconds, JobProvider, Measurement, Metric, PodCount, WebProvider,
+};
 use crate::engine::hash::POD_TEMPLATE_HASH_LABEL;
 
 /// Where a metric's numbers come from.
@@ -35,6 +37,8 @@ pub enum Source {
         timeout: Duration,
     },
     Web(Web),
+    /// A Job per measurement, created and watched by the controller's analysis loop.
+    Job(JobProvider),
 }
 
 /// A metric ready to measure: its plan, its bindings and its provider.
@@ -113,9 +117,10 @@ pub fn prepare_metric(
                 timeout: timeout_of(&scrape.timeout, Duration::from_secs(5))?,
             }
         }
-        (None, None) => match &metric.provider.web {
-            Some(web) => Source::Web(web_source(metric, web, &bindings, &credentials)?),
-            None => return Err(format!("metric {}: no provider", metric.name)),
+        (None, None) => match (&metric.provider.web, &metric.provider.job) {
+            (Some(web), _) => Source::Web(web_source(metric, web, &bindings, &credentials)?),
+            (None, Some(job)) => Source::Job(job.clone()),
+            (None, None) => return Err(format!("metric {}: no provider", metric.name)),
         },
     };
     Ok(Prepared {
@@ -184,6 +189,11 @@ pub async fn measure(
             }
             return web_measure(p, web, canary, baseline).await;
         }
+        Source::Job(_) => {
+            return MeasurementOutcome::Error(
+                "the job provider runs a Job in the cluster; only the controller measures it, a past window cannot be replayed".into(),
+            );
+        }
         Source::Scrape { .. } => {
             let Some(live) = live else {
                 return MeasurementOutcome::Error(
@@ -248,6 +258,7 @@ pub async fn measure(
                     baseline_pods: Vec::new(),
                 })
             }
+            VerdictKind::Job { .. } => Err("a job metric is measured by its Job".into()),
             VerdictKind::Samples(_) => {
                 // One value per revision for this interval alone: the query's window is
                 // `{{interval}}` and successive measurements are an interval apart, so no
@@ -311,6 +322,9 @@ async fn web_measure(p: &Prepared, web: &Web, canary: &str, baseline: &str) -> M
                     canary_pods: Vec::new(),
                     baseline_pods: Vec::new(),
                 })
+            }
+            VerdictKind::Job { .. } => {
+                Err(WebError::Invalid("a job metric has no web provider".into()))
             }
             VerdictKind::Samples(_) => {
                 let mut values = [f64::NAN; 2];
@@ -417,6 +431,7 @@ async fn scrape_measure(
                     baseline_pods,
                 })
             }
+            VerdictKind::Job { .. } => Err("a job metric is measured by its Job".into()),
             VerdictKind::Samples(_) => {
                 Err("a Samples comparison needs the prometheus provider".into())
             }

@@ -10,6 +10,7 @@ pub mod condition;
 mod condition_parse;
 #[cfg(test)]
 mod condition_tests;
+pub mod job;
 pub mod judge;
 pub mod measure;
 pub mod phase;

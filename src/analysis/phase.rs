@@ -2,7 +2,7 @@
 //! counters and limits into Running, Successful, Failed, Inconclusive or
 //! Error.
 
-use super::run::{MetricPlan, VerdictKind};
+use super::run::MetricPlan;
 use crate::crd::{AnalysisPhase, MetricResult};
 
 /// The metric's phase once the measurement that ended `decided` is counted
@@ -21,7 +21,7 @@ pub fn metric_phase(
     result: &MetricResult,
     decided: AnalysisPhase,
 ) -> AnalysisPhase {
-    let comparison = !matches!(plan.verdict, VerdictKind::Threshold { .. });
+    let comparison = plan.verdict.is_comparison();
     if result.consecutive_errors > plan.consecutive_error_limit {
         AnalysisPhase::Error
     } else if comparison && decided == AnalysisPhase::Failed && result.failed > plan.failure_limit {
@@ -71,6 +71,7 @@ mod tests {
                 prometheus: Some(prometheus),
                 scrape: None,
                 web: None,
+                job: None,
             },
             success_condition: (!comparison).then(|| "result < 0.01".into()),
             compare: comparison.then(Comparison::default),

@@ -18,8 +18,8 @@ use crate::crd::{
 };
 
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
-const DEFAULT_COUNT: i32 = 5;
-const DEFAULT_CONSECUTIVE_ERROR_LIMIT: i32 = 4;
+pub(super) const DEFAULT_COUNT: i32 = 5;
+pub(super) const DEFAULT_CONSECUTIVE_ERROR_LIMIT: i32 = 4;
 const DEFAULT_CONFIDENCE: f64 = 0.95;
 
 /// How a metric is judged.
@@ -31,6 +31,25 @@ pub enum VerdictKind {
     },
     Counts(JudgeConfig),
     Samples(JudgeConfig),
+    /// A Job's outcome; a Job still running after `timeout` is an Error.
+    Job {
+        timeout: Duration,
+    },
+}
+
+impl VerdictKind {
+    /// Comparisons decide by a sequential test and share the false-abort budget.
+    pub fn is_comparison(&self) -> bool {
+        matches!(self, VerdictKind::Counts(_) | VerdictKind::Samples(_))
+    }
+
+    /// Longest a measurement itself may take (a Job runs before it is judged).
+    fn measuring_time(&self) -> Duration {
+        match self {
+            VerdictKind::Job { timeout } => *timeout,
+            _ => Duration::ZERO,
+        }
+    }
 }
 
 /// A metric with its defaults applied and its texts parsed.
@@ -48,7 +67,7 @@ pub struct MetricPlan {
     pub verdict: VerdictKind,
 }
 
-fn duration(
+pub(super) fn duration(
     value: Option<&DurationOrSeconds>,
     default: Duration,
     what: &str,
@@ -66,8 +85,8 @@ fn duration(
 pub const DEADLINE_SLACK: Duration = Duration::from_secs(600);
 
 /// When a run started at `started` must have its verdict: for the slowest
-/// metric, its initial delay plus twice its measurements' intervals, plus
-/// `DEADLINE_SLACK`. Never past the end of time.
+/// metric, its initial delay plus twice its measurements' intervals (and
+/// Jobs' timeouts), plus `DEADLINE_SLACK`. Never past the end of time.
 pub fn deadline<'a>(
     plans: impl IntoIterator<Item = &'a MetricPlan>,
     started: Timestamp,
@@ -78,7 +97,11 @@ pub fn deadline<'a>(
             let intervals = u32::try_from(plan.count.max(0))
                 .unwrap_or(0)
                 .saturating_add(1);
-            let measuring = plan.interval.saturating_mul(intervals).saturating_mul(2);
+            let measuring = plan
+                .interval
+                .saturating_add(plan.verdict.measuring_time())
+                .saturating_mul(intervals)
+                .saturating_mul(2);
             after(
                 started,
                 plan.initial_delay
@@ -148,8 +171,16 @@ pub fn plan_metric(template: &str, metric: &Metric) -> Result<MetricPlan, String
         "initialDelay",
     )
     .map_err(fail)?;
-    // Which fields a provider has, and their names for messages.
     let provider = &metric.provider;
+    if let Some(job) = &provider.job {
+        return super::job::plan_job_metric(metric, job, interval, initial_delay)
+            .map(|plan| MetricPlan {
+                template: template.into(),
+                ..plan
+            })
+            .map_err(fail);
+    }
+    // Which fields a provider has, and their names for messages.
     let (query, events, exposure, names) =
         match (&provider.prometheus, &provider.scrape, &provider.web) {
             (Some(p), None, None) => (
@@ -172,7 +203,7 @@ pub fn plan_metric(template: &str, metric: &Metric) -> Result<MetricPlan, String
             ),
             _ => {
                 return Err(fail(
-                    "set exactly one provider: prometheus, scrape or web".into(),
+                    "set exactly one provider: prometheus, scrape, web or job".into(),
                 ));
             }
         };
@@ -357,6 +388,8 @@ pub enum MeasurementOutcome {
         canary: Vec<f64>,
         baseline: Vec<f64>,
     },
+    /// A Job finished: it completed (`true`) or failed; the message says which Job and why.
+    JobFinished { completed: bool, message: String },
     /// The measurement could not be taken.
     Error(String),
 }
@@ -495,6 +528,15 @@ fn measure(
                 measurement.baseline_values = b;
                 judge_samples_into(result, &mut measurement, config, comparisons);
             }
+        }
+        (MeasurementOutcome::JobFinished { completed, message }, VerdictKind::Job { .. }) => {
+            measurement.phase = if completed {
+                AnalysisPhase::Successful
+            } else {
+                AnalysisPhase::Failed
+            };
+            result.message = Some(message.clone());
+            measurement.message = Some(message);
         }
         (_, _) => {
             measurement.phase = AnalysisPhase::Error;

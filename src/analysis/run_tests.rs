@@ -16,6 +16,7 @@ fn threshold_metric() -> Metric {
             }),
             scrape: None,
             web: None,
+            job: None,
         },
         success_condition: Some("result < 0.01".into()),
         ..Default::default()
@@ -35,6 +36,7 @@ fn counts_metric() -> Metric {
             }),
             scrape: None,
             web: None,
+            job: None,
         },
         compare: Some(Comparison::default()),
         ..Default::default()
@@ -366,6 +368,7 @@ fn invalid_metrics_say_what_to_fix() {
             ..Default::default()
         }),
         web: None,
+        job: None,
     };
     metric.compare = Some(Comparison {
         kind: ComparisonKind::Samples,

@@ -100,6 +100,21 @@ pub fn render_escaped(
     })
 }
 
+/// The NAMEs of the `{{args.NAME}}` placeholders of `text`.
+pub fn args_named(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("{{") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else { break };
+        if let Some(name) = after[..end].trim().strip_prefix("args.") {
+            out.push(name.trim());
+        }
+        rest = &after[end + 2..];
+    }
+    out
+}
+
 /// Fill the `{{args.NAME}}` placeholders of a success or failure condition.
 /// Only numbers are accepted, so an argument can set a threshold but never
 /// add logic to the condition.

@@ -13,7 +13,7 @@ use kube::Api;
 
 use super::kubeconfig::KubeArgs;
 use crate::analysis::measure::{measure, prepare_metric};
-use crate::analysis::run::{MetricPlan, VerdictKind, new_result, next_due, overall, record};
+use crate::analysis::run::{MetricPlan, new_result, next_due, overall, record};
 use crate::crd::{AnalysisPhase, AnalysisTemplate, AnalysisTemplateSpec, ClusterAnalysisTemplate};
 
 /// Flags of `sluice analyze`.
@@ -159,9 +159,7 @@ pub async fn run(args: AnalyzeArgs, kube: &KubeArgs) -> Result<(), Error> {
     }
     let comparisons = prepared
         .iter()
-        .filter(|p| {
-            !p.plan.metric.dry_run && !matches!(p.plan.verdict, VerdictKind::Threshold { .. })
-        })
+        .filter(|p| !p.plan.metric.dry_run && p.plan.verdict.is_comparison())
         .count();
     crate::outln!(
         "template {name}: canary {} vs baseline {}, window {start} .. {until}",
@@ -241,6 +239,7 @@ mod tests {
                 }),
                 scrape: None,
                 web: None,
+                job: None,
             },
             compare: Some(Comparison::default()),
             ..Default::default()

@@ -15,6 +15,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::duration::DurationOrSeconds;
+use super::job_provider::JobProvider;
 use super::web_provider::WebProvider;
 
 /// Metrics to evaluate against a canary, and the arguments they take.
@@ -100,7 +101,8 @@ pub struct ArgValueFrom {
 /// One metric of a template.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("has(self.compare) != (has(self.successCondition) || has(self.failureCondition))").message("a metric has either compare or successCondition/failureCondition"))]
+#[x_kube(validation = Rule::new("has(self.provider.job) || has(self.compare) != (has(self.successCondition) || has(self.failureCondition))").message("a metric has either compare or successCondition/failureCondition"))]
+#[x_kube(validation = Rule::new("!has(self.provider.job) || !(has(self.compare) || has(self.successCondition) || has(self.failureCondition))").message("a job metric is judged by the Job's outcome: it takes no compare, successCondition or failureCondition"))]
 pub struct Metric {
     /// Name, unique within the template.
     #[schemars(length(min = 1, max = 63))]
@@ -172,7 +174,7 @@ pub enum NoDataPolicy {
 /// Metric providers; exactly one is set.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("(has(self.prometheus) ? 1 : 0) + (has(self.scrape) ? 1 : 0) + (has(self.web) ? 1 : 0) == 1").message("set exactly one provider: prometheus, scrape or web"))]
+#[x_kube(validation = Rule::new("(has(self.prometheus) ? 1 : 0) + (has(self.scrape) ? 1 : 0) + (has(self.web) ? 1 : 0) + (has(self.job) ? 1 : 0) == 1").message("set exactly one provider: prometheus, scrape, web or job"))]
 pub struct MetricProvider {
     /// The Prometheus HTTP API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -183,6 +185,9 @@ pub struct MetricProvider {
     /// Any HTTP endpoint that answers JSON.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub web: Option<WebProvider>,
+    /// A Kubernetes Job (a smoke or load test): passes when it completes, fails when it fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<JobProvider>,
 }
 
 /// Direct scrape of the canary's and the baseline's Ready pods.

@@ -5,6 +5,7 @@ pub mod analysis_run;
 pub mod analysis_template;
 pub mod duration;
 pub mod git_repository;
+pub mod job_provider;
 pub mod limits;
 pub mod reasons;
 pub mod rollout;
@@ -34,6 +35,7 @@ pub use duration::DurationOrSeconds;
 pub use git_repository::{
     ClusterGitRepository, ClusterGitRepositorySpec, GitRepository, GitRepositorySpec,
 };
+pub use job_provider::{JobMetadata, JobProvider};
 pub use rollout::{
     AlertEvent, AlertLink, AlertSeverities, AlertSeverity, AlertSubscription, AlertsSpec,
     AnalysisArg, AnalysisStep, AnalysisTemplateRef, BackgroundAnalysis, BaselineSpec,

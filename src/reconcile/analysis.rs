@@ -2,6 +2,7 @@
 //! them, and writes the numbers and the verdict into the run's status, where
 //! the Rollout's step is waiting for it.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,12 +14,14 @@ use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
 
+use super::analysis_job::{DueJob, JOB_POLL};
 use super::status_write::{ENGINE_MANAGER, apply_status, get_scoped};
 use super::{Context, ERROR_RETRY};
-use crate::analysis::measure::{Live, Prepared, measure, prepare_metric};
+use crate::analysis::measure::{Live, Prepared, Source, measure, prepare_metric};
 use crate::analysis::prometheus::Credentials;
 use crate::analysis::redact::Redactor;
 use crate::analysis::run::{VerdictKind, deadline, new_result, next_due, record, verdict_at};
+use crate::analysis::template::Bindings;
 use crate::crd::{
     AnalysisPhase, AnalysisRun, AnalysisRunStatus, AnalysisTemplate, AnalysisTemplateSpec,
     ClusterAnalysisTemplate,
@@ -98,10 +101,12 @@ async fn fetch_template(
 }
 
 /// `secrets` collects every Secret-sourced value read, for the [`Redactor`].
+/// `secret_args` collects, per template, the names of its arguments read from Secrets.
 async fn prepare(
     client: &Client,
     run: &AnalysisRun,
     secrets: &mut Vec<String>,
+    secret_args: &mut BTreeMap<String, BTreeSet<String>>,
 ) -> Result<Vec<Prepared>, Setup> {
     let namespace = run.namespace().unwrap_or_else(|| "default".into());
     let mut prepared = Vec::new();
@@ -112,6 +117,10 @@ async fn prepare(
             .map_err(Setup::ArgMissing)?;
         let mut args = bound.values;
         for (arg, selector) in bound.from_secrets {
+            secret_args
+                .entry(name.clone())
+                .or_default()
+                .insert(arg.to_string());
             let value = secret_value(client, &namespace, selector).await?;
             secrets.push(value.clone());
             args.insert(arg.to_string(), value);
@@ -191,6 +200,8 @@ async fn reconcile_run(run: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Actio
     }
     let now = Timestamp::now();
     if run.spec.terminate {
+        // Before the status: a crash in between tries again.
+        super::analysis_job::delete_running(&ctx, &run).await;
         status.phase = Some(AnalysisPhase::Terminated);
         status.message = Some("terminated: the rollout no longer waits on this run".into());
         write_status(&ctx.io.client, &run, &status, &Redactor::default()).await?;
@@ -201,8 +212,8 @@ async fn reconcile_run(run: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Actio
         );
         return Ok(Action::await_change());
     }
-    let mut secrets = Vec::new();
-    let prepared = prepare(&ctx.io.client, &run, &mut secrets).await;
+    let (mut secrets, mut secret_args) = (Vec::new(), BTreeMap::new());
+    let prepared = prepare(&ctx.io.client, &run, &mut secrets, &mut secret_args).await;
     let redactor = Redactor::new(&secrets);
     let prepared = match prepared {
         Ok(p) => p,
@@ -244,28 +255,55 @@ async fn reconcile_run(run: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Actio
     }
     let comparisons = prepared
         .iter()
-        .filter(|p| {
-            !p.plan.metric.dry_run && !matches!(p.plan.verdict, VerdictKind::Threshold { .. })
-        })
+        .filter(|p| !p.plan.metric.dry_run && p.plan.verdict.is_comparison())
         .count();
     // (metric, verdict of its new measurement), counted once the status is written.
     let mut measured = Vec::new();
+    // Metrics whose Job still runs: read back every JOB_POLL, not when "due".
+    let mut job_running = vec![false; prepared.len()];
+    let job_keys = job_metric_keys(&prepared);
+    let no_secrets = BTreeSet::new();
     let namespace = run.namespace().unwrap_or_else(|| "default".into());
-    for (p, result) in prepared.iter().zip(status.metrics.iter_mut()) {
+    for (i, (p, result)) in prepared.iter().zip(status.metrics.iter_mut()).enumerate() {
         if next_due(result, &p.plan, started).is_some_and(|due| due <= now) {
-            let live = Live {
-                client: &ctx.io.client,
-                namespace: &namespace,
-                previous: result.measurements.last(),
+            let outcome = match (&p.source, &p.plan.verdict) {
+                (Source::Job(provider), VerdictKind::Job { timeout }) => {
+                    let bindings = Bindings {
+                        revision: Some(run.spec.canary_revision.clone()),
+                        ..p.bindings.clone()
+                    };
+                    let due = DueJob {
+                        provider,
+                        bindings: &bindings,
+                        secret_args: secret_args.get(&p.plan.template).unwrap_or(&no_secrets),
+                        metric: &job_keys[i],
+                        index: result.count,
+                        timeout: *timeout,
+                    };
+                    match super::analysis_job::step(&ctx, &run, &due, now).await {
+                        Some(outcome) => outcome,
+                        None => {
+                            job_running[i] = true;
+                            continue;
+                        }
+                    }
+                }
+                _ => {
+                    let live = Live {
+                        client: &ctx.io.client,
+                        namespace: &namespace,
+                        previous: result.measurements.last(),
+                    };
+                    measure(
+                        p,
+                        &run.spec.canary_revision,
+                        &run.spec.stable_revision,
+                        now,
+                        Some(&live),
+                    )
+                    .await
+                }
             };
-            let outcome = measure(
-                p,
-                &run.spec.canary_revision,
-                &run.spec.stable_revision,
-                now,
-                Some(&live),
-            )
-            .await;
             record(result, &p.plan, outcome, now, comparisons);
             let verdict = result.measurements.last().map(|m| m.phase);
             measured.push((result.name.clone(), verdict.unwrap_or(AnalysisPhase::Error)));
@@ -277,6 +315,10 @@ async fn reconcile_run(run: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Actio
     let changed = status.phase != Some(phase) || !measured.is_empty();
     status.phase = Some(phase);
     status.message = Some(message.clone());
+    if finished_now && prepared.iter().any(|p| matches!(p.source, Source::Job(_))) {
+        // Another metric decided the run: Jobs still running are not waited for.
+        super::analysis_job::delete_running(&ctx, &run).await;
+    }
     if changed {
         write_status(&ctx.io.client, &run, &status, &redactor).await?;
         let metrics = &ctx.io.metrics;
@@ -294,11 +336,18 @@ async fn reconcile_run(run: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Actio
     if phase.is_finished() {
         return Ok(Action::await_change());
     }
+    let polls = job_running
+        .iter()
+        .any(|running| *running)
+        .then(|| crate::crd::limits::after(now, JOB_POLL));
     let next = prepared
         .iter()
         .zip(status.metrics.iter())
-        .filter_map(|(p, r)| next_due(r, &p.plan, started))
+        .zip(&job_running)
+        .filter(|(_, running)| !**running)
+        .filter_map(|((p, r), _)| next_due(r, &p.plan, started))
         .chain([deadline])
+        .chain(polls)
         .min()
         .unwrap_or(now);
     let wait = (next - now)
@@ -308,6 +357,27 @@ async fn reconcile_run(run: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Actio
         .unwrap_or(Duration::ZERO)
         .max(Duration::from_millis(500));
     Ok(Action::requeue(wait))
+}
+
+/// The name each job metric's Jobs carry: the metric's, or `template-metric`
+/// where two templates of the run share a metric name (their Jobs must differ).
+fn job_metric_keys(prepared: &[Prepared]) -> Vec<String> {
+    prepared
+        .iter()
+        .map(|p| {
+            let name = &p.plan.metric.name;
+            let shared = prepared
+                .iter()
+                .filter(|other| &other.plan.metric.name == name)
+                .count()
+                > 1;
+            if shared {
+                format!("{}-{name}", p.plan.template)
+            } else {
+                name.clone()
+            }
+        })
+        .collect()
 }
 
 /// Failed reconciles (status writes) are retried after a pause.

@@ -9,6 +9,7 @@ pub mod alert_outgoing;
 pub mod alert_targets;
 pub mod alerts;
 pub mod analysis;
+pub mod analysis_job;
 pub mod apply;
 pub mod events;
 pub mod git_revert;

@@ -187,7 +187,10 @@ async fn integer_durations_and_web_metrics_are_admitted_like_argo_rollouts_and_b
     header["metadata"]["name"] = json!("header");
     header["spec"]["metrics"][0]["provider"]["web"]["headers"][0]["value"] = json!("plain");
     let mut refused = refused.to_vec();
-    refused.push((both, "set exactly one provider: prometheus, scrape or web"));
+    refused.push((
+        both,
+        "set exactly one provider: prometheus, scrape, web or job",
+    ));
     refused.push((header, "a header has either value or valueFrom"));
     for (doc, message) in refused {
         let name = doc["metadata"]["name"].clone();

@@ -30,6 +30,7 @@ mod git_chaos;
 mod git_loop;
 mod harness;
 mod image;
+mod job_provider;
 mod measure;
 mod migrate;
 mod pod_root;

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::locate::{FieldPath, Seg};
 use crate::analysis::condition::Condition;
-use crate::analysis::template::condition_shape;
+use crate::analysis::template::{args_named, condition_shape};
 use crate::crd::{
     AnalysisArg, AnalysisTemplateRef, AnalysisTemplateSpec, Metric, Rollout, TemplateArg,
 };
@@ -259,22 +259,47 @@ fn placeholders_in(metric: &Metric) -> Vec<(Vec<Seg>, &str)> {
             }
         }
     }
+    if let Some(job) = &metric.provider.job {
+        if let Some(meta) = &job.metadata {
+            for (field, map) in [("labels", &meta.labels), ("annotations", &meta.annotations)] {
+                for (name, text) in map {
+                    out.push((
+                        key(&["provider", "job", "metadata", field, name]),
+                        text.as_str(),
+                    ));
+                }
+            }
+        }
+        strings_in(&job.spec, key(&["provider", "job", "spec"]), &mut out);
+    }
     out
 }
 
-/// The NAMEs of `{{args.NAME}}` in `text`.
-fn args_named(text: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    let mut rest = text;
-    while let Some(start) = rest.find("{{") {
-        let after = &rest[start + 2..];
-        let Some(end) = after.find("}}") else { break };
-        if let Some(name) = after[..end].trim().strip_prefix("args.") {
-            out.push(name);
+/// Every string of a JSON value (a Job's spec), with its path.
+fn strings_in<'a>(
+    value: &'a serde_json::Value,
+    path: Vec<Seg>,
+    out: &mut Vec<(Vec<Seg>, &'a str)>,
+) {
+    let under = |seg: Seg| {
+        let mut path = path.clone();
+        path.push(seg);
+        path
+    };
+    match value {
+        serde_json::Value::String(text) => out.push((path, text.as_str())),
+        serde_json::Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                strings_in(item, under(Seg::Index(i)), out);
+            }
         }
-        rest = &after[end + 2..];
+        serde_json::Value::Object(fields) => {
+            for (name, item) in fields {
+                strings_in(item, under(Seg::Key(name.clone())), out);
+            }
+        }
+        _ => {}
     }
-    out
 }
 
 #[cfg(test)]

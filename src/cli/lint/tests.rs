@@ -156,3 +156,49 @@ fn template_conditions_args_and_the_rollouts_that_use_them_are_checked() {
         "{found:#?}"
     );
 }
+
+#[test]
+fn a_job_metric_lints_clean_and_a_bad_job_spec_or_argument_is_reported() {
+    let template = |spec: &str| {
+        format!(
+            "apiVersion: sluice.dev/v1alpha1
+kind: AnalysisTemplate
+metadata:
+  name: smoke
+spec:
+  args:
+    - name: url
+  metrics:
+    - name: smoke-test
+      count: 1
+      provider:
+        job:
+          spec:
+            backoffLimit: 0
+            template:
+              spec:
+                restartPolicy: Never
+{spec}"
+        )
+    };
+    let good = "                containers:
+                  - name: smoke
+                    image: curl:8
+                    args: [\"{{args.url}}/healthz\"]
+";
+    assert_eq!(problems(&template(good)), Vec::<String>::new());
+    let found = problems(&template(&good.replace("args.url", "args.ulr")));
+    // The line of the container's `args`, inside the Job spec.
+    assert_eq!(
+        found,
+        [
+            "21:21: AnalysisTemplate smoke: smoke-test: {{args.ulr}} names no declared argument (declared: baseline-hash, canary-hash, namespace, rollout, stable-hash, url)"
+        ]
+    );
+    let found = problems(&template("                containers: {name: smoke}\n"));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].contains("provider.job.spec is not a batch/v1 JobSpec"),
+        "{found:?}"
+    );
+}

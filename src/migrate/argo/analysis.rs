@@ -1,5 +1,6 @@
 //! Argo `AnalysisTemplate` / `ClusterAnalysisTemplate` → Sluice's: arguments,
-//! Prometheus metrics (other providers are reported), conditions passed through.
+//! Prometheus and Job metrics (other providers are reported), conditions
+//! passed through (a Job metric is judged by the Job's outcome and takes none).
 
 use serde_json::{Value, json};
 
@@ -7,7 +8,7 @@ use crate::crd::{AnalysisTemplate, ClusterAnalysisTemplate};
 use crate::migrate::report::{Fields, Report, check_condition, duration};
 use crate::migrate::{Converted, Doc, metadata, yaml};
 
-const PROVIDER_OTHER: &str = "Sluice measures with the Prometheus HTTP API (or a direct scrape of the pods); this metric is left out";
+const PROVIDER_OTHER: &str = "Sluice measures with the Prometheus HTTP API (or a direct scrape of the pods) or a Job; this metric is left out";
 
 /// Convert an Argo `AnalysisTemplate` or `ClusterAnalysisTemplate`.
 pub fn analysis_template(doc: &Doc, report: &mut Report) -> Converted {
@@ -126,6 +127,12 @@ fn metric(value: Value, path: &str, report: &mut Report) -> Option<Value> {
             out[key] = json!(n);
         }
     }
+    let mut provider = m.object("provider", report);
+    let job = provider.take("job");
+    if job.is_some() && out.get("count").is_none() && out.get("interval").is_none() {
+        // Argo runs a Job metric without an interval once.
+        out["count"] = json!(1);
+    }
     if out.get("count").is_none() {
         report.attention(
             &m.at("count"),
@@ -134,11 +141,17 @@ fn metric(value: Value, path: &str, report: &mut Report) -> Option<Value> {
     }
     for key in ["successCondition", "failureCondition"] {
         if let Some(c) = m.string(key, report) {
+            if job.is_some() {
+                report.dropped(
+                    &m.at(key),
+                    "a job metric is judged by the Job's outcome (Argo ignores the condition too)",
+                );
+                continue;
+            }
             check_condition(&c, &m.at(key), report);
             out[key] = Value::String(c);
         }
     }
-    let mut provider = m.object("provider", report);
     let prometheus = provider.take("prometheus").map(|p| {
         let ppath = format!("{path}.provider.prometheus");
         let mut p = Fields::new(p, &ppath, report);
@@ -167,12 +180,17 @@ fn metric(value: Value, path: &str, report: &mut Report) -> Option<Value> {
     }
     provider.finish(report, &[]);
     m.finish(report, &[]);
-    match prometheus {
-        Some(p) => {
+    let job = job.map(|j| job_provider(j, &format!("{path}.provider.job"), report));
+    match (prometheus, job) {
+        (Some(p), _) => {
             out["provider"] = json!({"prometheus": p});
             Some(out)
         }
-        None => {
+        (None, Some(job)) => {
+            out["provider"] = json!({"job": job});
+            Some(out)
+        }
+        (None, None) => {
             if others.is_empty() {
                 report.dropped(
                     &format!("{path}.provider"),
@@ -184,11 +202,34 @@ fn metric(value: Value, path: &str, report: &mut Report) -> Option<Value> {
     }
 }
 
-/// Take every remaining provider (web, job, datadog, ...) out of `provider`.
+/// Argo's `job` provider: the same spelling (`metadata.labels`,
+/// `metadata.annotations`, a batch/v1 JobSpec), so it carries over as written.
+fn job_provider(value: Value, path: &str, report: &mut Report) -> Value {
+    let mut j = Fields::new(value, path, report);
+    let mut job = json!({});
+    if let Some(meta) = j.take("metadata") {
+        let mpath = format!("{path}.metadata");
+        let mut meta = Fields::new(meta, &mpath, report);
+        let mut out = json!({});
+        for key in ["labels", "annotations"] {
+            if let Some(map) = meta.take(key) {
+                out[key] = map;
+            }
+        }
+        meta.finish(report, &[]);
+        if out.as_object().is_some_and(|o| !o.is_empty()) {
+            job["metadata"] = out;
+        }
+    }
+    job["spec"] = j.take("spec").unwrap_or_else(|| json!({}));
+    j.finish(report, &[]);
+    job
+}
+
+/// Take every remaining provider (web, datadog, ...) out of `provider`.
 fn provider_keys(provider: &mut Fields) -> Vec<String> {
     let known = [
         "web",
-        "job",
         "datadog",
         "newRelic",
         "wavefront",

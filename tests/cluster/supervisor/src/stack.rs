@@ -172,12 +172,20 @@ pub async fn start(
         .unwrap_or(Path::new("."))
         .join("kwok-stages");
     let mut stages = String::new();
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(&stages_dir)?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
-        .collect();
-    entries.sort();
+    let yaml_files = |dir: &Path| -> std::io::Result<Vec<PathBuf>> {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+            .collect();
+        entries.sort();
+        Ok(entries)
+    };
+    let mut entries = yaml_files(&stages_dir)?;
+    // Sluice's own stages live in the repository, so adding one needs no rebuild of the cache.
+    entries.extend(yaml_files(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../kwok-stages-extra"),
+    )?);
     for path in entries {
         stages.push_str("---\n");
         stages.push_str(&std::fs::read_to_string(path)?);
