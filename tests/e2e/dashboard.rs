@@ -13,7 +13,7 @@ use sluice::crd::{Rollout, RolloutPhase};
 
 use super::analysis::error_rate_template;
 use super::dashboard_file as board;
-use super::harness::{ControllerProcess, apply_value, cluster, http_get, repo_root, wait_for};
+use super::harness::{ControllerProcess, cluster, http_get, wait_for};
 use super::receiver::Receiver;
 use super::support::*;
 
@@ -112,24 +112,8 @@ async fn every_dashboard_panel_has_data_after_a_promoted_and_an_aborted_canary()
     );
     let _scrape = controller.scraped_by_prometheus();
 
-    apply_value(
-        &admin,
-        &ns,
-        json!({
-            "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "team-hook"},
-            "stringData": {"url": format!("{}/hooks/team", receiver.url)}
-        }),
-    )
-    .await;
-    apply_value(&admin, &ns, json!({
-        "apiVersion": "sluice.dev/v1alpha1", "kind": "AlertTarget", "metadata": {"name": "team-hook"},
-        "spec": {"type": "Webhook", "secretName": "team-hook"}
-    }))
-    .await;
-    let example = |file: &str| {
-        std::fs::read_to_string(repo_root().join("examples/gateway-canary").join(file))
-            .expect("example")
-    };
+    team_hook(&admin, &ns, &receiver.url).await;
+    let example = gateway_example;
     let yaml = |value: &serde_json::Value| serde_yaml_ng::to_string(value).expect("yaml");
     let mut manifest: serde_json::Value =
         serde_yaml_ng::from_str(&example("rollout.yaml")).expect("yaml");

@@ -9,7 +9,7 @@ use kube::Api;
 use serde_json::json;
 use sluice::crd::{RevertState, Rollout, RolloutPhase};
 
-use super::harness::{ControllerProcess, apply_value, cluster, repo_root, wait_for};
+use super::harness::{ControllerProcess, cluster, wait_for};
 use super::receiver::Receiver;
 use super::support::*;
 
@@ -117,24 +117,8 @@ async fn a_controller_killed_mid_push_settles_the_revert_the_sync_already_applie
         workspace.as_str(),
     ];
     let mut controller = ControllerProcess::start(&kubeconfig, &ns, "gitpush", &args);
-    apply_value(
-        &admin,
-        &ns,
-        json!({
-            "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "team-hook"},
-            "stringData": {"url": format!("{}/hooks/team", receiver.url)}
-        }),
-    )
-    .await;
-    apply_value(&admin, &ns, json!({
-        "apiVersion": "sluice.dev/v1alpha1", "kind": "AlertTarget", "metadata": {"name": "team-hook"},
-        "spec": {"type": "Webhook", "secretName": "team-hook"}
-    }))
-    .await;
-    let example = |file: &str| {
-        std::fs::read_to_string(repo_root().join("examples/gateway-canary").join(file))
-            .expect("example")
-    };
+    team_hook(&admin, &ns, &receiver.url).await;
+    let example = gateway_example;
     let mut manifest: serde_json::Value =
         serde_yaml_ng::from_str(&example("rollout.yaml")).expect("yaml");
     speed_up(&mut manifest);

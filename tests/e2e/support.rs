@@ -9,7 +9,7 @@ use serde_json::json;
 use sluice::crd::{Rollout, RolloutPhase};
 
 use super::harness::{
-    BackgroundProcess, apply_yaml, cluster, repo_root, wait_for, workspace_binary,
+    BackgroundProcess, apply_value, apply_yaml, cluster, repo_root, wait_for, workspace_binary,
 };
 
 /// Read an example file and apply it, with `edit` applied to each document first.
@@ -142,6 +142,36 @@ pub async fn event_reasons(client: &Client, namespace: &str, name: &str) -> Vec<
         .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
         .filter_map(|e| e.reason)
         .collect()
+}
+
+/// A Webhook AlertTarget `team-hook` whose URL, `{receiver}/hooks/team`, is
+/// in a Secret of the same name.
+pub async fn team_hook(client: &Client, namespace: &str, receiver: &str) {
+    apply_value(
+        client,
+        namespace,
+        json!({
+            "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "team-hook"},
+            "stringData": {"url": format!("{receiver}/hooks/team")}
+        }),
+    )
+    .await;
+    apply_value(
+        client,
+        namespace,
+        json!({
+            "apiVersion": "sluice.dev/v1alpha1", "kind": "AlertTarget",
+            "metadata": {"name": "team-hook"},
+            "spec": {"type": "Webhook", "secretName": "team-hook"}
+        }),
+    )
+    .await;
+}
+
+/// The text of `file` in `examples/gateway-canary/`.
+pub fn gateway_example(file: &str) -> String {
+    std::fs::read_to_string(repo_root().join("examples/gateway-canary").join(file))
+        .expect("example")
 }
 
 /// Shorten every pause and delay of a Rollout document so that tests run in seconds.
