@@ -537,3 +537,63 @@ fn chart_version_follows_cargo() {
     assert_eq!(chart["appVersion"], version);
     assert_eq!(chart["apiVersion"], "v2");
 }
+
+/// `metricEgress` becomes the controller's fence flags, which the real binary
+/// accepts; null keeps the binary's default list, [] clears it.
+#[test]
+fn metric_egress_values_become_flags_the_controller_accepts() {
+    let controller_accepts = |args: &[String]| {
+        let mut full: Vec<&str> = args.iter().map(String::as_str).collect();
+        full.push("--help");
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(&full)
+            .output()
+            .expect("run sluice");
+        assert!(
+            out.status.success(),
+            "{full:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let fence = |args: &[String]| -> Vec<String> {
+        args.iter()
+            .filter(|a| a.starts_with("--metric-"))
+            .cloned()
+            .collect()
+    };
+    let default = args(&rendered("sluice", "sluice-system", &[]));
+    assert!(fence(&default).is_empty(), "{default:?}");
+    let set = args(&rendered(
+        "sluice",
+        "sluice-system",
+        &[
+            "--set-json",
+            r#"metricEgress={"denyCIDRs":["169.254.0.0/16","10.0.0.0/8"],"allowCIDRs":["10.96.0.0/12"]}"#,
+        ],
+    ));
+    assert_eq!(
+        fence(&set),
+        [
+            "--metric-deny-cidr=169.254.0.0/16,10.0.0.0/8",
+            "--metric-allow-cidr=10.96.0.0/12"
+        ]
+    );
+    controller_accepts(&set);
+    let cleared = args(&rendered(
+        "sluice",
+        "sluice-system",
+        &["--set-json", r#"metricEgress={"denyCIDRs":[]}"#],
+    ));
+    assert_eq!(fence(&cleared), ["--metric-deny-cidr"]);
+    controller_accepts(&cleared);
+    let refused = template(
+        "sluice",
+        "sluice-system",
+        &[
+            "--set-json",
+            r#"metricEgress={"allowCIDRs":["everything"]}"#,
+        ],
+    )
+    .expect_err("not a range");
+    assert!(refused.contains("allowCIDRs"), "{refused}");
+}
