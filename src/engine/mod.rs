@@ -11,6 +11,7 @@ pub mod deadline;
 pub mod hash;
 mod housekeeping;
 mod known_bad;
+pub mod named_routes;
 pub mod observed;
 pub mod plan;
 mod pointing;
