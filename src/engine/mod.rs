@@ -37,6 +37,8 @@ mod controls_tests;
 #[cfg(test)]
 mod hostile_tests;
 #[cfg(test)]
+mod named_routes_tests;
+#[cfg(test)]
 mod plan_tests;
 #[cfg(test)]
 mod proptests;
