@@ -39,6 +39,7 @@ mod receiver;
 mod restart;
 mod robustness;
 mod routing;
+mod routing_named;
 #[path = "../common/sshd.rs"]
 mod sshd;
 mod support;
