@@ -354,7 +354,14 @@ fn named_route_steps_are_checked_against_managed_routes() {
         let mut sim = Sim::new(rollout);
         let plan = sim.tick(SEC);
         assert_eq!(sim.phase(), Some(RolloutPhase::Degraded), "{expected}");
-        let message = plan.status.message.unwrap_or_default();
+        let message = plan.status.message.clone().unwrap_or_default();
         assert!(message.contains(expected), "{expected}: {message}");
+        assert!(
+            plan.events
+                .iter()
+                .any(|e| e.warning && e.reason == "InvalidSpec" && e.note.contains(expected)),
+            "{expected}: a Warning Event says it too: {:?}",
+            plan.events
+        );
     }
 }
