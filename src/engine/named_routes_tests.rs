@@ -365,3 +365,59 @@ fn named_route_steps_are_checked_against_managed_routes() {
         );
     }
 }
+
+#[test]
+fn on_a_grpc_route_named_routes_match_headers_of_every_call() {
+    let shadow = MirrorRouteMatch {
+        headers: BTreeMap::from([("x-shadow".to_string(), prefix("on"))]),
+        ..MirrorRouteMatch::default()
+    };
+    let mut rollout = with_routes(
+        vec![
+            named_header("staff", "x-staff", "yes"),
+            named_mirror("shadow", vec![shadow], None),
+            pause(None),
+        ],
+        &["shadow", "staff"],
+    );
+    if let Some(gateway) = rollout
+        .spec
+        .strategy
+        .canary
+        .as_mut()
+        .and_then(|c| c.traffic_routing.as_mut())
+        .and_then(|t| t.gateway_api.as_mut())
+    {
+        gateway.http_route = String::new();
+        gateway.grpc_route = Some("web".into());
+    }
+    let mut sim = Sim::new(rollout);
+    if let Some(Lookup::Found(route)) = sim.observed.http_route.as_mut() {
+        route.kind = super::spec::RouteKind::Grpc;
+        route.rules = json!([{ "backendRefs": [
+            {"name": "web-stable", "port": 9090, "weight": 100},
+            {"name": "web-canary", "port": 9090, "weight": 0}]}]);
+    }
+    sim.run_until(SEC, 10, |s| s.phase() == Some(RolloutPhase::Healthy));
+    sim.set_image("web:2");
+    sim.run_until(SEC, 20, |s| s.phase() == Some(RolloutPhase::Paused));
+    let all = rules(&sim).as_array().cloned().unwrap_or_default();
+    let names: Vec<_> = all.iter().skip(1).map(|r| r["name"].clone()).collect();
+    assert_eq!(
+        names,
+        [json!("sluice-route-shadow"), json!("sluice-route-staff")]
+    );
+    assert_eq!(
+        all[1]["matches"],
+        json!([{"headers": [{"name": "x-shadow", "type": "RegularExpression", "value": "^on"}]}]),
+        "a prefix is a regex; no path on a GRPCRoute"
+    );
+    assert_eq!(all[1]["filters"][0]["requestMirror"]["percent"], 100);
+    assert_eq!(
+        all[2]["matches"],
+        json!([{"headers": [{"name": "x-staff", "type": "Exact", "value": "yes"}]}])
+    );
+    sim.annotate(ABORT, "1");
+    sim.tick(SEC);
+    assert_eq!(rules(&sim).as_array().map(Vec::len), Some(1));
+}

@@ -404,7 +404,10 @@ fn traffic_routing(value: Value, path: &str, report: &mut Report) -> Option<Valu
             }
             r.finish(
                 report,
-                &[("useHeaderRoutes", "Sluice routes by weight only")],
+                &[(
+                    "useHeaderRoutes",
+                    "Sluice puts its header routes on the one route it drives",
+                )],
             );
         }
         let namespace = config.string("namespace", report);
