@@ -194,11 +194,12 @@ pub fn rules_with_extras(
             rule.insert("filters".into(), Value::Array(filters));
         }
     }
+    // Read by index before Sluice's old rules are taken out and indexes shift.
+    let sources = source_matches(state, &all, managed);
     all.retain(|rule| !is_sluice_rule(rule));
     let Some(template) = template.as_ref().and_then(Value::as_object) else {
         return Value::Array(all);
     };
-    let sources = source_matches(state, &all, managed);
     if let Some(backend) = canary_ref(state, template, canary) {
         let filters = strip_mirrors(state, template.get("filters"), canary);
         for route in &extras.named {
