@@ -270,15 +270,23 @@ fn a_rule_of_a_route_no_longer_in_the_spec_is_still_removed() {
         vec![named_header("staff", "x-staff", "yes"), pause(None)],
         &["staff"],
     );
+    sim.run_until(SEC, 20, |s| s.phase() == Some(RolloutPhase::Paused));
     if let Some(Lookup::Found(route)) = sim.observed.http_route.as_mut()
         && let Some(list) = route.rules.as_array_mut()
     {
         let mut stale = list[0].clone();
         stale["name"] = json!("sluice-route-renamed");
-        list.push(stale);
+        // First in the list: the user's rules move down one index.
+        list.insert(0, stale);
     }
-    sim.run_until(SEC, 20, |s| s.phase() == Some(RolloutPhase::Paused));
+    // One reconcile puts it right.
+    sim.tick(SEC);
     assert_eq!(sluice_rule_names(&sim), ["sluice-route-staff"]);
+    assert_eq!(
+        rule_named(&sim, "sluice-route-staff").map(|r| r["matches"][0]["path"].clone()),
+        Some(json!({"type": "PathPrefix", "value": "/shop"})),
+        "the managed rule's match, not its neighbour's"
+    );
 }
 
 #[test]
