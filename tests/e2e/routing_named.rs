@@ -218,6 +218,9 @@ async fn two_named_header_routes_and_a_per_match_mirror_hold_until_removed_by_na
         ["sluice-route-staff", "sluice-route-shadow"],
         "{rules:#}"
     );
+    // The generator re-reads the route every 250ms and Prometheus scrapes
+    // every second: let requests routed by the old rules be counted first.
+    tokio::time::sleep(Duration::from_secs(3)).await;
     let after = measure(&prometheus, &queries[..2], &canary, &stable).await;
     eprintln!(
         "beta removed, over {WINDOW:?} (canary, stable): x-staff {:?}, x-beta {:?}",
