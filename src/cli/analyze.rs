@@ -14,11 +14,10 @@ use jiff::Timestamp;
 use kube::Api;
 
 use super::kubeconfig::KubeArgs;
-use crate::analysis::measure::{Prepared, Source, measure, prepare_metric};
+use crate::analysis::measure::{Prepared, Source};
+use crate::analysis::measure::{measure, prepare_metric};
 use crate::analysis::run::{MetricPlan, VerdictKind, new_result, next_due, overall, record};
-use crate::crd::{
-    AnalysisPhase, AnalysisTemplate, AnalysisTemplateSpec, ClusterAnalysisTemplate, MetricResult,
-};
+use crate::crd::{AnalysisPhase, AnalysisTemplate, AnalysisTemplateSpec, ClusterAnalysisTemplate};
 
 /// Flags of `sluice analyze`.
 #[derive(Debug, clap::Args)]
@@ -205,7 +204,7 @@ async fn replay(
     args: &AnalyzeArgs,
     prepared: &[Prepared],
     comparisons: usize,
-) -> Result<Vec<MetricResult>, Error> {
+) -> Result<Vec<crate::crd::MetricResult>, Error> {
     let until = args.until.unwrap_or_else(Timestamp::now);
     let start = until.checked_sub(args.since).map_err(|_| Error::Window)?;
     crate::outln!(
@@ -255,7 +254,7 @@ async fn replay(
 }
 
 /// `  => Phase: message` for one metric.
-pub(super) fn print_result(result: &MetricResult) -> Result<(), Error> {
+pub(super) fn print_result(result: &crate::crd::MetricResult) -> Result<(), Error> {
     crate::outln!(
         "  => {}: {}",
         result.phase.as_str(),
@@ -265,7 +264,7 @@ pub(super) fn print_result(result: &MetricResult) -> Result<(), Error> {
 }
 
 /// What the last measurement of `result` showed: its message or value.
-pub(super) fn last_detail(result: &MetricResult) -> String {
+pub(super) fn last_detail(result: &crate::crd::MetricResult) -> String {
     let last = result.measurements.last();
     last.and_then(|m| m.message.clone())
         .or_else(|| last.and_then(|m| m.value).map(|v| format!("result {v}")))
