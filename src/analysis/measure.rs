@@ -171,6 +171,21 @@ fn seconds(at: Timestamp) -> f64 {
     at.as_millisecond() as f64 / 1000.0
 }
 
+/// Measure `p` now, outside the controller (`sluice analyze --live`): the
+/// web provider as the controller calls it, Prometheus at `now`; the
+/// scrape provider needs the pods (and so the controller).
+pub async fn measure_now(
+    p: &Prepared,
+    canary: &str,
+    baseline: &str,
+    now: Timestamp,
+) -> MeasurementOutcome {
+    match &p.source {
+        Source::Web(web) => web_measure(p, web, canary, baseline).await,
+        _ => measure(p, canary, baseline, now, None).await,
+    }
+}
+
 /// Measure `p` for the canary and the baseline revisions as of `at`.
 pub async fn measure(
     p: &Prepared,
@@ -184,7 +199,7 @@ pub async fn measure(
         Source::Web(web) => {
             if live.is_none() {
                 return MeasurementOutcome::Error(
-                    "the web provider measures now; replaying a past window needs the prometheus provider".into(),
+                    "the web provider measures now: replaying a past window needs the prometheus provider (sluice analyze --live measures it)".into(),
                 );
             }
             return web_measure(p, web, canary, baseline).await;

@@ -2,7 +2,9 @@
 //! for two revisions, and print each measurement, the numbers and the verdict.
 //! The way to tune a template before a rollout depends on it, so it replays
 //! exactly the controller's schedule (`next_due`, `record`): `--since` plays
-//! the role of the run's start.
+//! the role of the run's start. `--live` instead measures from now on, on
+//! the same schedule: the only way for the web provider, which has no
+//! history (see `analyze_live`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -12,6 +14,7 @@ use jiff::Timestamp;
 use kube::Api;
 
 use super::kubeconfig::KubeArgs;
+use crate::analysis::measure::{Prepared, Source};
 use crate::analysis::measure::{measure, prepare_metric};
 use crate::analysis::run::{MetricPlan, new_result, next_due, overall, record};
 use crate::crd::{AnalysisPhase, AnalysisTemplate, AnalysisTemplateSpec, ClusterAnalysisTemplate};
@@ -50,8 +53,17 @@ pub struct AnalyzeArgs {
     #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
     pub since: Duration,
     /// End of the window (RFC 3339), default now.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "live")]
     pub until: Option<Timestamp>,
+    /// Measure live instead of replaying: from now on, first at
+    /// `initialDelay`, then one per interval, until every metric has its
+    /// verdict (as the controller would). Needed for web metrics, which have
+    /// no history; Prometheus metrics are queried at each instant.
+    #[arg(long)]
+    pub live: bool,
+    /// With --live: stop after this long even without a verdict.
+    #[arg(long = "for", requires = "live", value_parser = humantime::parse_duration)]
+    pub live_for: Option<Duration>,
 }
 
 fn parse_arg(text: &str) -> Result<(String, String), String> {
@@ -77,6 +89,14 @@ pub enum Error {
     Invalid(String),
     #[error("the window ends before it starts")]
     Window,
+    #[error(
+        "metric {0} uses the web provider, which has no history to replay: add --live to take its measurements from now on, on the controller's schedule"
+    )]
+    NeedsLive(String),
+    #[error(
+        "metric {0} uses the scrape provider, which reads the pods' /metrics: only the controller measures it (use a prometheus provider to tune it here)"
+    )]
+    Scrape(String),
     #[error("verdict {0}")]
     Verdict(&'static str),
     #[error("cannot write the output: {0}")]
@@ -126,7 +146,7 @@ async fn load(
 }
 
 /// When the controller takes a run's first measurement of `plan`, for a run started at `start`.
-fn first_measurement(start: Timestamp, plan: &MetricPlan) -> Result<Timestamp, Error> {
+pub(super) fn first_measurement(start: Timestamp, plan: &MetricPlan) -> Result<Timestamp, Error> {
     next_due(&new_result(plan), plan, start).ok_or(Error::Window)
 }
 
@@ -149,25 +169,49 @@ pub async fn run(args: AnalyzeArgs, kube: &KubeArgs) -> Result<(), Error> {
             value.ok_or_else(|| Error::ArgMissing(arg.name.clone()))?,
         );
     }
-    let until = args.until.unwrap_or_else(Timestamp::now);
-    let start = until.checked_sub(args.since).map_err(|_| Error::Window)?;
     let mut prepared = Vec::new();
     for metric in &spec.metrics {
-        prepared.push(
-            prepare_metric(&name, metric, &values, Default::default()).map_err(Error::Invalid)?,
-        );
+        let p =
+            prepare_metric(&name, metric, &values, Default::default()).map_err(Error::Invalid)?;
+        match p.source {
+            Source::Scrape { .. } => return Err(Error::Scrape(metric.name.clone())),
+            Source::Web(_) if !args.live => return Err(Error::NeedsLive(metric.name.clone())),
+            _ => prepared.push(p),
+        }
     }
     let comparisons = prepared
         .iter()
         .filter(|p| !p.plan.metric.dry_run && p.plan.verdict.is_comparison())
         .count();
+    let results = if args.live {
+        super::analyze_live::run(&name, &args, &prepared, comparisons).await?
+    } else {
+        replay(&name, &args, &prepared, comparisons).await?
+    };
+    let (phase, message) = overall(&results);
+    crate::outln!("\nverdict: {} — {message}", phase.as_str())?;
+    match phase {
+        AnalysisPhase::Successful => Ok(()),
+        other => Err(Error::Verdict(other.as_str())),
+    }
+}
+
+/// Replay `prepared` over the past window of `args`, metric by metric.
+async fn replay(
+    name: &str,
+    args: &AnalyzeArgs,
+    prepared: &[Prepared],
+    comparisons: usize,
+) -> Result<Vec<crate::crd::MetricResult>, Error> {
+    let until = args.until.unwrap_or_else(Timestamp::now);
+    let start = until.checked_sub(args.since).map_err(|_| Error::Window)?;
     crate::outln!(
         "template {name}: canary {} vs baseline {}, window {start} .. {until}",
         args.canary,
         args.baseline
     )?;
     let mut results = Vec::new();
-    for p in &prepared {
+    for p in prepared {
         let mut result = new_result(&p.plan);
         crate::outln!(
             "\nmetric {}{}",
@@ -183,15 +227,14 @@ pub async fn run(args: AnalyzeArgs, kube: &KubeArgs) -> Result<(), Error> {
         while at <= until && !result.phase.is_finished() {
             let outcome = measure(p, &args.canary, &args.baseline, at, None).await;
             record(&mut result, &p.plan, outcome, at, comparisons);
-            let last = result.measurements.last();
-            let detail = last
-                .and_then(|m| m.message.clone())
-                .or_else(|| last.and_then(|m| m.value).map(|v| format!("result {v}")))
-                .or_else(|| result.message.clone())
-                .unwrap_or_default();
+            let detail = last_detail(&result);
             crate::outln!(
                 "  {at}  {:<12} {detail}",
-                last.map(|m| m.phase.as_str()).unwrap_or("-")
+                result
+                    .measurements
+                    .last()
+                    .map(|m| m.phase.as_str())
+                    .unwrap_or("-")
             )?;
             at = at.checked_add(p.plan.interval).map_err(|_| Error::Window)?;
         }
@@ -202,19 +245,29 @@ pub async fn run(args: AnalyzeArgs, kube: &KubeArgs) -> Result<(), Error> {
                 p.plan.count
             )?;
         }
-        crate::outln!(
-            "  => {}: {}",
-            result.phase.as_str(),
-            result.message.as_deref().unwrap_or("-")
-        )?;
+        print_result(&result)?;
         results.push(result);
     }
-    let (phase, message) = overall(&results);
-    crate::outln!("\nverdict: {} — {message}", phase.as_str())?;
-    match phase {
-        AnalysisPhase::Successful => Ok(()),
-        other => Err(Error::Verdict(other.as_str())),
-    }
+    Ok(results)
+}
+
+/// `  => Phase: message` for one metric.
+pub(super) fn print_result(result: &crate::crd::MetricResult) -> Result<(), Error> {
+    crate::outln!(
+        "  => {}: {}",
+        result.phase.as_str(),
+        result.message.as_deref().unwrap_or("-")
+    )?;
+    Ok(())
+}
+
+/// What the last measurement of `result` showed: its message or value.
+pub(super) fn last_detail(result: &crate::crd::MetricResult) -> String {
+    let last = result.measurements.last();
+    last.and_then(|m| m.message.clone())
+        .or_else(|| last.and_then(|m| m.value).map(|v| format!("result {v}")))
+        .or_else(|| result.message.clone())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -103,7 +103,10 @@ pub const ANALYZE: &str = "\
 Examples:
   sluice analyze -f analysis-templates/error-rate-vs-baseline.yaml -n shop --rollout web \\
     --canary 7882wclslg --baseline wctbhsh2rl --arg prometheus=http://localhost:9090 --since 15m
-  sluice analyze --template error-rate --canary 7882wclslg --baseline wctbhsh2rl";
+  sluice analyze --template error-rate --canary 7882wclslg --baseline wctbhsh2rl
+  sluice analyze --live -f web-error-rate.yaml -n shop --rollout web \\
+    --canary 7882wclslg --baseline wctbhsh2rl --arg metrics-url=http://localhost:8080/api/v1/error-rate
+  sluice analyze --live --for 5m --template error-rate --canary 7882wclslg --baseline wctbhsh2rl";
 
 /// `sluice lint`.
 pub const LINT: &str = "\

@@ -1,6 +1,7 @@
 //! Command-line interface of the `sluice` binary.
 
 pub mod analyze;
+mod analyze_live;
 pub mod docs;
 mod examples;
 pub mod format;

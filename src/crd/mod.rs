@@ -9,6 +9,7 @@ pub mod job_provider;
 pub mod limits;
 pub mod reasons;
 pub mod rollout;
+pub mod route_steps;
 pub mod states;
 pub mod status;
 pub mod tenancy;
@@ -40,9 +41,12 @@ pub use rollout::{
     AlertEvent, AlertLink, AlertSeverities, AlertSeverity, AlertSubscription, AlertsSpec,
     AnalysisArg, AnalysisStep, AnalysisTemplateRef, BackgroundAnalysis, BaselineSpec,
     BlueGreenStrategy, CanaryStep, CanaryStrategy, CannotTellAction, ForgeProvider,
-    GatewayApiRouting, GitAuthor, GitRepositoryRef, GitSource, HeaderRouteMatch, HeaderValueMatch,
-    PauseStep, PromotionAnalysis, PullRequestSpec, Rollout, RolloutSpec, RolloutStrategy,
-    SetHeaderRoute, SetMirrorRoute, TrafficRouting,
+    GatewayApiRouting, GitAuthor, GitRepositoryRef, GitSource, PauseStep, PromotionAnalysis,
+    PullRequestSpec, Rollout, RolloutSpec, RolloutStrategy, TrafficRouting,
+};
+pub use route_steps::{
+    HeaderRouteMatch, HeaderValueMatch, ManagedRoute, MirrorRouteMatch, RouteStringMatch,
+    SetHeaderRoute, SetMirrorRoute,
 };
 pub use states::{AlertState, BlueGreenStage, RevertState};
 pub use status::{

@@ -14,6 +14,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::duration::DurationOrSeconds;
+use super::route_steps::{ManagedRoute, SetHeaderRoute, SetMirrorRoute};
 use super::status::RolloutStatus;
 
 /// Pattern accepted for durations such as `30s`, `5m`, `1h30m`, `250ms`.
@@ -551,66 +552,21 @@ pub struct CanaryStep {
     pub analysis: Option<AnalysisStep>,
 
     /// Gateway API only: send requests whose headers match to the canary,
-    /// whatever its weight, through an extra HTTPRoute rule that Sluice owns
-    /// (named `sluice-canary-header`). `{}` (no `match`) removes the rule; it
-    /// is also removed when the rollout completes or aborts.
+    /// whatever its weight, through an extra route rule that Sluice owns
+    /// (`sluice-canary-header`, or `sluice-route-<name>` for a `name` listed
+    /// in `trafficRouting.managedRoutes`). No `match` removes the rule; it is
+    /// also removed when the rollout completes or aborts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub set_header_route: Option<SetHeaderRoute>,
 
     /// Gateway API only: mirror a share of the managed rules' requests to the
     /// canary (a `RequestMirror` filter; the responses of the copies are
-    /// dropped). `{}` (no `percentage`) removes the filter; it is also removed
-    /// when the rollout completes or aborts.
+    /// dropped). `{}` (no `percentage`) removes the filter. With a `name` and
+    /// `match`, only the matching requests are mirrored, through a rule
+    /// `sluice-route-<name>`; a `name` without `match` removes that rule.
+    /// Everything is also removed when the rollout completes or aborts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub set_mirror_route: Option<SetMirrorRoute>,
-}
-
-/// A header-based route to the canary (Argo Rollouts' `setHeaderRoute`).
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct SetHeaderRoute {
-    /// Headers a request must carry, all of them, to reach the canary. Empty
-    /// or omitted: remove the header route.
-    #[serde(default, rename = "match", skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 16))]
-    pub matches: Vec<HeaderRouteMatch>,
-}
-
-/// One header condition of a header route.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct HeaderRouteMatch {
-    /// Header name, e.g. `x-canary` (compared without regard to case).
-    #[schemars(length(min = 1, max = 256))]
-    pub header_name: String,
-    /// The value to match: exactly one of `exact` and `regex`.
-    pub header_value: HeaderValueMatch,
-}
-
-/// How a header's value is matched.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
-#[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("has(self.exact) != has(self.regex)").message("set exactly one of exact and regex"))]
-pub struct HeaderValueMatch {
-    /// The value, exactly.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 4096))]
-    pub exact: Option<String>,
-    /// A regular expression (the Gateway's dialect; Sluice checks RE2 syntax).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 4096))]
-    pub regex: Option<String>,
-}
-
-/// Traffic mirroring to the canary (Argo Rollouts' `setMirrorRoute`).
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct SetMirrorRoute {
-    /// Percent (1-100) of the managed rules' requests copied to the canary.
-    /// Omitted: remove the mirror.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self >= 1 && self <= 100").message("setMirrorRoute.percentage must be between 1 and 100"))]
-    pub percentage: Option<i32>,
 }
 
 /// A pause step. `{}` waits for `sluice rollout promote`.
@@ -704,6 +660,13 @@ pub struct TrafficRouting {
         skip_serializing_if = "Option::is_none"
     )]
     pub gateway_api: Option<GatewayApiRouting>,
+
+    /// Names of the header and mirror routes the steps may set, in order of
+    /// precedence (first wins between equally specific rules), as in Argo
+    /// Rollouts. A step naming a route not listed here is an invalid spec.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    pub managed_routes: Vec<ManagedRoute>,
 }
 
 /// Gateway API routing through an `HTTPRoute` or a `GRPCRoute`.

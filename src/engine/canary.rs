@@ -211,7 +211,7 @@ impl Planner<'_> {
                 self.set_outcome(RolloutPhase::Progressing, "SettingWeight", message);
                 done
             }
-            Step::SetHeaderRoute(_) | Step::SetMirrorRoute(_) => {
+            Step::SetHeaderRoute { .. } | Step::SetMirrorRoute { .. } => {
                 let extras = extras_at(self.settings.steps(), index);
                 let done = self.route_shows(&extras);
                 let message = format!("{label}: {} for canary {desired}", step.describe());

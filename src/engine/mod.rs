@@ -11,6 +11,7 @@ pub mod deadline;
 pub mod hash;
 mod housekeeping;
 mod known_bad;
+pub mod named_routes;
 pub mod observed;
 pub mod plan;
 mod pointing;
@@ -35,6 +36,8 @@ mod blue_green_tests;
 mod controls_tests;
 #[cfg(test)]
 mod hostile_tests;
+#[cfg(test)]
+mod named_routes_tests;
 #[cfg(test)]
 mod plan_tests;
 #[cfg(test)]

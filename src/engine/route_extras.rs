@@ -5,6 +5,8 @@
 //! What Sluice owns, and so may remove, is recognisable in the route itself
 //! (no bookkeeping elsewhere that a GitOps re-apply could desynchronise):
 //! - the rule named [`HEADER_RULE_NAME`], appended after the user's rules;
+//! - the rules named `sluice-route-<name>` of named routes
+//!   (`managedRoutes`, see [`super::named_routes`]), before it;
 //! - `RequestMirror` filters on the *managed* rules whose backendRef is the
 //!   canary Service in the Rollout's namespace.
 //!
@@ -16,6 +18,7 @@
 
 use serde_json::{Map, Value, json};
 
+use super::named_routes::{self, NamedIntent, NamedRoute};
 use super::observed::RouteState;
 use super::route;
 use super::spec::{HeaderCondition, RouteKind, Step};
@@ -32,24 +35,67 @@ pub struct RouteExtras {
     pub header: Vec<HeaderCondition>,
     /// Percent of the managed rules' requests copied to the canary.
     pub mirror_percent: Option<i32>,
+    /// Named routes in effect, in order of precedence.
+    pub named: Vec<NamedRoute>,
 }
 
-/// The extras in effect at step `index`: the last `setHeaderRoute` and the
-/// last `setMirrorRoute` at or before it.
+/// The extras in effect at step `index`: the last unnamed `setHeaderRoute`
+/// and `setMirrorRoute` at or before it, and for each route name the last
+/// step naming it (unless that step removed it).
 pub fn extras_at(steps: &[Step], index: usize) -> RouteExtras {
     let mut extras = RouteExtras::default();
     for step in steps.iter().take(index + 1) {
-        match step {
-            Step::SetHeaderRoute(header) => extras.header = header.clone(),
-            Step::SetMirrorRoute(percent) => extras.mirror_percent = *percent,
-            _ => {}
+        let (route, intent) = match step {
+            Step::SetHeaderRoute {
+                route: None,
+                conditions,
+            } => {
+                extras.header = conditions.clone();
+                continue;
+            }
+            Step::SetMirrorRoute {
+                route: None,
+                percent,
+                ..
+            } => {
+                extras.mirror_percent = *percent;
+                continue;
+            }
+            Step::SetHeaderRoute {
+                route: Some(route),
+                conditions,
+            } => (
+                route,
+                (!conditions.is_empty()).then(|| NamedIntent::Header(conditions.clone())),
+            ),
+            Step::SetMirrorRoute {
+                route: Some(route),
+                matches,
+                percent,
+            } => (
+                route,
+                (!matches.is_empty()).then(|| NamedIntent::Mirror {
+                    matches: matches.clone(),
+                    percent: percent.unwrap_or(100),
+                }),
+            ),
+            _ => continue,
+        };
+        extras.named.retain(|n| n.name != route.name);
+        if let Some(intent) = intent {
+            extras.named.push(NamedRoute {
+                name: route.name.clone(),
+                precedence: route.precedence,
+                intent,
+            });
         }
     }
+    extras.named.sort_by_key(|n| n.precedence);
     extras
 }
 
 /// Header names as RFC 7230 tokens (the Gateway API's own pattern).
-fn valid_header_name(name: &str) -> bool {
+pub(super) fn valid_header_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 256
         && name
@@ -110,8 +156,8 @@ pub fn header_conditions(
 pub fn check_needs_router(steps: &[Step], problems: &mut Vec<String>) {
     for (index, step) in steps.iter().enumerate() {
         let name = match step {
-            Step::SetHeaderRoute(_) => "setHeaderRoute",
-            Step::SetMirrorRoute(_) => "setMirrorRoute",
+            Step::SetHeaderRoute { .. } => "setHeaderRoute",
+            Step::SetMirrorRoute { .. } => "setMirrorRoute",
             _ => continue,
         };
         problems.push(format!(
@@ -148,10 +194,24 @@ pub fn rules_with_extras(
             rule.insert("filters".into(), Value::Array(filters));
         }
     }
-    all.retain(|rule| !is_header_rule(rule));
+    // Read by index before Sluice's old rules are taken out and indexes shift.
+    let sources = source_matches(state, &all, managed);
+    all.retain(|rule| !is_sluice_rule(rule));
+    let Some(template) = template.as_ref().and_then(Value::as_object) else {
+        return Value::Array(all);
+    };
+    if let Some(backend) = canary_ref(state, template, canary) {
+        let filters = strip_mirrors(state, template.get("filters"), canary);
+        for route in &extras.named {
+            if let Some(rule) =
+                named_routes::named_rule(route, &sources, template, filters.clone(), &backend)
+            {
+                all.push(rule);
+            }
+        }
+    }
     if !extras.header.is_empty()
-        && let Some(rule) =
-            template.and_then(|t| header_rule(state, &all, managed, &t, canary, extras))
+        && let Some(rule) = header_rule(state, &sources, template, canary, extras)
     {
         all.push(rule);
     }
@@ -172,9 +232,9 @@ fn is_header_rule(rule: &Value) -> bool {
     rule.get("name").and_then(Value::as_str) == Some(HEADER_RULE_NAME)
 }
 
-/// Whether `rule` is Sluice's own (only the header rule is a whole rule).
+/// Whether `rule` is Sluice's own: the header rule or a named route's.
 pub fn is_sluice_rule(rule: &Value) -> bool {
-    is_header_rule(rule)
+    is_header_rule(rule) || named_routes::is_named_rule(rule)
 }
 
 /// The canary's backendRef in `rule`, as Gateway API writes it back
@@ -192,17 +252,21 @@ fn canary_ref(state: &RouteState, rule: &Map<String, Value>, canary: &str) -> Op
 
 /// The `RequestMirror` filter for `extras`, from the canary's backendRef.
 fn mirror_filter(canary_ref: &Value, extras: &RouteExtras) -> Option<Value> {
-    let percent = extras.mirror_percent?;
+    Some(mirror_filter_to(canary_ref, extras.mirror_percent?))
+}
+
+/// A `RequestMirror` filter copying `percent` of requests to `canary_ref`.
+pub(super) fn mirror_filter_to(canary_ref: &Value, percent: i32) -> Value {
     let mut target = Map::new();
     for key in ["group", "kind", "name", "namespace", "port"] {
         if let Some(value) = canary_ref.get(key) {
             target.insert(key.into(), value.clone());
         }
     }
-    Some(json!({
+    json!({
         "type": "RequestMirror",
         "requestMirror": { "backendRef": target, "percent": percent },
-    }))
+    })
 }
 
 /// `filters` without the mirrors to the canary Service (Sluice's).
@@ -221,23 +285,8 @@ fn strip_mirrors(state: &RouteState, filters: Option<&Value>, canary: &str) -> V
         .collect()
 }
 
-/// The header rule: every match of the managed rules, each narrowed by the
-/// headers (so it is more specific than the rule it copies and wins by the
-/// Gateway API's precedence), sending to the canary alone. Filters and
-/// timeouts are the first managed rule's, less Sluice's mirror.
-fn header_rule(
-    state: &RouteState,
-    all: &[Value],
-    managed: &[usize],
-    template: &Value,
-    canary: &str,
-    extras: &RouteExtras,
-) -> Option<Value> {
-    let template = template.as_object()?;
-    let mut backend = canary_ref(state, template, canary)?;
-    if let Some(object) = backend.as_object_mut() {
-        object.insert("weight".into(), json!(1));
-    }
+/// Every match of the managed rules, as the rules Sluice adds copy them.
+fn source_matches(state: &RouteState, all: &[Value], managed: &[usize]) -> Vec<Value> {
     let mut matches: Vec<Value> = Vec::new();
     for rule in managed.iter().filter_map(|i| all.get(*i)) {
         let listed = rule.get("matches").and_then(Value::as_array).cloned();
@@ -247,11 +296,35 @@ fn header_rule(
             RouteKind::Http => vec![json!({"path": {"type": "PathPrefix", "value": "/"}})],
             RouteKind::Grpc => vec![json!({})],
         });
-        for mut one in listed {
-            narrow(&mut one, &extras.header);
+        for one in listed {
             if !matches.contains(&one) {
                 matches.push(one);
             }
+        }
+    }
+    matches
+}
+
+/// The header rule: every match of the managed rules, each narrowed by the
+/// headers (so it is more specific than the rule it copies and wins by the
+/// Gateway API's precedence), sending to the canary alone. Filters and
+/// timeouts are the first managed rule's, less Sluice's mirror.
+fn header_rule(
+    state: &RouteState,
+    sources: &[Value],
+    template: &Map<String, Value>,
+    canary: &str,
+    extras: &RouteExtras,
+) -> Option<Value> {
+    let mut backend = canary_ref(state, template, canary)?;
+    if let Some(object) = backend.as_object_mut() {
+        object.insert("weight".into(), json!(1));
+    }
+    let mut matches: Vec<Value> = Vec::new();
+    for mut one in sources.iter().cloned() {
+        narrow(&mut one, &extras.header);
+        if !matches.contains(&one) {
+            matches.push(one);
         }
     }
     let mut rule = Map::new();
@@ -269,7 +342,7 @@ fn header_rule(
 }
 
 /// Add the header conditions to one match (ours replace a same-named one).
-fn narrow(one: &mut Value, header: &[HeaderCondition]) {
+pub(super) fn narrow(one: &mut Value, header: &[HeaderCondition]) {
     let Some(object) = one.as_object_mut() else {
         return;
     };

@@ -20,6 +20,7 @@ const SEC: Duration = Duration::from_secs(1);
 fn header(name: &str, exact: Option<&str>, regex: Option<&str>) -> CanaryStep {
     CanaryStep {
         set_header_route: Some(SetHeaderRoute {
+            name: None,
             matches: vec![HeaderRouteMatch {
                 header_name: name.into(),
                 header_value: HeaderValueMatch {
@@ -41,12 +42,15 @@ fn clear_header() -> CanaryStep {
 
 fn mirror(percentage: Option<i32>) -> CanaryStep {
     CanaryStep {
-        set_mirror_route: Some(SetMirrorRoute { percentage }),
+        set_mirror_route: Some(SetMirrorRoute {
+            percentage,
+            ..SetMirrorRoute::default()
+        }),
         ..CanaryStep::default()
     }
 }
 
-fn rules(sim: &Sim) -> Value {
+pub(super) fn rules(sim: &Sim) -> Value {
     match &sim.observed.http_route {
         Some(Lookup::Found(route)) => route.rules.clone(),
         _ => Value::Null,
@@ -70,7 +74,7 @@ fn mirror_percent(sim: &Sim) -> Option<i64> {
 }
 
 /// A route with a rule Sluice does not own and a filter of the user's own.
-fn user_route(sim: &mut Sim) {
+pub(super) fn user_route(sim: &mut Sim) {
     if let Some(Lookup::Found(route)) = sim.observed.http_route.as_mut() {
         route.rules = json!([
             { "matches": [{"path": {"type": "PathPrefix", "value": "/shop"}}],

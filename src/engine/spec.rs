@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use super::named_routes::{self, RequestMatch, RouteName};
 use crate::crd::limits::{self, MAX_PAUSE, MAX_REPLICAS, MAX_SECONDS};
 use crate::crd::{AnalysisStep, BlueGreenStrategy, CanaryStrategy, PromotionAnalysis, Rollout};
 
@@ -31,10 +32,20 @@ pub enum Step {
     Pause(Option<Duration>),
     /// Wait for the verdict of an analysis run.
     Analysis(AnalysisStep),
-    /// Route requests with these headers to the canary; empty removes the route.
-    SetHeaderRoute(Vec<HeaderCondition>),
-    /// Mirror this percentage of requests to the canary; `None` removes the mirror.
-    SetMirrorRoute(Option<i32>),
+    /// Route requests with these headers to the canary; empty removes the
+    /// route (the named one, or the unnamed one when `route` is `None`).
+    SetHeaderRoute {
+        route: Option<RouteName>,
+        conditions: Vec<HeaderCondition>,
+    },
+    /// Mirror this percentage of requests to the canary; `None` removes the
+    /// unnamed mirror. A named route mirrors only `matches` (100% unless
+    /// given) and is removed when `matches` is empty.
+    SetMirrorRoute {
+        route: Option<RouteName>,
+        matches: Vec<RequestMatch>,
+        percent: Option<i32>,
+    },
 }
 
 /// One validated header condition of a header route.
@@ -65,23 +76,68 @@ impl Step {
                     .collect();
                 format!("analysis {}", names.join(","))
             }
-            Step::SetHeaderRoute(conditions) if conditions.is_empty() => {
-                "setHeaderRoute (remove)".into()
+            Step::SetHeaderRoute { route, conditions } => {
+                let name = route_label(route);
+                if conditions.is_empty() {
+                    return format!("setHeaderRoute{name} (remove)");
+                }
+                format!("setHeaderRoute{name} {}", describe_headers(conditions))
             }
-            Step::SetHeaderRoute(conditions) => {
-                let text: Vec<String> = conditions
-                    .iter()
-                    .map(|c| match c.regex {
-                        true => format!("{}~{}", c.name, c.value),
-                        false => format!("{}={}", c.name, c.value),
-                    })
-                    .collect();
-                format!("setHeaderRoute {}", text.join(","))
+            Step::SetMirrorRoute {
+                route: route @ Some(_),
+                matches,
+                percent,
+            } => {
+                let name = route_label(route);
+                if matches.is_empty() {
+                    return format!("setMirrorRoute{name} (remove)");
+                }
+                let what: Vec<String> = matches.iter().map(describe_match).collect();
+                let percent = percent.unwrap_or(100);
+                format!("setMirrorRoute{name} {percent}% of {}", what.join(" | "))
             }
-            Step::SetMirrorRoute(Some(percent)) => format!("setMirrorRoute {percent}%"),
-            Step::SetMirrorRoute(None) => "setMirrorRoute (remove)".into(),
+            Step::SetMirrorRoute {
+                percent: Some(percent),
+                ..
+            } => format!("setMirrorRoute {percent}%"),
+            Step::SetMirrorRoute { percent: None, .. } => "setMirrorRoute (remove)".into(),
         }
     }
+}
+
+/// ` name` of a named route step, or nothing.
+fn route_label(route: &Option<RouteName>) -> String {
+    route
+        .as_ref()
+        .map(|r| format!(" {}", r.name))
+        .unwrap_or_default()
+}
+
+fn describe_headers(conditions: &[HeaderCondition]) -> String {
+    let text: Vec<String> = conditions
+        .iter()
+        .map(|c| match c.regex {
+            true => format!("{}~{}", c.name, c.value),
+            false => format!("{}={}", c.name, c.value),
+        })
+        .collect();
+    text.join(",")
+}
+
+fn describe_match(one: &RequestMatch) -> String {
+    let mut parts = Vec::new();
+    parts.extend(one.method.clone());
+    if let Some((kind, value)) = &one.path {
+        parts.push(match kind.as_str() {
+            "PathPrefix" => format!("{value}*"),
+            "RegularExpression" => format!("~{value}"),
+            _ => value.clone(),
+        });
+    }
+    if !one.headers.is_empty() {
+        parts.push(describe_headers(&one.headers));
+    }
+    parts.join(" ")
 }
 
 /// How traffic is split between stable and canary.
@@ -293,10 +349,14 @@ pub fn settings(rollout: &Rollout) -> Result<Settings, Vec<String>> {
             return Err(problems);
         }
     };
-    let steps = canary_steps(canary, &mut problems);
+    let managed_routes = named_routes::managed_names(canary, &mut problems);
+    let steps = canary_steps(canary, &managed_routes, &mut problems);
     let routing = routing(rollout, canary, &mut problems);
-    if routing == Routing::ReplicaRatio {
-        super::route_extras::check_needs_router(&steps, &mut problems);
+    match &routing {
+        Routing::ReplicaRatio => super::route_extras::check_needs_router(&steps, &mut problems),
+        Routing::GatewayApi { kind, .. } => {
+            named_routes::check_route_kind(&steps, *kind, &mut problems)
+        }
     }
     let max_surge = scaled_int(
         canary.max_surge.as_ref(),
@@ -493,7 +553,11 @@ fn check_selector(rollout: &Rollout, problems: &mut Vec<String>) {
     }
 }
 
-fn canary_steps(canary: &CanaryStrategy, problems: &mut Vec<String>) -> Vec<Step> {
+fn canary_steps(
+    canary: &CanaryStrategy,
+    managed_routes: &[String],
+    problems: &mut Vec<String>,
+) -> Vec<Step> {
     let Some(raw) = canary.steps.as_ref() else {
         return default_steps();
     };
@@ -514,9 +578,16 @@ fn canary_steps(canary: &CanaryStrategy, problems: &mut Vec<String>) -> Vec<Step
             continue;
         }
         if let Some(route) = &step.set_header_route {
-            steps.push(Step::SetHeaderRoute(
-                super::route_extras::header_conditions(index, route, problems),
-            ));
+            let field = format!("steps[{index}].setHeaderRoute");
+            steps.push(Step::SetHeaderRoute {
+                route: named_routes::resolve(
+                    &field,
+                    route.name.as_deref(),
+                    managed_routes,
+                    problems,
+                ),
+                conditions: super::route_extras::header_conditions(index, route, problems),
+            });
             continue;
         }
         if let Some(mirror) = &step.set_mirror_route {
@@ -525,7 +596,17 @@ fn canary_steps(canary: &CanaryStrategy, problems: &mut Vec<String>) -> Vec<Step
                     "steps[{index}].setMirrorRoute.percentage is {percent}, must be between 1 and 100"
                 ));
             }
-            steps.push(Step::SetMirrorRoute(mirror.percentage));
+            let field = format!("steps[{index}].setMirrorRoute");
+            steps.push(Step::SetMirrorRoute {
+                route: named_routes::resolve(
+                    &field,
+                    mirror.name.as_deref(),
+                    managed_routes,
+                    problems,
+                ),
+                matches: named_routes::mirror_matches(index, mirror, problems),
+                percent: mirror.percentage,
+            });
             continue;
         }
         if let Some(weight) = step.set_weight {

@@ -81,6 +81,7 @@ pub fn rollout(replicas: i32, steps: Option<Vec<CanaryStep>>, gateway: bool) -> 
                 namespace: None,
                 rule_indexes: None,
             }),
+            managed_routes: Vec::new(),
         }),
         ..CanaryStrategy::default()
     };
@@ -130,6 +131,7 @@ pub fn blue_green_rollout(
                 namespace: None,
                 rule_indexes: None,
             }),
+            managed_routes: Vec::new(),
         }),
         ..Default::default()
     };

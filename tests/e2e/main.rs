@@ -40,6 +40,7 @@ mod receiver;
 mod restart;
 mod robustness;
 mod routing;
+mod routing_named;
 #[path = "../common/sshd.rs"]
 mod sshd;
 mod support;

@@ -19,7 +19,7 @@ use super::support::*;
 const SETTLE: Duration = Duration::from_secs(90);
 
 /// The stored HTTPRoute `web`: (resourceVersion, spec.rules).
-async fn route(admin: &Client, ns: &str) -> (String, Value) {
+pub(super) async fn route(admin: &Client, ns: &str) -> (String, Value) {
     let resource = sluice::reconcile::observe::http_route_resource();
     let api: Api<DynamicObject> = Api::namespaced_with(admin.clone(), ns, &resource);
     let object = api.get("web").await.expect("read HTTPRoute web");
@@ -46,7 +46,7 @@ fn mirror_filters(rules: &Value) -> Vec<Value> {
 }
 
 /// Sum of an instant query's samples for `hash` (0 when absent or unreachable).
-async fn prometheus_value(prometheus: &str, query: &str, hash: &str) -> f64 {
+pub(super) async fn prometheus_value(prometheus: &str, query: &str, hash: &str) -> f64 {
     let Ok(response) = reqwest::Client::new()
         .get(format!("{prometheus}/api/v1/query"))
         .query(&[("query", query)])
@@ -79,7 +79,7 @@ async fn wait_positive(prometheus: &str, query: String, hash: &str, what: &str) 
     .await
 }
 
-async fn step_index(admin: &Client, ns: &str) -> Option<i32> {
+pub(super) async fn step_index(admin: &Client, ns: &str) -> Option<i32> {
     rollout(admin, ns, "web")
         .await
         .status

@@ -52,6 +52,27 @@ fn a_valid_rollout_beside_other_kinds_has_no_problems() {
 }
 
 #[test]
+fn a_route_step_must_name_a_route_listed_in_managed_routes() {
+    let text = ROLLOUT
+        .replace(
+            "          httpRoute: web\n",
+            "          httpRoute: web\n        managedRoutes: [{name: staff}]\n",
+        )
+        .replace(
+            "        - setWeight: 50\n",
+            "        - setHeaderRoute:\n            name: beta\n            match: [{headerName: x-beta, headerValue: {exact: \"1\"}}]\n",
+        );
+    assert_eq!(
+        problems(&text),
+        [
+            "30:13: Rollout web: steps[2].setHeaderRoute.name \"beta\" is not listed in trafficRouting.managedRoutes"
+        ]
+    );
+    let listed = text.replace("[{name: staff}]", "[{name: staff}, {name: beta}]");
+    assert_eq!(problems(&listed), Vec::<String>::new());
+}
+
+#[test]
 fn problems_point_at_the_line_and_column_in_the_right_document() {
     let bad = ROLLOUT.replace(
         "      stableService: web-stable",

@@ -243,9 +243,9 @@ fn canary_strategy(value: Value, services: &mut Vec<String>, report: &mut Report
         }
     }
     if let Some(routing) = canary.take("trafficRouting")
-        && let Some(gateway) = traffic_routing(routing, &format!("{path}.trafficRouting"), report)
+        && let Some(routing) = traffic_routing(routing, &format!("{path}.trafficRouting"), report)
     {
-        out.insert("trafficRouting".into(), json!({"gatewayAPI": gateway}));
+        out.insert("trafficRouting".into(), routing);
     }
     if let Some(analysis) = canary.take("analysis") {
         let apath = format!("{path}.analysis");
@@ -377,16 +377,13 @@ fn analysis_refs(fields: &mut Fields, path: &str, report: &mut Report) -> Option
     Some(out)
 }
 
-/// `trafficRouting`: the Gateway API plugin becomes `gatewayAPI`; every other
-/// router is reported (the Rollout then splits by replica ratio).
+/// `trafficRouting`: the Gateway API plugin becomes `gatewayAPI` and
+/// `managedRoutes` stays; every other router is reported (the Rollout then
+/// splits by replica ratio).
 fn traffic_routing(value: Value, path: &str, report: &mut Report) -> Option<Value> {
     let mut routing = Fields::new(value, path, report);
-    if routing.take("managedRoutes").is_some() {
-        report.note(
-            &routing.at("managedRoutes"),
-            "Sluice manages its one header route and one mirror itself; no list is needed",
-        );
-    }
+    let managed = routing.list("managedRoutes", report);
+    let managed = routes::managed_routes(managed, &routing.at("managedRoutes"), report);
     let mut plugins = routing.object("plugins", report);
     let gateway = plugins.take(GATEWAY_PLUGIN).and_then(|config| {
         let gpath = format!("{path}.plugins.{GATEWAY_PLUGIN}");
@@ -407,7 +404,10 @@ fn traffic_routing(value: Value, path: &str, report: &mut Report) -> Option<Valu
             }
             r.finish(
                 report,
-                &[("useHeaderRoutes", "Sluice routes by weight only")],
+                &[(
+                    "useHeaderRoutes",
+                    "Sluice puts its header routes on the one route it drives",
+                )],
             );
         }
         let namespace = config.string("namespace", report);
@@ -456,7 +456,11 @@ fn traffic_routing(value: Value, path: &str, report: &mut Report) -> Option<Valu
             ("maxTrafficWeight", "Sluice weights are percentages (0-100)"),
         ],
     );
-    gateway
+    let mut out = json!({ "gatewayAPI": gateway? });
+    if !managed.is_empty() {
+        out["managedRoutes"] = Value::Array(managed);
+    }
+    Some(out)
 }
 
 fn blue_green_strategy(value: Value, services: &mut Vec<String>, report: &mut Report) -> Value {

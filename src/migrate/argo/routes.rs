@@ -1,22 +1,37 @@
-//! Argo Rollouts' `setHeaderRoute` and `setMirrorRoute` steps. Sluice has
-//! both (one header route and one mirror at a time, so no route names and no
-//! `managedRoutes`); what narrows or widens the traffic differently is
-//! reported, never changed quietly.
+//! Argo Rollouts' `setHeaderRoute` and `setMirrorRoute` steps and the
+//! `managedRoutes` they name. Sluice has all three in Argo's shape; what
+//! would narrow or widen the traffic differently is reported, never changed
+//! quietly.
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use crate::migrate::report::{Fields, Report};
 
-/// `setHeaderRoute`: its header matches, all of which a request must carry.
-/// Without matches the step removes the header route, in both tools.
+/// `trafficRouting.managedRoutes`: the names, in order (of precedence).
+pub fn managed_routes(items: Vec<Value>, path: &str, report: &mut Report) -> Vec<Value> {
+    let mut out = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        let ipath = format!("{path}[{i}]");
+        let mut fields = Fields::new(item, &ipath, report);
+        match fields.string("name", report) {
+            Some(name) => out.push(json!({ "name": name })),
+            None => report.attention(&ipath, "a managed route needs a name; this one is left out"),
+        }
+        fields.finish(report, &[]);
+    }
+    out
+}
+
+/// The step's route name, carried as is.
+fn name(fields: &mut Fields, report: &mut Report) -> Option<String> {
+    fields.string("name", report)
+}
+
+/// `setHeaderRoute`: its name and header matches, all of which a request
+/// must carry. Without matches the step removes the route, in both tools.
 pub fn header_route(value: Value, path: &str, report: &mut Report) -> Value {
     let mut fields = Fields::new(value, path, report);
-    if fields.take("name").is_some() {
-        report.note(
-            &fields.at("name"),
-            "Sluice keeps one header route at a time and needs no name",
-        );
-    }
+    let name = name(&mut fields, report);
     let mut matches = Vec::new();
     for (i, item) in fields.list("match", report).into_iter().enumerate() {
         let mpath = format!("{path}.match[{i}]");
@@ -25,11 +40,14 @@ pub fn header_route(value: Value, path: &str, report: &mut Report) -> Value {
         }
     }
     fields.finish(report, &[]);
-    if matches.is_empty() {
-        json!({})
-    } else {
-        json!({ "match": matches })
+    let mut out = json!({});
+    if let Some(name) = name {
+        out["name"] = json!(name);
     }
+    if !matches.is_empty() {
+        out["match"] = Value::Array(matches);
+    }
+    out
 }
 
 fn header_match(item: Value, path: &str, report: &mut Report) -> Option<Value> {
@@ -65,20 +83,26 @@ fn header_match(item: Value, path: &str, report: &mut Report) -> Option<Value> {
     }
 }
 
-/// `setMirrorRoute`: Argo mirrors the requests that match any of its
-/// conditions; Sluice mirrors every request of the weighted rules. Without
-/// matches the step removes the mirror, in both tools.
+/// `setMirrorRoute`: its name, the requests to mirror (any of the matches)
+/// and the percentage (100 when Argo leaves it out). Without matches the
+/// step removes the route, in both tools.
 pub fn mirror_route(value: Value, path: &str, report: &mut Report) -> Value {
     let mut fields = Fields::new(value, path, report);
-    if fields.take("name").is_some() {
-        report.note(
-            &fields.at("name"),
-            "Sluice keeps one mirror at a time and needs no name",
-        );
-    }
+    let name = name(&mut fields, report);
     let percentage = fields.int("percentage", report);
-    let matches = fields.list("match", report);
+    let items = fields.list("match", report);
     fields.finish(report, &[]);
+    let mut matches = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        let mpath = format!("{path}.match[{i}]");
+        if let Some(one) = mirror_match(item, &mpath, report) {
+            matches.push(one);
+        }
+    }
+    let mut out = json!({});
+    if let Some(name) = name {
+        out["name"] = json!(name);
+    }
     if matches.is_empty() {
         if percentage.is_some() {
             report.note(
@@ -86,12 +110,54 @@ pub fn mirror_route(value: Value, path: &str, report: &mut Report) -> Value {
                 "without a match the step removes the mirror, in Argo Rollouts as in Sluice",
             );
         }
-        return json!({});
+        return out;
     }
-    report.attention(
-        &format!("{path}.match"),
-        "Sluice mirrors every request of the weighted rules, not only those matching these conditions: more requests reach the canary as copies",
-    );
-    // Argo mirrors all matching requests when no percentage is given.
-    json!({ "percentage": percentage.unwrap_or(100) })
+    out["match"] = Value::Array(matches);
+    out["percentage"] = json!(percentage.unwrap_or(100));
+    out
+}
+
+/// One mirror match: `method`, `path` and `headers`, each an
+/// `{exact|prefix|regex}` string match, as Sluice spells them too.
+fn mirror_match(item: Value, path: &str, report: &mut Report) -> Option<Value> {
+    let mut fields = Fields::new(item, path, report);
+    let mut out = Map::new();
+    for key in ["method", "path"] {
+        if let Some(value) = fields.take(key) {
+            out.insert(
+                key.into(),
+                string_match(value, &format!("{path}.{key}"), report)?,
+            );
+        }
+    }
+    if let Some(headers) = fields.take("headers") {
+        let mut carried = Map::new();
+        for (header, value) in headers.as_object().cloned().unwrap_or_default() {
+            let hpath = format!("{path}.headers.{header}");
+            carried.insert(header, string_match(value, &hpath, report)?);
+        }
+        out.insert("headers".into(), Value::Object(carried));
+    }
+    fields.finish(report, &[]);
+    if out.is_empty() {
+        report.attention(path, "an empty match is left out: check the mirror");
+        return None;
+    }
+    Some(Value::Object(out))
+}
+
+fn string_match(value: Value, path: &str, report: &mut Report) -> Option<Value> {
+    let mut fields = Fields::new(value, path, report);
+    let found = ["exact", "prefix", "regex"]
+        .into_iter()
+        .find_map(|key| fields.string(key, report).map(|v| json!({ key: v })));
+    fields.finish(report, &[]);
+    if found.is_none() {
+        // Leaving one condition out would mirror more requests.
+        report.attention(
+            path,
+            "needs one of exact, prefix or regex; the whole match is left out: check the mirror",
+        );
+    }
+    found
 }

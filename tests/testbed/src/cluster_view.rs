@@ -27,13 +27,18 @@ pub struct View {
     pub source: String,
     /// Where smoke-test requests go: the Ready pods behind the smoke Service.
     pub smoke: Shares,
-    /// Where requests carrying the configured header go (by the HTTPRoute
-    /// rule that matches it; the plain split without a router).
-    pub header_shares: Shares,
     /// Copies of the plain requests: per hash, the fraction of them mirrored there.
     pub mirrored: Shares,
-    /// Copies of the header-carrying requests, likewise.
-    pub header_mirrored: Shares,
+    /// Per configured header, in order: where the requests carrying it go.
+    pub headers: Vec<HeaderRouting>,
+}
+
+/// Where the requests carrying one header go (by the route rule that
+/// matches it; the plain split without a router), and what is mirrored.
+#[derive(Debug, Default, Clone)]
+pub struct HeaderRouting {
+    pub shares: Shares,
+    pub mirrored: Shares,
 }
 
 pub fn rollout_resource() -> ApiResource {
@@ -147,13 +152,13 @@ async fn rule_traffic(
 
 /// Read the live traffic split of Rollout `name` in `namespace`; smoke
 /// requests go to Service `smoke_service`, if given; requests carrying
-/// `header` are routed by the HTTPRoute rule that matches it.
+/// each of `headers` are routed by the route rule that matches it.
 pub async fn look(
     client: &Client,
     namespace: &str,
     name: &str,
     smoke_service: Option<&str>,
-    header: Option<&RequestHeader>,
+    headers: &[RequestHeader],
 ) -> Result<View> {
     let rollouts: Api<DynamicObject> =
         Api::namespaced_with(client.clone(), namespace, &rollout_resource());
@@ -188,7 +193,7 @@ pub async fn look(
             .with_context(|| format!("get {kind} {route_ns}/{route_name}"))?;
         let services: Api<Service> = Api::namespaced(client.clone(), route_ns);
         // Users are modelled as hitting the first rule (the one the examples
-        // route); those carrying the header, the rule that matches it.
+        // route); those carrying a header, the rule that matches it.
         let rules = route.data["spec"]["rules"]
             .as_array()
             .cloned()
@@ -199,14 +204,24 @@ pub async fn look(
             &rules.first().cloned().unwrap_or_default(),
         )
         .await?;
-        let with_header = match rules.get(rule_for(&rules, header)) {
-            Some(rule) if header.is_some() => {
-                let traffic = rule_traffic(&services, &pods, rule).await?;
-                (shares(&traffic.backends), traffic.mirrored)
-            }
-            _ => (shares(&plain.backends), plain.mirrored.clone()),
-        };
-        routed = Some((plain.mirrored, with_header));
+        let mut by_header = Vec::with_capacity(headers.len());
+        for header in headers {
+            let routing = match rules.get(rule_for(&rules, Some(header))) {
+                Some(rule) => {
+                    let traffic = rule_traffic(&services, &pods, rule).await?;
+                    HeaderRouting {
+                        shares: shares(&traffic.backends),
+                        mirrored: traffic.mirrored,
+                    }
+                }
+                None => HeaderRouting {
+                    shares: shares(&plain.backends),
+                    mirrored: plain.mirrored.clone(),
+                },
+            };
+            by_header.push(routing);
+        }
+        routed = Some((plain.mirrored, by_header));
         (plain.backends, format!("{label}/{route_name}"))
     } else if let Some(active) = blue_green["activeService"].as_str() {
         // Blue-green without a router: users reach whatever the active Service selects.
@@ -261,15 +276,19 @@ pub async fn look(
         }
     }
     let plain = shares(&backends);
-    let (mirrored, (header_shares, header_mirrored)) =
-        routed.unwrap_or_else(|| (Shares::new(), (plain.clone(), Shares::new())));
+    let (mirrored, headers) = routed.unwrap_or_else(|| {
+        let same = HeaderRouting {
+            shares: plain.clone(),
+            mirrored: Shares::new(),
+        };
+        (Shares::new(), vec![same; headers.len()])
+    });
     Ok(View {
         shares: plain,
         images,
         source,
         smoke,
-        header_shares,
         mirrored,
-        header_mirrored,
+        headers,
     })
 }

@@ -4,8 +4,8 @@
 //! `http_requests_total{namespace,app,pod_template_hash,code}`,
 //! `http_request_duration_seconds_bucket{namespace,app,pod_template_hash,le}`
 //! and the generator's own view `sluice_trafficgen_share{...}`, plus
-//! `sluice_trafficgen_header_requests_total` (requests that carried the
-//! header) and `sluice_trafficgen_mirrored_requests_total` (mirrored copies,
+//! `sluice_trafficgen_header_requests_total{...,header}` (requests that
+//! carried a `--header`, by the header `name=value`) and `sluice_trafficgen_mirrored_requests_total` (mirrored copies,
 //! also served and so counted in `http_requests_total`), by revision.
 
 use std::sync::atomic::AtomicU64;
@@ -46,6 +46,15 @@ struct RevisionLabels {
     pod_template_hash: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HeaderLabels {
+    namespace: String,
+    app: String,
+    pod_template_hash: String,
+    /// `name=value` of the header the requests carried.
+    header: String,
+}
+
 const LATENCY_BUCKETS: [f64; 14] = [
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.125, 0.15, 0.2, 0.25, 0.3, 0.5, 1.0, 2.5,
 ];
@@ -63,7 +72,7 @@ pub struct Traffic {
     requests: Family<RequestLabels, Counter>,
     durations: Family<RevisionLabels, Histogram, fn() -> Histogram>,
     shares: Family<RevisionLabels, Gauge<f64, AtomicU64>>,
-    header_requests: Family<RevisionLabels, Counter>,
+    header_requests: Family<HeaderLabels, Counter>,
     mirrored_requests: Family<RevisionLabels, Counter>,
     rng: std::sync::Mutex<fastrand::Rng>,
 }
@@ -92,10 +101,10 @@ impl Traffic {
             "Fraction of traffic the generator currently sends to each revision",
             shares.clone(),
         );
-        let header_requests = Family::<RevisionLabels, Counter>::default();
+        let header_requests = Family::<HeaderLabels, Counter>::default();
         registry.register(
             "sluice_trafficgen_header_requests",
-            "Requests that carried the --header, by the revision that served them",
+            "Requests that carried a --header, by the header and the revision that served them",
             header_requests.clone(),
         );
         let mirrored_requests = Family::<RevisionLabels, Counter>::default();
@@ -168,10 +177,15 @@ impl Traffic {
         }
     }
 
-    /// Count `count` requests served on `hash` that carried the header.
-    pub fn count_header(&self, hash: &str, count: u64) {
+    /// Count `count` requests served on `hash` that carried `header` (`name=value`).
+    pub fn count_header(&self, hash: &str, header: &str, count: u64) {
         self.header_requests
-            .get_or_create(&self.revision(hash))
+            .get_or_create(&HeaderLabels {
+                namespace: self.namespace.clone(),
+                app: self.app.clone(),
+                pod_template_hash: hash.into(),
+                header: header.into(),
+            })
             .inc_by(count);
     }
 

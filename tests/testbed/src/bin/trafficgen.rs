@@ -4,10 +4,10 @@
 //! revisions (the HTTPRoute weights and the Ready pods behind each Service, or
 //! without a router the Ready pods themselves), then sends `--rps` simulated
 //! requests a second along that split. Each revision's image tag picks its
-//! faults (`errN`: +N% HTTP 500, `slowN`: +N ms). With `--header` and
-//! `--header-share`, that share of requests carries the header and follows
-//! the HTTPRoute rule matching it; a rule's `RequestMirror` filters add
-//! copies on the mirror's revision. Prometheus scrapes the
+//! faults (`errN`: +N% HTTP 500, `slowN`: +N ms). With `--header` (one or
+//! more) and `--header-share`, that share of requests carries each header
+//! and follows the route rule matching it; a rule's `RequestMirror`
+//! filters add copies on the mirror's revision. Prometheus scrapes the
 //! resulting series from `/metrics`; `/split` shows the split as JSON.
 
 use std::net::SocketAddr;
@@ -67,10 +67,11 @@ struct Args {
     #[arg(long, default_value_t = 20.0)]
     smoke_rps: f64,
     /// A header some users carry, `name=value` (e.g. `x-canary=internal`):
-    /// their requests follow the HTTPRoute rule that matches it.
+    /// their requests follow the route rule that matches it. Repeat for
+    /// several groups of users, each carrying one header.
     #[arg(long, value_parser = RequestHeader::parse)]
-    header: Option<RequestHeader>,
-    /// Fraction (0-1) of the users' requests that carry `--header`.
+    header: Vec<RequestHeader>,
+    /// Fraction (0-1) of the users' requests that carry each `--header`.
     #[arg(long, default_value_t = 0.0)]
     header_share: f64,
 }
@@ -166,23 +167,15 @@ async fn main() -> Result<()> {
         tokio::spawn(async move {
             let mut last_logged = String::new();
             loop {
-                match look(
-                    &client,
-                    &namespace,
-                    &rollout,
-                    smoke.as_deref(),
-                    header.as_ref(),
-                )
-                .await
-                {
+                match look(&client, &namespace, &rollout, smoke.as_deref(), &header).await {
                     Ok(next) => {
                         let summary = format!(
-                            "{} {:?} header {:?} mirrored {:?}",
-                            next.source, next.shares, next.header_shares, next.mirrored
+                            "{} {:?} headers {:?} mirrored {:?}",
+                            next.source, next.shares, next.headers, next.mirrored
                         );
                         if summary != last_logged {
                             tracing::info!(source = %next.source, shares = ?next.shares,
-                                header = ?next.header_shares, mirrored = ?next.mirrored, "traffic split");
+                                headers = ?next.headers, mirrored = ?next.mirrored, "traffic split");
                             last_logged = summary;
                         }
                         traffic.set_shares(&next.shares);
@@ -201,15 +194,22 @@ async fn main() -> Result<()> {
     let generator = {
         let (view, traffic, rps, smoke_rps) =
             (view.clone(), traffic.clone(), args.rps, args.smoke_rps);
-        let header_share = match args.header {
-            Some(_) => args.header_share.clamp(0.0, 1.0),
-            None => 0.0,
+        let headers: Vec<String> = args
+            .header
+            .iter()
+            .map(|h| format!("{}={}", h.name, h.value))
+            .collect();
+        // Each header's users take this share; together at most all users.
+        let header_share = match headers.len() {
+            0 => 0.0,
+            n => args.header_share.clamp(0.0, 1.0 / n as f64),
         };
         tokio::spawn(async move {
             let tick = Duration::from_millis(100);
             let mut allocator = Allocator::default();
             let mut smoke_allocator = Allocator::default();
-            let mut header_allocator = Allocator::default();
+            let mut header_allocators: Vec<Allocator> =
+                headers.iter().map(|_| Allocator::default()).collect();
             let mut mirror_allocator = Allocator::default();
             let mut interval = tokio::time::interval(tick);
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -217,8 +217,8 @@ async fn main() -> Result<()> {
                 interval.tick().await;
                 let current = view.read().map(|v| v.clone()).unwrap_or_default();
                 let requests = rps * tick.as_secs_f64();
-                let (plain, with_header) =
-                    (requests * (1.0 - header_share), requests * header_share);
+                let with_header = requests * header_share;
+                let plain = requests - with_header * headers.len() as f64;
                 let users = allocator.allocate(&current.shares, plain);
                 let smoke =
                     smoke_allocator.allocate(&current.smoke, smoke_rps * tick.as_secs_f64());
@@ -226,17 +226,22 @@ async fn main() -> Result<()> {
                 for (hash, count) in users.into_iter().chain(smoke) {
                     traffic.serve(&hash, &image(&hash), count);
                 }
-                for (hash, count) in header_allocator.allocate(&current.header_shares, with_header)
-                {
-                    traffic.serve(&hash, &image(&hash), count);
-                    traffic.count_header(&hash, count);
-                }
                 // Copies: a fraction of each class of requests, wherever its rule mirrors.
                 let mut copies = Shares::new();
-                for (mirrored, count) in [
-                    (&current.mirrored, plain),
-                    (&current.header_mirrored, with_header),
-                ] {
+                let mut classes = vec![(&current.mirrored, plain)];
+                for ((routing, allocator), name) in current
+                    .headers
+                    .iter()
+                    .zip(header_allocators.iter_mut())
+                    .zip(&headers)
+                {
+                    for (hash, count) in allocator.allocate(&routing.shares, with_header) {
+                        traffic.serve(&hash, &image(&hash), count);
+                        traffic.count_header(&hash, name, count);
+                    }
+                    classes.push((&routing.mirrored, with_header));
+                }
+                for (mirrored, count) in classes {
                     for (hash, fraction) in mirrored {
                         *copies.entry(hash.clone()).or_default() += fraction * count;
                     }
