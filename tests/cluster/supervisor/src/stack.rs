@@ -293,9 +293,11 @@ async fn create_nodes(client: &Client, count: usize) -> Result<(), Error> {
                 "annotations": { "kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0" },
                 "labels": { "type": "kwok", "kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64" },
             },
+            // The e2e suite keeps every test's namespace for its logs, so pods pile
+            // up across ~80 tests: room for 500 per fake node, not a kubelet's 110.
             "status": {
-                "capacity": { "cpu": "32", "memory": "256Gi", "pods": "110" },
-                "allocatable": { "cpu": "32", "memory": "256Gi", "pods": "110" },
+                "capacity": { "cpu": "32", "memory": "256Gi", "pods": "500" },
+                "allocatable": { "cpu": "32", "memory": "256Gi", "pods": "500" },
             },
         }))?;
         match nodes.create(&PostParams::default(), &node).await {
