@@ -12,6 +12,7 @@ pub mod states;
 pub mod status;
 pub mod tenancy;
 pub mod web_provider;
+pub mod workload_ref;
 
 /// `apiVersion` of every kind in the group, for server-side apply bodies.
 pub const API_VERSION: &str = "sluice.dev/v1alpha1";
@@ -40,7 +41,7 @@ pub use rollout::{
     BlueGreenStrategy, CanaryStep, CanaryStrategy, CannotTellAction, ForgeProvider,
     GatewayApiRouting, GitAuthor, GitRepositoryRef, GitSource, HeaderRouteMatch, HeaderValueMatch,
     PauseStep, PromotionAnalysis, PullRequestSpec, Rollout, RolloutSpec, RolloutStrategy,
-    SetHeaderRoute, SetMirrorRoute, TrafficRouting,
+    ScaleDown, SetHeaderRoute, SetMirrorRoute, TrafficRouting, WorkloadRef,
 };
 pub use states::{AlertState, BlueGreenStage, RevertState};
 pub use status::{
