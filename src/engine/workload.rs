@@ -34,12 +34,9 @@ use crate::crd::workload_ref::{
 };
 use crate::crd::{Rollout, RolloutPhase, ScaleDown, WorkloadRef};
 
-/// Condition reason and Event of a `workloadRef` that cannot be used.
-pub const WORKLOAD_REF_INVALID: &str = "WorkloadRefInvalid";
+pub use crate::crd::reasons::{ADOPTION_IN_PROGRESS, WORKLOAD_REF_INVALID};
 /// Event reason of a scale-down of the adopted Deployment.
 pub const DEPLOYMENT_SCALED_DOWN: &str = "DeploymentScaledDown";
-/// Event reason of a template change held until the adoption is done.
-pub const ADOPTION_IN_PROGRESS: &str = "AdoptionInProgress";
 
 /// The adopted Deployment as far as the engine cares.
 #[derive(Clone, Debug, Default, PartialEq)]

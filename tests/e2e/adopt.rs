@@ -1,7 +1,8 @@
 //! `workloadRef` on the real control plane: a Deployment serving through a
 //! Service is adopted by a Rollout while the real Deployment and ReplicaSet
 //! controllers (KWOK making pods Ready) do their part, and the Ready pods
-//! behind the Service are sampled every 150 ms through the whole of it.
+//! behind the Service are sampled every 150 ms through the whole of it, a
+//! controller restart midway included.
 //! The controller runs as deploy/'s ServiceAccount, with exactly its RBAC.
 
 use std::sync::Arc;
@@ -172,7 +173,8 @@ async fn adopt(admin: &Client, ns: &str, scale_down: &str, stable: &str) {
 #[tokio::test]
 async fn a_serving_deployment_is_adopted_progressively_without_a_moment_of_fewer_ready_pods() {
     let (admin, ns, kubeconfig) = setup("adopt-prog").await;
-    let controller = ControllerProcess::start(&kubeconfig, &ns, "adopt", &["--no-leader-election"]);
+    let mut controller =
+        ControllerProcess::start(&kubeconfig, &ns, "adopt", &["--no-leader-election"]);
     let _slow = SlowStart::start(&admin, &ns);
     serving_deployment(&admin, &ns, true).await;
     // The Rollout takes over the very Service users reach (what a Gateway
@@ -183,10 +185,19 @@ async fn a_serving_deployment_is_adopted_progressively_without_a_moment_of_fewer
     let rollouts = Api::<Rollout>::namespaced(admin.clone(), &ns);
     let mut replicas_seen = vec![REPLICAS];
     let deadline = Instant::now() + SETTLE;
+    let mut restarted = false;
     let rollout = loop {
         let (replicas, _) = deployment(&admin, &ns, "shop").await;
         if replicas_seen.last() != Some(&replicas) {
             replicas_seen.push(replicas);
+        }
+        if !restarted && replicas <= REPLICAS / 2 {
+            // Killed mid-adoption; a new process picks up from the cluster alone.
+            controller.kill();
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            controller =
+                ControllerProcess::start(&kubeconfig, &ns, "adopt-2", &["--no-leader-election"]);
+            restarted = true;
         }
         let rollout = rollouts.get("shop").await.expect("get rollout");
         let phase = rollout.status.as_ref().and_then(|s| s.phase);
@@ -201,6 +212,7 @@ async fn a_serving_deployment_is_adopted_progressively_without_a_moment_of_fewer
         tokio::time::sleep(Duration::from_millis(150)).await;
     };
     let took = started.elapsed();
+    assert!(restarted, "the controller was restarted mid-adoption");
     let (lowest, samples) = sampler.finish().await;
     eprintln!(
         "progressive adoption of {REPLICAS} pods in {took:?}: lowest Ready behind the Service {lowest}/{REPLICAS} \
