@@ -115,9 +115,25 @@ pub fn resolve<'a>(
             )]);
         }
     };
+    let name = &reference.name;
+    if template_is_empty(&deployment.template) {
+        return Err(vec![format!(
+            "spec.workloadRef: Deployment {name:?} has no pod template"
+        )]);
+    }
     let mut resolved = rollout.clone();
     resolved.spec.template = deployment.template.clone();
     if selector_is_empty(&resolved.spec.selector) {
+        if deployment
+            .selector
+            .match_expressions
+            .as_ref()
+            .is_some_and(|e| !e.is_empty())
+        {
+            return Err(vec![format!(
+                "spec.workloadRef: Deployment {name:?} selects its pods with matchExpressions, which Sluice does not support; set spec.selector.matchLabels on the Rollout"
+            )]);
+        }
         resolved.spec.selector = deployment.selector.clone();
     }
     Ok(Cow::Owned(resolved))

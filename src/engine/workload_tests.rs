@@ -157,8 +157,16 @@ fn the_deployment_gives_its_template_and_selector_and_a_rollout_without_one_is_a
         Some([("tier".to_string(), "front".to_string())].into())
     );
     // ...and checked against the Deployment's template like any template.
-    let planned = plan(&own, &Default::default(), Sim::new(own.clone()).now);
+    let mut sim = Sim::new(own);
+    sim.observed.workload = Some(found);
+    let planned = sim.tick(Duration::from_secs(1));
     assert_eq!(planned.status.phase, Some(RolloutPhase::Degraded));
+    let message = planned.status.message.unwrap_or_default();
+    assert!(
+        message.contains("spec.selector tier=front does not match the template labels"),
+        "{message}"
+    );
+    assert!(planned.writes.is_empty(), "{:?}", planned.writes);
 }
 
 #[test]
@@ -188,6 +196,22 @@ fn a_missing_deployment_a_wrong_kind_or_a_template_beside_it_is_a_clear_conditio
             "set exactly one of spec.template and spec.workloadRef",
         ),
     ];
+    let mut no_template = deployment("web:1", 3, 3);
+    no_template.template = PodTemplateSpec::default();
+    let mut expressions = deployment("web:1", 3, 3);
+    expressions.selector.match_expressions = Some(vec![Default::default()]);
+    let cases = cases.into_iter().chain([
+        (
+            adopting(3, ScaleDown::Progressively),
+            Some(Lookup::Found(no_template)),
+            "Deployment \"web\" has no pod template",
+        ),
+        (
+            adopting(3, ScaleDown::Progressively),
+            Some(Lookup::Found(expressions)),
+            "set spec.selector.matchLabels on the Rollout",
+        ),
+    ]);
     for (rollout, workload, says) in cases {
         let mut sim = Sim::new(rollout);
         sim.observed.workload = workload;
