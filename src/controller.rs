@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Service;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, watcher};
@@ -125,14 +125,16 @@ pub async fn run(options: Options, client: Client, evictions: Client) -> Result<
         )),
     });
     ctx.alerts.start(&ctx.io, options.alert_workers);
-    let (rollouts, replica_sets, runs, services) = match &options.namespace {
+    let (rollouts, replica_sets, runs, services, deployments) = match &options.namespace {
         Some(ns) => (
             Api::<Rollout>::namespaced(client.clone(), ns),
             Api::<ReplicaSet>::namespaced(client.clone(), ns),
             Api::<AnalysisRun>::namespaced(client.clone(), ns),
             Api::<Service>::namespaced(client.clone(), ns),
+            Api::<Deployment>::namespaced(client.clone(), ns),
         ),
         None => (
+            Api::all(client.clone()),
             Api::all(client.clone()),
             Api::all(client.clone()),
             Api::all(client.clone()),
@@ -146,9 +148,16 @@ pub async fn run(options: Options, client: Client, evictions: Client) -> Result<
     // Any change to a Service a Rollout names (a GitOps apply resetting its
     // selector, a deletion, a re-creation) reconciles that Rollout at once.
     let rollout_index = controller.store();
+    let adopting_index = controller.store();
     let controller = controller
         .watches(services, watcher::Config::default(), move |service| {
             rollouts_naming_service(&rollout_index, &service)
+        })
+        // A Deployment a Rollout adopts: a new template (`kubectl set image
+        // deployment/...`, a GitOps sync) starts a canary, and its pods
+        // coming and going drive the scale-down.
+        .watches(deployments, watcher::Config::default(), move |deployment| {
+            rollouts_adopting(&adopting_index, &deployment)
         })
         .with_config(
             kube::runtime::Config::default()
@@ -243,6 +252,29 @@ fn rollouts_naming_service(
         .iter()
         .filter(|r| r.metadata.namespace.as_ref() == Some(namespace))
         .filter(|r| names_service(r, name))
+        .map(|r| ObjectRef::from_obj(r.as_ref()))
+        .collect()
+}
+
+/// The Rollouts in the Deployment's namespace whose `workloadRef` names it.
+fn rollouts_adopting(
+    rollouts: &Store<Rollout>,
+    deployment: &Deployment,
+) -> Vec<ObjectRef<Rollout>> {
+    let (Some(namespace), Some(name)) = (&deployment.metadata.namespace, &deployment.metadata.name)
+    else {
+        return Vec::new();
+    };
+    rollouts
+        .state()
+        .iter()
+        .filter(|r| r.metadata.namespace.as_ref() == Some(namespace))
+        .filter(|r| {
+            r.spec
+                .workload_ref
+                .as_ref()
+                .is_some_and(|w| &w.name == name)
+        })
         .map(|r| ObjectRef::from_obj(r.as_ref()))
         .collect()
 }

@@ -96,8 +96,6 @@ fn each_fixture_reports_exactly_the_fields_it_cannot_carry_over() {
             "argo-blue-green.yaml",
             &[
                 "2|status|note",
-                "2|spec.workloadRef|note",
-                "2|spec.workloadRef.scaleDown|dropped",
                 "2|spec.strategy.blueGreen.previewMetadata|dropped",
                 "2|spec.strategy.blueGreen.scaleDownDelayRevisionLimit|dropped",
             ],
@@ -202,7 +200,12 @@ fn converted_objects_are_valid_sluice_objects() {
                 }
                 Some("Rollout") => {
                     // No Deployment among its inputs: reported, and not a full Rollout.
-                    assert!(serde_json::from_value::<sluice::crd::Rollout>(doc.clone()).is_err());
+                    let rollout: Result<sluice::crd::Rollout, _> =
+                        serde_json::from_value(doc.clone());
+                    let problems = rollout
+                        .map(|r| sluice::engine::spec::settings(&r).err().unwrap_or_default())
+                        .unwrap_or_else(|e| vec![e.to_string()]);
+                    assert!(!problems.is_empty(), "{name}: a Rollout without a template");
                 }
                 Some("AnalysisTemplate" | "ClusterAnalysisTemplate") => {
                     let spec: sluice::crd::AnalysisTemplateSpec =
@@ -319,20 +322,25 @@ fn an_argo_canary_keeps_its_steps_routing_and_analysis() {
 }
 
 #[test]
-fn an_argo_blue_green_from_a_workload_ref_folds_the_deployment_in() {
+fn an_argo_blue_green_from_a_workload_ref_keeps_the_reference_and_the_deployment() {
     let docs = documents(&convert("argo-blue-green.yaml").yaml);
-    assert_eq!(docs.len(), 1, "the Deployment is folded in: {docs:#?}");
+    assert_eq!(docs.len(), 2, "the Deployment stays: {docs:#?}");
+    let deployment = find(&docs, "Deployment", "checkout");
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["containers"][0]["image"],
+        "registry.example.com/checkout:2.0.0",
+        "printed as written"
+    );
     let rollout = find(&docs, "Rollout", "checkout");
     assert_eq!(rollout["metadata"]["namespace"], "shop");
     assert_eq!(rollout["spec"]["replicas"], 3);
     assert_eq!(
-        rollout["spec"]["template"]["spec"]["containers"][0]["image"],
-        "registry.example.com/checkout:2.0.0"
+        rollout["spec"]["workloadRef"],
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "name": "checkout", "scaleDown": "onsuccess"}),
+        "Argo's field carries over as is"
     );
-    assert_eq!(
-        rollout["spec"]["selector"]["matchLabels"]["app"],
-        "checkout"
-    );
+    assert!(rollout["spec"].get("template").is_none());
+    assert!(rollout["spec"].get("selector").is_none());
     let bg = &rollout["spec"]["strategy"]["blueGreen"];
     for (key, value) in [
         ("activeService", json!("checkout-active")),

@@ -41,6 +41,10 @@ pub enum Error {
     Syntax(String),
     #[error("the pod template has no container {name:?} (it has: {have})")]
     NoContainer { name: String, have: String },
+    #[error(
+        "the Rollout runs the pod template of Deployment {0:?} (spec.workloadRef): set the image there, e.g. `kubectl set image deployment/{0} ...` or in Git"
+    )]
+    AdoptsDeployment(String),
 }
 
 /// Parse `CONTAINER=IMAGE`; `*=IMAGE` sets every container.
@@ -61,6 +65,9 @@ pub fn parse_arg(text: &str) -> Result<(String, String), String> {
 /// The merge patch that sets `pairs` on `rollout`'s containers and init
 /// containers; `None` when every image is already what is asked.
 pub fn patch(rollout: &Rollout, pairs: &[(String, String)]) -> Result<Option<Value>, Error> {
+    if let Some(reference) = &rollout.spec.workload_ref {
+        return Err(Error::AdoptsDeployment(reference.name.clone()));
+    }
     let pod = rollout.spec.template.spec.clone().unwrap_or_default();
     let mut containers = pod.containers;
     let mut init = pod.init_containers.unwrap_or_default();
@@ -144,5 +151,21 @@ mod tests {
                 have: "web".into()
             })
         );
+    }
+
+    #[test]
+    fn a_rollout_adopting_a_deployment_points_to_the_deployment() {
+        let mut adopting = rollout(1, None, false);
+        adopting.spec.template = Default::default();
+        adopting.spec.workload_ref = Some(crate::crd::WorkloadRef {
+            api_version: "apps/v1".into(),
+            kind: "Deployment".into(),
+            name: "shop".into(),
+            scale_down: None,
+        });
+        let refused = patch(&adopting, &[("web".into(), "web:2".into())]);
+        assert_eq!(refused, Err(Error::AdoptsDeployment("shop".into())));
+        let said = refused.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(said.contains("kubectl set image deployment/shop"), "{said}");
     }
 }

@@ -18,6 +18,10 @@ pub enum Error {
     NoSuchRevision { wanted: i64, have: String },
     #[error("revision {0} is the current pod template already")]
     AlreadyCurrent(i64),
+    #[error(
+        "the Rollout runs the pod template of Deployment {0:?} (spec.workloadRef): undo there, e.g. `kubectl rollout undo deployment/{0}` or a revert in Git"
+    )]
+    AdoptsDeployment(String),
 }
 
 /// The revision to go back to: `to` by number, or else the newest one whose

@@ -37,6 +37,9 @@ pub async fn run(
 ) -> Result<(), Error> {
     let api: Api<Rollout> = Api::namespaced(client.clone(), namespace);
     let rollout = super::get::rollout(&api, name).await?;
+    if let Some(reference) = &rollout.spec.workload_ref {
+        return Err(super::undo::Error::AdoptsDeployment(reference.name.clone()).into());
+    }
     let owned = ListParams::default().labels(&format!("{ROLLOUT_LABEL}={name}"));
     let replica_sets: Vec<ReplicaSet> = Api::<ReplicaSet>::namespaced(client.clone(), namespace)
         .list(&owned)

@@ -14,6 +14,7 @@ pub mod states;
 pub mod status;
 pub mod tenancy;
 pub mod web_provider;
+pub mod workload_ref;
 
 /// `apiVersion` of every kind in the group, for server-side apply bodies.
 pub const API_VERSION: &str = "sluice.dev/v1alpha1";
@@ -42,7 +43,7 @@ pub use rollout::{
     AnalysisArg, AnalysisStep, AnalysisTemplateRef, BackgroundAnalysis, BaselineSpec,
     BlueGreenStrategy, CanaryStep, CanaryStrategy, CannotTellAction, ForgeProvider,
     GatewayApiRouting, GitAuthor, GitRepositoryRef, GitSource, PauseStep, PromotionAnalysis,
-    PullRequestSpec, Rollout, RolloutSpec, RolloutStrategy, TrafficRouting,
+    PullRequestSpec, Rollout, RolloutSpec, RolloutStrategy, ScaleDown, TrafficRouting, WorkloadRef,
 };
 pub use route_steps::{
     HeaderRouteMatch, HeaderValueMatch, ManagedRoute, MirrorRouteMatch, RouteStringMatch,

@@ -12,6 +12,10 @@ pub const ABORTED_BY_USER: &str = "AbortedByUser";
 pub const PAUSED_BY_USER: &str = "PausedByUser";
 /// The spec cannot be acted on; the message lists every problem.
 pub const INVALID_SPEC: &str = "InvalidSpec";
+/// `spec.workloadRef` cannot be used: a missing Deployment, a wrong kind, a template beside it.
+pub const WORKLOAD_REF_INVALID: &str = "WorkloadRefInvalid";
+/// A new template waits until the adopted Deployment's pods stop serving through the stable Service.
+pub const ADOPTION_IN_PROGRESS: &str = "AdoptionInProgress";
 /// A revision aborted before came back and was refused.
 pub const KNOWN_BAD_REVISION: &str = "KnownBadRevision";
 /// The update made no progress within `progressDeadlineSeconds`.

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::duration::DurationOrSeconds;
 use super::route_steps::{ManagedRoute, SetHeaderRoute, SetMirrorRoute};
 use super::status::RolloutStatus;
+pub use super::workload_ref::{ScaleDown, WorkloadRef, selector_is_empty, template_is_empty};
 
 /// Pattern accepted for durations such as `30s`, `5m`, `1h30m`, `250ms`.
 pub const DURATION_PATTERN: &str = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h|d))+$";
@@ -66,6 +67,8 @@ pub const DURATION_PATTERN: &str = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h|d))+$";
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.template) != has(self.workloadRef)").message("set exactly one of spec.template and spec.workloadRef"))]
+#[x_kube(validation = Rule::new("has(self.selector) || has(self.workloadRef)").message("spec.selector is required unless spec.workloadRef is set"))]
 pub struct RolloutSpec {
     /// Desired number of pods of the stable version. Defaults to 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -74,10 +77,23 @@ pub struct RolloutSpec {
     pub replicas: Option<i32>,
 
     /// Label selector for the Rollout's pods; must match the template's labels.
+    /// Required with `template`; with `workloadRef` it defaults to the
+    /// Deployment's selector.
+    #[serde(default, skip_serializing_if = "selector_is_empty")]
     pub selector: LabelSelector,
 
     /// Pod template of the version to run. Changing it starts a new rollout.
+    /// Set either this or `workloadRef`, not both.
+    #[serde(default, skip_serializing_if = "template_is_empty")]
     pub template: PodTemplateSpec,
+
+    /// Take the pod template (and the selector, if none is set) from an
+    /// existing Deployment in the same namespace instead of `template`, and
+    /// scale that Deployment down as the Rollout takes over (`scaleDown`).
+    /// A change of the Deployment's template starts a new rollout, as a change
+    /// of `template` would. Argo Rollouts' field, with the same spelling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload_ref: Option<WorkloadRef>,
 
     /// Old ReplicaSets kept (scaled to zero) for history and quick rollback. Defaults to 10.
     #[serde(default, skip_serializing_if = "Option::is_none")]

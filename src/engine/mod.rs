@@ -24,6 +24,7 @@ pub mod route_extras;
 pub mod spec;
 pub mod stuck;
 mod verdict;
+pub mod workload;
 
 pub use canary::{canary_replicas, stable_replicas, weight_at};
 pub use known_bad::KNOWN_BAD_LIMIT;
@@ -50,3 +51,5 @@ mod route_extras_tests;
 pub(crate) mod testkit;
 #[cfg(test)]
 mod traffic_tests;
+#[cfg(test)]
+mod workload_tests;

@@ -69,4 +69,7 @@ pub struct Observed {
     /// Every pod of the Rollout (by its selector), read only while a
     /// `spec.restartAt` that has passed is not done yet.
     pub restart_pods: Vec<Pod>,
+    /// The Deployment `spec.workloadRef` names (same namespace only), when
+    /// the Rollout adopts one; `None` without a `workloadRef`.
+    pub workload: Option<Lookup<super::workload::WorkloadState>>,
 }

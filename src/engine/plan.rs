@@ -88,6 +88,14 @@ pub enum Write {
         /// AnalysisRun name.
         name: String,
     },
+    /// Set the replicas of the Deployment the Rollout adopts
+    /// (`spec.workloadRef`), through its scale subresource.
+    ScaleDeployment {
+        /// Deployment name (the Rollout's namespace).
+        name: String,
+        /// Replicas to set.
+        replicas: i32,
+    },
     /// Evict a pod through the Eviction API for a restart (`spec.restartAt`);
     /// its ReplicaSet recreates it. A refusal (PodDisruptionBudget) is retried later.
     EvictPod {
@@ -125,9 +133,21 @@ pub struct Plan {
     pub newly_aborted: Option<AbortStatus>,
 }
 
-/// Decide what to do for `rollout` given what was `observed` at `now`.
+/// Decide what to do for `rollout` given what was `observed` at `now`
+/// (with `workloadRef`, the Deployment's template taken from `observed`).
 pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
-    plan_with(rollout, spec::settings(rollout), observed, now)
+    match super::workload::resolve(rollout, observed.workload.as_ref()) {
+        Ok(resolved) => plan_with(&resolved, spec::settings(&resolved), observed, now),
+        Err(problems) => unresolved(rollout, &problems, now),
+    }
+}
+
+/// Plan for a Rollout whose `workloadRef` cannot be used (see
+/// `workload::resolve`): report it, write nothing, do not hot-loop.
+pub fn unresolved(rollout: &Rollout, problems: &[String], now: Timestamp) -> Plan {
+    let old = rollout.status.clone().unwrap_or_default();
+    let reason = super::workload::WORKLOAD_REF_INVALID;
+    invalid(rollout, &old, problems, now, reason, None)
 }
 
 /// [`plan`] with the spec already validated (`spec::settings(rollout)`), as
@@ -172,11 +192,19 @@ pub fn plan_with(
         again.run();
         again.claim_references();
         again.restart_pods();
-        return again.finish();
+        let adopted = again.adopt_workload();
+        return with_event(again.finish(), adopted);
     }
     planner.claim_references();
     planner.restart_pods();
-    planner.finish()
+    let adopted = planner.adopt_workload();
+    with_event(planner.finish(), adopted)
+}
+
+/// `plan` with one more Event at the end.
+fn with_event(mut plan: Plan, event: Option<PlannedEvent>) -> Plan {
+    plan.events.extend(event);
+    plan
 }
 
 /// Condition reason of a Rollout naming objects another Rollout routes through.
@@ -342,6 +370,8 @@ impl<'a> Planner<'a> {
         self.note_reverts();
         if desired == stable {
             self.steady(&stable);
+        } else if !in_flight && self.adoption_holds_updates() {
+            self.hold_for_adoption(&stable, &desired);
         } else if !self.refuse_known_bad(&stable, &desired, &requests) {
             match &strategy {
                 spec::Strategy::Canary(_) => {
@@ -357,7 +387,7 @@ impl<'a> Planner<'a> {
     }
 
     /// Nothing in flight: the stable revision at full size with all traffic.
-    fn steady(&mut self, stable: &str) {
+    pub(super) fn steady(&mut self, stable: &str) {
         if let Some(dropped) = self.old.canary_revision.clone().filter(|c| c != stable) {
             let note = match &self.old.abort {
                 Some(_) => format!(
@@ -385,7 +415,16 @@ impl<'a> Planner<'a> {
         let replicas = self.settings.replicas;
         self.ensure_revision(stable, replicas);
         self.route_weight_down_to(0);
-        self.point_services(stable, stable);
+        // An adopted Deployment's pods serve through the stable Service
+        // until this revision can carry all of it.
+        let adopting = self
+            .settings
+            .stable_service
+            .as_deref()
+            .is_some_and(|s| self.adopting_through(s));
+        if !adopting || self.stable_complete(stable) {
+            self.point_services(stable, stable);
+        }
         self.status.current_weight = 0;
         let rev = self.revisions.get(stable);
         let available = rev.map(|r| r.available).unwrap_or(0);

@@ -10,6 +10,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::named_routes::{self, RequestMatch, RouteName};
 use crate::crd::limits::{self, MAX_PAUSE, MAX_REPLICAS, MAX_SECONDS};
+use crate::crd::workload_ref::template_is_empty;
 use crate::crd::{AnalysisStep, BlueGreenStrategy, CanaryStrategy, PromotionAnalysis, Rollout};
 
 /// Default replicas when `spec.replicas` is omitted.
@@ -333,7 +334,20 @@ pub fn settings(rollout: &Rollout) -> Result<Settings, Vec<String>> {
     if let Err(problem) = limits::at_most(replicas, MAX_REPLICAS, "spec.replicas") {
         problems.push(problem);
     }
-    check_selector(rollout, &mut problems);
+    match &spec.workload_ref {
+        Some(reference) => {
+            problems.extend(super::workload::reference_problems(reference));
+            // Unresolved (offline, in `sluice lint`) the template and maybe
+            // the selector are the Deployment's: checked once resolved.
+            if !template_is_empty(&spec.template) {
+                check_selector(rollout, &mut problems);
+            }
+        }
+        None if template_is_empty(&spec.template) => {
+            problems.push("spec.template is required unless spec.workloadRef is set".into());
+        }
+        None => check_selector(rollout, &mut problems),
+    }
     let name = rollout.metadata.name.as_deref().unwrap_or_default();
     if name.len() > limits::MAX_NAME {
         problems.push(format!(

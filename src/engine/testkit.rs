@@ -105,6 +105,7 @@ pub fn rollout(replicas: i32, steps: Option<Vec<CanaryStep>>, gateway: bool) -> 
             git: None,
             alerts: None,
             restart_at: None,
+            workload_ref: None,
         },
     );
     rollout.metadata.namespace = Some("demo".into());
@@ -317,7 +318,7 @@ impl Sim {
         }
     }
 
-    fn carry_out(&mut self, write: &Write) {
+    pub fn carry_out(&mut self, write: &Write) {
         match write {
             Write::ApplyReplicaSet(desired) => {
                 let mut rs = revisions::build(&self.rollout, desired);
@@ -381,6 +382,13 @@ impl Sim {
                 .observed
                 .analysis_runs
                 .retain(|r| r.metadata.name.as_deref() != Some(name.as_str())),
+            // The Deployment controller: pods beyond the new count go at once.
+            Write::ScaleDeployment { replicas, .. } => {
+                if let Some(Lookup::Found(deployment)) = self.observed.workload.as_mut() {
+                    deployment.replicas = *replicas;
+                    deployment.available = deployment.available.min(*replicas);
+                }
+            }
             Write::EvictPod { name } => self
                 .observed
                 .restart_pods

@@ -152,7 +152,7 @@ pub fn migrate(inputs: &[Input]) -> Result<Outcome, Error> {
     for (i, doc) in docs.iter().enumerate() {
         let mut report = Report::default();
         let converted = match (doc.api_group(), doc.kind()) {
-            ("argoproj.io", "Rollout") => Some(argo::rollout(doc, &docs, &mut report)),
+            ("argoproj.io", "Rollout") => Some(argo::rollout(doc, &mut report)),
             ("argoproj.io", "AnalysisTemplate" | "ClusterAnalysisTemplate") => {
                 Some(argo::analysis_template(doc, &mut report))
             }

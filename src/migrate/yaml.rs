@@ -124,6 +124,19 @@ pub fn render_typed<T: DeserializeOwned + Serialize>(
     }
 }
 
+/// [`render_typed`] for a Rollout, which also needs a pod template or a
+/// `workloadRef` (both optional in the type, one required by the CRD).
+pub fn render_rollout(value: Value, report: &mut Report) -> String {
+    let spec = &value["spec"];
+    if spec.get("template").is_none() && spec.get("workloadRef").is_none() {
+        report.attention(
+            "",
+            "the result is not a valid Sluice Rollout (no spec.template and no spec.workloadRef); printed as converted, complete it before applying",
+        );
+    }
+    render_typed::<crate::crd::Rollout>(value, "Rollout", report)
+}
+
 /// YAML text of a value, without the leading `---`.
 pub fn to_yaml<T: Serialize>(value: &T) -> String {
     serde_yaml_ng::to_string(value).unwrap_or_else(|e| format!("# cannot render: {e}\n"))

@@ -3,11 +3,12 @@
 //! The state machine's field manager (`sluice`) owns exactly the fields it
 //! sets: whole ReplicaSets and AnalysisRuns it creates, the selector and
 //! claim label of each Service it routes through, the `rules` and claim
-//! annotation of a managed HTTPRoute or GRPCRoute, and the Rollout's status except
+//! annotation of a managed HTTPRoute or GRPCRoute, `spec.replicas` of an
+//! adopted Deployment (`workloadRef`), and the Rollout's status except
 //! `gitRevert` and `alerts` (written through `status_write` by their own
 //! workers' managers).
 
-use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams, PostParams, PropagationPolicy};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -161,6 +162,20 @@ pub async fn apply(client: &Client, rollout: &Rollout, write: &Write) -> Result<
                 Err(kube::Error::Api(status)) if status.code == 404 => {}
                 Err(e) => return Err(Error::Write("AnalysisRun", name.clone(), e)),
             }
+        }
+        Write::ScaleDeployment { name, replicas } => {
+            // The scale subresource: only `spec.replicas` changes, and the
+            // Rollout's namespace is the only one it can reach.
+            let api: Api<Deployment> = Api::namespaced(client.clone(), &namespace);
+            let scale = json!({
+                "apiVersion": "autoscaling/v1",
+                "kind": "Scale",
+                "metadata": { "name": name, "namespace": namespace },
+                "spec": { "replicas": replicas },
+            });
+            api.patch_scale(name, &apply_params(), &Patch::Apply(&scale))
+                .await
+                .map_err(|e| Error::Write("Deployment", name.clone(), e))?;
         }
         // Evicted by the reconcile itself (`restart_pod`), with the client
         // that does not retry 429, so that each outcome becomes an Event.

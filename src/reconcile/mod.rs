@@ -18,6 +18,7 @@ pub mod isolate;
 pub mod observe;
 pub mod pods;
 pub mod status_write;
+pub mod workload;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -115,11 +116,27 @@ pub async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Actio
 }
 
 async fn reconcile_inner(rollout: &Rollout, ctx: &Arc<Context>) -> Result<Action, Error> {
-    let key = format!(
-        "{}/{}",
-        rollout.namespace().unwrap_or_default(),
-        rollout.name_any()
-    );
+    // With `workloadRef`, the Deployment's template first: everything after
+    // plans the Rollout as if it carried that template.
+    let workload = if rollout.name_any().len() > crate::crd::limits::MAX_NAME {
+        None
+    } else {
+        workload::observe(&ctx.io.client, rollout).await?
+    };
+    match engine::workload::resolve(rollout, workload.as_ref()) {
+        Ok(resolved) => reconcile_resolved(&resolved, workload, ctx).await,
+        Err(problems) => {
+            let plan = engine::plan::unresolved(rollout, &problems, Timestamp::now());
+            carry_out(rollout, ctx, &engine::Observed::default(), plan).await
+        }
+    }
+}
+
+async fn reconcile_resolved(
+    rollout: &Rollout,
+    workload: Option<engine::Lookup<engine::workload::WorkloadState>>,
+    ctx: &Arc<Context>,
+) -> Result<Action, Error> {
     // A name too long for a label value cannot be looked up by label (the
     // API server refuses the selector): the plan reports it as InvalidSpec
     // without reading the cluster.
@@ -133,9 +150,25 @@ async fn reconcile_inner(rollout: &Rollout, ctx: &Arc<Context>) -> Result<Action
             observe::observe(&ctx.io.client, rollout, settings.as_ref().ok()).await?;
         observed.pods = pods::in_flight(&ctx.io.client, rollout).await?;
         observed.restart_pods = pods::for_restart(&ctx.io.client, rollout, now).await?;
+        observed.workload = workload;
         observed
     };
     let plan = engine::plan::plan_with(rollout, settings, &observed, now);
+    carry_out(rollout, ctx, &observed, plan).await
+}
+
+/// Apply `plan`'s writes, then the status, the Events, Git and the alerts.
+async fn carry_out(
+    rollout: &Rollout,
+    ctx: &Arc<Context>,
+    observed: &engine::Observed,
+    plan: engine::Plan,
+) -> Result<Action, Error> {
+    let key = format!(
+        "{}/{}",
+        rollout.namespace().unwrap_or_default(),
+        rollout.name_any()
+    );
     let mut eviction_refused = false;
     for write in &plan.writes {
         log_write(&key, write);
@@ -162,7 +195,7 @@ async fn reconcile_inner(rollout: &Rollout, ctx: &Arc<Context>) -> Result<Action
         &plan.status,
     );
     // After the traffic writes: Git never delays them.
-    let git_retry = ctx.git.consider(&ctx.io, rollout, &observed, &plan.status);
+    let git_retry = ctx.git.consider(&ctx.io, rollout, observed, &plan.status);
     ctx.alerts.consider(&ctx.io, rollout, &plan.status);
     let mut requeue = if plan.writes.is_empty() {
         plan.requeue_after
@@ -291,6 +324,9 @@ fn log_write(key: &str, write: &Write) {
         }
         Write::EvictPod { name } => {
             info!(rollout = key, pod = %name, "evict pod for a restart")
+        }
+        Write::ScaleDeployment { name, replicas } => {
+            info!(rollout = key, deployment = %name, replicas, "scale down the adopted Deployment")
         }
     }
 }

@@ -4,6 +4,7 @@
 //! which `.ci/run` calls first). Each test gets its own namespace and its own
 //! controller process.
 
+mod adopt;
 mod alert_outage;
 mod alertmanager;
 #[path = "../common/alertmanager.rs"]

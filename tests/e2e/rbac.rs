@@ -179,6 +179,11 @@ async fn the_namespaced_install_reaches_only_the_watched_namespace() {
         ),
         ("patch", "services", Some(other.as_str()), false),
         ("create", "apps/replicasets", Some(other.as_str()), false),
+        // An adopted Deployment (workloadRef): read, and scaled through its
+        // scale subresource only; never its spec, never another namespace's.
+        ("watch", "apps/deployments", Some(watched.as_str()), true),
+        ("get", "apps/deployments", Some(other.as_str()), false),
+        ("patch", "apps/deployments", Some(watched.as_str()), false),
         ("list", "sluice.dev/rollouts", None, false),
         ("watch", "sluice.dev/rollouts", Some(watched.as_str()), true),
         ("get", "sluice.dev/clustergitrepositories", None, true),

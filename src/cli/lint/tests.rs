@@ -223,3 +223,41 @@ spec:
         "{found:?}"
     );
 }
+
+#[test]
+fn a_rollout_adopting_a_deployment_is_accepted_and_one_with_a_template_too_is_not() {
+    let adopting = ROLLOUT.replace(
+        "  selector:\n    matchLabels:\n      app: web\n  template:\n    metadata:\n      labels:\n        app: web\n    spec:\n      containers:\n        - name: web\n          image: web:1\n",
+        "  workloadRef:\n    apiVersion: apps/v1\n    kind: Deployment\n    name: web\n    scaleDown: progressively\n",
+    );
+    assert_ne!(adopting, ROLLOUT);
+    assert_eq!(problems(&adopting), Vec::<String>::new());
+    let both = ROLLOUT.replace(
+        "  replicas: 4\n",
+        "  replicas: 4\n  workloadRef:\n    apiVersion: apps/v1\n    kind: Deployment\n    name: web\n",
+    );
+    assert_eq!(
+        problems(&both),
+        ["5:1: Rollout web: spec: set exactly one of spec.template and spec.workloadRef"]
+    );
+    let stateful = adopting.replace("kind: Deployment", "kind: StatefulSet");
+    let found = problems(&stateful);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].contains(
+            "StatefulSet \"apps/v1\" cannot be adopted; Sluice adopts apps/v1 Deployments only"
+        ),
+        "{found:?}"
+    );
+    let neither = adopting.replace(
+        "  workloadRef:\n    apiVersion: apps/v1\n    kind: Deployment\n    name: web\n    scaleDown: progressively\n",
+        "",
+    );
+    let found = problems(&neither);
+    assert!(
+        found
+            .iter()
+            .any(|p| p.ends_with("set exactly one of spec.template and spec.workloadRef")),
+        "{found:?}"
+    );
+}

@@ -4,7 +4,7 @@
 use serde_json::{Map, Value, json};
 
 use super::routes;
-use crate::crd::Rollout;
+use crate::crd::workload_ref::DEPLOYMENT_KIND;
 use crate::migrate::report::{Fields, Report, duration};
 use crate::migrate::{Converted, Doc, metadata, yaml};
 
@@ -104,7 +104,7 @@ const STEP_UNSUPPORTED: &[(&str, &str)] = &[
 ];
 
 /// Convert an Argo `Rollout`.
-pub fn rollout(doc: &Doc, docs: &[Doc], report: &mut Report) -> Converted {
+pub fn rollout(doc: &Doc, report: &mut Report) -> Converted {
     let mut out = Converted::default();
     let meta = metadata(doc, report);
     let mut top = Fields::new(doc.source.value.clone(), "", report);
@@ -133,7 +133,7 @@ pub fn rollout(doc: &Doc, docs: &[Doc], report: &mut Report) -> Converted {
         }
     }
     if let Some(reference) = spec.take("workloadRef") {
-        workload(&reference, doc, docs, &mut sluice, &mut out, report);
+        workload(&reference, &mut sluice, report);
     }
 
     let mut strategy = spec.object("strategy", report);
@@ -164,62 +164,33 @@ pub fn rollout(doc: &Doc, docs: &[Doc], report: &mut Report) -> Converted {
         "metadata": meta,
         "spec": sluice,
     });
-    out.documents
-        .push(yaml::render_typed::<Rollout>(value, "Rollout", report));
+    out.documents.push(yaml::render_rollout(value, report));
     out
 }
 
-/// `workloadRef`: fold the referenced Deployment's selector and template into
-/// the Rollout when it is among the inputs (it is left out of the output).
-fn workload(
-    reference: &Value,
-    doc: &Doc,
-    docs: &[Doc],
-    sluice: &mut Map<String, Value>,
-    out: &mut Converted,
-    report: &mut Report,
-) {
+/// `workloadRef`: carried over as is (Sluice reads the same field with the
+/// same spelling and adopts the Deployment as Argo does); a kind Sluice does
+/// not adopt needs attention. The Deployment, when among the inputs, is
+/// printed as written: the Rollout keeps reading its template.
+fn workload(reference: &Value, sluice: &mut Map<String, Value>, report: &mut Report) {
     let mut fields = Fields::new(reference.clone(), "spec.workloadRef", report);
-    let name = fields.string("name", report).unwrap_or_default();
-    let kind = fields
-        .string("kind", report)
-        .unwrap_or_else(|| "Deployment".into());
-    fields.take("apiVersion");
-    fields.finish(
-        report,
-        &[(
-            "scaleDown",
-            "the Deployment is folded into the Rollout; delete it once the Rollout runs",
-        )],
-    );
-    let (name, kind) = (name.as_str(), kind.as_str());
-    let found = docs
-        .iter()
-        .position(|d| d.is(kind, name, doc.namespace()) && kind == "Deployment");
-    match found {
-        Some(i) => {
-            let deployment = &docs[i].source.value["spec"];
-            for key in ["selector", "template"] {
-                sluice
-                    .entry(key)
-                    .or_insert_with(|| deployment[key].clone());
-            }
-            out.consumed.push(i);
-            report.note(
-                "spec.workloadRef",
-                format!(
-                    "Deployment {name} ({}: document {}) became this Rollout's selector and template and is left out of the output; delete it from the cluster once the Rollout runs",
-                    docs[i].file, docs[i].index
-                ),
-            );
+    let mut out = Map::new();
+    for key in ["apiVersion", "kind", "name", "scaleDown"] {
+        if let Some(v) = fields.take(key) {
+            out.insert(key.into(), v);
         }
-        None => report.attention(
-            "spec.workloadRef",
-            format!(
-                "{kind} {name} is not among the inputs: Sluice Rollouts hold the pod template; pass the file with the Deployment too, or copy its selector and template into spec"
-            ),
-        ),
     }
+    fields.finish(report, &[]);
+    let kind = out.get("kind").and_then(Value::as_str).unwrap_or_default();
+    if kind != DEPLOYMENT_KIND {
+        report.attention(
+            "spec.workloadRef.kind",
+            format!(
+                "Sluice adopts Deployments only, not a {kind}: copy its selector and pod template into spec.selector and spec.template instead"
+            ),
+        );
+    }
+    sluice.insert("workloadRef".into(), Value::Object(out));
 }
 
 fn canary_strategy(value: Value, services: &mut Vec<String>, report: &mut Report) -> Value {

@@ -4,7 +4,7 @@
 use serde_json::{Map, Value, json};
 
 use super::metrics::{Check, canary_metric};
-use crate::crd::{AnalysisTemplate, Rollout};
+use crate::crd::AnalysisTemplate;
 use crate::migrate::report::{Fields, Report, duration};
 use crate::migrate::{Converted, Doc, metadata, yaml};
 
@@ -379,7 +379,7 @@ pub fn canary(doc: &Doc, docs: &[Doc], report: &mut Report) -> Converted {
         "metadata": meta,
         "spec": rollout,
     });
-    let mut documents = vec![yaml::render_typed::<Rollout>(value, "Rollout", report)];
+    let mut documents = vec![yaml::render_rollout(value, report)];
     if !metrics.is_empty() {
         let mut template_meta = json!({"name": template_name});
         if let Some(ns) = namespace {
