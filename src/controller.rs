@@ -243,17 +243,9 @@ fn rollouts_naming_service(
     rollouts: &Store<Rollout>,
     service: &Service,
 ) -> Vec<ObjectRef<Rollout>> {
-    let (Some(namespace), Some(name)) = (&service.metadata.namespace, &service.metadata.name)
-    else {
-        return Vec::new();
-    };
-    rollouts
-        .state()
-        .iter()
-        .filter(|r| r.metadata.namespace.as_ref() == Some(namespace))
-        .filter(|r| names_service(r, name))
-        .map(|r| ObjectRef::from_obj(r.as_ref()))
-        .collect()
+    rollouts_in_namespace_of(rollouts, &service.metadata, |r, name| {
+        names_service(r, name)
+    })
 }
 
 /// The Rollouts in the Deployment's namespace whose `workloadRef` names it.
@@ -261,20 +253,26 @@ fn rollouts_adopting(
     rollouts: &Store<Rollout>,
     deployment: &Deployment,
 ) -> Vec<ObjectRef<Rollout>> {
-    let (Some(namespace), Some(name)) = (&deployment.metadata.namespace, &deployment.metadata.name)
-    else {
+    rollouts_in_namespace_of(rollouts, &deployment.metadata, |r, name| {
+        r.spec.workload_ref.as_ref().is_some_and(|w| w.name == name)
+    })
+}
+
+/// The Rollouts in the namespace of the object `meta` describes that
+/// `refers(rollout, object name)` says refer to it.
+fn rollouts_in_namespace_of(
+    rollouts: &Store<Rollout>,
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    refers: impl Fn(&Rollout, &str) -> bool,
+) -> Vec<ObjectRef<Rollout>> {
+    let (Some(namespace), Some(name)) = (&meta.namespace, &meta.name) else {
         return Vec::new();
     };
     rollouts
         .state()
         .iter()
         .filter(|r| r.metadata.namespace.as_ref() == Some(namespace))
-        .filter(|r| {
-            r.spec
-                .workload_ref
-                .as_ref()
-                .is_some_and(|w| &w.name == name)
-        })
+        .filter(|r| refers(r, name))
         .map(|r| ObjectRef::from_obj(r.as_ref()))
         .collect()
 }

@@ -16,9 +16,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::run::{
-    DEFAULT_CONSECUTIVE_ERROR_LIMIT, DEFAULT_COUNT, MetricPlan, VerdictKind, duration,
-};
+use super::run::{MetricPlan, VerdictKind, duration};
 use super::template::{Bindings, RenderError, args_named, render_escaped};
 use crate::crd::{JobProvider, Metric};
 
@@ -76,20 +74,12 @@ pub fn plan_job_metric(
     if timeout < Duration::from_secs(1) {
         return Err("provider.job.timeout must be at least 1s".into());
     }
-    Ok(MetricPlan {
-        template: String::new(),
-        metric: metric.clone(),
-        interval,
-        initial_delay,
-        count: metric.count.unwrap_or(DEFAULT_COUNT).max(1),
-        failure_limit: metric.failure_limit.unwrap_or(0),
-        inconclusive_limit: metric.inconclusive_limit.unwrap_or(0),
-        consecutive_error_limit: metric
-            .consecutive_error_limit
-            .unwrap_or(DEFAULT_CONSECUTIVE_ERROR_LIMIT),
-        no_data: metric.no_data.unwrap_or_default(),
-        verdict: VerdictKind::Job { timeout },
-    })
+    Ok(MetricPlan::with_defaults(
+        String::new(),
+        metric,
+        (interval, initial_delay),
+        VerdictKind::Job { timeout },
+    ))
 }
 
 /// `text` as a Kubernetes name or label value: lowercase letters, digits and

@@ -67,6 +67,31 @@ pub struct MetricPlan {
     pub verdict: VerdictKind,
 }
 
+impl MetricPlan {
+    /// `metric` with its limits' defaults applied, judged by `verdict`.
+    pub(super) fn with_defaults(
+        template: String,
+        metric: &Metric,
+        (interval, initial_delay): (Duration, Duration),
+        verdict: VerdictKind,
+    ) -> MetricPlan {
+        MetricPlan {
+            template,
+            metric: metric.clone(),
+            interval,
+            initial_delay,
+            count: metric.count.unwrap_or(DEFAULT_COUNT).max(1),
+            failure_limit: metric.failure_limit.unwrap_or(0),
+            inconclusive_limit: metric.inconclusive_limit.unwrap_or(0),
+            consecutive_error_limit: metric
+                .consecutive_error_limit
+                .unwrap_or(DEFAULT_CONSECUTIVE_ERROR_LIMIT),
+            no_data: metric.no_data.unwrap_or_default(),
+            verdict,
+        }
+    }
+}
+
 pub(super) fn duration(
     value: Option<&DurationOrSeconds>,
     default: Duration,
@@ -281,20 +306,12 @@ pub fn plan_metric(template: &str, metric: &Metric) -> Result<MetricPlan, String
             }
         }
     };
-    Ok(MetricPlan {
-        template: template.into(),
-        metric: metric.clone(),
-        interval,
-        initial_delay,
-        count: metric.count.unwrap_or(DEFAULT_COUNT).max(1),
-        failure_limit: metric.failure_limit.unwrap_or(0),
-        inconclusive_limit: metric.inconclusive_limit.unwrap_or(0),
-        consecutive_error_limit: metric
-            .consecutive_error_limit
-            .unwrap_or(DEFAULT_CONSECUTIVE_ERROR_LIMIT),
-        no_data: metric.no_data.unwrap_or_default(),
+    Ok(MetricPlan::with_defaults(
+        template.into(),
+        metric,
+        (interval, initial_delay),
         verdict,
-    })
+    ))
 }
 
 /// The comparison's minimum exposure, defaults filled in.
