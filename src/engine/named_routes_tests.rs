@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::controls::{ABORT, PROMOTE};
 use super::plan::Write;
-use super::route_extras_tests::{rules, user_route};
+use super::route_extras_tests::{on_grpc_route, rules, user_route};
 use super::testkit::{Sim, pause, rollout, weight};
 use super::{Lookup, plan};
 use crate::crd::{
@@ -380,7 +380,7 @@ fn on_a_grpc_route_named_routes_match_headers_of_every_call() {
         headers: BTreeMap::from([("x-shadow".to_string(), prefix("on"))]),
         ..MirrorRouteMatch::default()
     };
-    let mut rollout = with_routes(
+    let rollout = with_routes(
         vec![
             named_header("staff", "x-staff", "yes"),
             named_mirror("shadow", vec![shadow], None),
@@ -388,24 +388,7 @@ fn on_a_grpc_route_named_routes_match_headers_of_every_call() {
         ],
         &["shadow", "staff"],
     );
-    if let Some(gateway) = rollout
-        .spec
-        .strategy
-        .canary
-        .as_mut()
-        .and_then(|c| c.traffic_routing.as_mut())
-        .and_then(|t| t.gateway_api.as_mut())
-    {
-        gateway.http_route = String::new();
-        gateway.grpc_route = Some("web".into());
-    }
-    let mut sim = Sim::new(rollout);
-    if let Some(Lookup::Found(route)) = sim.observed.http_route.as_mut() {
-        route.kind = super::spec::RouteKind::Grpc;
-        route.rules = json!([{ "backendRefs": [
-            {"name": "web-stable", "port": 9090, "weight": 100},
-            {"name": "web-canary", "port": 9090, "weight": 0}]}]);
-    }
+    let mut sim = on_grpc_route(rollout);
     sim.run_until(SEC, 10, |s| s.phase() == Some(RolloutPhase::Healthy));
     sim.set_image("web:2");
     sim.run_until(SEC, 20, |s| s.phase() == Some(RolloutPhase::Paused));

@@ -263,7 +263,7 @@ fn steps_are_checked_before_anything_is_written() {
 
 #[test]
 fn a_grpc_route_gets_weights_and_a_header_rule_of_its_own_shape() {
-    let mut rollout = rollout(
+    let rollout = rollout(
         4,
         Some(vec![
             header("x-canary", Some("1"), None),
@@ -272,25 +272,7 @@ fn a_grpc_route_gets_weights_and_a_header_rule_of_its_own_shape() {
         ]),
         true,
     );
-    if let Some(gateway) = rollout
-        .spec
-        .strategy
-        .canary
-        .as_mut()
-        .and_then(|c| c.traffic_routing.as_mut())
-        .and_then(|t| t.gateway_api.as_mut())
-    {
-        gateway.http_route = String::new();
-        gateway.grpc_route = Some("web".into());
-    }
-    let mut sim = Sim::new(rollout);
-    if let Some(Lookup::Found(route)) = sim.observed.http_route.as_mut() {
-        route.kind = super::spec::RouteKind::Grpc;
-        // A GRPCRoute rule without matches takes every request.
-        route.rules = json!([{ "backendRefs": [
-            {"name": "web-stable", "port": 9090, "weight": 100},
-            {"name": "web-canary", "port": 9090, "weight": 0}]}]);
-    }
+    let mut sim = on_grpc_route(rollout);
     sim.run_until(SEC, 10, |s| s.phase() == Some(RolloutPhase::Healthy));
     assert!(
         sim.rollout
@@ -347,4 +329,28 @@ fn a_blue_green_users_own_mirror_to_the_preview_is_left_alone() {
             .is_some()
     });
     assert_eq!(rules(&sim)[0]["filters"], json!([own_mirror]));
+}
+
+/// A simulation of `rollout` routed through a GRPCRoute `web` (one rule
+/// without matches, which takes every request) instead of its HTTPRoute.
+pub(super) fn on_grpc_route(mut rollout: crate::crd::Rollout) -> Sim {
+    if let Some(gateway) = rollout
+        .spec
+        .strategy
+        .canary
+        .as_mut()
+        .and_then(|c| c.traffic_routing.as_mut())
+        .and_then(|t| t.gateway_api.as_mut())
+    {
+        gateway.http_route = String::new();
+        gateway.grpc_route = Some("web".into());
+    }
+    let mut sim = Sim::new(rollout);
+    if let Some(Lookup::Found(route)) = sim.observed.http_route.as_mut() {
+        route.kind = super::spec::RouteKind::Grpc;
+        route.rules = json!([{ "backendRefs": [
+            {"name": "web-stable", "port": 9090, "weight": 100},
+            {"name": "web-canary", "port": 9090, "weight": 0}]}]);
+    }
+    sim
 }
