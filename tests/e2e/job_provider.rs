@@ -124,6 +124,22 @@ async fn jobs_of(admin: &Client, ns: &str, run: &AnalysisRun) -> Vec<Job> {
         .items
 }
 
+/// The namespace's AnalysisRun once it is in Error.
+async fn run_in_error(admin: &Client, ns: &str) -> AnalysisRun {
+    wait_for(SETTLE, "the run in Error", || {
+        let (admin, ns) = (admin.clone(), ns.to_string());
+        async move {
+            let runs = Api::<AnalysisRun>::namespaced(admin, &ns)
+                .list(&Default::default())
+                .await
+                .ok()?;
+            let run = runs.items.into_iter().next()?;
+            (run.status.as_ref()?.phase == Some(AnalysisPhase::Error)).then_some(run)
+        }
+    })
+    .await
+}
+
 /// The first Job of the only run, once there is one.
 async fn first_job(admin: &Client, ns: &str) -> Job {
     wait_for(SETTLE, "the measurement's Job", || {
@@ -341,18 +357,7 @@ async fn a_job_the_api_server_refuses_is_an_error_with_its_reason_and_an_event()
     // A JobSpec in shape, refused by the API server's validation.
     metric["provider"]["job"]["spec"]["template"]["spec"]["restartPolicy"] = json!("Always");
     let (admin, ns, _stable, controller, _) = canary_with_job("job-refused", template).await;
-    let run = wait_for(SETTLE, "the run in Error", || {
-        let (admin, ns) = (admin.clone(), ns.clone());
-        async move {
-            let runs = Api::<AnalysisRun>::namespaced(admin.clone(), &ns)
-                .list(&Default::default())
-                .await
-                .ok()?;
-            let run = runs.items.into_iter().next()?;
-            (run.status.as_ref()?.phase == Some(AnalysisPhase::Error)).then_some(run)
-        }
-    })
-    .await;
+    let run = run_in_error(&admin, &ns).await;
     let status = run.status.clone().expect("status");
     let message = status.metrics[0].measurements[0]
         .message
@@ -383,18 +388,7 @@ async fn a_job_past_its_timeout_is_deleted_and_the_measurement_is_an_error() {
     metric["provider"]["job"]["timeout"] = json!("6s");
     let (admin, ns, _stable, controller, _) = canary_with_job("job-timeout", template).await;
     let job = first_job(&admin, &ns).await;
-    let run = wait_for(SETTLE, "the run in Error", || {
-        let (admin, ns) = (admin.clone(), ns.clone());
-        async move {
-            let runs = Api::<AnalysisRun>::namespaced(admin.clone(), &ns)
-                .list(&Default::default())
-                .await
-                .ok()?;
-            let run = runs.items.into_iter().next()?;
-            (run.status.as_ref()?.phase == Some(AnalysisPhase::Error)).then_some(run)
-        }
-    })
-    .await;
+    let run = run_in_error(&admin, &ns).await;
     let message = run.status.clone().expect("status").metrics[0].measurements[0]
         .message
         .clone()
