@@ -155,8 +155,21 @@ pub async fn client_for(kubeconfig: &Path) -> Client {
     Client::try_from(config).expect("client")
 }
 
-/// Install (or update) the CRDs from `crds/` and wait until they are served.
+/// The CRD schema is shared by every test of the run: a test that installs
+/// looser CRDs (an older release's, in `robustness`) holds this for writing,
+/// and every other install of the current CRDs waits for it, so no test
+/// restores the bounds in the middle of another's.
+pub static CRD_SCHEMA: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
+/// Install (or update) the CRDs from `crds/` and wait until they are served,
+/// unless a test has loosened them: then once it has put them back.
 pub async fn ensure_crds(client: &Client) {
+    let _current = CRD_SCHEMA.read().await;
+    install_current_crds(client).await;
+}
+
+/// [`ensure_crds`] for a test that already holds [`CRD_SCHEMA`].
+pub async fn install_current_crds(client: &Client) {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     for (_, crd) in sluice::crd::all_crds() {
         let name = crd.metadata.name.clone().expect("crd name");

@@ -13,16 +13,12 @@ use serde_json::{Value, json};
 use sluice::crd::{AnalysisPhase, AnalysisRun, AnalysisTemplate, Rollout, RolloutPhase};
 
 use super::harness::{
-    ControllerProcess, admin_client, apply_value, cluster, ensure_crds, http_get, namespace,
-    wait_for,
+    CRD_SCHEMA, ControllerProcess, admin_client, apply_value, cluster, http_get,
+    install_current_crds, namespace, wait_for,
 };
 use super::support::*;
 
 const SETTLE: Duration = Duration::from_secs(90);
-
-/// Held while a test loosens the CRDs or relies on their bounds, so that the
-/// tests of this file never see each other's schema.
-static CRD_SCHEMA: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The replica-ratio example as JSON, named `name`, with `steps`.
 fn rollout_doc(name: &str, steps: Value) -> Value {
@@ -80,8 +76,9 @@ fn template_doc(interval: &str, initial_delay: &str) -> Value {
 #[tokio::test]
 async fn durations_counts_and_names_beyond_their_bounds_are_refused_at_admission() {
     let admin = admin_client().await;
-    let _schema = CRD_SCHEMA.lock().await;
-    ensure_crds(&admin).await;
+    // Relies on the bounds: no test may loosen them meanwhile.
+    let _schema = CRD_SCHEMA.read().await;
+    install_current_crds(&admin).await;
     let ns = namespace(&admin, "bounds").await;
     let pause = |d: &str| json!([{"setWeight": 10}, {"pause": {"duration": d}}]);
     let refused = [
@@ -208,7 +205,7 @@ async fn store_loosely(client: &Client, ns: &str, doc: Value) {
 
 /// Put the current CRDs back and wait until their bounds hold again.
 async fn restore_crds(client: &Client, ns: &str) {
-    ensure_crds(client).await;
+    install_current_crds(client).await;
     wait_for(Duration::from_secs(30), "the bounds are back", || {
         let client = client.clone();
         let ns = ns.to_string();
@@ -231,7 +228,7 @@ async fn a_poisoned_rollout_stored_before_the_bounds_does_not_stop_a_healthy_one
     let (admin, ns) = fresh_namespace("poison").await;
     apply_example(&admin, &ns, "replica-ratio/services.yaml", |_| {}).await;
     let long_name = "l".repeat(64);
-    let schema = CRD_SCHEMA.lock().await;
+    let schema = CRD_SCHEMA.write().await;
     loosen_crds(&admin).await;
     let poisoned = rollout_doc(
         "poisoned",
@@ -332,7 +329,7 @@ async fn a_poisoned_rollout_stored_before_the_bounds_does_not_stop_a_healthy_one
 async fn an_analysis_stored_with_an_endless_interval_ends_instead_of_stalling() {
     let (admin, ns) = fresh_namespace("endless").await;
     apply_example(&admin, &ns, "replica-ratio/services.yaml", |_| {}).await;
-    let schema = CRD_SCHEMA.lock().await;
+    let schema = CRD_SCHEMA.write().await;
     loosen_crds(&admin).await;
     store_loosely(&admin, &ns, template_doc("99999999999h", "0s")).await;
     restore_crds(&admin, &ns).await;
