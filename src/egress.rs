@@ -192,6 +192,24 @@ impl reqwest::dns::Resolve for GuardedResolver {
     }
 }
 
+/// The answer's body, read in chunks and no further than `limit + 1` bytes:
+/// an endpoint a tenant chose must not make the controller buffer an endless
+/// answer. A result longer than `limit` means the answer was longer too.
+pub async fn read_at_most(
+    response: &mut reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, reqwest::Error> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        bytes.extend_from_slice(&chunk);
+        if bytes.len() > limit {
+            bytes.truncate(limit + 1);
+            break;
+        }
+    }
+    Ok(bytes)
+}
+
 static INSTALLED: OnceLock<Arc<EgressPolicy>> = OnceLock::new();
 
 /// `builder` with `policy` applied to name resolution and redirects (IP

@@ -338,13 +338,9 @@ fn describe(error: &reqwest::Error, timeout: Duration) -> String {
 /// a receiver must not make the controller buffer an endless answer.
 async fn start_of_body(mut response: reqwest::Response) -> String {
     const KEEP: usize = 4096;
-    let mut bytes = Vec::new();
-    while bytes.len() < KEEP {
-        match response.chunk().await {
-            Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
-            _ => break,
-        }
-    }
+    let mut bytes = crate::egress::read_at_most(&mut response, KEEP)
+        .await
+        .unwrap_or_default();
     bytes.truncate(KEEP);
     String::from_utf8_lossy(&bytes).into_owned()
 }

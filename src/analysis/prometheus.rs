@@ -164,19 +164,13 @@ impl Prometheus {
             .await
             .map_err(|e| unreachable(error_chain(&e)))?;
         let status = response.status().as_u16();
-        // Read in chunks up to a limit: an answer this large is no metric.
-        let mut bytes = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
+        let bytes = crate::egress::read_at_most(&mut response, MAX_ANSWER)
             .await
-            .map_err(|e| unreachable(error_chain(&e)))?
-        {
-            bytes.extend_from_slice(&chunk);
-            if bytes.len() > MAX_ANSWER {
-                return Err(QueryError::Malformed(format!(
-                    "the answer is larger than {MAX_ANSWER} bytes"
-                )));
-            }
+            .map_err(|e| unreachable(error_chain(&e)))?;
+        if bytes.len() > MAX_ANSWER {
+            return Err(QueryError::Malformed(format!(
+                "the answer is larger than {MAX_ANSWER} bytes"
+            )));
         }
         let body = String::from_utf8_lossy(&bytes);
         let envelope: Envelope = match serde_json::from_str(&body) {

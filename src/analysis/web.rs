@@ -155,15 +155,9 @@ impl Web {
             .await
             .map_err(|e| request_error(&e))?;
         let status = response.status();
-        // Read in chunks and stop past the limit: a hostile or broken endpoint
-        // must not make the controller buffer an endless answer.
-        let mut bytes = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| request_error(&e))? {
-            bytes.extend_from_slice(&chunk);
-            if bytes.len() > MAX_BODY {
-                break;
-            }
-        }
+        let bytes = egress::read_at_most(&mut response, MAX_BODY)
+            .await
+            .map_err(|e| request_error(&e))?;
         if !status.is_success() {
             let text = String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned();
             return Err(WebError::Status(status.as_u16(), text));

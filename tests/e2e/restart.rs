@@ -117,6 +117,25 @@ async fn healthy_rollout(
     (controller, kubeconfig)
 }
 
+/// Names of the live pods of the Rollout.
+async fn pod_names(client: &Client, ns: &str) -> BTreeSet<String> {
+    live_pods(client, ns)
+        .await
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect()
+}
+
+/// All [`REPLICAS`] pods are there and none of them is one of `original`.
+async fn assert_every_pod_replaced(client: &Client, ns: &str, original: &BTreeSet<String>) {
+    let now = pod_names(client, ns).await;
+    assert_eq!(now.len(), REPLICAS, "{now:?}");
+    assert!(
+        now.is_disjoint(original),
+        "every pod replaced: before {original:?}, after {now:?}"
+    );
+}
+
 fn sluice(args: &[&str]) -> String {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
         .args(args)
@@ -144,11 +163,7 @@ async fn restart_replaces_every_pod_without_a_new_revision_and_keeps_availabilit
             .collect()
     };
     let revisions_before = replica_sets(revisions(&admin, &ns, "api").await);
-    let original: BTreeSet<String> = live_pods(&admin, &ns)
-        .await
-        .into_iter()
-        .map(|(name, _)| name)
-        .collect();
+    let original = pod_names(&admin, &ns).await;
     assert_eq!(original.len(), REPLICAS, "{original:?}");
 
     // A budget that allows no disruption: evictions are refused (429), never forced.
@@ -176,11 +191,7 @@ async fn restart_replaces_every_pod_without_a_new_revision_and_keeps_availabilit
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let still: BTreeSet<String> = live_pods(&admin, &ns)
-        .await
-        .into_iter()
-        .map(|(n, _)| n)
-        .collect();
+    let still = pod_names(&admin, &ns).await;
     assert_eq!(still, original, "a refused eviction must leave the pods");
 
     // The budget goes: the restart proceeds. Watch every moment of it.
@@ -195,16 +206,7 @@ async fn restart_replaces_every_pod_without_a_new_revision_and_keeps_availabilit
     let observations = watch.observations;
     let rollout = rollouts.get("api").await.expect("get rollout");
     assert_eq!(rollout.spec.restart_at, Some(restarted_at.clone()));
-    let now: BTreeSet<String> = live_pods(&admin, &ns)
-        .await
-        .into_iter()
-        .map(|(n, _)| n)
-        .collect();
-    assert_eq!(now.len(), REPLICAS, "{now:?}");
-    assert!(
-        now.is_disjoint(&original),
-        "every pod replaced: before {original:?}, after {now:?}"
-    );
+    assert_every_pod_replaced(&admin, &ns, &original).await;
     assert_eq!(
         replica_sets(revisions(&admin, &ns, "api").await),
         revisions_before,
@@ -246,11 +248,7 @@ async fn restart_replaces_every_pod_without_a_new_revision_and_keeps_availabilit
 async fn a_restart_interrupted_by_a_controller_crash_finishes_without_losing_capacity() {
     let (admin, ns) = fresh_namespace("restart-kill").await;
     let (mut controller, kubeconfig) = healthy_rollout(&admin, &ns, "restart-kill").await;
-    let original: BTreeSet<String> = live_pods(&admin, &ns)
-        .await
-        .into_iter()
-        .map(|(name, _)| name)
-        .collect();
+    let original = pod_names(&admin, &ns).await;
     sluice(&["rollout", "restart", "api", "-n", &ns]);
     let mut watch = ReadyWatch::default();
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -279,16 +277,7 @@ async fn a_restart_interrupted_by_a_controller_crash_finishes_without_losing_cap
         &["--no-leader-election"],
     );
     watch.until_restarted(&admin, &ns, &successor).await;
-    let now: BTreeSet<String> = live_pods(&admin, &ns)
-        .await
-        .into_iter()
-        .map(|(n, _)| n)
-        .collect();
-    assert_eq!(now.len(), REPLICAS, "{now:?}");
-    assert!(
-        now.is_disjoint(&original),
-        "every pod replaced: before {original:?}, after {now:?}"
-    );
+    assert_every_pod_replaced(&admin, &ns, &original).await;
     // Replaced once: no pod the restart created was evicted again.
     let restarted = event_reasons(&admin, &ns, "api")
         .await
