@@ -18,7 +18,7 @@ use sluice::analysis::judge::CountsInterval;
 use sluice::analysis::simulate::{ErrorTraffic, error_run};
 
 use crate::methods::{
-    ERROR_TOLERANCE, INTERVAL, Tally, mann_whitney_z, rates, sluice_counts, tolerance_edge,
+    CountsJudge, ERROR_TOLERANCE, INTERVAL, Tally, mann_whitney_z, rates, tolerance_edge,
     wilson_bounds,
 };
 
@@ -80,12 +80,12 @@ fn statistics(runs: &[Vec<CountsInterval>], length: usize) -> Vec<Vec<f64>> {
 }
 
 /// Compare on `runs` fresh runs of `same_traffic` with the canary at the
-/// tolerance's edge and of `worse_traffic`; `worse` is Sluice's tally on the
-/// latter from the main table.
+/// tolerance's edge and of `worse_traffic`; `worse` is `judge`'s tally on the
+/// latter (Sluice's, from the main table).
 pub fn calibrated(
     scenario: &str,
     (same_traffic, worse_traffic): (ErrorTraffic, ErrorTraffic),
-    worse: &Tally,
+    (judge, worse): (CountsJudge, &Tally),
     runs: usize,
     seed: u64,
 ) -> Calibrated {
@@ -113,7 +113,7 @@ pub fn calibrated(
     );
     let mut edge = Tally::default();
     for run in &edge_runs {
-        edge.add(sluice_counts(&run[..step], ERROR_TOLERANCE));
+        edge.add(judge(&run[..step], ERROR_TOLERANCE));
     }
     let edge_z = statistics(&edge_runs, length);
     let worse_z = statistics(&generate(worse_traffic, seed + 1), length);

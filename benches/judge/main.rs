@@ -17,14 +17,16 @@
 //! Per scenario and method it prints the false-abort rate (canary not worse),
 //! the false-pass and detection rates (canary worse), the share left
 //! Inconclusive and the median time to a verdict, with Wilson 95% intervals;
-//! then the time to a verdict at equal error rates (`matched`), the goals of
-//! issue #11 that span scenarios, and with `SLUICE_BENCH_SWEEP=1` a sweep of
+//! then the time to a verdict at equal error rates (`matched`, `calibrated`),
+//! the goals of issue #11 that span scenarios, what measuring the spread
+//! costs (`spread_cost`), and with `SLUICE_BENCH_SWEEP=1` a sweep of
 //! same-version shapes beyond the table (`sweep`).
 //! `SLUICE_BENCH_RUNS` sets the runs per scenario (default 1000).
 
 mod calibrated;
 mod matched;
 mod methods;
+mod spread_cost;
 mod sweep;
 
 use std::collections::BTreeMap;
@@ -446,6 +448,7 @@ fn main() {
     }
     let calibrated = calibrated_table(&goals, &error_traffic, runs);
     check_goals(&mut goals, &comparisons, &calibrated);
+    spread_cost::run(&error_traffic, (SAME_TRAFFIC[0].0, HEADLINE), runs);
     if std::env::var_os("SLUICE_BENCH_SWEEP").is_some() {
         for shape in sweep::run(runs) {
             goals
@@ -497,7 +500,7 @@ fn calibrated_table(
         let row = calibrated(
             worse,
             (same_traffic.clone(), worse_traffic.clone()),
-            worse_tally,
+            (sluice_counts, worse_tally),
             runs,
             400 + 2 * i as u64,
         );

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use sluice::analysis::judge::sequential::MeanSummary;
 use sluice::analysis::judge::{
     CountsInterval, DEFAULT_MINIMUM, Decision, Direction, JudgeConfig, Tolerance, judge_counts,
     judge_samples, mann_whitney,
@@ -50,6 +51,67 @@ pub fn sluice_counts(run: &[CountsInterval], tolerance: Tolerance) -> Verdict {
             Decision::Worse => return Verdict::Abort(k),
             Decision::NotWorse => return Verdict::Pass(k),
             Decision::Undecided => {}
+        }
+    }
+    Verdict::Inconclusive
+}
+
+/// A counts judge: the interval (1-based) of its verdict on one run.
+pub type CountsJudge = fn(&[CountsInterval], Tolerance) -> Verdict;
+
+/// Ablation, not a method anyone should run: Sluice's boundary and
+/// tolerance, with the spread of each interval's difference *told* to be
+/// binomial noise alone (known, independent between intervals), as a test
+/// that assumes Poisson errors does. Only its aborts are judged; it shows
+/// what measuring the spread (its excess and dependence) costs in time, and
+/// what it buys under bursts.
+pub fn sluice_counts_binomial_spread(run: &[CountsInterval], tolerance: Tolerance) -> Verdict {
+    let mut seen: Vec<CountsInterval> = Vec::new();
+    for (k, interval) in run.iter().enumerate() {
+        let usable = [interval.canary_events, interval.baseline_events]
+            .iter()
+            .all(|e| e.is_finite())
+            && interval.canary_exposure > 0.0
+            && interval.baseline_exposure > 0.0;
+        if usable {
+            seen.push(*interval);
+        }
+        if seen.len() < DEFAULT_MINIMUM.intervals {
+            continue;
+        }
+        let sum = |f: fn(&CountsInterval) -> f64| seen.iter().map(f).sum::<f64>();
+        // As the judge's floor: half an extra event keeps it above zero.
+        let overall = |events: f64, exposure: f64| ((events + 0.5) / exposure.max(1.0)).min(1.0);
+        let canary = overall(sum(|i| i.canary_events), sum(|i| i.canary_exposure));
+        let baseline = overall(sum(|i| i.baseline_events), sum(|i| i.baseline_exposure));
+        let margins = [(1.0 + tolerance.relative, 0.0), (1.0, tolerance.absolute)];
+        let worse = margins.iter().all(|&(factor, absolute)| {
+            let values: Vec<f64> = seen
+                .iter()
+                .map(|i| {
+                    i.canary_events / i.canary_exposure
+                        - factor * i.baseline_events / i.baseline_exposure
+                        - absolute
+                })
+                .collect();
+            let n = values.len();
+            let binomial = seen
+                .iter()
+                .map(|i| {
+                    canary / i.canary_exposure + factor * factor * baseline / i.baseline_exposure
+                })
+                .sum::<f64>()
+                / n as f64;
+            let told = MeanSummary {
+                n,
+                mean: values.iter().sum::<f64>() / n as f64,
+                spread: binomial.sqrt(),
+                estimated_share: 0.0,
+            };
+            told.lower(ALPHA) > 0.0
+        });
+        if worse {
+            return Verdict::Abort(k + 1);
         }
     }
     Verdict::Inconclusive
