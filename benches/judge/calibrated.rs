@@ -85,7 +85,7 @@ fn statistics(runs: &[Vec<CountsInterval>], length: usize) -> Vec<Vec<f64>> {
 pub fn calibrated(
     scenario: &str,
     (same_traffic, worse_traffic): (ErrorTraffic, ErrorTraffic),
-    (judge, worse): (CountsJudge, &Tally),
+    (judge, worse): (CountsJudge<'_>, &Tally),
     runs: usize,
     seed: u64,
 ) -> Calibrated {

@@ -500,7 +500,7 @@ fn calibrated_table(
         let row = calibrated(
             worse,
             (same_traffic.clone(), worse_traffic.clone()),
-            (sluice_counts, worse_tally),
+            (&sluice_counts, worse_tally),
             runs,
             400 + 2 * i as u64,
         );

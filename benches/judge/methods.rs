@@ -57,23 +57,22 @@ pub fn sluice_counts(run: &[CountsInterval], tolerance: Tolerance) -> Verdict {
 }
 
 /// A counts judge: the interval (1-based) of its verdict on one run.
-pub type CountsJudge = fn(&[CountsInterval], Tolerance) -> Verdict;
+pub type CountsJudge<'a> = &'a dyn Fn(&[CountsInterval], Tolerance) -> Verdict;
 
 /// Ablation, not a method anyone should run: Sluice's boundary and
-/// tolerance, with the spread of each interval's difference *told* to be
-/// binomial noise alone (known, independent between intervals), as a test
-/// that assumes Poisson errors does. Only its aborts are judged; it shows
-/// what measuring the spread (its excess and dependence) costs in time, and
-/// what it buys under bursts.
-pub fn sluice_counts_binomial_spread(run: &[CountsInterval], tolerance: Tolerance) -> Verdict {
+/// tolerance with the spread of each interval's difference *told*: binomial
+/// noise plus `excess_per_arm`, the long-run variance of each arm's rate
+/// beyond binomial noise (0: a test that assumes Poisson errors). Nothing
+/// is estimated from the run itself. Only its aborts are judged; it shows
+/// what measuring the spread costs in time, and what it buys under bursts.
+pub fn sluice_counts_told_spread(
+    run: &[CountsInterval],
+    tolerance: Tolerance,
+    excess_per_arm: f64,
+) -> Verdict {
     let mut seen: Vec<CountsInterval> = Vec::new();
     for (k, interval) in run.iter().enumerate() {
-        let usable = [interval.canary_events, interval.baseline_events]
-            .iter()
-            .all(|e| e.is_finite())
-            && interval.canary_exposure > 0.0
-            && interval.baseline_exposure > 0.0;
-        if usable {
+        if usable(interval) {
             seen.push(*interval);
         }
         if seen.len() < DEFAULT_MINIMUM.intervals {
@@ -105,7 +104,7 @@ pub fn sluice_counts_binomial_spread(run: &[CountsInterval], tolerance: Toleranc
             let told = MeanSummary {
                 n,
                 mean: values.iter().sum::<f64>() / n as f64,
-                spread: binomial.sqrt(),
+                spread: (binomial + (1.0 + factor * factor) * excess_per_arm).sqrt(),
                 estimated_share: 0.0,
             };
             told.lower(ALPHA) > 0.0
@@ -115,6 +114,42 @@ pub fn sluice_counts_binomial_spread(run: &[CountsInterval], tolerance: Toleranc
         }
     }
     Verdict::Inconclusive
+}
+
+fn usable(i: &CountsInterval) -> bool {
+    i.canary_events.is_finite()
+        && i.baseline_events.is_finite()
+        && i.canary_exposure > 0.0
+        && i.baseline_exposure > 0.0
+}
+
+/// The long-run variance of one arm's per-interval rate beyond binomial
+/// noise, as the baseline arm of `history` shows it: the excess of the
+/// rates' variance over binomial noise, times the AR(1) factor of their
+/// lag-1 autocorrelation (kept in [0, 0.9]).
+pub fn history_excess(history: &[CountsInterval]) -> f64 {
+    let measured: Vec<(f64, f64)> = history
+        .iter()
+        .filter(|i| i.baseline_exposure > 0.0 && i.baseline_events.is_finite())
+        .map(|i| (i.baseline_events / i.baseline_exposure, i.baseline_exposure))
+        .collect();
+    let n = measured.len() as f64;
+    if n < 3.0 {
+        return 0.0;
+    }
+    let mean = measured.iter().map(|(r, _)| r).sum::<f64>() / n;
+    let exposure = measured.iter().map(|(_, x)| x).sum::<f64>() / n;
+    let deviations: Vec<f64> = measured.iter().map(|(r, _)| r - mean).collect();
+    let lag0 = deviations.iter().map(|d| d * d).sum::<f64>();
+    let lag1 = deviations.windows(2).map(|w| w[0] * w[1]).sum::<f64>();
+    let binomial = mean.max(0.5 / exposure) / exposure;
+    let excess = (lag0 / (n - 1.0) - binomial).max(0.0);
+    let r = if lag0 > 0.0 {
+        (lag1 / lag0).clamp(0.0, 0.9)
+    } else {
+        0.0
+    };
+    excess * (1.0 + r) / (1.0 - r)
 }
 
 /// Sluice's samples judge (a latency quantile per interval), consulted after every interval.
