@@ -7,7 +7,7 @@ use sluice::analysis::judge::{
     CountsInterval, DEFAULT_MINIMUM, Decision, Direction, JudgeConfig, Tolerance, judge_counts,
     judge_samples, mann_whitney,
 };
-use statrs::distribution::{ContinuousCDF, Normal};
+use statrs::distribution::{ChiSquared, ContinuousCDF, Normal};
 
 pub const ALPHA: f64 = 0.05;
 pub const INTERVAL: f64 = 30.0;
@@ -70,6 +70,46 @@ pub fn sluice_counts_told_spread(
     tolerance: Tolerance,
     excess_per_arm: f64,
 ) -> Verdict {
+    told_looks(run, tolerance, excess_per_arm, |_, told| {
+        told.iter().all(|(summary, _)| summary.lower(ALPHA) > 0.0)
+    })
+}
+
+/// As [`sluice_counts_told_spread`], with a guard: at any look where the
+/// run's own intervals spread more than the told spread allows (a χ² test
+/// of their dispersion at `guard_level`), Sluice's own judge decides that
+/// look. This is what a prior from history would need for bursts the
+/// history did not show.
+pub fn sluice_counts_told_spread_guarded(
+    run: &[CountsInterval],
+    tolerance: Tolerance,
+    excess_per_arm: f64,
+    guard_level: f64,
+) -> Verdict {
+    let config = config(tolerance);
+    told_looks(run, tolerance, excess_per_arm, |k, told| {
+        let tripped = told.iter().any(|(summary, dispersion)| {
+            ChiSquared::new((summary.n - 1) as f64)
+                .is_ok_and(|chi| *dispersion > chi.inverse_cdf(1.0 - guard_level))
+        });
+        if tripped {
+            judge_counts(&run[..k], &config).decision == Decision::Worse
+        } else {
+            told.iter().all(|(summary, _)| summary.lower(ALPHA) > 0.0)
+        }
+    })
+}
+
+/// Walk the looks of `run` after the minimum intervals; at each, each
+/// tolerance margin's told summary and the dispersion statistic of its
+/// values against the told spread (χ² with n - 1 degrees of freedom if the
+/// told spread is right); `worse(look, told)` aborts.
+fn told_looks(
+    run: &[CountsInterval],
+    tolerance: Tolerance,
+    excess_per_arm: f64,
+    worse: impl Fn(usize, &[(MeanSummary, f64)]) -> bool,
+) -> Verdict {
     let mut seen: Vec<CountsInterval> = Vec::new();
     for (k, interval) in run.iter().enumerate() {
         if usable(interval) {
@@ -84,32 +124,39 @@ pub fn sluice_counts_told_spread(
         let canary = overall(sum(|i| i.canary_events), sum(|i| i.canary_exposure));
         let baseline = overall(sum(|i| i.baseline_events), sum(|i| i.baseline_exposure));
         let margins = [(1.0 + tolerance.relative, 0.0), (1.0, tolerance.absolute)];
-        let worse = margins.iter().all(|&(factor, absolute)| {
-            let values: Vec<f64> = seen
-                .iter()
-                .map(|i| {
-                    i.canary_events / i.canary_exposure
-                        - factor * i.baseline_events / i.baseline_exposure
-                        - absolute
-                })
-                .collect();
-            let n = values.len();
-            let binomial = seen
-                .iter()
-                .map(|i| {
-                    canary / i.canary_exposure + factor * factor * baseline / i.baseline_exposure
-                })
-                .sum::<f64>()
-                / n as f64;
-            let told = MeanSummary {
-                n,
-                mean: values.iter().sum::<f64>() / n as f64,
-                spread: (binomial + (1.0 + factor * factor) * excess_per_arm).sqrt(),
-                estimated_share: 0.0,
-            };
-            told.lower(ALPHA) > 0.0
-        });
-        if worse {
+        let told: Vec<(MeanSummary, f64)> = margins
+            .iter()
+            .map(|&(factor, absolute)| {
+                let values: Vec<f64> = seen
+                    .iter()
+                    .map(|i| {
+                        i.canary_events / i.canary_exposure
+                            - factor * i.baseline_events / i.baseline_exposure
+                            - absolute
+                    })
+                    .collect();
+                let n = values.len();
+                let binomial = seen
+                    .iter()
+                    .map(|i| {
+                        canary / i.canary_exposure
+                            + factor * factor * baseline / i.baseline_exposure
+                    })
+                    .sum::<f64>()
+                    / n as f64;
+                let variance = binomial + (1.0 + factor * factor) * excess_per_arm;
+                let mean = values.iter().sum::<f64>() / n as f64;
+                let dispersion = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / variance;
+                let summary = MeanSummary {
+                    n,
+                    mean,
+                    spread: variance.sqrt(),
+                    estimated_share: 0.0,
+                };
+                (summary, dispersion)
+            })
+            .collect();
+        if worse(k + 1, &told) {
             return Verdict::Abort(k + 1);
         }
     }
