@@ -7,6 +7,7 @@ use sluice::analysis::judge::{
     CountsInterval, DEFAULT_MINIMUM, Decision, Direction, JudgeConfig, Tolerance, judge_counts,
     judge_samples, mann_whitney,
 };
+use sluice::analysis::simulate::{Bursts, ErrorTraffic};
 use statrs::distribution::{ChiSquared, ContinuousCDF, Normal};
 
 pub const ALPHA: f64 = 0.05;
@@ -54,6 +55,26 @@ pub fn sluice_counts(run: &[CountsInterval], tolerance: Tolerance) -> Verdict {
         }
     }
     Verdict::Inconclusive
+}
+
+/// Error traffic at `rps` per arm with bursts of `length` seconds at `rate`
+/// about `every` seconds (on each arm, or `shared`), otherwise the defaults.
+pub fn bursty_traffic(
+    rps: f64,
+    (length, every, rate, shared): (f64, f64, f64, bool),
+) -> ErrorTraffic {
+    let bursts = Bursts {
+        every,
+        length,
+        rate,
+        shared,
+    };
+    ErrorTraffic {
+        canary_rps: rps,
+        baseline_rps: rps,
+        bursts: Some(bursts),
+        ..Default::default()
+    }
 }
 
 /// A counts judge: the interval (1-based) of its verdict on one run.

@@ -17,12 +17,12 @@
 use std::collections::BTreeMap;
 
 use sluice::analysis::judge::{CountsInterval, Tolerance};
-use sluice::analysis::simulate::{Bursts, ErrorTraffic, error_run};
+use sluice::analysis::simulate::{ErrorTraffic, error_run};
 
 use crate::calibrated::calibrated;
 use crate::methods::{
-    ERROR_TOLERANCE, Tally, Verdict, history_excess, sluice_counts, sluice_counts_told_spread,
-    sluice_counts_told_spread_guarded, wilson,
+    ERROR_TOLERANCE, Tally, Verdict, bursty_traffic, history_excess, sluice_counts,
+    sluice_counts_told_spread, sluice_counts_told_spread_guarded, wilson,
 };
 
 /// Intervals of history behind a history-told spread (an hour of 30 s intervals).
@@ -133,16 +133,8 @@ fn shapes(traffic: &BTreeMap<&str, ErrorTraffic>) -> Vec<(String, bool, ErrorTra
             .get(name)
             .map(|t| (label.to_string(), worse, t.clone()))
     };
-    let per_arm = |rps: f64, length: f64, every: f64, rate: f64| ErrorTraffic {
-        canary_rps: rps,
-        baseline_rps: rps,
-        bursts: Some(Bursts {
-            every,
-            length,
-            rate,
-            shared: false,
-        }),
-        ..Default::default()
+    let per_arm = |rps: f64, length: f64, every: f64, rate: f64| {
+        bursty_traffic(rps, (length, every, rate, false))
     };
     [
         from_table("A/A", "A/A 1%, 20 req/s", false),

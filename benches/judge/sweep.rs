@@ -4,10 +4,10 @@
 //! that must stay at or under alpha. `SLUICE_BENCH_SWEEP=1` prints it.
 
 use sluice::analysis::judge::Tolerance;
-use sluice::analysis::simulate::{Bursts, ErrorTraffic, LatencyTraffic, error_run, latency_run};
+use sluice::analysis::simulate::{ErrorTraffic, LatencyTraffic, error_run, latency_run};
 
 use crate::methods::{
-    ALPHA, ERROR_TOLERANCE, SLOW_BOUNDARY, Tally, Verdict, sluice_counts, wilson,
+    ALPHA, ERROR_TOLERANCE, SLOW_BOUNDARY, Tally, Verdict, bursty_traffic, sluice_counts, wilson,
 };
 
 const NO_TOLERANCE: Tolerance = Tolerance {
@@ -39,17 +39,7 @@ pub fn run(runs: usize) -> Vec<String> {
         (60.0, 300.0, 0.2, true),
     ] {
         for rps in [2.0, 20.0, 200.0] {
-            let traffic = ErrorTraffic {
-                canary_rps: rps,
-                baseline_rps: rps,
-                bursts: Some(Bursts {
-                    every,
-                    length,
-                    rate,
-                    shared,
-                }),
-                ..Default::default()
-            };
+            let traffic = bursty_traffic(rps, (length, every, rate, shared));
             for (label, tolerance) in [("stock", ERROR_TOLERANCE), ("none", NO_TOLERANCE)] {
                 seed += 1;
                 let tally = tally_of(runs, seed, |rng| {
