@@ -82,33 +82,33 @@ pub type CountsJudge<'a> = &'a dyn Fn(&[CountsInterval], Tolerance) -> Verdict;
 
 /// Ablation, not a method anyone should run: Sluice's boundary and
 /// tolerance with the spread of each interval's difference *told*: binomial
-/// noise plus `excess_per_arm`, the long-run variance of each arm's rate
-/// beyond binomial noise (0: a test that assumes Poisson errors). Nothing
+/// noise plus each arm's `excess` (none: a test that assumes Poisson
+/// errors), its long-run part for the bound. Nothing
 /// is estimated from the run itself. Only its aborts are judged; it shows
 /// what measuring the spread costs in time, and what it buys under bursts.
 pub fn sluice_counts_told_spread(
     run: &[CountsInterval],
     tolerance: Tolerance,
-    excess_per_arm: f64,
+    excess: Excess,
 ) -> Verdict {
-    told_looks(run, tolerance, excess_per_arm, |_, told| {
+    told_looks(run, tolerance, excess, |_, told| {
         told.iter().all(|(summary, _)| summary.lower(ALPHA) > 0.0)
     })
 }
 
 /// As [`sluice_counts_told_spread`], with a guard: at any look where the
-/// run's own intervals spread more than the told spread allows (a χ² test
-/// of their dispersion at `guard_level`), Sluice's own judge decides that
-/// look. This is what a prior from history would need for bursts the
+/// run's own intervals spread more than the told marginal spread allows (a
+/// χ² test of their dispersion at `guard_level`, at each look afresh),
+/// Sluice's own judge decides that look. This is what a prior from history would need for bursts the
 /// history did not show.
 pub fn sluice_counts_told_spread_guarded(
     run: &[CountsInterval],
     tolerance: Tolerance,
-    excess_per_arm: f64,
+    excess: Excess,
     guard_level: f64,
 ) -> Verdict {
     let config = config(tolerance);
-    told_looks(run, tolerance, excess_per_arm, |k, told| {
+    told_looks(run, tolerance, excess, |k, told| {
         let tripped = told.iter().any(|(summary, dispersion)| {
             ChiSquared::new((summary.n - 1) as f64)
                 .is_ok_and(|chi| *dispersion > chi.inverse_cdf(1.0 - guard_level))
@@ -123,12 +123,12 @@ pub fn sluice_counts_told_spread_guarded(
 
 /// Walk the looks of `run` after the minimum intervals; at each, each
 /// tolerance margin's told summary and the dispersion statistic of its
-/// values against the told spread (χ² with n - 1 degrees of freedom if the
-/// told spread is right); `worse(look, told)` aborts.
+/// values against the told marginal spread (χ² with n - 1 degrees of
+/// freedom if it is right); `worse(look, told)` aborts.
 fn told_looks(
     run: &[CountsInterval],
     tolerance: Tolerance,
-    excess_per_arm: f64,
+    excess: Excess,
     worse: impl Fn(usize, &[(MeanSummary, f64)]) -> bool,
 ) -> Verdict {
     let mut seen: Vec<CountsInterval> = Vec::new();
@@ -165,13 +165,16 @@ fn told_looks(
                     })
                     .sum::<f64>()
                     / n as f64;
-                let variance = binomial + (1.0 + factor * factor) * excess_per_arm;
+                // Independent bursts on each arm: Var(c - k b) adds (1 + k²) excesses.
+                let arms = 1.0 + factor * factor;
+                let marginal = binomial + arms * excess.marginal;
+                let long_run = binomial + arms * excess.long_run;
                 let mean = values.iter().sum::<f64>() / n as f64;
-                let dispersion = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / variance;
+                let dispersion = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / marginal;
                 let summary = MeanSummary {
                     n,
                     mean,
-                    spread: variance.sqrt(),
+                    spread: long_run.sqrt(),
                     estimated_share: 0.0,
                 };
                 (summary, dispersion)
@@ -191,11 +194,20 @@ fn usable(i: &CountsInterval) -> bool {
         && i.baseline_exposure > 0.0
 }
 
-/// The long-run variance of one arm's per-interval rate beyond binomial
-/// noise, as the baseline arm of `history` shows it: the excess of the
-/// rates' variance over binomial noise, times the AR(1) factor of their
-/// lag-1 autocorrelation (kept in [0, 0.9]).
-pub fn history_excess(history: &[CountsInterval]) -> f64 {
+/// One arm's variance per interval beyond binomial noise.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Excess {
+    /// Of one interval.
+    pub marginal: f64,
+    /// Of one interval's share of a long sum: `marginal` times the AR(1)
+    /// factor of its lag-1 autocorrelation.
+    pub long_run: f64,
+}
+
+/// The excess as the baseline arm of `history` shows it. Binomial noise is
+/// independent between intervals, so all of the lag-1 autocovariance is the
+/// excess's; its autocorrelation is kept in [0, 0.8], as the judge's.
+pub fn history_excess(history: &[CountsInterval]) -> Excess {
     let measured: Vec<(f64, f64)> = history
         .iter()
         .filter(|i| i.baseline_exposure > 0.0 && i.baseline_events.is_finite())
@@ -203,21 +215,24 @@ pub fn history_excess(history: &[CountsInterval]) -> f64 {
         .collect();
     let n = measured.len() as f64;
     if n < 3.0 {
-        return 0.0;
+        return Excess::default();
     }
     let mean = measured.iter().map(|(r, _)| r).sum::<f64>() / n;
     let exposure = measured.iter().map(|(_, x)| x).sum::<f64>() / n;
     let deviations: Vec<f64> = measured.iter().map(|(r, _)| r - mean).collect();
-    let lag0 = deviations.iter().map(|d| d * d).sum::<f64>();
-    let lag1 = deviations.windows(2).map(|w| w[0] * w[1]).sum::<f64>();
+    let lag0 = deviations.iter().map(|d| d * d).sum::<f64>() / (n - 1.0);
+    let lag1 = deviations.windows(2).map(|w| w[0] * w[1]).sum::<f64>() / (n - 1.0);
     let binomial = mean.max(0.5 / exposure) / exposure;
-    let excess = (lag0 / (n - 1.0) - binomial).max(0.0);
-    let r = if lag0 > 0.0 {
-        (lag1 / lag0).clamp(0.0, 0.9)
+    let marginal = (lag0 - binomial).max(0.0);
+    let r = if marginal > 0.0 {
+        (lag1 / marginal).clamp(0.0, 0.8)
     } else {
         0.0
     };
-    excess * (1.0 + r) / (1.0 - r)
+    Excess {
+        marginal,
+        long_run: marginal * (1.0 + r) / (1.0 - r),
+    }
 }
 
 /// Sluice's samples judge (a latency quantile per interval), consulted after every interval.

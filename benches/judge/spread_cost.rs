@@ -15,13 +15,14 @@
 //! intervals.
 
 use std::collections::BTreeMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
 
 use sluice::analysis::judge::{CountsInterval, Tolerance};
 use sluice::analysis::simulate::{ErrorTraffic, error_run};
 
 use crate::calibrated::calibrated;
 use crate::methods::{
-    ERROR_TOLERANCE, Tally, Verdict, bursty_traffic, history_excess, sluice_counts,
+    ERROR_TOLERANCE, Excess, Tally, Verdict, bursty_traffic, history_excess, sluice_counts,
     sluice_counts_told_spread, sluice_counts_told_spread_guarded, wilson,
 };
 
@@ -95,7 +96,9 @@ const JUDGES: [(&str, Told); 8] = [
 fn judge(told: Told, shape: &ErrorTraffic) -> Judge {
     match told {
         Told::Measured => Box::new(sluice_counts),
-        Told::Binomial => Box::new(|run, tolerance| sluice_counts_told_spread(run, tolerance, 0.0)),
+        Told::Binomial => {
+            Box::new(|run, tolerance| sluice_counts_told_spread(run, tolerance, Excess::default()))
+        }
         Told::History { quiet, guard } => {
             // The stable revision before the step: the same traffic, no
             // regression, no drift (and no bursts, when quiet).
@@ -109,11 +112,18 @@ fn judge(told: Told, shape: &ErrorTraffic) -> Judge {
             };
             Box::new(move |run: &[CountsInterval], tolerance| {
                 // Seeded from the run: every judge sees the same history for a run.
-                let seed = run
-                    .iter()
-                    .map(|i| i.baseline_exposure)
-                    .filter(|x| x.is_finite())
-                    .sum::<f64>() as u64;
+                let mut hasher = DefaultHasher::new();
+                for i in run {
+                    for value in [
+                        i.canary_events,
+                        i.canary_exposure,
+                        i.baseline_events,
+                        i.baseline_exposure,
+                    ] {
+                        value.to_bits().hash(&mut hasher);
+                    }
+                }
+                let seed = hasher.finish();
                 let past = error_run(&mut fastrand::Rng::with_seed(seed), &history);
                 let excess = history_excess(&past);
                 match guard {
