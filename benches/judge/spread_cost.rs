@@ -7,12 +7,12 @@
 //! Told that the spread is binomial noise alone, the boundary is fast enough
 //! and aborts healthy canaries under bursts. Told the spread an hour of the
 //! stable revision's own history shows (simulated with the same traffic
-//! shape: Sluice does not query history), it is fast and safe, until the
-//! bursts start with the step after a quiet hour. An in-run dispersion test
-//! that hands such looks back to Sluice's judge is safe only when it trips
-//! often enough to give the time back. What Sluice spends instead is the
-//! price of estimating the excess and the dependence from the run's own
-//! intervals.
+//! shape: Sluice does not query history), it is safe and a little slower,
+//! until the bursts start with the step after a quiet hour. An in-run
+//! dispersion test that hands such looks back to Sluice's judge is safe
+//! only when it trips often enough to give the time back. What Sluice
+//! spends instead is the price of estimating the excess and the dependence
+//! from the run's own intervals.
 
 use std::collections::BTreeMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
