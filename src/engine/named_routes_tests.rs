@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::controls::{ABORT, PROMOTE};
 use super::plan::Write;
-use super::route_extras_tests::{on_grpc_route, rules, user_route};
+use super::route_extras_tests::{on_grpc_route, rules, use_grpc_route, user_route};
 use super::testkit::{Sim, pause, rollout, weight};
 use super::{Lookup, plan};
 use crate::crd::{
@@ -347,17 +347,8 @@ fn named_route_steps_are_checked_against_managed_routes() {
         let mut steps = steps;
         steps.push(pause(None));
         let mut rollout = with_routes(steps, &managed);
-        if grpc
-            && let Some(gateway) = rollout
-                .spec
-                .strategy
-                .canary
-                .as_mut()
-                .and_then(|c| c.traffic_routing.as_mut())
-                .and_then(|t| t.gateway_api.as_mut())
-        {
-            gateway.http_route = String::new();
-            gateway.grpc_route = Some("web".into());
+        if grpc {
+            use_grpc_route(&mut rollout);
         }
         let mut sim = Sim::new(rollout);
         let plan = sim.tick(SEC);

@@ -331,9 +331,8 @@ fn a_blue_green_users_own_mirror_to_the_preview_is_left_alone() {
     assert_eq!(rules(&sim)[0]["filters"], json!([own_mirror]));
 }
 
-/// A simulation of `rollout` routed through a GRPCRoute `web` (one rule
-/// without matches, which takes every request) instead of its HTTPRoute.
-pub(super) fn on_grpc_route(mut rollout: crate::crd::Rollout) -> Sim {
+/// Point `rollout`'s Gateway API routing at the GRPCRoute `web` instead of its HTTPRoute.
+pub(super) fn use_grpc_route(rollout: &mut crate::crd::Rollout) {
     if let Some(gateway) = rollout
         .spec
         .strategy
@@ -345,6 +344,12 @@ pub(super) fn on_grpc_route(mut rollout: crate::crd::Rollout) -> Sim {
         gateway.http_route = String::new();
         gateway.grpc_route = Some("web".into());
     }
+}
+
+/// A simulation of `rollout` routed through a GRPCRoute `web` (one rule
+/// without matches, which takes every request) instead of its HTTPRoute.
+pub(super) fn on_grpc_route(mut rollout: crate::crd::Rollout) -> Sim {
+    use_grpc_route(&mut rollout);
     let mut sim = Sim::new(rollout);
     if let Some(Lookup::Found(route)) = sim.observed.http_route.as_mut() {
         route.kind = super::spec::RouteKind::Grpc;
